@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): ingestion endpoints, the admin REST API, and the web UI."""

@@ -1,0 +1,5 @@
+"""Routers per resource; each module exposes `router`, registered in order here."""
+
+from segmint.api.routers import admin
+
+ROUTERS = [admin.router]

@@ -1,0 +1,87 @@
+"""Shared CLI plumbing: the root Typer app, the --workspace option, and turning errors into exit codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+
+from segmint.errors import SegmintError
+from segmint.workspace import ENV_VAR, Workspace, default_path
+
+app = typer.Typer(name="segmint", help="CRM segmentation and targeting.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+SERVER_FILE = "server.json"
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    workspace: Path = typer.Option(None, "--workspace", "-w", envvar=ENV_VAR,
+                                   help="Workspace folder (default ./segmint-data)."),
+) -> None:
+    ctx.obj = {"workspace": workspace or default_path()}
+
+
+def workspace_path(ctx: typer.Context) -> Path:
+    """The workspace folder chosen by --workspace / SEGMINT_WORKSPACE / default."""
+    obj = ctx.find_root().obj or {}
+    return Path(obj.get("workspace") or default_path())
+
+
+def open_workspace(ctx: typer.Context) -> Workspace:
+    """Open the chosen workspace (errors if there is none)."""
+    return Workspace(workspace_path(ctx))
+
+
+def handle_errors(fn: F) -> F:
+    """Print a SegmintError as `error: where: message` and exit 2 instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SegmintError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def running_server(ws: Workspace) -> str | None:
+    """Base URL of a live `segmint serve` on this workspace, or None."""
+    path = ws.path / SERVER_FILE
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return str(info["url"])
+
+
+def server_get(ws: Workspace, url: str, route: str, **params: Any) -> Any:
+    """GET an admin API route of the running server with the workspace's admin token."""
+    resp = httpx.get(url + route, params=params, timeout=60,
+                     headers={"Authorization": f"Bearer {ws.config.admin_token}"})
+    if resp.status_code >= 400:
+        raise SegmintError(f"server answered {resp.status_code}: {resp.text[:500]}", where=url + route)
+    return resp.json()
+
+
+def print_json(value: Any) -> None:
+    """Print JSON to stdout (machine-readable output)."""
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str, indent=2) + "\n")

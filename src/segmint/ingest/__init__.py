@@ -1,0 +1,1 @@
+"""Ingestion: Segment-spec messages in, validated and normalized, journaled durably, appended in batches."""

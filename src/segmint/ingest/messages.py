@@ -1,0 +1,142 @@
+"""Segment-spec messages (track, identify, page, screen, group, alias) as pydantic models, and their
+normalization into the store's event record, with Segment's clock-skew correction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from segmint.errors import InvalidInput
+from segmint.store.schema import NON_TRACK_EVENT
+
+MessageType = Literal["track", "identify", "page", "screen", "group", "alias"]
+TYPES: tuple[str, ...] = ("track", "identify", "page", "screen", "group", "alias")
+
+
+def _id_text(value: Any) -> Any:
+    """Segment accepts numeric ids and stores them as strings; anything else must be a string."""
+    if isinstance(value, bool):
+        raise ValueError("must be a string or a number, not a boolean")
+    if isinstance(value, int | float):
+        return str(int(value)) if float(value).is_integer() else str(value)
+    return value
+
+
+IdText = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=512)]
+
+
+class Message(BaseModel):
+    """One Segment-spec message; fields not named here are kept in `model_extra`."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    type: MessageType
+    message_id: str | None = Field(default=None, alias="messageId", max_length=512)
+    user_id: IdText | None = Field(default=None, alias="userId")
+    anonymous_id: IdText | None = Field(default=None, alias="anonymousId")
+    timestamp: datetime | None = None
+    original_timestamp: datetime | None = Field(default=None, alias="originalTimestamp")
+    sent_at: datetime | None = Field(default=None, alias="sentAt")
+    context: dict[str, Any] = Field(default_factory=dict)
+    integrations: dict[str, Any] = Field(default_factory=dict)
+    event: str | None = Field(default=None, min_length=1, max_length=256)
+    name: str | None = None
+    category: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict)
+    group_id: IdText | None = Field(default=None, alias="groupId")
+    previous_id: IdText | None = Field(default=None, alias="previousId")
+
+    @model_validator(mode="after")
+    def _required_per_type(self) -> Message:
+        if self.type == "alias":
+            if not self.previous_id:
+                raise ValueError("previousId: required for alias")
+            if not self.user_id:
+                raise ValueError("userId: required for alias")
+        elif not self.user_id and not self.anonymous_id:
+            raise ValueError("userId or anonymousId: one of them is required")
+        if self.type == "track" and not self.event:
+            raise ValueError("event: required for track")
+        if self.type == "group" and not self.group_id:
+            raise ValueError("groupId: required for group")
+        return self
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def event_time(msg: Message, received_at: datetime) -> datetime:
+    """Segment's rule: timestamp = receivedAt - (sentAt - originalTimestamp) when the client sent sentAt."""
+    original = _aware(msg.original_timestamp or msg.timestamp)
+    sent = _aware(msg.sent_at)
+    if original is None:
+        return received_at
+    if sent is not None:
+        return received_at - (sent - original)
+    return original
+
+
+def describe_error(exc: ValidationError) -> tuple[str, str]:
+    """(field, reason) of the first pydantic error, in the message's own field names."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"] if not str(p).isdigit() or len(err["loc"]) > 1]
+    field = ".".join(loc)
+    msg = err["msg"].removeprefix("Value error, ")
+    if not field and ":" in msg:
+        field, msg = (part.strip() for part in msg.split(":", 1))
+    return field or "message", msg
+
+
+def parse_message(raw: Any, *, default_type: str | None = None, where: str = "message") -> Message:
+    """Validate one raw message (a JSON object) or raise InvalidInput naming the message and field."""
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"expected a JSON object, got {type(raw).__name__}", where=where)
+    if default_type is not None and "type" not in raw:
+        raw = {**raw, "type": default_type}
+    if "type" not in raw:
+        raise InvalidInput(f"type: required, one of {', '.join(TYPES)}", where=where)
+    try:
+        return Message.model_validate(raw)
+    except ValidationError as exc:
+        field, reason = describe_error(exc)
+        raise InvalidInput(f"{field}: {reason}", where=where) from None
+
+
+def normalize(msg: Message, received_at: datetime, source: str = "http") -> dict[str, Any]:
+    """The store's event record for a message (a plain dict, JSON-serializable for the journal)."""
+    props = dict(msg.properties)
+    if msg.type in ("page", "screen"):
+        if msg.name is not None:
+            props.setdefault("name", msg.name)
+        if msg.category is not None:
+            props.setdefault("category", msg.category)
+    elif msg.type in ("identify", "group"):
+        props = dict(msg.traits)
+        if msg.type == "group":
+            props["group_id"] = msg.group_id
+    elif msg.type == "alias":
+        props = {"previous_id": msg.previous_id}
+    ts = event_time(msg, received_at)
+    return {
+        "message_id": msg.message_id or str(uuid.uuid4()),
+        "type": msg.type,
+        "event": msg.event if msg.type == "track" else NON_TRACK_EVENT[msg.type],
+        "user_id": msg.user_id,
+        "anonymous_id": msg.anonymous_id,
+        "ts": ts.isoformat(),
+        "received_at": received_at.isoformat(),
+        "properties": props,
+        "context": msg.context,
+        "source": source,
+        # identity and profile side effects, consumed by the writer
+        "previous_id": msg.previous_id,
+        "traits": msg.traits if msg.type == "identify" else None,
+        "timezone": (msg.traits.get("timezone") if msg.type == "identify" else None) or msg.context.get("timezone"),
+    }

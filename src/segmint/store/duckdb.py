@@ -1,0 +1,269 @@
+"""The embedded default engine: one DuckDB file inside the workspace, written by one process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from segmint.errors import InvalidInput, WorkspaceError
+from segmint.store.base import EventCount, EventStore, WriteBatch
+from segmint.store.schema import PROPERTY_TYPES, property_column
+from segmint.store.sqltext import json_path, quote_ident
+
+DDL = [
+    """CREATE TABLE IF NOT EXISTS events (
+        message_id VARCHAR NOT NULL, type VARCHAR NOT NULL, event VARCHAR NOT NULL, user_id VARCHAR,
+        anonymous_id VARCHAR, ts TIMESTAMP NOT NULL, received_at TIMESTAMP NOT NULL,
+        properties JSON, context JSON, source VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS profiles (
+        user_id VARCHAR PRIMARY KEY, traits JSON NOT NULL DEFAULT '{}', first_seen TIMESTAMP,
+        last_seen TIMESTAMP, timezone VARCHAR, updated_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS identities (
+        anonymous_id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, linked_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS rejected (
+        received_at TIMESTAMP, source VARCHAR, reason VARCHAR, field VARCHAR, message_index INTEGER,
+        payload VARCHAR)""",
+    "CREATE TABLE IF NOT EXISTS store_state (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS property_columns (name VARCHAR PRIMARY KEY, type VARCHAR NOT NULL)",
+]
+
+BASE_COLUMNS = ["message_id", "type", "event", "user_id", "anonymous_id", "ts", "received_at", "properties",
+                "context", "source"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class DuckDBEventStore(EventStore):
+    """EventStore on a DuckDB file; thread-safe through one lock around writes and cursors for reads."""
+
+    dialect = "duckdb"
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.path = str(path)
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:
+            raise WorkspaceError(
+                "the event store is held by another process (is `segmint serve` running? "
+                "stop it, or use the running server's API)",
+                where=self.path,
+            ) from exc
+        self._lock = threading.RLock()
+        if not read_only:
+            for stmt in DDL:
+                self._con.execute(stmt)
+
+    # -- writing ---------------------------------------------------------------------------------
+    def write(self, batch: WriteBatch) -> int:
+        """Write events, identities, profiles, rejects and state in one transaction."""
+        with self._lock:
+            con = self._con
+            con.begin()
+            try:
+                inserted = self._write(con, batch)
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+        return inserted
+
+    def _write(self, con: duckdb.DuckDBPyConnection, batch: WriteBatch) -> int:
+        now = _now()
+        if batch.identities:
+            links = pa.table({"anonymous_id": list(batch.identities), "user_id": list(batch.identities.values())})
+            con.register("_links", links)
+            con.execute(
+                "INSERT INTO identities SELECT anonymous_id, user_id, ? FROM _links "
+                "ON CONFLICT (anonymous_id) DO NOTHING",
+                [now],
+            )
+            # Events that arrived while the user was anonymous now belong to the user.
+            con.execute(
+                "UPDATE events SET user_id = l.user_id FROM _links l "
+                "WHERE events.anonymous_id = l.anonymous_id AND events.user_id IS NULL"
+            )
+            con.unregister("_links")
+        inserted = 0
+        if batch.events is not None and batch.events.num_rows:
+            inserted = self._insert_events(con, batch.events)
+        if batch.profiles:
+            self._merge_profiles(con, batch, now)
+        if batch.rejected is not None and batch.rejected.num_rows:
+            con.register("_rej", batch.rejected)
+            con.execute("INSERT INTO rejected SELECT * FROM _rej")
+            con.unregister("_rej")
+        for key, value in batch.state.items():
+            con.execute(
+                "INSERT INTO store_state VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+        return inserted
+
+    def _insert_events(self, con: duckdb.DuckDBPyConnection, events: pa.Table) -> int:
+        con.register("_batch", events)
+        typed = self.property_columns()
+        extra_cols = "".join(f", {quote_ident(property_column(n))}" for n in typed)
+        extra_vals = "".join(
+            f", TRY_CAST(json_extract_string(b.properties, ?) AS {PROPERTY_TYPES[t]})" for t in typed.values()
+        )
+        params = [json_path(n) for n in typed]
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _resolved AS
+            SELECT b.message_id, b.type, b.event, COALESCE(b.user_id, i.user_id) AS user_id, b.anonymous_id,
+                   b.ts, b.received_at, b.properties, b.context, b.source{extra_vals}
+            FROM _batch b LEFT JOIN identities i ON b.user_id IS NULL AND i.anonymous_id = b.anonymous_id
+            QUALIFY row_number() OVER (PARTITION BY b.message_id ORDER BY b.received_at) = 1""",
+            params,
+        )
+        con.unregister("_batch")
+        cols = ", ".join(BASE_COLUMNS) + extra_cols
+        con.execute(f"INSERT INTO events ({cols}) SELECT * FROM _resolved")
+        n = con.execute("SELECT count(*) FROM _resolved").fetchone()[0]
+        con.execute(
+            """INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at)
+            SELECT user_id, '{}', min(ts), max(ts), now()::TIMESTAMP FROM _resolved
+            WHERE user_id IS NOT NULL GROUP BY user_id
+            ON CONFLICT (user_id) DO UPDATE SET
+              first_seen = least(profiles.first_seen, excluded.first_seen),
+              last_seen = greatest(profiles.last_seen, excluded.last_seen)"""
+        )
+        con.execute("DROP TABLE _resolved")
+        return int(n)
+
+    def _merge_profiles(self, con: duckdb.DuckDBPyConnection, batch: WriteBatch, now: datetime) -> None:
+        merged: dict[str, tuple[dict[str, Any], datetime, str | None]] = {}
+        for upd in sorted(batch.profiles, key=lambda u: u.ts):
+            traits, first, zone = merged.get(upd.user_id, ({}, upd.ts, None))
+            traits.update(upd.traits)
+            merged[upd.user_id] = (traits, first, upd.timezone or zone)
+        table = pa.table(
+            {
+                "user_id": list(merged),
+                "traits": [orjson.dumps(t, default=str).decode() for t, _, _ in merged.values()],
+                "ts": [f.replace(tzinfo=None) if f.tzinfo is None else f.astimezone(UTC).replace(tzinfo=None)
+                       for _, f, _ in merged.values()],
+                "timezone": [z for _, _, z in merged.values()],
+            }
+        )
+        con.register("_prof", table)
+        con.execute(
+            """INSERT INTO profiles (user_id, traits, first_seen, last_seen, timezone, updated_at)
+            SELECT user_id, traits::JSON, ts, ts, timezone, ? FROM _prof
+            ON CONFLICT (user_id) DO UPDATE SET
+              traits = json_merge_patch(profiles.traits, excluded.traits),
+              timezone = coalesce(excluded.timezone, profiles.timezone),
+              first_seen = least(profiles.first_seen, excluded.first_seen),
+              updated_at = excluded.updated_at""",
+            [now],
+        )
+        con.unregister("_prof")
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._con.cursor()
+
+    def existing_message_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of the given message ids are stored already."""
+        if not ids:
+            return set()
+        cur = self._cursor()
+        cur.register("_ids", pa.table({"message_id": list(ids)}))
+        rows = cur.execute("SELECT DISTINCT e.message_id FROM events e SEMI JOIN _ids USING (message_id)").fetchall()
+        return {r[0] for r in rows}
+
+    def recent_message_ids(self, since: datetime) -> Iterator[str]:
+        """Message ids received since a time (warms the dedupe window after a restart)."""
+        cur = self._cursor()
+        res = cur.execute("SELECT message_id FROM events WHERE received_at >= ?", [since.replace(tzinfo=None)])
+        while chunk := res.fetchmany(100_000):
+            for (mid,) in chunk:
+                yield mid
+
+    def identities(self) -> dict[str, str]:
+        """All anonymous_id -> user_id links."""
+        return dict(self._cursor().execute("SELECT anonymous_id, user_id FROM identities").fetchall())
+
+    def get_state(self, key: str) -> str | None:
+        """A value stored by a WriteBatch (journal position, sync cursor)."""
+        row = self._cursor().execute("SELECT value FROM store_state WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def event_counts(self) -> list[EventCount]:
+        """Counts per event name and type, most frequent first."""
+        rows = self._cursor().execute(
+            """SELECT type, event, count(*) AS n, count(DISTINCT user_id), min(ts), max(ts)
+            FROM events GROUP BY type, event ORDER BY n DESC, event"""
+        ).fetchall()
+        return [EventCount(*r) for r in rows]
+
+    def rejected(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Most recent rejected messages with reason and field."""
+        cur = self._cursor()
+        res = cur.execute(
+            "SELECT received_at, source, reason, field, message_index, payload FROM rejected "
+            "ORDER BY received_at DESC LIMIT ?",
+            [limit],
+        )
+        names = [d[0] for d in res.description]
+        return [dict(zip(names, r, strict=True)) for r in res.fetchall()]
+
+    def property_columns(self) -> dict[str, str]:
+        """Typed property columns declared so far."""
+        return dict(self._cursor().execute("SELECT name, type FROM property_columns ORDER BY name").fetchall())
+
+    def ensure_property_columns(self, columns: dict[str, str]) -> list[str]:
+        """Add typed columns for declared properties and backfill them from the JSON."""
+        existing = self.property_columns()
+        added = []
+        with self._lock:
+            for name, typ in columns.items():
+                if typ not in PROPERTY_TYPES:
+                    raise InvalidInput(f"unknown property type {typ!r}; use one of {sorted(PROPERTY_TYPES)}",
+                                       where=f"properties.{name}")
+                if name in existing:
+                    continue
+                col = quote_ident(property_column(name))
+                sqltype = PROPERTY_TYPES[typ]
+                self._con.execute(f"ALTER TABLE events ADD COLUMN {col} {sqltype}")
+                self._con.execute(
+                    f"UPDATE events SET {col} = TRY_CAST(json_extract_string(properties, ?) AS {sqltype})",
+                    [json_path(name)],
+                )
+                self._con.execute("INSERT INTO property_columns VALUES (?, ?)", [name, typ])
+                added.append(name)
+        return added
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table:
+        """Run SQL with bound parameters and return an Arrow table."""
+        cur = self._cursor()
+        rel = cur.sql(sql, params=params or None)
+        return rel.to_arrow_table() if rel is not None else pa.table({})
+
+    def summary(self) -> dict[str, Any]:
+        """Headline figures for the CLI and the landing page."""
+        cur = self._cursor()
+        events, users, first, last = cur.execute(
+            "SELECT count(*), count(DISTINCT user_id), min(ts), max(ts) FROM events"
+        ).fetchone()
+        profiles = cur.execute("SELECT count(*) FROM profiles").fetchone()[0]
+        rejected = cur.execute("SELECT count(*) FROM rejected").fetchone()[0]
+        return {"events": events, "users": users, "profiles": profiles, "rejected": rejected,
+                "first_event": first, "last_event": last}
+
+    def close(self) -> None:
+        """Checkpoint and close the file."""
+        with self._lock:
+            try:
+                self._con.execute("CHECKPOINT")
+            except duckdb.Error:
+                pass
+            self._con.close()
