@@ -167,6 +167,26 @@ class DuckDBEventStore(EventStore):
         )
         con.unregister("_prof")
 
+    def load_profiles(self, profiles: pa.Table) -> int:
+        """Bulk-merge an Arrow table of profiles (user_id, traits, first_seen, timezone) in one statement."""
+        with self._lock:
+            con = self._con
+            con.register("_bulk_prof", profiles.select(["user_id", "traits", "first_seen", "timezone"]))
+            try:
+                con.execute(
+                    """INSERT INTO profiles (user_id, traits, first_seen, last_seen, timezone, updated_at)
+                    SELECT user_id, traits::JSON, first_seen, first_seen, timezone, ? FROM _bulk_prof
+                    ON CONFLICT (user_id) DO UPDATE SET
+                      traits = json_merge_patch(profiles.traits, excluded.traits),
+                      timezone = coalesce(excluded.timezone, profiles.timezone),
+                      first_seen = least(profiles.first_seen, excluded.first_seen),
+                      updated_at = excluded.updated_at""",
+                    [_now()],
+                )
+            finally:
+                con.unregister("_bulk_prof")
+        return profiles.num_rows
+
     # -- reading ---------------------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
