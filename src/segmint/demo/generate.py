@@ -36,7 +36,7 @@ SURNAMES = list("김이박최정강조윤장임한오서신권황안송류홍")
 GIVEN = ["민준", "서연", "도윤", "지우", "하준", "서윤", "시우", "지민", "예준", "하은", "주원", "수아", "지호",
          "지유", "은우", "채원", "유진", "현우", "다은", "승민"]
 COUPONS = ["WELCOME10", "SALE20", "FREESHIP", "BEAUTY15", "VIP30"]
-COUPON_P = [0.3, 0.25, 0.25, 0.12, 0.08]
+COUPON_P = [0.2, 0.45, 0.2, 0.09, 0.06]
 COMMENT_EVENTS = ["EV-REVIEW-FALL", "EV-QUIZ-01", "EV-PHOTO-02", "EV-COMMENT-03"]
 PAGES = [("홈", "/"), ("이벤트 페이지", "/event"), ("기획전", "/exhibition"), ("장바구니", "/cart")]
 MESSAGE_CHANNELS = ["push", "email", "kakao", "push", "sms", "in_app", "push", "email"]
@@ -159,7 +159,7 @@ class Generator:
         comeback = (end1 < T - 5 * DAY) & (rng.random(n) < 0.3)
         start2 = np.where(comeback, end1 + rng.uniform(15, 45, n) * DAY, np.inf)
         end2 = np.where(comeback, start2 + rng.exponential(25, n) * DAY, np.inf)
-        rate = np.exp(rng.normal(np.log(0.3), 0.6, n))  # sessions per active day
+        rate = np.exp(rng.normal(np.log(0.4), 0.6, n))  # sessions per active day
 
         alpha = np.full((n, len(CATEGORY_NAMES)), 0.35)
         alpha[gender == "F", 0] += 0.6  # 뷰티
@@ -246,7 +246,7 @@ class Generator:
         self._funnel(rng, ev, ru, rt + 60, rprod, rqty, ones, ones, tag=f"{self.spec.seed}-{ci}-r")
 
         # -- engagement: coupons, comment events, NPS
-        cp = rng.random(len(su)) < 0.06
+        cp = rng.random(len(su)) < 0.09
         ev.add("coupon_downloaded", su[cp], st[cp] + 10,
                _json('{"coupon_id":"', _choice(rng, COUPONS, COUPON_P, int(cp.sum())), '"}'))
         ce = rng.random(len(su)) < 0.03

@@ -58,6 +58,7 @@ class DuckDBEventStore(EventStore):
                 where=self.path,
             ) from exc
         self._lock = threading.RLock()
+        self._con.execute("SET enable_progress_bar = false")  # never draw on the server's or CLI's terminal
         if not read_only:
             for stmt in DDL:
                 self._con.execute(stmt)
@@ -112,31 +113,37 @@ class DuckDBEventStore(EventStore):
         con.register("_batch", events)
         typed = self.property_columns()
         extra_cols = "".join(f", {quote_ident(property_column(n))}" for n in typed)
+        # One JSON parse per row for all typed columns (a list of paths), not one parse per column.
         extra_vals = "".join(
-            f", TRY_CAST(json_extract_string(b.properties, ?) AS {PROPERTY_TYPES[t]})" for t in typed.values()
+            f", TRY_CAST(b._typed[{i + 1}] AS {PROPERTY_TYPES[t]})" for i, t in enumerate(typed.values())
         )
-        params = [json_path(n) for n in typed]
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _resolved AS
-            SELECT b.message_id, b.type, b.event, COALESCE(b.user_id, i.user_id) AS user_id, b.anonymous_id,
-                   b.ts, b.received_at, b.properties, b.context, b.source{extra_vals}
-            FROM _batch b LEFT JOIN identities i ON b.user_id IS NULL AND i.anonymous_id = b.anonymous_id
-            QUALIFY row_number() OVER (PARTITION BY b.message_id ORDER BY b.received_at) = 1""",
-            params,
-        )
-        con.unregister("_batch")
+        params = [[json_path(n) for n in typed]] if typed else []
+        source = ("(SELECT *, json_extract_string(properties, ?::VARCHAR[]) AS _typed FROM _batch)"
+                  if typed else "_batch")
+        # Dedupe within the batch only when it holds a repeated id: the window sort is the slowest step
+        # of a bulk load (7 s per 1.7M rows vs 0.5 s for the distinct count).
+        dupes, anonymous = con.execute(
+            "SELECT count(*) - count(DISTINCT message_id), count(*) - count(user_id) FROM _batch").fetchone()
+        qualify = ("QUALIFY row_number() OVER (PARTITION BY b.message_id ORDER BY b.received_at) = 1"
+                   if dupes else "")
+        # Anonymous events take the user linked to their anonymous_id (skip the join when there are none).
+        join, uid = (("LEFT JOIN identities i ON b.user_id IS NULL AND i.anonymous_id = b.anonymous_id",
+                      "COALESCE(b.user_id, i.user_id)") if anonymous else ("", "b.user_id"))
+        resolved = f"""SELECT b.message_id, b.type, b.event, {uid} AS user_id,
+                   b.anonymous_id, b.ts, b.received_at, b.properties, b.context, b.source{extra_vals}
+            FROM {source} b {join} {qualify}"""
         cols = ", ".join(BASE_COLUMNS) + extra_cols
-        con.execute(f"INSERT INTO events ({cols}) SELECT * FROM _resolved")
-        n = con.execute("SELECT count(*) FROM _resolved").fetchone()[0]
+        n = con.execute(f"INSERT INTO events ({cols}) {resolved}", params).fetchone()[0]
         con.execute(
             """INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at)
-            SELECT user_id, '{}', min(ts), max(ts), now()::TIMESTAMP FROM _resolved
-            WHERE user_id IS NOT NULL GROUP BY user_id
+            SELECT COALESCE(b.user_id, i.user_id) AS uid, '{}', min(b.ts), max(b.ts), now()::TIMESTAMP
+            FROM _batch b LEFT JOIN identities i ON b.user_id IS NULL AND i.anonymous_id = b.anonymous_id
+            WHERE uid IS NOT NULL GROUP BY uid
             ON CONFLICT (user_id) DO UPDATE SET
               first_seen = least(profiles.first_seen, excluded.first_seen),
               last_seen = greatest(profiles.last_seen, excluded.last_seen)"""
         )
-        con.execute("DROP TABLE _resolved")
+        con.unregister("_batch")
         return int(n)
 
     def _merge_profiles(self, con: duckdb.DuckDBPyConnection, batch: WriteBatch, now: datetime) -> None:
