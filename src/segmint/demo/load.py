@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
+from queue import Queue
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from segmint.appdb.keys import create_key
 from segmint.config import CONFIG_FILE
-from segmint.demo.generate import DemoSpec, Generator
+from segmint.demo.generate import Chunk, DemoSpec, Generator
 from segmint.errors import WorkspaceError
 from segmint.store.base import WriteBatch
 from segmint.taxonomy.model import Taxonomy, load_taxonomy
@@ -98,17 +101,38 @@ def load_demo(ws: Workspace, spec: DemoSpec, *, progress: bool = True) -> int:
     """Generate the shop and bulk-load it into the workspace store (bypassing the journal); returns events."""
     store = ws.store
     store.ensure_property_columns(demo_taxonomy().typed_columns())
-    gen = Generator(spec)
     total = 0
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[events]:,} events")]
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("데모몰 생성", total=spec.users, events=0)
         done = 0
-        for chunk in gen.chunks():
+        for chunk in _prefetch(Generator(spec).chunks()):
             store.load_profiles(chunk.profiles)
             for start in range(0, chunk.events.num_rows, WRITE_ROWS):
                 total += store.write(WriteBatch(events=chunk.events.slice(start, WRITE_ROWS)))
             done += chunk.profiles.num_rows
             bar.update(task, completed=done, events=total)
     return total
+
+
+def _prefetch(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """Generate the next chunk in a thread while the store writes this one (numpy, Arrow, DuckDB all
+    release the GIL, so the two overlap on two cores)."""
+    queue: Queue[Chunk | BaseException | None] = Queue(maxsize=1)
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                queue.put(chunk)
+            queue.put(None)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            queue.put(exc)
+
+    thread = threading.Thread(target=produce, name="demo-generator", daemon=True)
+    thread.start()
+    while (item := queue.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()
