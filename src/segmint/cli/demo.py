@@ -11,8 +11,9 @@ from rich.table import Table
 from segmint.cli.common import console, handle_errors, workspace_path
 from segmint.errors import InvalidInput
 
-demo_app = typer.Typer(help="The demo shop (데모몰): a realistic Korean e-commerce workspace.",
-                       invoke_without_command=True)
+demo_app = typer.Typer(
+    help="The demo shop (데모몰): a realistic Korean e-commerce workspace.", invoke_without_command=True
+)
 
 
 def parse_now(value: str | None) -> datetime:
@@ -24,8 +25,9 @@ def parse_now(value: str | None) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(f"not an ISO 8601 time: {value!r} (e.g. 2026-11-25T09:00:00+09:00)",
-                           where="--now") from None
+        raise InvalidInput(
+            f"not an ISO 8601 time: {value!r} (e.g. 2026-11-25T09:00:00+09:00)", where="--now"
+        ) from None
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
@@ -44,7 +46,9 @@ def demo(
     days: int = typer.Option(90, help="How many days of history up to --now."),
     seed: int = typer.Option(42, help="Random seed: the same seed gives the same data."),
     now: str = typer.Option(None, help="The demo's 'now' (ISO 8601; default: the current hour)."),
-    no_serve: bool = typer.Option(False, "--no-serve", help="Build and summarise only; do not start the server."),
+    no_serve: bool = typer.Option(
+        False, "--no-serve", help="Build and summarise only; do not start the server."
+    ),
     port: int = typer.Option(8000, help="Port of the server."),
     fresh: bool = typer.Option(False, "--fresh", help="Rebuild an existing demo workspace from scratch."),
 ) -> None:
@@ -59,12 +63,16 @@ def demo(
     spec = DemoSpec(users=users, days=days, seed=seed, now=parse_now(now))
     ws, info = prepare_workspace(path, fresh=fresh)
     if ws is None:
-        console.print(f"데모몰 만드는 중: {users:,} users x {days} days, seed {seed}, now {spec.now:%Y-%m-%d %H:%M} UTC")
+        console.print(
+            f"데모몰 만드는 중: {users:,} users x {days} days, seed {seed}, now {spec.now:%Y-%m-%d %H:%M} UTC"
+        )
         ws, info = build_demo(path, spec)
     else:
         s = info.spec
-        console.print(f"reusing the demo workspace in {ws.path} ({s.users:,} users x {s.days} days, seed {s.seed}, "
-                      f"now {s.now:%Y-%m-%d %H:%M} UTC); --fresh rebuilds it")
+        console.print(
+            f"reusing the demo workspace in {ws.path} ({s.users:,} users x {s.days} days, seed {s.seed}, "
+            f"now {s.now:%Y-%m-%d %H:%M} UTC); --fresh rebuilds it"
+        )
     print_summary(ws, info.spec.now)
     host = "127.0.0.1"
     console.print(f"\nwrite key: [bold]{info.write_key}[/bold]")
@@ -74,12 +82,14 @@ def demo(
         return
     from segmint.cli.serve import run_server
 
-    console.print(f"landing page: [bold]http://{host}:{port}/[/bold]   API docs: http://{host}:{port}/docs   "
-                  "(Ctrl-C stops)")
+    console.print(
+        f"landing page: [bold]http://{host}:{port}/[/bold]   API docs: http://{host}:{port}/docs   "
+        "(Ctrl-C stops)"
+    )
     run_server(ws, host, port)
 
 
-def print_summary(ws, now: datetime) -> None:  # noqa: ANN001 - Workspace, imported lazily
+def print_summary(ws, now: datetime) -> None:
     """Users, events by name, date range and the sizes of the seed segments."""
     from segmint.demo.checks import SEGMENTS, seed_segments
     from segmint.taxonomy.runtime import workspace_taxonomy
@@ -87,8 +97,10 @@ def print_summary(ws, now: datetime) -> None:  # noqa: ANN001 - Workspace, impor
     store = ws.store
     s = store.summary()
     tax = workspace_taxonomy(ws)
-    console.print(f"[bold]{s['users']:,}[/bold] users, [bold]{s['events']:,}[/bold] events, "
-                  f"{s['profiles']:,} profiles, from {str(s['first_event'])[:16]} to {str(s['last_event'])[:16]} UTC")
+    console.print(
+        f"[bold]{s['users']:,}[/bold] users, [bold]{s['events']:,}[/bold] events, "
+        f"{s['profiles']:,} profiles, from {str(s['first_event'])[:16]} to {str(s['last_event'])[:16]} UTC"
+    )
     table = Table("event", "이름", "count", "users", title="events by name")
     for c in store.event_counts():
         spec = tax.events.get(c.event) if tax else None
@@ -104,7 +116,9 @@ def print_summary(ws, now: datetime) -> None:  # noqa: ANN001 - Workspace, impor
 @demo_app.command("generate")
 @handle_errors
 def generate(
-    out: Path = typer.Option(..., "--out", help="Output file: .parquet (flat events) or .jsonl (Segment spec)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output file: .parquet (flat events) or .jsonl (Segment spec)."
+    ),
     users: int = typer.Option(5_000, help="How many users."),
     days: int = typer.Option(90, help="How many days of history up to --now."),
     seed: int = typer.Option(42, help="Random seed."),

@@ -120,5 +120,13 @@ def build_catalog(seed: int) -> Catalog:
     for idx in by_category:
         w = 1.0 / np.arange(1, len(idx) + 1) ** 0.8
         popularity.append(rng.permutation(w / w.sum()))
-    return Catalog(np.array(pid), np.array(name), category, np.array(brand), np.array(price, dtype=np.int64),
-                   np.array(cons), by_category, popularity)
+    return Catalog(
+        np.array(pid),
+        np.array(name),
+        category,
+        np.array(brand),
+        np.array(price, dtype=np.int64),
+        np.array(cons),
+        by_category,
+        popularity,
+    )

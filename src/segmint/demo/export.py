@@ -16,12 +16,28 @@ from segmint.store.schema import EVENT_SCHEMA
 def segment_jsonl(events: pa.Table) -> pa.Array:
     """One Segment-spec JSON message per event (track with `event`, page without), as text."""
     is_track = pc.equal(events["type"], "track")
-    event_field = pc.if_else(is_track, pc.binary_join_element_wise('"event":"', events["event"], '",', ""), "")
+    event_field = pc.if_else(
+        is_track, pc.binary_join_element_wise('"event":"', events["event"], '",', ""), ""
+    )
     stamp = pc.strftime(events["ts"], format="%Y-%m-%dT%H:%M:%S")
     return pc.binary_join_element_wise(
-        '{"type":"', events["type"], '",', event_field, '"userId":"', events["user_id"], '","messageId":"',
-        events["message_id"], '","timestamp":"', stamp, 'Z","properties":', events["properties"],
-        ',"context":', events["context"], "}", "")
+        '{"type":"',
+        events["type"],
+        '",',
+        event_field,
+        '"userId":"',
+        events["user_id"],
+        '","messageId":"',
+        events["message_id"],
+        '","timestamp":"',
+        stamp,
+        'Z","properties":',
+        events["properties"],
+        ',"context":',
+        events["context"],
+        "}",
+        "",
+    )
 
 
 def write_file(spec: DemoSpec, out: Path) -> int:

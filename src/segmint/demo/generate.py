@@ -25,23 +25,77 @@ CHUNK_USERS = 25_000
 DAY = 86_400.0
 KST = 9 * 3600.0
 
-REGIONS = ["서울", "경기", "부산", "인천", "대구", "대전", "광주", "울산", "강원", "충북", "충남", "전북", "전남",
-           "경북", "경남", "제주"]
-REGION_P = [0.19, 0.26, 0.065, 0.058, 0.046, 0.028, 0.028, 0.021, 0.029, 0.031, 0.041, 0.034, 0.035, 0.05,
-            0.064, 0.013]
+REGIONS = [
+    "서울",
+    "경기",
+    "부산",
+    "인천",
+    "대구",
+    "대전",
+    "광주",
+    "울산",
+    "강원",
+    "충북",
+    "충남",
+    "전북",
+    "전남",
+    "경북",
+    "경남",
+    "제주",
+]
+REGION_P = [
+    0.19,
+    0.26,
+    0.065,
+    0.058,
+    0.046,
+    0.028,
+    0.028,
+    0.021,
+    0.029,
+    0.031,
+    0.041,
+    0.034,
+    0.035,
+    0.05,
+    0.064,
+    0.013,
+]
 CHANNELS = ["organic", "kakao", "naver", "instagram", "referral"]
 CHANNEL_P = [0.35, 0.2, 0.22, 0.15, 0.08]
 ABROAD = ["America/Los_Angeles", "America/New_York", "Asia/Tokyo", "Europe/London", "Australia/Sydney"]
 SURNAMES = list("김이박최정강조윤장임한오서신권황안송류홍")
-GIVEN = ["민준", "서연", "도윤", "지우", "하준", "서윤", "시우", "지민", "예준", "하은", "주원", "수아", "지호",
-         "지유", "은우", "채원", "유진", "현우", "다은", "승민"]
+GIVEN = [
+    "민준",
+    "서연",
+    "도윤",
+    "지우",
+    "하준",
+    "서윤",
+    "시우",
+    "지민",
+    "예준",
+    "하은",
+    "주원",
+    "수아",
+    "지호",
+    "지유",
+    "은우",
+    "채원",
+    "유진",
+    "현우",
+    "다은",
+    "승민",
+]
 COUPONS = ["WELCOME10", "SALE20", "FREESHIP", "BEAUTY15", "VIP30"]
 COUPON_P = [0.2, 0.45, 0.2, 0.09, 0.06]
 COMMENT_EVENTS = ["EV-REVIEW-FALL", "EV-QUIZ-01", "EV-PHOTO-02", "EV-COMMENT-03"]
 PAGES = [("홈", "/"), ("이벤트 페이지", "/event"), ("기획전", "/exhibition"), ("장바구니", "/cart")]
 MESSAGE_CHANNELS = ["push", "email", "kakao", "push", "sms", "in_app", "push", "email"]
 # KST hour-of-day weights: lunch and evening peaks, quiet at night.
-HOUR_P = np.array([2, 1, 0.5, 0.3, 0.3, 0.5, 1, 2, 3, 4, 4, 5, 7, 6, 4, 4, 4, 5, 6, 7, 8, 9, 8, 5], dtype=float)
+HOUR_P = np.array(
+    [2, 1, 0.5, 0.3, 0.3, 0.5, 1, 2, 3, 4, 4, 5, 7, 6, 4, 4, 4, 5, 6, 7, 8, 9, 8, 5], dtype=float
+)
 HOUR_P /= HOUR_P.sum()
 SOURCE = "import"
 
@@ -96,7 +150,9 @@ class _Events:
     def __init__(self) -> None:
         self.blocks: list[tuple[str, str, np.ndarray, np.ndarray, pa.Array]] = []
 
-    def add(self, event: str, user: np.ndarray, t: np.ndarray, props: pa.Array | str, typ: str = "track") -> None:
+    def add(
+        self, event: str, user: np.ndarray, t: np.ndarray, props: pa.Array | str, typ: str = "track"
+    ) -> None:
         if len(user) == 0:
             return
         if isinstance(props, str):
@@ -111,13 +167,27 @@ class Generator:
         self.spec = spec
         self.catalog: Catalog = build_catalog(spec.seed)
         cat = self.catalog
-        frag = _json('"product_id":"', pa.array(cat.product_id), '","product_name":"', pa.array(cat.name),
-                     '","category":"', pa.array(np.asarray(CATEGORY_NAMES)[cat.category]), '","brand":"',
-                     pa.array(cat.brand), '","price":', cat.price)
+        frag = _json(
+            '"product_id":"',
+            pa.array(cat.product_id),
+            '","product_name":"',
+            pa.array(cat.name),
+            '","category":"',
+            pa.array(np.asarray(CATEGORY_NAMES)[cat.category]),
+            '","brand":"',
+            pa.array(cat.brand),
+            '","price":',
+            cat.price,
+        )
         self.product_frag = frag
         self.view_props = _json("{", frag, "}")
-        self.review_view_props = _json('{"product_id":"', pa.array(cat.product_id), '","category":"',
-                                       pa.array(np.asarray(CATEGORY_NAMES)[cat.category]), '"}')
+        self.review_view_props = _json(
+            '{"product_id":"',
+            pa.array(cat.product_id),
+            '","category":"',
+            pa.array(np.asarray(CATEGORY_NAMES)[cat.category]),
+            '"}',
+        )
         self.consumables = np.flatnonzero(cat.consumable)
         self.period = spec.days * DAY
         self.start_us = int((spec.start - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
@@ -191,7 +261,7 @@ class Generator:
         kst_day = np.floor((st + KST) / DAY)
         hour = rng.choice(24, size=len(st), p=HOUR_P)
         moved = kst_day * DAY - KST + hour * 3600 + rng.uniform(0, 3600, len(st))
-        moved[: n] = st[: n]
+        moved[:n] = st[:n]
         st = np.where((moved > signup[su]) & (moved < T), moved, st)
         web = rng.random(len(su)) < np.where(web_user[su], 0.7, 0.04)
         app_s = ~web
@@ -231,10 +301,12 @@ class Generator:
         cycle = np.clip(rng.normal(30, 4, n), 20, 45) * DAY
         kmax = int(T / (20 * DAY)) + 2
         first_buy = signup + rng.uniform(0.1, 1.0, n) * cycle
-        times = first_buy[:, None] + np.arange(kmax)[None, :] * cycle[:, None] \
-            + rng.normal(0, 2 * DAY, (n, kmax))
+        times = (
+            first_buy[:, None] + np.arange(kmax)[None, :] * cycle[:, None] + rng.normal(0, 2 * DAY, (n, kmax))
+        )
         active = ((times > signup[:, None]) & (times < np.minimum(end1, T)[:, None])) | (
-            (times > start2[:, None]) & (times < np.minimum(end2, T)[:, None]))
+            (times > start2[:, None]) & (times < np.minimum(end2, T)[:, None])
+        )
         ok = active & has_c[:, None]
         ru = np.broadcast_to(users[:, None], ok.shape)[ok]
         rt = times[ok]
@@ -247,11 +319,19 @@ class Generator:
 
         # -- engagement: coupons, comment events, NPS
         cp = rng.random(len(su)) < 0.09
-        ev.add("coupon_downloaded", su[cp], st[cp] + 10,
-               _json('{"coupon_id":"', _choice(rng, COUPONS, COUPON_P, int(cp.sum())), '"}'))
+        ev.add(
+            "coupon_downloaded",
+            su[cp],
+            st[cp] + 10,
+            _json('{"coupon_id":"', _choice(rng, COUPONS, COUPON_P, int(cp.sum())), '"}'),
+        )
         ce = rng.random(len(su)) < 0.03
-        ev.add("comment_event_joined", su[ce], st[ce] + 12,
-               _json('{"event_id":"', _choice(rng, COMMENT_EVENTS, [1] * 4, int(ce.sum())), '"}'))
+        ev.add(
+            "comment_event_joined",
+            su[ce],
+            st[ce] + 12,
+            _json('{"event_id":"', _choice(rng, COMMENT_EVENTS, [1] * 4, int(ce.sum())), '"}'),
+        )
         sv = rng.random(n) < 0.25
         sv_t = signup + rng.random(n) * np.maximum(np.minimum(end1, T) - signup, 0)
         nps = rng.choice(11, size=n, p=np.array([1, 1, 1, 1, 2, 3, 4, 8, 12, 10, 9]) / 52)
@@ -259,26 +339,65 @@ class Generator:
 
         # -- our own messages
         push_open = np.where(rng.random(n) < 0.18, 0.0, rng.beta(2, 5, n))
-        self._messages(rng, ev, n, uid, signup, end1, start2, end2, consent_push & app, consent_email,
-                       consent_sms, push_open)
+        self._messages(
+            rng,
+            ev,
+            n,
+            uid,
+            signup,
+            end1,
+            start2,
+            end2,
+            consent_push & app,
+            consent_email,
+            consent_sms,
+            push_open,
+        )
 
         events = self._assemble(ev, uid, platform, tz, counter)
-        traits = _json('{"name":"', np.char.add(_choice(rng, SURNAMES, [1] * len(SURNAMES), n),
-                                                _choice(rng, GIVEN, [1] * len(GIVEN), n)),
-                       '","email":"', np.char.add(uid, "@example.kr"),
-                       '","phone":"010-', np.char.zfill(rng.integers(0, 10_000, n).astype(str), 4), "-",
-                       np.char.zfill(rng.integers(0, 10_000, n).astype(str), 4),
-                       '","age":', age, ',"gender":"', gender, '","region":"', region, '","device":"', device,
-                       '","signup_channel":"', channel, '","timezone":"', tz,
-                       '","consent_push":', np.char.lower(consent_push.astype(str)),
-                       ',"consent_email":', np.char.lower(consent_email.astype(str)),
-                       ',"consent_sms":', np.char.lower(consent_sms.astype(str)),
-                       ',"consent_night":', np.char.lower(consent_night.astype(str)), "}")
-        profiles = pa.table({
-            "user_id": pa.array(uid), "traits": traits,
-            "first_seen": pa.array(self.start_us + (signup * 1e6).astype(np.int64), type=pa.int64()).cast(TS),
-            "timezone": pa.array(tz),
-        })
+        traits = _json(
+            '{"name":"',
+            np.char.add(
+                _choice(rng, SURNAMES, [1] * len(SURNAMES), n), _choice(rng, GIVEN, [1] * len(GIVEN), n)
+            ),
+            '","email":"',
+            np.char.add(uid, "@example.kr"),
+            '","phone":"010-',
+            np.char.zfill(rng.integers(0, 10_000, n).astype(str), 4),
+            "-",
+            np.char.zfill(rng.integers(0, 10_000, n).astype(str), 4),
+            '","age":',
+            age,
+            ',"gender":"',
+            gender,
+            '","region":"',
+            region,
+            '","device":"',
+            device,
+            '","signup_channel":"',
+            channel,
+            '","timezone":"',
+            tz,
+            '","consent_push":',
+            np.char.lower(consent_push.astype(str)),
+            ',"consent_email":',
+            np.char.lower(consent_email.astype(str)),
+            ',"consent_sms":',
+            np.char.lower(consent_sms.astype(str)),
+            ',"consent_night":',
+            np.char.lower(consent_night.astype(str)),
+            "}",
+        )
+        profiles = pa.table(
+            {
+                "user_id": pa.array(uid),
+                "traits": traits,
+                "first_seen": pa.array(self.start_us + (signup * 1e6).astype(np.int64), type=pa.int64()).cast(
+                    TS
+                ),
+                "timezone": pa.array(tz),
+            }
+        )
         return Chunk(events, profiles)
 
     def _pages(self, rng: np.random.Generator, ev: _Events, u: np.ndarray, t: np.ndarray) -> None:
@@ -286,37 +405,89 @@ class Generator:
         ev.add("$page", u, t, '{"name":"홈","url":"https://shop.segmint.kr/"}', typ="page")
         for (name, path), p, dt in ((PAGES[1], 0.45, 25), (PAGES[2], 0.25, 50), (PAGES[3], 0.1, 80)):
             m = rng.random(len(u)) < p
-            ev.add("$page", u[m], t[m] + dt, f'{{"name":"{name}","url":"https://shop.segmint.kr{path}"}}',
-                   typ="page")
+            ev.add(
+                "$page",
+                u[m],
+                t[m] + dt,
+                f'{{"name":"{name}","url":"https://shop.segmint.kr{path}"}}',
+                typ="page",
+            )
 
-    def _funnel(self, rng: np.random.Generator, ev: _Events, u: np.ndarray, t: np.ndarray, prod: np.ndarray,
-                qty: np.ndarray, checkout: np.ndarray, buy: np.ndarray, tag: str) -> None:
+    def _funnel(
+        self,
+        rng: np.random.Generator,
+        ev: _Events,
+        u: np.ndarray,
+        t: np.ndarray,
+        prod: np.ndarray,
+        qty: np.ndarray,
+        checkout: np.ndarray,
+        buy: np.ndarray,
+        tag: str,
+    ) -> None:
         """cart_added for all, checkout_started where `checkout`, order + line item where `buy`."""
         frag = self.product_frag.take(pa.array(prod))
         ev.add("cart_added", u, t, _json("{", frag, ',"quantity":', qty, "}"))
         value = self.catalog.price[prod] * qty
-        ev.add("checkout_started", u[checkout], t[checkout] + 60,
-               _json('{"cart_value":', value[checkout], ',"item_count":', qty[checkout], "}"))
+        ev.add(
+            "checkout_started",
+            u[checkout],
+            t[checkout] + 60,
+            _json('{"cart_value":', value[checkout], ',"item_count":', qty[checkout], "}"),
+        )
         b = np.flatnonzero(buy)
         order_id = np.char.add(f"O{tag}", b.astype(str))
         coupon = rng.random(len(b)) < 0.15
         revenue = np.where(coupon, (value[b] * 0.9 // 100 * 100).astype(np.int64), value[b])
         coupon_json = np.where(coupon, '"SALE20"', "null")
         tb = t[b] + 120
-        ev.add("order_completed", u[b], tb,
-               _json('{"order_id":"', order_id, '","revenue":', revenue, ',"item_count":', qty[b],
-                     ',"coupon_id":', coupon_json, "}"))
-        ev.add("product_purchased", u[b], tb + 0.5,
-               _json('{"order_id":"', order_id, '",', frag.take(pa.array(b)), ',"quantity":', qty[b], "}"))
+        ev.add(
+            "order_completed",
+            u[b],
+            tb,
+            _json(
+                '{"order_id":"',
+                order_id,
+                '","revenue":',
+                revenue,
+                ',"item_count":',
+                qty[b],
+                ',"coupon_id":',
+                coupon_json,
+                "}",
+            ),
+        )
+        ev.add(
+            "product_purchased",
+            u[b],
+            tb + 0.5,
+            _json('{"order_id":"', order_id, '",', frag.take(pa.array(b)), ',"quantity":', qty[b], "}"),
+        )
         rw = rng.random(len(b)) < 0.2
         rt = tb[rw] + rng.uniform(2, 10, int(rw.sum())) * DAY
         rating = rng.choice([1, 2, 3, 4, 5], size=int(rw.sum()), p=[0.03, 0.05, 0.12, 0.35, 0.45])
-        ev.add("review_written", u[b][rw], rt,
-               _json('{"product_id":"', self.catalog.product_id[prod[b][rw]], '","rating":', rating, "}"))
+        ev.add(
+            "review_written",
+            u[b][rw],
+            rt,
+            _json('{"product_id":"', self.catalog.product_id[prod[b][rw]], '","rating":', rating, "}"),
+        )
 
-    def _messages(self, rng: np.random.Generator, ev: _Events, n: int, uid: np.ndarray, signup: np.ndarray,
-                  end1: np.ndarray, start2: np.ndarray, end2: np.ndarray, c_push: np.ndarray,
-                  c_email: np.ndarray, c_sms: np.ndarray, push_open: np.ndarray) -> None:
+    def _messages(
+        self,
+        rng: np.random.Generator,
+        ev: _Events,
+        n: int,
+        uid: np.ndarray,
+        signup: np.ndarray,
+        end1: np.ndarray,
+        start2: np.ndarray,
+        end2: np.ndarray,
+        c_push: np.ndarray,
+        c_email: np.ndarray,
+        c_sms: np.ndarray,
+        push_open: np.ndarray,
+    ) -> None:
         """Campaign sends every two days; opens and clicks by channel and per-user propensity."""
         base_open = {"email": 0.2, "kakao": 0.45, "sms": 0.0, "in_app": 0.5}
         for k in range(self.n_campaigns):
@@ -324,8 +495,13 @@ class Generator:
             t = k * 2 * DAY + (10 if k % 2 else 19) * 3600 - KST + DAY
             if t >= self.period:
                 continue
-            consent = {"push": c_push, "email": c_email, "sms": c_sms, "kakao": c_sms,
-                       "in_app": np.ones(n, dtype=bool)}[chan]
+            consent = {
+                "push": c_push,
+                "email": c_email,
+                "sms": c_sms,
+                "kakao": c_sms,
+                "in_app": np.ones(n, dtype=bool),
+            }[chan]
             active = ((signup < t) & (t < end1)) | ((start2 < t) & (t < end2))
             reach = 0.5 if chan == "push" else 0.3
             m = consent & (signup < t) & (rng.random(n) < reach) & (active | (chan != "in_app"))
@@ -333,8 +509,12 @@ class Generator:
             ts = t + rng.uniform(0, 600, len(u))
             cid = f"CMP-{k + 1:03d}"
             ref = np.char.add(f"{cid}-", uid[u])
-            ev.add("message_sent", u, ts, _json(f'{{"channel":"{chan}","campaign_id":"{cid}","message_id_ref":"',
-                                                ref, '"}'))
+            ev.add(
+                "message_sent",
+                u,
+                ts,
+                _json(f'{{"channel":"{chan}","campaign_id":"{cid}","message_id_ref":"', ref, '"}'),
+            )
             p = push_open[u] if chan == "push" else np.full(len(u), base_open[chan])
             p = np.where(active[u], p, p * 0.3)
             o = rng.random(len(u)) < p
@@ -344,8 +524,9 @@ class Generator:
             c = rng.random(int(o.sum())) < 0.25
             ev.add("message_clicked", u[o][c], ot[c] + 20, props.filter(pa.array(c)))
 
-    def _assemble(self, ev: _Events, uid: np.ndarray, platform: np.ndarray, tz: np.ndarray,
-                  counter: int) -> pa.Table:
+    def _assemble(
+        self, ev: _Events, uid: np.ndarray, platform: np.ndarray, tz: np.ndarray, counter: int
+    ) -> pa.Table:
         """One EVENT_SCHEMA table of the chunk: future events dropped, ids numbered in order.
 
         Rows stay grouped by event name (the order the blocks were generated in), which keeps the
@@ -365,11 +546,24 @@ class Generator:
         types = pa.array([b[1] for b in ev.blocks]).take(pa.array(name_idx))
         ts = pa.array(self.start_us + (t * 1e6).astype(np.int64), type=pa.int64()).cast(TS)
         user_arr = pa.array(user)
-        context = _json('{"device":{"type":"', platform, '"},"timezone":"', tz,
-                        '","library":{"name":"segmint-demo"}}').take(user_arr)
-        ids = pc.binary_join_element_wise(f"demo-{self.spec.seed}-",
-                                          pc.cast(pa.array(np.arange(counter, counter + n)), pa.string()), "")
-        return pa.table([
-            ids, types, names, pa.array(uid).take(user_arr), pa.nulls(n, pa.string()), ts, ts,
-            props.combine_chunks(), context, pa.array([SOURCE]).take(pa.array(np.zeros(n, dtype=np.int64))),
-        ], schema=EVENT_SCHEMA)
+        context = _json(
+            '{"device":{"type":"', platform, '"},"timezone":"', tz, '","library":{"name":"segmint-demo"}}'
+        ).take(user_arr)
+        ids = pc.binary_join_element_wise(
+            f"demo-{self.spec.seed}-", pc.cast(pa.array(np.arange(counter, counter + n)), pa.string()), ""
+        )
+        return pa.table(
+            [
+                ids,
+                types,
+                names,
+                pa.array(uid).take(user_arr),
+                pa.nulls(n, pa.string()),
+                ts,
+                ts,
+                props.combine_chunks(),
+                context,
+                pa.array([SOURCE]).take(pa.array(np.zeros(n, dtype=np.int64))),
+            ],
+            schema=EVENT_SCHEMA,
+        )

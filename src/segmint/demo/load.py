@@ -37,8 +37,16 @@ class DemoInfo:
     def to_json(self) -> str:
         """JSON text for demo.json."""
         s = self.spec
-        return json.dumps({"users": s.users, "days": s.days, "seed": s.seed, "now": s.now.isoformat(),
-                           "write_key": self.write_key, "complete": self.complete})
+        return json.dumps(
+            {
+                "users": s.users,
+                "days": s.days,
+                "seed": s.seed,
+                "now": s.now.isoformat(),
+                "write_key": self.write_key,
+                "complete": self.complete,
+            }
+        )
 
 
 def demo_taxonomy_text() -> str:
@@ -58,8 +66,9 @@ def read_demo_info(path: Path) -> DemoInfo | None:
     if not file.exists():
         return None
     data = json.loads(file.read_text())
-    spec = DemoSpec(users=data["users"], days=data["days"], seed=data["seed"],
-                    now=datetime.fromisoformat(data["now"]))
+    spec = DemoSpec(
+        users=data["users"], days=data["days"], seed=data["seed"], now=datetime.fromisoformat(data["now"])
+    )
     return DemoInfo(spec, data["write_key"], bool(data.get("complete")))
 
 
@@ -72,15 +81,19 @@ def prepare_workspace(path: Path, *, fresh: bool) -> tuple[Workspace | None, Dem
     path = Path(path)
     info = read_demo_info(path)
     if (path / CONFIG_FILE).exists() and info is None:
-        raise WorkspaceError("this folder holds a workspace that is not a demo; choose another --workspace "
-                             "(the demo never overwrites real data)", where=str(path))
+        raise WorkspaceError(
+            "this folder holds a workspace that is not a demo; choose another --workspace "
+            "(the demo never overwrites real data)",
+            where=str(path),
+        )
     if info is not None and info.complete and not fresh:
         return Workspace(path), info
     if info is not None:  # --fresh, or a load that did not finish
         shutil.rmtree(path)
     elif path.exists() and any(path.iterdir()):
-        raise WorkspaceError("folder is not empty and is not a demo workspace; choose another --workspace",
-                             where=str(path))
+        raise WorkspaceError(
+            "folder is not empty and is not a demo workspace; choose another --workspace", where=str(path)
+        )
     return None, None
 
 
@@ -102,8 +115,13 @@ def load_demo(ws: Workspace, spec: DemoSpec, *, progress: bool = True) -> int:
     store = ws.store
     store.ensure_property_columns(demo_taxonomy().typed_columns())
     total = 0
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[events]:,} events")]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[events]:,} events"),
+    ]
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("데모몰 생성", total=spec.users, events=0)
         done = 0

@@ -33,8 +33,16 @@ def landing(request: Request, state: AppState = Depends(get_state)) -> HTMLRespo
     events = []
     for c in store.event_counts():
         spec = tax.events.get(c.event) if tax else None
-        events.append({"event": c.event, "display_name": (spec.display_name if spec else None) or "",
-                       "count": c.count, "users": c.users, "first": _fmt_time(c.first), "last": _fmt_time(c.last)})
+        events.append(
+            {
+                "event": c.event,
+                "display_name": (spec.display_name if spec else None) or "",
+                "count": c.count,
+                "users": c.users,
+                "first": _fmt_time(c.first),
+                "last": _fmt_time(c.last),
+            }
+        )
     context = {
         "name": ws.config.name,
         "timezone": ws.config.timezone,
