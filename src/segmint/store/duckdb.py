@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -51,7 +52,7 @@ class DuckDBEventStore(EventStore):
         self.path = str(path)
         try:
             self._con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
             raise WorkspaceError(
                 "the event store is held by another process (is `segmint serve` running? "
                 "stop it, or use the running server's API)",
@@ -262,8 +263,6 @@ class DuckDBEventStore(EventStore):
     def close(self) -> None:
         """Checkpoint and close the file."""
         with self._lock:
-            try:
+            with contextlib.suppress(duckdb.Error):
                 self._con.execute("CHECKPOINT")
-            except duckdb.Error:
-                pass
             self._con.close()
