@@ -87,7 +87,17 @@ class DuckDBEventStore(EventStore):
                 "ON CONFLICT (anonymous_id) DO NOTHING",
                 [now],
             )
-            # Events that arrived while the user was anonymous now belong to the user.
+            # Events that arrived while the user was anonymous now belong to the user, and count
+            # towards the user's first/last seen.
+            con.execute(
+                """INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at)
+                SELECT l.user_id, '{}', min(e.ts), max(e.ts), ? FROM events e JOIN _links l USING (anonymous_id)
+                WHERE e.user_id IS NULL GROUP BY l.user_id
+                ON CONFLICT (user_id) DO UPDATE SET
+                  first_seen = least(profiles.first_seen, excluded.first_seen),
+                  last_seen = greatest(profiles.last_seen, excluded.last_seen)""",
+                [now],
+            )
             con.execute(
                 "UPDATE events SET user_id = l.user_id FROM _links l "
                 "WHERE events.anonymous_id = l.anonymous_id AND events.user_id IS NULL"
