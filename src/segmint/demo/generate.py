@@ -191,6 +191,8 @@ class Generator:
         self.consumables = np.flatnonzero(cat.consumable)
         self.period = spec.days * DAY
         self.start_us = int((spec.start - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
+        # seconds from the start of the Unix day the period starts in, so clock hours are real KST hours
+        self.day_offset = (self.start_us // 1_000_000) % int(DAY)
         self.n_campaigns = max(1, spec.days // 2)
 
     def chunks(self) -> Iterator[Chunk]:
@@ -258,9 +260,9 @@ class Generator:
         su = np.concatenate(s_user)
         st = np.concatenate(s_t)
         # put the session at a plausible KST hour of the day it falls on (signup sessions stay put)
-        kst_day = np.floor((st + KST) / DAY)
+        kst_day = np.floor((st + self.day_offset + KST) / DAY)
         hour = rng.choice(24, size=len(st), p=HOUR_P)
-        moved = kst_day * DAY - KST + hour * 3600 + rng.uniform(0, 3600, len(st))
+        moved = kst_day * DAY - KST - self.day_offset + hour * 3600 + rng.uniform(0, 3600, len(st))
         moved[:n] = st[:n]
         st = np.where((moved > signup[su]) & (moved < T), moved, st)
         web = rng.random(len(su)) < np.where(web_user[su], 0.7, 0.04)
@@ -492,7 +494,7 @@ class Generator:
         base_open = {"email": 0.2, "kakao": 0.45, "sms": 0.0, "in_app": 0.5}
         for k in range(self.n_campaigns):
             chan = MESSAGE_CHANNELS[k % len(MESSAGE_CHANNELS)]
-            t = k * 2 * DAY + (10 if k % 2 else 19) * 3600 - KST + DAY
+            t = (k * 2 + 1) * DAY + (10 if k % 2 else 19) * 3600 - KST - self.day_offset
             if t >= self.period:
                 continue
             consent = {
