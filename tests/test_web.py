@@ -42,3 +42,10 @@ def test_landing_page_of_an_empty_workspace_counts_live_ingest(workspace: Worksp
         html = client.get("/").text
     assert 'id="events">0<' in html and 'id="users">0<' in html
     assert "아직 이벤트가 없습니다" in html
+
+
+def test_landing_page_survives_a_taxonomy_file_broken_while_serving(workspace: Workspace) -> None:
+    with TestClient(create_app(workspace)) as client:
+        workspace.taxonomy_path.write_text("events: [unclosed", encoding="utf-8")
+        page = client.get("/")
+    assert page.status_code == 200 and 'id="events">0<' in page.text

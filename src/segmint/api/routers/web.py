@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from segmint.api.deps import AppState, get_state
+from segmint.errors import SegmintError
 from segmint.taxonomy.runtime import workspace_taxonomy
 from segmint.web import TEMPLATES_DIR
 
@@ -28,7 +29,7 @@ def landing(request: Request, state: AppState = Depends(get_state)) -> HTMLRespo
     summary = store.summary()
     try:
         tax = workspace_taxonomy(ws)
-    except Exception:  # a broken taxonomy file must not take the landing page down
+    except SegmintError:  # a broken taxonomy file must not take the landing page down
         tax = None
     events = []
     for c in store.event_counts():
