@@ -548,9 +548,11 @@ class Generator:
         types = pa.array([b[1] for b in ev.blocks]).take(pa.array(name_idx))
         ts = pa.array(self.start_us + (t * 1e6).astype(np.int64), type=pa.int64()).cast(TS)
         user_arr = pa.array(user)
-        context = _json(
-            '{"device":{"type":"', platform, '"},"timezone":"', tz, '","library":{"name":"segmint-demo"}}'
-        ).take(user_arr)
+        # Only a dozen distinct contexts (platform x time zone): take from those, not from one per user.
+        combos, per_user = np.unique(np.char.add(np.char.add(platform, "|"), tz), return_inverse=True)
+        plat, zone = np.array([c.split("|") for c in combos]).T
+        context = _json('{"device":{"type":"', plat, '"},"timezone":"', zone, '","library":{"name":"segmint-demo"}}')
+        context = context.take(pa.array(per_user[user]))
         ids = pc.binary_join_element_wise(
             f"demo-{self.spec.seed}-", pc.cast(pa.array(np.arange(counter, counter + n)), pa.string()), ""
         )
