@@ -29,9 +29,7 @@ SEGMINT = str(Path(sys.executable).with_name("segmint"))
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """The default-size demo (5,000 users x 90 days) at a fixed now."""
-    ws, _ = build_demo(
-        tmp_path_factory.mktemp("demo") / "ws", DemoSpec(users=5_000, days=90, now=NOW), progress=False
-    )
+    ws, _ = build_demo(tmp_path_factory.mktemp("demo") / "ws", DemoSpec(users=5_000, days=90, now=NOW), progress=False)
     yield ws
     ws.close()
 
@@ -286,3 +284,29 @@ def test_demo_generate_writes_parquet_and_segment_jsonl(tmp_path: Path) -> None:
     assert msg["messageId"] == "demo-5-0" and msg["userId"].startswith("u") and msg["timestamp"].endswith("Z")
     pages = [json.loads(x) for x in lines if '"type":"page"' in x]
     assert pages and all("event" not in p and p["properties"]["name"] for p in pages)
+
+
+def test_load_profiles_merges_traits_and_keeps_the_earliest_first_seen(workspace: Workspace) -> None:
+    import pyarrow as pa
+
+    from segmint.store.base import ProfileUpdate, WriteBatch
+    from segmint.store.schema import TS
+
+    store = workspace.store
+    store.write(WriteBatch(profiles=[ProfileUpdate("u1", {"age": 30, "vip": True}, datetime(2026, 1, 5))]))
+    table = pa.table(
+        {
+            "user_id": ["u1", "u2"],
+            "traits": ['{"age": 31, "region": "부산"}', '{"age": 22}'],
+            "first_seen": pa.array([datetime(2026, 1, 1), datetime(2026, 2, 1)], type=TS),
+            "timezone": ["Asia/Seoul", None],
+        }
+    )
+    assert store.load_profiles(table) == 2
+    rows = {
+        r["user_id"]: r
+        for r in store.query("SELECT user_id, traits, first_seen, timezone FROM profiles ORDER BY user_id").to_pylist()
+    }
+    assert json.loads(rows["u1"]["traits"]) == {"age": 31, "vip": True, "region": "부산"}
+    assert rows["u1"]["first_seen"] == datetime(2026, 1, 1) and rows["u1"]["timezone"] == "Asia/Seoul"
+    assert json.loads(rows["u2"]["traits"]) == {"age": 22} and rows["u2"]["timezone"] is None
