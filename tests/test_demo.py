@@ -310,3 +310,12 @@ def test_load_profiles_merges_traits_and_keeps_the_earliest_first_seen(workspace
     assert json.loads(rows["u1"]["traits"]) == {"age": 31, "vip": True, "region": "부산"}
     assert rows["u1"]["first_seen"] == datetime(2026, 1, 1) and rows["u1"]["timezone"] == "Asia/Seoul"
     assert json.loads(rows["u2"]["traits"]) == {"age": 22} and rows["u2"]["timezone"] is None
+
+
+def test_cli_demo_refuses_a_workspace_a_live_server_holds(tmp_path: Path) -> None:
+    ws_dir = tmp_path / "shop"
+    assert _run("-w", str(ws_dir), "demo", "--users", "50", "--days", "10", "--no-serve").exit_code == 0
+    (ws_dir / "server.json").write_text(json.dumps({"pid": os.getpid(), "url": "http://127.0.0.1:9"}))
+    res = _run("-w", str(ws_dir), "demo", "--fresh", "--no-serve")
+    assert res.exit_code == 2 and "server is running" in res.stderr
+    assert (ws_dir / "events.duckdb").exists()

@@ -8,8 +8,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from segmint.cli.common import console, handle_errors, workspace_path
-from segmint.errors import InvalidInput
+from segmint.cli.common import console, handle_errors, running_server, workspace_path
+from segmint.errors import InvalidInput, WorkspaceError
+from segmint.workspace import Workspace
 
 demo_app = typer.Typer(
     help="The demo shop (데모몰): a realistic Korean e-commerce workspace.", invoke_without_command=True
@@ -61,6 +62,8 @@ def demo(
     _check_sizes(users, days)
     path = workspace_path(ctx)
     spec = DemoSpec(users=users, days=days, seed=seed, now=parse_now(now))
+    if Workspace.exists(path) and (url := running_server(Workspace(path))):
+        raise WorkspaceError(f"a server is running on this workspace ({url}); stop it first", where=str(path))
     ws, info = prepare_workspace(path, fresh=fresh)
     if ws is None:
         console.print(
