@@ -106,7 +106,7 @@ def test_every_seed_segment_is_non_empty_and_advanced_within_basic(segments: dic
         assert advanced, f"{case} advanced is empty"
         assert advanced < basic, f"{case} advanced is not a proper subset of basic"
         assert 0.002 < len(advanced) / 5_000 < 0.4, (case, len(advanced))
-    for name in ("B_android", "B_push_ignored_5", "B_new_7d", "B_dormant_30d"):
+    for name in ("B_android", "B_push_ignored_5", "B_event_page_3x", "B_new_7d", "B_dormant_30d"):
         assert 0 < len(segments[name]) < 5_000, name
 
 

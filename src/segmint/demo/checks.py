@@ -114,6 +114,12 @@ SEGMENTS: dict[str, tuple[str, str]] = {
         SELECT s.user_id FROM sends s LEFT JOIN opens o ON o.ref = s.ref WHERE s.k <= 5
         GROUP BY s.user_id HAVING count(*) = 5 AND count(o.ref) = 0""",
     ),
+    "B_event_page_3x": (
+        "이벤트 페이지 3회 이상 조회",
+        """
+        SELECT user_id FROM events WHERE event = '$page' AND properties->>'name' = '이벤트 페이지' AND ts < $now
+        GROUP BY user_id HAVING count(*) >= 3""",
+    ),
     "B_new_7d": (
         "최근 7일 신규 가입",
         """
