@@ -14,24 +14,26 @@ from segmint.store.schema import EVENT_SCHEMA
 
 
 def segment_jsonl(events: pa.Table) -> pa.Array:
-    """One Segment-spec JSON message per event (track with `event`, page without), as text."""
+    """One Segment-spec JSON message per event (track with `event`, page without, identify with traits)."""
     is_track = pc.equal(events["type"], "track")
-    event_field = pc.if_else(
-        is_track, pc.binary_join_element_wise('"event":"', events["event"], '",', ""), ""
-    )
+    event_field = pc.if_else(is_track, pc.binary_join_element_wise('"event":"', events["event"], '",', ""), "")
+    user = pc.fill_null(pc.binary_join_element_wise('"userId":"', events["user_id"], '",', ""), "")
+    anon = pc.fill_null(pc.binary_join_element_wise('"anonymousId":"', events["anonymous_id"], '",', ""), "")
+    body = pc.if_else(pc.equal(events["type"], "identify"), ',"traits":', ',"properties":')
     stamp = pc.strftime(events["ts"], format="%Y-%m-%dT%H:%M:%S")
     return pc.binary_join_element_wise(
         '{"type":"',
         events["type"],
         '",',
         event_field,
-        '"userId":"',
-        events["user_id"],
-        '","messageId":"',
+        user,
+        anon,
+        '"messageId":"',
         events["message_id"],
         '","timestamp":"',
         stamp,
-        'Z","properties":',
+        'Z"',
+        body,
         events["properties"],
         ',"context":',
         events["context"],

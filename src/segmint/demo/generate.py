@@ -93,11 +93,10 @@ COMMENT_EVENTS = ["EV-REVIEW-FALL", "EV-QUIZ-01", "EV-PHOTO-02", "EV-COMMENT-03"
 PAGES = [("홈", "/"), ("이벤트 페이지", "/event"), ("기획전", "/exhibition"), ("장바구니", "/cart")]
 MESSAGE_CHANNELS = ["push", "email", "kakao", "push", "sms", "in_app", "push", "email"]
 # KST hour-of-day weights: lunch and evening peaks, quiet at night.
-HOUR_P = np.array(
-    [2, 1, 0.5, 0.3, 0.3, 0.5, 1, 2, 3, 4, 4, 5, 7, 6, 4, 4, 4, 5, 6, 7, 8, 9, 8, 5], dtype=float
-)
+HOUR_P = np.array([2, 1, 0.5, 0.3, 0.3, 0.5, 1, 2, 3, 4, 4, 5, 7, 6, 4, 4, 4, 5, 6, 7, 8, 9, 8, 5], dtype=float)
 HOUR_P /= HOUR_P.sum()
 SOURCE = "import"
+KNOWN, ANONYMOUS, BOTH = 0, 1, 2  # which ids an event carries: user_id, anonymous_id, or both (identify)
 
 
 def default_now() -> datetime:
@@ -126,6 +125,7 @@ class Chunk:
 
     events: pa.Table
     profiles: pa.Table  # user_id, traits (JSON text), first_seen, timezone
+    identities: dict[str, str] = field(default_factory=dict)  # anonymous_id -> user_id
 
 
 def _s(values: np.ndarray | list) -> pa.Array:
@@ -148,16 +148,23 @@ class _Events:
     """Accumulates blocks of events (chunk-local user index, seconds since start, properties)."""
 
     def __init__(self) -> None:
-        self.blocks: list[tuple[str, str, np.ndarray, np.ndarray, pa.Array]] = []
+        self.blocks: list[tuple[str, str, np.ndarray, np.ndarray, pa.Array, int]] = []
 
     def add(
-        self, event: str, user: np.ndarray, t: np.ndarray, props: pa.Array | str, typ: str = "track"
+        self,
+        event: str,
+        user: np.ndarray,
+        t: np.ndarray,
+        props: pa.Array | str,
+        typ: str = "track",
+        who: int = KNOWN,
     ) -> None:
+        """Add one block; `who` says which ids the events carry (KNOWN, ANONYMOUS or BOTH)."""
         if len(user) == 0:
             return
         if isinstance(props, str):
             props = pa.array([props] * len(user))
-        self.blocks.append((event, typ, user.astype(np.int64), t.astype(np.float64), props))
+        self.blocks.append((event, typ, user.astype(np.int64), t.astype(np.float64), props, who))
 
 
 class Generator:
@@ -247,6 +254,29 @@ class Generator:
         app = ~web_user | (rng.random(n) < 0.3)
         ev.add("app_installed", users[app], signup[app] - 90, _json('{"platform":"', platform[app], '"}'))
 
+        # -- some users browsed anonymously before signing up, then were identified at signup
+        anon = rng.random(n) < 0.2
+        a_users = users[anon]
+        au = np.repeat(a_users, rng.integers(1, 4, len(a_users)))
+        at = signup[au] - rng.uniform(600, 3 * DAY, len(au))
+        ev.add("app_opened", au, at, _json('{"platform":"', platform[au], '"}'), who=ANONYMOUS)
+        ev.add(
+            "product_viewed",
+            au,
+            at + 20,
+            self.view_props.take(pa.array(self._pick_products(rng, au, cum_aff))),
+            who=ANONYMOUS,
+        )
+        ev.add(
+            "$identify",
+            a_users,
+            signup[anon] - 1,
+            _json('{"signup_channel":"', channel[anon], '","device":"', device[anon], '"}'),
+            typ="identify",
+            who=BOTH,
+        )
+        identities = {f"anon-{u}": u for u in uid[anon].tolist()}
+
         # -- sessions per active period (the signup session included)
         s_user, s_t = [users], [signup + 30]
         for a, b in ((signup, end1), (start2, end2)):
@@ -276,11 +306,7 @@ class Generator:
         vs = np.repeat(np.arange(len(su)), nviews)
         vk = np.arange(len(vu)) - np.repeat(np.cumsum(nviews) - nviews, nviews)  # index within session
         vt = st[vs] + 20 + vk * 45 + rng.uniform(0, 30, len(vu))
-        vcat = (rng.random(len(vu))[:, None] > cum_aff[vu]).sum(axis=1).clip(0, len(CATEGORY_NAMES) - 1)
-        vprod = np.empty(len(vu), dtype=np.int64)
-        for c, idx in enumerate(self.catalog.by_category):
-            m = vcat == c
-            vprod[m] = rng.choice(idx, size=int(m.sum()), p=self.catalog.popularity[c])
+        vprod = self._pick_products(rng, vu, cum_aff)
         ev.add("product_viewed", vu, vt, self.view_props.take(pa.array(vprod)))
         rv = rng.random(len(vu)) < 0.1
         ev.add("review_viewed", vu[rv], vt[rv] + 15, self.review_view_props.take(pa.array(vprod[rv])))
@@ -303,9 +329,7 @@ class Generator:
         cycle = np.clip(rng.normal(30, 4, n), 20, 45) * DAY
         kmax = int(T / (20 * DAY)) + 2
         first_buy = signup + rng.uniform(0.1, 1.0, n) * cycle
-        times = (
-            first_buy[:, None] + np.arange(kmax)[None, :] * cycle[:, None] + rng.normal(0, 2 * DAY, (n, kmax))
-        )
+        times = first_buy[:, None] + np.arange(kmax)[None, :] * cycle[:, None] + rng.normal(0, 2 * DAY, (n, kmax))
         active = ((times > signup[:, None]) & (times < np.minimum(end1, T)[:, None])) | (
             (times > start2[:, None]) & (times < np.minimum(end2, T)[:, None])
         )
@@ -359,9 +383,7 @@ class Generator:
         events = self._assemble(ev, uid, platform, tz, counter)
         traits = _json(
             '{"name":"',
-            np.char.add(
-                _choice(rng, SURNAMES, [1] * len(SURNAMES), n), _choice(rng, GIVEN, [1] * len(GIVEN), n)
-            ),
+            np.char.add(_choice(rng, SURNAMES, [1] * len(SURNAMES), n), _choice(rng, GIVEN, [1] * len(GIVEN), n)),
             '","email":"',
             np.char.add(uid, "@example.kr"),
             '","phone":"010-',
@@ -394,13 +416,20 @@ class Generator:
             {
                 "user_id": pa.array(uid),
                 "traits": traits,
-                "first_seen": pa.array(self.start_us + (signup * 1e6).astype(np.int64), type=pa.int64()).cast(
-                    TS
-                ),
+                "first_seen": pa.array(self.start_us + (signup * 1e6).astype(np.int64), type=pa.int64()).cast(TS),
                 "timezone": pa.array(tz),
             }
         )
-        return Chunk(events, profiles)
+        return Chunk(events, profiles, identities)
+
+    def _pick_products(self, rng: np.random.Generator, users: np.ndarray, cum_aff: np.ndarray) -> np.ndarray:
+        """A product per view: category from the user's affinity, product by popularity in it."""
+        cat = (rng.random(len(users))[:, None] > cum_aff[users]).sum(axis=1).clip(0, len(CATEGORY_NAMES) - 1)
+        prod = np.empty(len(users), dtype=np.int64)
+        for c, idx in enumerate(self.catalog.by_category):
+            m = cat == c
+            prod[m] = rng.choice(idx, size=int(m.sum()), p=self.catalog.popularity[c])
+        return prod
 
     def _pages(self, rng: np.random.Generator, ev: _Events, u: np.ndarray, t: np.ndarray) -> None:
         """Web visits: a home page view, then sometimes the event page or an exhibition."""
@@ -526,9 +555,7 @@ class Generator:
             c = rng.random(int(o.sum())) < 0.25
             ev.add("message_clicked", u[o][c], ot[c] + 20, props.filter(pa.array(c)))
 
-    def _assemble(
-        self, ev: _Events, uid: np.ndarray, platform: np.ndarray, tz: np.ndarray, counter: int
-    ) -> pa.Table:
+    def _assemble(self, ev: _Events, uid: np.ndarray, platform: np.ndarray, tz: np.ndarray, counter: int) -> pa.Table:
         """One EVENT_SCHEMA table of the chunk: future events dropped, ids numbered in order.
 
         Rows stay grouped by event name (the order the blocks were generated in), which keeps the
@@ -538,11 +565,13 @@ class Generator:
         t = np.concatenate([b[3] for b in ev.blocks])
         sizes = [len(b[2]) for b in ev.blocks]
         name_idx = np.repeat(np.arange(len(ev.blocks)), sizes)
+        who = np.repeat(np.array([b[5] for b in ev.blocks]), sizes)
         props = pa.chunked_array([b[4] for b in ev.blocks])
         keep = (t >= 0) & (t < self.period)
         if not keep.all():
             mask = pa.array(keep)
             user, t, name_idx, props = user[keep], t[keep], name_idx[keep], props.filter(mask)
+            who = who[keep]
         n = len(user)
         names = pa.array([b[0] for b in ev.blocks]).take(pa.array(name_idx))
         types = pa.array([b[1] for b in ev.blocks]).take(pa.array(name_idx))
@@ -561,8 +590,12 @@ class Generator:
                 ids,
                 types,
                 names,
-                pa.array(uid).take(user_arr),
-                pa.nulls(n, pa.string()),
+                pc.if_else(pa.array(who == ANONYMOUS), pa.scalar(None, pa.string()), pa.array(uid).take(user_arr)),
+                pc.if_else(
+                    pa.array(who != KNOWN),
+                    pa.array(np.char.add("anon-", uid)).take(user_arr),
+                    pa.scalar(None, pa.string()),
+                ),
                 ts,
                 ts,
                 props.combine_chunks(),

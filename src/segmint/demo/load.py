@@ -66,9 +66,7 @@ def read_demo_info(path: Path) -> DemoInfo | None:
     if not file.exists():
         return None
     data = json.loads(file.read_text())
-    spec = DemoSpec(
-        users=data["users"], days=data["days"], seed=data["seed"], now=datetime.fromisoformat(data["now"])
-    )
+    spec = DemoSpec(users=data["users"], days=data["days"], seed=data["seed"], now=datetime.fromisoformat(data["now"]))
     return DemoInfo(spec, data["write_key"], bool(data.get("complete")))
 
 
@@ -128,7 +126,9 @@ def load_demo(ws: Workspace, spec: DemoSpec, *, progress: bool = True) -> int:
         for chunk in _prefetch(Generator(spec).chunks()):
             store.load_profiles(chunk.profiles)
             for start in range(0, chunk.events.num_rows, WRITE_ROWS):
-                total += store.write(WriteBatch(events=chunk.events.slice(start, WRITE_ROWS)))
+                # the identity links go with the first slice: anonymous events resolve to their user
+                links = chunk.identities if start == 0 else {}
+                total += store.write(WriteBatch(events=chunk.events.slice(start, WRITE_ROWS), identities=links))
             done += chunk.profiles.num_rows
             bar.update(task, completed=done, events=total)
     return total
