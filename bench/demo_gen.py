@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from segmint.demo.generate import DemoSpec, Generator
-from segmint.demo.load import build_demo, demo_taxonomy
+from segmint.demo.load import build_demo, demo_taxonomy, resolve_identities
 from segmint.store.base import WriteBatch
 from segmint.workspace import Workspace
 
@@ -53,8 +53,9 @@ def main() -> None:
         t = time.perf_counter()
         for c in chunks:
             ws.store.load_profiles(c.profiles)
-            for start in range(0, c.events.num_rows, 1_000_000):
-                ws.store.write(WriteBatch(events=c.events.slice(start, 1_000_000)))
+            events = resolve_identities(c.events, c.identities)
+            for start in range(0, events.num_rows, 1_000_000):
+                ws.store.write(WriteBatch(events=events.slice(start, 1_000_000)))
         ws.close()
         rows.append(("store write only (baseline: same batches)", time.perf_counter() - t))
         del chunks

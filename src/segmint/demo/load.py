@@ -12,6 +12,8 @@ from importlib import resources
 from pathlib import Path
 from queue import Queue
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from segmint.appdb.keys import create_key
@@ -123,15 +125,30 @@ def load_demo(ws: Workspace, spec: DemoSpec, *, progress: bool = True) -> int:
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("데모몰 생성", total=spec.users, events=0)
         done = 0
+        links: dict[str, str] = {}
         for chunk in _prefetch(Generator(spec).chunks()):
             store.load_profiles(chunk.profiles)
-            for start in range(0, chunk.events.num_rows, WRITE_ROWS):
-                # the identity links go with the first slice: anonymous events resolve to their user
-                links = chunk.identities if start == 0 else {}
-                total += store.write(WriteBatch(events=chunk.events.slice(start, WRITE_ROWS), identities=links))
+            events = resolve_identities(chunk.events, chunk.identities)
+            for start in range(0, events.num_rows, WRITE_ROWS):
+                total += store.write(WriteBatch(events=events.slice(start, WRITE_ROWS)))
+            links.update(chunk.identities)
             done += chunk.profiles.num_rows
             bar.update(task, completed=done, events=total)
+        # Record the links once at the end: with identities in every batch the store would re-scan
+        # the whole events table per batch looking for anonymous rows to re-attribute.
+        store.write(WriteBatch(identities=links))
     return total
+
+
+def resolve_identities(events: pa.Table, identities: dict[str, str]) -> pa.Table:
+    """Give anonymous events the user their anonymous_id is linked to (what the store does on insert)."""
+    if not identities:
+        return events
+    keys = pa.array(list(identities), pa.string())
+    idx = pc.index_in(events["anonymous_id"], value_set=keys)
+    linked = pa.array(list(identities.values()), pa.string()).take(idx)
+    pos = events.schema.get_field_index("user_id")
+    return events.set_column(pos, "user_id", pc.coalesce(events["user_id"], linked))
 
 
 def _prefetch(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
