@@ -53,9 +53,9 @@ def main() -> None:
         t = time.perf_counter()
         for c in chunks:
             ws.store.load_profiles(c.profiles)
-            events = resolve_identities(c.events, c.identities)
-            for start in range(0, events.num_rows, 1_000_000):
-                ws.store.write(WriteBatch(events=events.slice(start, 1_000_000)))
+            resolved = resolve_identities(c.events, c.identities)
+            for start in range(0, resolved.num_rows, 1_000_000):
+                ws.store.write(WriteBatch(events=resolved.slice(start, 1_000_000)))
         ws.close()
         rows.append(("store write only (baseline: same batches)", time.perf_counter() - t))
         del chunks
