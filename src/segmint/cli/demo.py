@@ -92,7 +92,7 @@ def demo(
     run_server(ws, host, port)
 
 
-def print_summary(ws, now: datetime) -> None:
+def print_summary(ws: Workspace, now: datetime) -> None:
     """Users, events by name, date range and the sizes of the seed segments."""
     from segmint.demo.checks import SEGMENTS, seed_segments
     from segmint.taxonomy.runtime import workspace_taxonomy

@@ -121,7 +121,7 @@ class DemoSpec:
 
 @dataclass
 class Chunk:
-    """One chunk of generated data: events (EVENT_SCHEMA, sorted by time) and profiles."""
+    """One chunk of generated data: events (EVENT_SCHEMA, grouped by event name), profiles, identity links."""
 
     events: pa.Table
     profiles: pa.Table  # user_id, traits (JSON text), first_seen, timezone
