@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from segmint.cli import events, serve, workspace_cmds
+from segmint.cli import events, serve, taxonomy, workspace_cmds
 from segmint.cli.common import app
 
 workspace_cmds.register(app)
 serve.register(app)
 events.register(app)
+taxonomy.register(app)
 
 
 def main() -> None:
