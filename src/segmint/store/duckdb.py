@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -56,7 +57,7 @@ class DuckDBEventStore(EventStore):
         self.path = str(path)
         try:
             self._con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
             raise WorkspaceError(
                 "the event store is held by another process (is `segmint serve` running? "
                 "stop it, or use the running server's API)",
@@ -91,7 +92,17 @@ class DuckDBEventStore(EventStore):
                 "ON CONFLICT (anonymous_id) DO NOTHING",
                 [now],
             )
-            # Events that arrived while the user was anonymous now belong to the user.
+            # Events that arrived while the user was anonymous now belong to the user, and count
+            # towards the user's first/last seen.
+            con.execute(
+                """INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at)
+                SELECT l.user_id, '{}', min(e.ts), max(e.ts), ? FROM events e JOIN _links l USING (anonymous_id)
+                WHERE e.user_id IS NULL GROUP BY l.user_id
+                ON CONFLICT (user_id) DO UPDATE SET
+                  first_seen = least(profiles.first_seen, excluded.first_seen),
+                  last_seen = greatest(profiles.last_seen, excluded.last_seen)""",
+                [now],
+            )
             con.execute(
                 "UPDATE events SET user_id = l.user_id FROM _links l "
                 "WHERE events.anonymous_id = l.anonymous_id AND events.user_id IS NULL"
@@ -322,8 +333,6 @@ class DuckDBEventStore(EventStore):
     def close(self) -> None:
         """Checkpoint and close the file."""
         with self._lock:
-            try:
+            with contextlib.suppress(duckdb.Error):
                 self._con.execute("CHECKPOINT")
-            except duckdb.Error:
-                pass
             self._con.close()
