@@ -65,15 +65,16 @@ class Taxonomy(BaseModel):
         return cols
 
 
-def _node_at(root: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
-    """The YAML node at a pydantic error location (mapping keys / list indexes), as deep as it goes."""
+def _node_at(root: yaml.Node | None, loc: tuple[Any, ...], *, key: bool = False) -> yaml.Node | None:
+    """The YAML node at a pydantic error location (mapping keys / list indexes), as deep as it goes;
+    with `key`, the last mapping key itself rather than its value (for keys that should not be there)."""
     node = root
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if k.value == str(part)), None)
-            if nxt is None:
+            pair = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if pair is None:
                 return node
-            node = nxt
+            node = pair[0] if key and i == len(loc) - 1 else pair[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
         else:
@@ -98,13 +99,13 @@ def parse_taxonomy(text: str, source: str = "taxonomy.yaml") -> Taxonomy:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        node = _node_at(root, err["loc"])
+        node = _node_at(root, err["loc"], key=err["type"] == "extra_forbidden")
         where = f"{source}:{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node else source
         raise InvalidInput(f"{loc}: {err['msg']}", where=where) from exc
     try:
         tax.typed_columns()
     except InvalidInput as exc:
-        node = _node_at(root, tuple(p for p in (exc.where or "").split(".") if p))
+        node = _node_at(root, tuple(p for p in (exc.where or "").split(".") if p), key=True)
         where = f"{source}:{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node else source
         raise InvalidInput(f"{exc.where}: {exc.message}", where=where) from exc
     return tax
