@@ -216,7 +216,7 @@ def _properties(rows: list[dict[str, Any]]) -> list[InferredProperty]:
         values = [orjson.loads(v) for v in (r["top"] or [])]
         distinct = int(r["n_distinct"] or 0)
         enum = None
-        low_cardinality = distinct <= ENUM_MAX_VALUES and r["present"] >= ENUM_MIN_PER_VALUE * distinct
+        low_cardinality = 2 <= distinct <= ENUM_MAX_VALUES and r["present"] >= ENUM_MIN_PER_VALUE * distinct
         is_id = r["key"].lower().endswith("id")
         if typ == "string" and low_cardinality and not is_id and all(isinstance(v, str) for v in values):
             enum = sorted(values)
