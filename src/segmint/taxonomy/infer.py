@@ -1,6 +1,7 @@
 """Propose a taxonomy from what has arrived: property types, presence, examples and enums, computed in SQL.
 
-The work is done by DuckDB over the JSON columns (`json_each`), grouped per (event, key), so it runs on
+The work is done by DuckDB over the JSON columns (`json_keys` + `json_extract`, one GROUP BY per
+(event, key)), so it runs on
 millions of events without a Python loop per row; Python only turns the per-key figures into a proposal.
 """
 
@@ -20,15 +21,16 @@ ENUM_MIN_PER_VALUE = 5  # an enum needs each value seen this many times on avera
 EXAMPLES = 3
 TOP_VALUES = ENUM_MAX_VALUES + 1
 
-# Per (group, key): presence, counts per JSON type, distinct values and the most frequent values.
-# `{source}` is one of two fixed subqueries below (never user text); the sample size is a bound parameter.
+# Per (group, key), in one pass: presence, counts per JSON type, distinct values (approximate, HyperLogLog)
+# and the most frequent values (approx_top_k, exact while a key has fewer distinct values than its sketch
+# holds, which covers every enum-sized key). `{source}` is one of the fixed subqueries below, never user
+# text; the sample size is a bound parameter. json_each was ~3x slower than json_keys + json_extract here.
 _KEY_STATS = """
 WITH src AS ({source}),
 totals AS (SELECT grp, count(*) AS total FROM src GROUP BY grp),
-kv AS (
-    SELECT s.grp, j.key, j.type AS jt, j.value::VARCHAR AS v
-    FROM src s, json_each(s.doc) j WHERE j.type <> 'NULL'
-),
+keys AS (SELECT grp, doc, unnest(json_keys(doc)) AS key FROM src),
+extracted AS (SELECT grp, key, json_extract(doc, '$."' || replace(key, '"', '\\"') || '"') AS jv FROM keys),
+kv AS (SELECT grp, key, json_type(jv) AS jt, jv::VARCHAR AS v FROM extracted WHERE json_type(jv) <> 'NULL'),
 stats AS (
     SELECT grp, key, count(*) AS present,
         count(*) FILTER (WHERE jt IN ('BIGINT', 'UBIGINT')) AS n_integer,
@@ -38,20 +40,14 @@ stats AS (
                          AND regexp_matches(v, '^"\\d{{4}}-\\d{{2}}-\\d{{2}}([T ]\\d{{2}}:\\d{{2}}|")')) AS n_datetime,
         count(*) FILTER (WHERE jt = 'VARCHAR') AS n_string,
         count(*) FILTER (WHERE jt = 'OBJECT') AS n_object,
-        count(*) FILTER (WHERE jt = 'ARRAY') AS n_array
+        count(*) FILTER (WHERE jt = 'ARRAY') AS n_array,
+        approx_count_distinct(v) AS n_distinct,
+        approx_top_k(v, {top}) AS top
     FROM kv GROUP BY grp, key
-),
-vals AS (SELECT grp, key, v, count(*) AS c FROM kv GROUP BY grp, key, v),
-ranked AS (SELECT *, row_number() OVER (PARTITION BY grp, key ORDER BY c DESC, v) AS rn FROM vals),
-vstats AS (
-    SELECT grp, key, count(*) AS n_distinct, list(v ORDER BY rn) FILTER (WHERE rn <= {top}) AS top
-    FROM ranked GROUP BY grp, key
 )
 SELECT t.grp, t.total, s.key, s.present, s.n_integer, s.n_number, s.n_boolean, s.n_datetime, s.n_string,
-       s.n_object, s.n_array, v.n_distinct, v.top
-FROM totals t
-LEFT JOIN stats s USING (grp)
-LEFT JOIN vstats v ON v.grp = s.grp AND v.key = s.key
+       s.n_object, s.n_array, s.n_distinct, s.top
+FROM totals t LEFT JOIN stats s USING (grp)
 ORDER BY t.total DESC, t.grp, s.present DESC, s.key
 """
 
@@ -214,9 +210,12 @@ def _properties(rows: list[dict[str, Any]]) -> list[InferredProperty]:
         types = {k: int(v) for k, v in types.items() if v}
         typ = _decide(types)
         values = [orjson.loads(v) for v in (r["top"] or [])]
-        distinct = int(r["n_distinct"] or 0)
+        # fewer top values than asked for means these are all the values there are (exact)
+        exact = len(values) if len(values) < TOP_VALUES else None
+        distinct = exact if exact is not None else int(r["n_distinct"] or 0)
         enum = None
-        low_cardinality = 2 <= distinct <= ENUM_MAX_VALUES and r["present"] >= ENUM_MIN_PER_VALUE * distinct
+        low_cardinality = (exact is not None and 2 <= exact <= ENUM_MAX_VALUES
+                           and r["present"] >= ENUM_MIN_PER_VALUE * exact)
         is_id = r["key"].lower().endswith("id")
         if typ == "string" and low_cardinality and not is_id and all(isinstance(v, str) for v in values):
             enum = sorted(values)
