@@ -126,8 +126,13 @@ def test_check_event_cases() -> None:
     assert [(v.field, v.kind, v.blocking) for v in got] == [
         ("traits.age", "wrong_type", True), ("traits.nickname", "undeclared_trait", False)]
     assert got[0].value == "27" and got[0].reason == "expected integer, got string"
-    # page calls are not checked against the events section
+    # page calls are checked only when the taxonomy declares `$page`
     assert kinds(_ev({"type": "page", "userId": "u1", "name": "홈"})) == []
+    with_page = parse_taxonomy(TAXONOMY.replace("traits:", "  $page:\n    properties:\n"
+                                                "      name: {type: string, required: true}\ntraits:"))
+    assert [(v.field, v.kind) for v in check_event(with_page, _ev({"type": "page", "userId": "u1"}))] == [
+        ("properties.name", "missing_required")]
+    assert check_event(with_page, _ev({"type": "page", "userId": "u1", "name": "홈"})) == []
 
 
 # -- modes in the pipeline -----------------------------------------------------------------------
@@ -232,6 +237,8 @@ def _mixed_shop(ws: Workspace) -> None:
                         "traits": {"age": 20 + i, "gender": "FM"[i % 2], "consent_push": i % 3 == 0}}))
     evs.append(_ev({"type": "track", "userId": "u1", "event": "signed_up", "properties": {"channel": "kakao"},
                     "messageId": "su1"}))
+    evs.append(_ev({"type": "page", "userId": "u1", "name": "이벤트 페이지", "messageId": "pg1",
+                    "properties": {"url": "https://shop.example/event"}}))
     ing.submit(evs)
     assert ing.wait_stored()
     ing.stop()
@@ -242,6 +249,7 @@ def test_infer_proposes_types_required_flags_enums_and_traits(workspace: Workspa
     inf = infer_taxonomy(workspace.store)
     events = {e.name: e for e in inf.events}
     assert events["product_viewed"].count == 200 and events["signed_up"].count == 1
+    assert {p.name for p in events["$page"].properties} == {"name", "url"}
     props = {p.name: p for p in events["product_viewed"].properties}
     assert props["price"].type == "integer" and props["price"].mixed
     assert props["price"].types == {"integer": 199, "string": 1}
@@ -356,7 +364,7 @@ def test_cli_show_check_infer_apply(tmp_path: Path) -> None:
     assert set(rows) == {("product_viewed", "properties.price", "wrong_type"), ("", "message", "malformed_json")}
     assert rows[("product_viewed", "properties.price", "wrong_type")]["examples"][0]["line"] == 1
     store = Workspace(ws.path).open_store_read_only()
-    assert store.summary()["events"] == 221  # --file stores nothing
+    assert store.summary()["events"] == 222  # --file stores nothing
     store.close()
 
 

@@ -51,7 +51,7 @@ FROM totals t LEFT JOIN stats s USING (grp)
 ORDER BY t.total DESC, t.grp, s.present DESC, s.key
 """
 
-_EVENTS = "SELECT event AS grp, properties AS doc FROM events WHERE type = 'track'"
+_EVENTS = "SELECT event AS grp, properties AS doc FROM events WHERE type IN ('track', 'page', 'screen')"
 _EVENTS_SAMPLED = _EVENTS + " QUALIFY row_number() OVER (PARTITION BY event) <= ?"
 _TRAITS = "SELECT 'traits' AS grp, traits AS doc FROM profiles"
 _TRAITS_SAMPLED = _TRAITS + " LIMIT ?"
@@ -236,7 +236,7 @@ def infer_taxonomy(store: EventStore, sample: int | None = None) -> Inference:
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(r["grp"], []).append(r)
-    exact = {c.event: c.count for c in store.event_counts() if c.type == "track"}
+    exact = {c.event: c.count for c in store.event_counts() if c.type in ("track", "page", "screen")}
     events = [InferredEvent(name, exact.get(name, int(rs[0]["total"])), _properties(rs)) for name, rs in groups.items()]
     tr_sql = _KEY_STATS.format(source=_TRAITS_SAMPLED if sample else _TRAITS, top=TOP_VALUES)
     trows = store.query(tr_sql, params).to_pylist()

@@ -8,6 +8,8 @@ from typing import Any
 from segmint.store.base import EventCount
 from segmint.taxonomy.model import PropertySpec, Taxonomy
 
+CHECKED_TYPES = ("track", "page", "screen")
+
 
 def _prop(name: str, spec: PropertySpec) -> dict[str, Any]:
     return {"name": name, "display_name": spec.display_name, "type": spec.type, "required": spec.required,
@@ -16,12 +18,13 @@ def _prop(name: str, spec: PropertySpec) -> dict[str, Any]:
 
 def taxonomy_overview(tax: Taxonomy | None, counts: Iterable[EventCount], *, mode: str, file: str) -> dict[str, Any]:
     """Declared events (with counts seen), traits, and the track events that arrived undeclared."""
-    seen = {c.event: c.count for c in counts if c.type == "track"}
+    counts = list(counts)
+    seen = {c.event: c.count for c in counts if c.type in CHECKED_TYPES}
     declared = tax.events if tax is not None else {}
     events = [{"name": name, "display_name": ev.display_name, "description": ev.description,
                "count": seen.get(name, 0), "properties": [_prop(n, p) for n, p in ev.properties.items()]}
               for name, ev in declared.items()]
     traits = [_prop(n, p) for n, p in (tax.traits.items() if tax is not None else ())]
-    undeclared = [{"name": name, "count": n} for name, n in seen.items() if name not in declared]
+    undeclared = [{"name": c.event, "count": c.count} for c in counts if c.type == "track" and c.event not in declared]
     return {"mode": mode, "file": file, "declared": tax is not None, "events": events, "traits": traits,
             "undeclared_events": undeclared}

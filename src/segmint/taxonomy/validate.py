@@ -102,6 +102,11 @@ def check_event(tax: Taxonomy, ev: dict[str, Any]) -> list[Violation]:
         # Traits are checked for type only: nothing is required of a partial identify call.
         specs = {k: v.model_copy(update={"required": False}) for k, v in tax.traits.items()}
         return _check_values(specs, traits, "traits", UNDECLARED_TRAIT)
+    if ev["type"] in ("page", "screen"):
+        # page/screen calls are checked only when the taxonomy declares them (as `$page`, `$screen`)
+        page = tax.events.get(ev["event"])
+        return [] if page is None else _check_values(page.properties, ev.get("properties") or {}, "properties",
+                                                     UNDECLARED_PROPERTY)
     if ev["type"] != "track":
         return []
     spec = tax.events.get(ev["event"])
