@@ -200,6 +200,25 @@ def test_strict_mode_rejects_with_reason_and_counts_it(workspace: Workspace) -> 
     assert prof == [{"user_id": "u1"}]
 
 
+def test_violations_of_a_replayed_journal_are_counted_once(workspace: Workspace) -> None:
+    workspace.taxonomy_path.write_text(TAXONOMY, encoding="utf-8")
+    workspace.config.taxonomy.mode = "strict"
+    journal = Journal(workspace.journal_dir)
+    ing = Ingestor(workspace.store, journal)
+    attach_taxonomy(workspace, ing)
+    # accepted and fsynced, but the writer never ran (kill -9 right after the 2xx)
+    ing.submit([_track("r1", "product_viewed", product_id=1), _track("r2", "product_viewed", product_id="p")])
+    journal.close()
+    for _ in range(2):  # restart twice: the second replays nothing
+        again = Ingestor(workspace.store, Journal(workspace.journal_dir))
+        again.start()
+        again.stop()
+    (row,) = workspace.store.violations()
+    assert (row["field"], row["count"], row["rejected"]) == ("properties.product_id", 1, 1)
+    assert [r["field"] for r in workspace.store.rejected()] == ["properties.product_id"]
+    assert _count(workspace, "SELECT count(*) FROM events") == 1
+
+
 def test_open_mode_accepts_everything_and_counts_nothing(workspace: Workspace) -> None:
     ing = _ingestor(workspace, "open")
     ing.submit([_track("a", "whatever", x=1), _track("b", "product_viewed", price="free")])
