@@ -436,6 +436,12 @@ def test_cli_goes_through_the_running_server(tmp_path: Path) -> None:
         ok = httpx.get(f"http://127.0.0.1:{port}/api/taxonomy/violations",
                        headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200 and ok.json() == []
+        bad_mode = httpx.put(f"http://127.0.0.1:{port}/api/taxonomy", params={"mode": "lenient"},
+                             content=TAXONOMY.encode(), headers={"Authorization": f"Bearer {token}"})
+        assert bad_mode.status_code == 400 and bad_mode.json()["where"] == "query.mode"
+        bad_yaml = httpx.put(f"http://127.0.0.1:{port}/api/taxonomy", content=b"events: [",
+                             headers={"Authorization": f"Bearer {token}"})
+        assert bad_yaml.status_code == 400 and bad_yaml.json()["where"].startswith("taxonomy.yaml:")
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -145,6 +145,7 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """Violations so far (or of a file's messages) per event and property; exit code 1 if there are any."""
+    ws: Workspace | None = None
     if file is not None:
         if taxonomy_file is not None:
             tax = load_taxonomy(taxonomy_file)
@@ -183,6 +184,9 @@ def check(
             console.print(f"{sum(r['count'] for r in rows):,} violations")
         else:
             console.print("no violations")
+        if file is None and ws.config.taxonomy.mode == "open":
+            console.print("note: [taxonomy] mode is open, so nothing is checked; "
+                          "`segmint taxonomy apply FILE --mode warn` turns checks on")
     if rows:
         raise typer.Exit(1)
 
