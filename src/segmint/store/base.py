@@ -30,6 +30,7 @@ class WriteBatch:
     identities: dict[str, str] = field(default_factory=dict)  # anonymous_id -> user_id
     rejected: pa.Table | None = None
     state: dict[str, str] = field(default_factory=dict)  # e.g. journal position, sync cursors
+    skip_stored: bool = False  # drop events whose message_id is already stored (imports, syncs)
 
 
 @dataclass

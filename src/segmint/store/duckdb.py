@@ -94,7 +94,7 @@ class DuckDBEventStore(EventStore):
             con.unregister("_links")
         inserted = 0
         if batch.events is not None and batch.events.num_rows:
-            inserted = self._insert_events(con, batch.events)
+            inserted = self._insert_events(con, batch.events, skip_stored=batch.skip_stored)
         if batch.profiles:
             self._merge_profiles(con, batch, now)
         if batch.rejected is not None and batch.rejected.num_rows:
@@ -108,7 +108,8 @@ class DuckDBEventStore(EventStore):
             )
         return inserted
 
-    def _insert_events(self, con: duckdb.DuckDBPyConnection, events: pa.Table) -> int:
+    def _insert_events(self, con: duckdb.DuckDBPyConnection, events: pa.Table | pa.RecordBatch, *,
+                       skip_stored: bool = False) -> int:
         con.register("_batch", events)
         typed = self.property_columns()
         extra_cols = "".join(f", {quote_ident(property_column(n))}" for n in typed)
@@ -121,6 +122,7 @@ class DuckDBEventStore(EventStore):
             SELECT b.message_id, b.type, b.event, COALESCE(b.user_id, i.user_id) AS user_id, b.anonymous_id,
                    b.ts, b.received_at, b.properties, b.context, b.source{extra_vals}
             FROM _batch b LEFT JOIN identities i ON b.user_id IS NULL AND i.anonymous_id = b.anonymous_id
+            {"WHERE b.message_id NOT IN (SELECT message_id FROM events)" if skip_stored else ""}
             QUALIFY row_number() OVER (PARTITION BY b.message_id ORDER BY b.received_at) = 1""",
             params,
         )
