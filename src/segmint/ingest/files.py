@@ -9,6 +9,8 @@ Lines or rows that cannot be accepted are stored as rejected records naming the 
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -95,7 +97,7 @@ def mapping_connection() -> duckdb.DuckDBPyConnection:
 
 
 def import_table_file(store: EventStore, path: Path, fmt: str, mapping: ColumnMapping, *, source: str = "import",
-                      progress: Progress | None = None, batch_rows: int = 1_000_000,
+                      progress: Progress | None = None, batch_rows: int = 250_000,
                       received_at: datetime | None = None) -> ImportResult:
     """Import a CSV or Parquet file through a column mapping, in Arrow batches."""
     check_file(path)
@@ -115,14 +117,14 @@ def import_table_file(store: EventStore, path: Path, fmt: str, mapping: ColumnMa
 
 
 def write_mapped(store: EventStore, con: duckdb.DuckDBPyConnection, mapping: ColumnMapping, *, where: str,
-                 source: str, result: ImportResult, progress: Progress | None = None, batch_rows: int = 1_000_000,
+                 source: str, result: ImportResult, progress: Progress | None = None, batch_rows: int = 250_000,
                  first_line: int = 1, received_at: datetime | None = None,
                  state: dict[str, str] | None = None) -> ImportResult:
     """Map the relation `src` on `con` and write it batch by batch (state goes with the last batch)."""
     now = received_at or datetime.now(UTC)
     try:
-        batches = stream_batches(con, mapping, where=where, source=source, received_at=now,
-                                 batch_rows=batch_rows, first_line=first_line)
+        batches = prefetch(stream_batches(con, mapping, where=where, source=source, received_at=now,
+                                          batch_rows=batch_rows, first_line=first_line))
         pending = None
         for mb in batches:
             if pending is not None:
@@ -136,6 +138,31 @@ def write_mapped(store: EventStore, con: duckdb.DuckDBPyConnection, mapping: Col
     except duckdb.Error as exc:
         raise InvalidInput(f"cannot read the rows: {str(exc).splitlines()[0]}", where=where) from None
     return result
+
+
+def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Produce the next items in a thread while the caller consumes (mapping overlaps store writes)."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                q.put(item)
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name="segmint-import-map", daemon=True)
+    thread.start()
+    while True:
+        item = q.get()
+        if item is done:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()
 
 
 def _write(store: EventStore, mb: Any, result: ImportResult, progress: Progress | None) -> None:

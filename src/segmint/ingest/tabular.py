@@ -220,7 +220,7 @@ def check_timestamps(con: duckdb.DuckDBPyConnection, res: Resolved, types: dict[
     row = con.execute(
         f"SELECT count({q}), count({_ts_expr(col, types[col])}), any_value(CAST({q} AS VARCHAR)) "
         f"FROM (SELECT {q} FROM src WHERE {q} IS NOT NULL LIMIT 1000)"
-    ).fetchone()
+    ).fetchall()[0]
     if row[0] and not row[1]:
         raise InvalidInput(f"no value of column {col!r} parses as a timestamp (e.g. {row[2]!r}); "
                            "use ISO 8601 text, a timestamp column, or epoch seconds/milliseconds",
