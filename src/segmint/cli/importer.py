@@ -27,7 +27,7 @@ def _progress() -> Progress:
 
 def _report(res: ImportResult) -> None:
     console.print(f"{res.file}: {res.imported:,} imported, {res.duplicates:,} duplicates skipped, "
-                  f"{res.rejected:,} rejected", highlight=False)
+                  f"{res.rejected:,} rejected", highlight=False, soft_wrap=True)
     for reason, n in sorted(res.reasons.items(), key=lambda kv: -kv[1]):
         console.print(f"  rejected {n:,}: {reason}", highlight=False)
 
