@@ -36,14 +36,16 @@ def make_file(rows: int, path: Path) -> Path:
     for off in range(0, rows, chunk):
         n = min(chunk, rows - off)
         users = rng.integers(0, max(rows // 25, 1), n)
-        table = pa.table({
-            "user_id": pa.array([f"u{u}" for u in users]),
-            "event": pa.array(np.array(EVENTS)[rng.integers(0, len(EVENTS), n)]),
-            "ts": pa.array(start + rng.integers(0, 300 * 86_400_000_000, n).astype("timedelta64[us]")),
-            "product_id": pa.array([f"p{p}" for p in rng.integers(0, 50_000, n)]),
-            "category": pa.array(np.array(CATEGORIES)[rng.integers(0, len(CATEGORIES), n)]),
-            "price": pa.array(rng.integers(10, 2000, n) * 100, pa.int64()),
-        })
+        table = pa.table(
+            {
+                "user_id": pa.array([f"u{u}" for u in users]),
+                "event": pa.array(np.array(EVENTS)[rng.integers(0, len(EVENTS), n)]),
+                "ts": pa.array(start + rng.integers(0, 300 * 86_400_000_000, n).astype("timedelta64[us]")),
+                "product_id": pa.array([f"p{p}" for p in rng.integers(0, 50_000, n)]),
+                "category": pa.array(np.array(CATEGORIES)[rng.integers(0, len(CATEGORIES), n)]),
+                "price": pa.array(rng.integers(10, 2000, n) * 100, pa.int64()),
+            }
+        )
         if writer is None:
             writer = pq.ParquetWriter(path, table.schema)
         writer.write_table(table)
@@ -98,20 +100,27 @@ def run(rows: int = ROWS) -> str:
         again = _time_reimport(path, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, " \
-              f"DuckDB {duckdb.__version__}"
-    return "\n".join([
-        "## Import from Parquet",
-        "",
-        f"{rows:,} flat events (user_id, event, ts, product_id, category, price); machine: {machine}.",
-        "",
-        "| what | seconds | rows/s |",
-        "|---|---:|---:|",
-        f"| baseline: DuckDB `CREATE TABLE AS SELECT * FROM read_parquet` | {raw:.2f} | {rows / raw:,.0f} |",
-        f"| `segmint import` into a fresh workspace ({imported:,} stored) | {took:.2f} | {rows / took:,.0f} |",
-        f"| `segmint import` of the same file again (all duplicates) | {again:.2f} | {rows / again:,.0f} |",
-        "",
-    ])
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"DuckDB {duckdb.__version__}"
+    )
+    return "\n".join(
+        [
+            "## Import from Parquet",
+            "",
+            f"{rows:,} flat events (user_id, event, ts, product_id, category, price); machine: {machine}.",
+            "",
+            "| what | seconds | rows/s |",
+            "|---|---:|---:|",
+            f"| baseline: DuckDB `CREATE TABLE AS SELECT * FROM read_parquet` | {raw:.2f} "
+            f"| {rows / raw:,.0f} |",
+            f"| `segmint import` into a fresh workspace ({imported:,} stored) | {took:.2f} "
+            f"| {rows / took:,.0f} |",
+            f"| `segmint import` of the same file again (all duplicates) | {again:.2f} "
+            f"| {rows / again:,.0f} |",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

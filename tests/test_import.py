@@ -29,21 +29,42 @@ def _jsonl(path: Path, lines: list) -> Path:
 
 
 def test_jsonl_import_rejects_bad_lines_and_is_idempotent(workspace: Workspace, tmp_path: Path) -> None:
-    f = _jsonl(tmp_path / "msgs.jsonl", [
-        {"type": "track", "anonymousId": "a1", "event": "product_viewed", "timestamp": "2026-10-01T00:00:00Z",
-         "properties": {"price": 1000}},
-        {"type": "identify", "anonymousId": "a1", "userId": "u1", "traits": {"gender": "F"},
-         "timestamp": "2026-10-01T00:01:00Z"},
-        "{not json",
-        {"type": "track", "userId": "u2", "timestamp": "2026-10-01T00:02:00Z"},  # no event
-        {"userId": "u2", "event": "cart_added", "messageId": "m-given", "timestamp": "2026-10-02T00:00:00Z"},
-    ])
+    f = _jsonl(
+        tmp_path / "msgs.jsonl",
+        [
+            {
+                "type": "track",
+                "anonymousId": "a1",
+                "event": "product_viewed",
+                "timestamp": "2026-10-01T00:00:00Z",
+                "properties": {"price": 1000},
+            },
+            {
+                "type": "identify",
+                "anonymousId": "a1",
+                "userId": "u1",
+                "traits": {"gender": "F"},
+                "timestamp": "2026-10-01T00:01:00Z",
+            },
+            "{not json",
+            {"type": "track", "userId": "u2", "timestamp": "2026-10-01T00:02:00Z"},  # no event
+            {
+                "userId": "u2",
+                "event": "cart_added",
+                "messageId": "m-given",
+                "timestamp": "2026-10-02T00:00:00Z",
+            },
+        ],
+    )
     res = import_jsonl_file(workspace.store, f)
     assert (res.rows, res.imported, res.duplicates, res.rejected) == (5, 3, 0, 2)
     rows = _q(workspace, "SELECT event, user_id FROM events ORDER BY ts")
     # the anonymous view is stitched to u1 by the identify in the same file
-    assert rows == [{"event": "product_viewed", "user_id": "u1"}, {"event": "$identify", "user_id": "u1"},
-                    {"event": "cart_added", "user_id": "u2"}]
+    assert rows == [
+        {"event": "product_viewed", "user_id": "u1"},
+        {"event": "$identify", "user_id": "u1"},
+        {"event": "cart_added", "user_id": "u2"},
+    ]
     assert _q(workspace, "SELECT traits->>'gender' AS g FROM profiles WHERE user_id = 'u1'") == [{"g": "F"}]
     rej = {r["field"]: r["reason"] for r in workspace.store.rejected()}
     assert rej["msgs.jsonl:3"].startswith("invalid JSON")
@@ -71,14 +92,19 @@ def test_csv_mapping_rejects_rows_and_fills_typed_columns(workspace: Workspace, 
     mapping = load_mapping(None, pairs=["uid=user_id", "name=event", "when=timestamp", "note=-"])
     res = import_table_file(workspace.store, _csv(tmp_path / "orders.csv"), "csv", mapping)
     assert (res.rows, res.imported, res.rejected) == (5, 3, 2)
-    rows = _q(workspace, "SELECT user_id, ts::VARCHAR AS ts, p_price, properties->>'product_id' AS pid, "
-                         "properties->>'note' AS note FROM events ORDER BY ts")
+    rows = _q(
+        workspace,
+        "SELECT user_id, ts::VARCHAR AS ts, p_price, properties->>'product_id' AS pid, "
+        "properties->>'note' AS note FROM events ORDER BY ts",
+    )
     assert rows == [
         {"user_id": "u1", "ts": "2026-11-01 01:00:00", "p_price": 1000.0, "pid": "p1", "note": None},
         {"user_id": "u2", "ts": "2026-11-01 02:00:00", "p_price": 2500.5, "pid": "p2", "note": None},
         {"user_id": "u1", "ts": "2026-11-03 00:00:00", "p_price": 700.0, "pid": "p5", "note": None},
     ]
-    prof = _q(workspace, "SELECT first_seen::VARCHAR AS f, last_seen::VARCHAR AS l FROM profiles WHERE user_id='u1'")
+    prof = _q(
+        workspace, "SELECT first_seen::VARCHAR AS f, last_seen::VARCHAR AS l FROM profiles WHERE user_id='u1'"
+    )
     assert prof == [{"f": "2026-11-01 01:00:00", "l": "2026-11-03 00:00:00"}]
     rej = {r["field"]: r for r in workspace.store.rejected()}
     assert rej["orders.csv:4: user_id"]["reason"].startswith("user_id or anonymous_id")
@@ -93,8 +119,13 @@ def test_csv_mapping_rejects_rows_and_fills_typed_columns(workspace: Workspace, 
 def test_same_row_in_two_files_is_one_event(workspace: Workspace, tmp_path: Path) -> None:
     a = tmp_path / "a.parquet"
     b = tmp_path / "b.parquet"
-    t = pa.table({"user_id": ["u1", "u2"], "ts": pa.array([1_700_000_000, 1_700_000_100], pa.int64()),
-                  "sku": ["s1", "s2"]})
+    t = pa.table(
+        {
+            "user_id": ["u1", "u2"],
+            "ts": pa.array([1_700_000_000, 1_700_000_100], pa.int64()),
+            "sku": ["s1", "s2"],
+        }
+    )
     pq.write_table(t, a)
     pq.write_table(t.slice(1), b)  # the second row again, in another file
     mapping = load_mapping(None, event="product_viewed")
@@ -102,8 +133,10 @@ def test_same_row_in_two_files_is_one_event(workspace: Workspace, tmp_path: Path
     res = import_table_file(workspace.store, b, "parquet", mapping)
     assert (res.imported, res.duplicates) == (0, 1)
     rows = _q(workspace, "SELECT event, ts::VARCHAR AS ts FROM events ORDER BY ts")
-    assert rows == [{"event": "product_viewed", "ts": "2023-11-14 22:13:20"},
-                    {"event": "product_viewed", "ts": "2023-11-14 22:15:00"}]
+    assert rows == [
+        {"event": "product_viewed", "ts": "2023-11-14 22:13:20"},
+        {"event": "product_viewed", "ts": "2023-11-14 22:15:00"},
+    ]
 
 
 def test_identify_import_sets_profile_traits(workspace: Workspace, tmp_path: Path) -> None:
@@ -112,20 +145,28 @@ def test_identify_import_sets_profile_traits(workspace: Workspace, tmp_path: Pat
     mapping = load_mapping(None, pairs=["id=user_id", "gender=traits.sex"], type_="identify")
     res = import_table_file(workspace.store, f, "parquet", mapping)
     assert res.imported == 2
-    rows = _q(workspace, "SELECT user_id, traits->>'age' AS age, traits->>'sex' AS sex FROM profiles ORDER BY 1")
+    rows = _q(
+        workspace, "SELECT user_id, traits->>'age' AS age, traits->>'sex' AS sex FROM profiles ORDER BY 1"
+    )
     assert rows == [{"user_id": "u1", "age": "27", "sex": "F"}, {"user_id": "u2", "age": "41", "sex": "M"}]
     assert import_table_file(workspace.store, f, "parquet", mapping).imported == 0
 
 
 def test_mapping_errors_name_the_column(workspace: Workspace, tmp_path: Path) -> None:
     f = _csv(tmp_path / "orders.csv")
-    with pytest.raises(InvalidInput, match=r"unknown column 'nope'.*uid, name, when, product_id, price, note"):
+    with pytest.raises(
+        InvalidInput, match=r"unknown column 'nope'.*uid, name, when, product_id, price, note"
+    ):
         import_table_file(workspace.store, f, "csv", load_mapping(None, pairs=["nope=user_id"]))
     with pytest.raises(InvalidInput, match="no event column"):
         import_table_file(workspace.store, f, "csv", load_mapping(None, pairs=["uid=user_id"]))
     with pytest.raises(InvalidInput, match="no value of column 'note' parses as a timestamp"):
-        import_table_file(workspace.store, f, "csv",
-                          load_mapping(None, pairs=["uid=user_id", "name=event", "note=timestamp"]))
+        import_table_file(
+            workspace.store,
+            f,
+            "csv",
+            load_mapping(None, pairs=["uid=user_id", "name=event", "note=timestamp"]),
+        )
     with pytest.raises(InvalidInput, match="unknown field 'userid'"):
         load_mapping(None, pairs=["uid=userid"])
 
@@ -135,7 +176,18 @@ def test_cli_import(workspace: Workspace, tmp_path: Path) -> None:
     workspace.close()
     f = _csv(tmp_path / "orders.csv")
     runner = CliRunner()
-    args = ["-w", path, "import", str(f), "--map", "uid=user_id", "--map", "name=event", "--map", "when=timestamp"]
+    args = [
+        "-w",
+        path,
+        "import",
+        str(f),
+        "--map",
+        "uid=user_id",
+        "--map",
+        "name=event",
+        "--map",
+        "when=timestamp",
+    ]
     out = runner.invoke(app, args)
     assert out.exit_code == 0, out.output
     assert "3 imported, 0 duplicates skipped, 2 rejected" in out.output

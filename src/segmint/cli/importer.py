@@ -21,13 +21,23 @@ from segmint.ingest.tabular import load_mapping
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def _report(res: ImportResult) -> None:
-    console.print(f"{res.file}: {res.imported:,} imported, {res.duplicates:,} duplicates skipped, "
-                  f"{res.rejected:,} rejected", highlight=False, soft_wrap=True)
+    console.print(
+        f"{res.file}: {res.imported:,} imported, {res.duplicates:,} duplicates skipped, "
+        f"{res.rejected:,} rejected",
+        highlight=False,
+        soft_wrap=True,
+    )
     for reason, n in sorted(res.reasons.items(), key=lambda kv: -kv[1]):
         console.print(f"  rejected {n:,}: {reason}", highlight=False)
 
@@ -37,9 +47,15 @@ def import_files(
     ctx: typer.Context,
     files: list[Path] = typer.Argument(..., help="Files to import (.jsonl, .csv, .parquet)."),
     fmt: str = typer.Option(None, "--format", help="jsonl | csv | parquet (default: from the extension)."),
-    maps: list[str] = typer.Option([], "--map", help="COLUMN=FIELD: user_id, anonymous_id, event, timestamp, "
-                                   "message_id, properties.NAME, traits.NAME, or - to ignore."),
-    mapping_file: Path = typer.Option(None, "--mapping", help="YAML mapping: type, event, columns, properties."),
+    maps: list[str] = typer.Option(
+        [],
+        "--map",
+        help="COLUMN=FIELD: user_id, anonymous_id, event, timestamp, "
+        "message_id, properties.NAME, traits.NAME, or - to ignore.",
+    ),
+    mapping_file: Path = typer.Option(
+        None, "--mapping", help="YAML mapping: type, event, columns, properties."
+    ),
     type_: str = typer.Option(None, "--type", help="track (events) or identify (profile traits)."),
     event: str = typer.Option(None, "--event", help="Event name for every row (instead of an event column)."),
     source: str = typer.Option("import", "--source", help="Value of the events' source column."),
@@ -51,8 +67,11 @@ def import_files(
     ws = open_workspace(ctx)
     url = running_server(ws)
     if url:
-        raise WorkspaceError(f"a server is running on this workspace ({url}) and holds the event store; "
-                             "stop it, run the import, then start it again", where=str(ws.path))
+        raise WorkspaceError(
+            f"a server is running on this workspace ({url}) and holds the event store; "
+            "stop it, run the import, then start it again",
+            where=str(ws.path),
+        )
     plans = []
     for path in files:
         check_file(path)

@@ -22,7 +22,9 @@ def add(ctx: typer.Context, file: Path = typer.Argument(..., help="Sync definiti
     """Check a sync definition and store it in the workspace (same name replaces)."""
     ws = open_workspace(ctx)
     d = add_definition(ws.path, file)
-    console.print(f"added sync [bold]{d.name}[/bold] ({d.map.type}, cursor: {d.cursor or 'none: full reload'})")
+    console.print(
+        f"added sync [bold]{d.name}[/bold] ({d.map.type}, cursor: {d.cursor or 'none: full reload'})"
+    )
 
 
 @sync_app.command("list")
@@ -53,21 +55,32 @@ def run(ctx: typer.Context, name: str = typer.Argument(None, help="Sync to run (
     ws = open_workspace(ctx)
     url = running_server(ws)
     if url:
-        raise WorkspaceError(f"a server is running on this workspace ({url}) and holds the event store; "
-                             "stop it, run the sync, then start it again", where=str(ws.path))
+        raise WorkspaceError(
+            f"a server is running on this workspace ({url}) and holds the event store; "
+            "stop it, run the sync, then start it again",
+            where=str(ws.path),
+        )
     defs = [load_definition(ws.path, name)] if name else list_definitions(ws.path)
     if not defs:
         console.print("no syncs yet: `segmint sync add FILE.yaml`")
         return
     try:
         for d in defs:
-            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} rows"),
-                          TimeElapsedColumn(), console=console) as bar:
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TextColumn("{task.completed:,} rows"),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar:
                 task = bar.add_task(f"sync {d.name}", total=None)
                 res = SyncRunner(ws.store, d).run(progress=lambda n, t=task: bar.advance(t, n))
-            console.print(f"sync {d.name}: {res.rows:,} rows read, {res.imported:,} imported, "
-                          f"{res.duplicates:,} duplicates skipped, {res.rejected:,} rejected; "
-                          f"cursor {res.cursor if res.cursor is not None else '-'}", highlight=False)
+            console.print(
+                f"sync {d.name}: {res.rows:,} rows read, {res.imported:,} imported, "
+                f"{res.duplicates:,} duplicates skipped, {res.rejected:,} rejected; "
+                f"cursor {res.cursor if res.cursor is not None else '-'}",
+                highlight=False,
+            )
     finally:
         ws.close()
 

@@ -66,8 +66,9 @@ def detect_format(path: Path, given: str | None) -> str:
         return "csv"
     if suffixes and suffixes[-1] in (".parquet", ".pq"):
         return "parquet"
-    raise InvalidInput("cannot tell the format from the file name; give --format jsonl|csv|parquet",
-                       where=str(path))
+    raise InvalidInput(
+        "cannot tell the format from the file name; give --format jsonl|csv|parquet", where=str(path)
+    )
 
 
 def count_rows(path: Path, fmt: str) -> int | None:
@@ -96,9 +97,17 @@ def mapping_connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def import_table_file(store: EventStore, path: Path, fmt: str, mapping: ColumnMapping, *, source: str = "import",
-                      progress: Progress | None = None, batch_rows: int = 250_000,
-                      received_at: datetime | None = None) -> ImportResult:
+def import_table_file(
+    store: EventStore,
+    path: Path,
+    fmt: str,
+    mapping: ColumnMapping,
+    *,
+    source: str = "import",
+    progress: Progress | None = None,
+    batch_rows: int = 250_000,
+    received_at: datetime | None = None,
+) -> ImportResult:
     """Import a CSV or Parquet file through a column mapping, in Arrow batches."""
     check_file(path)
     con = mapping_connection()
@@ -109,22 +118,50 @@ def import_table_file(store: EventStore, path: Path, fmt: str, mapping: ColumnMa
             con.execute("SELECT * FROM src LIMIT 0")
         except duckdb.Error as exc:
             raise InvalidInput(f"cannot read as {fmt}: {str(exc).splitlines()[0]}", where=str(path)) from None
-        return write_mapped(store, con, mapping, where=path.name, source=source, progress=progress,
-                            batch_rows=batch_rows, first_line=2 if fmt == "csv" else 1,
-                            received_at=received_at, result=ImportResult(str(path)))
+        return write_mapped(
+            store,
+            con,
+            mapping,
+            where=path.name,
+            source=source,
+            progress=progress,
+            batch_rows=batch_rows,
+            first_line=2 if fmt == "csv" else 1,
+            received_at=received_at,
+            result=ImportResult(str(path)),
+        )
     finally:
         con.close()
 
 
-def write_mapped(store: EventStore, con: duckdb.DuckDBPyConnection, mapping: ColumnMapping, *, where: str,
-                 source: str, result: ImportResult, progress: Progress | None = None, batch_rows: int = 250_000,
-                 first_line: int = 1, received_at: datetime | None = None,
-                 state: dict[str, str] | None = None) -> ImportResult:
+def write_mapped(
+    store: EventStore,
+    con: duckdb.DuckDBPyConnection,
+    mapping: ColumnMapping,
+    *,
+    where: str,
+    source: str,
+    result: ImportResult,
+    progress: Progress | None = None,
+    batch_rows: int = 250_000,
+    first_line: int = 1,
+    received_at: datetime | None = None,
+    state: dict[str, str] | None = None,
+) -> ImportResult:
     """Map the relation `src` on `con` and write it batch by batch (state goes with the last batch)."""
     now = received_at or datetime.now(UTC)
     try:
-        batches = prefetch(stream_batches(con, mapping, where=where, source=source, received_at=now,
-                                          batch_rows=batch_rows, first_line=first_line))
+        batches = prefetch(
+            stream_batches(
+                con,
+                mapping,
+                where=where,
+                source=source,
+                received_at=now,
+                batch_rows=batch_rows,
+                first_line=first_line,
+            )
+        )
         pending = None
         for mb in batches:
             if pending is not None:
@@ -182,8 +219,9 @@ def derived_message_id(line: bytes) -> str:
     return "imp_" + hashlib.md5(line, usedforsecurity=False).hexdigest()
 
 
-def _jsonl_chunks(path: Path, *, source: str, now: datetime) -> Iterator[tuple[list[dict[str, Any]],
-                                                                               list[dict[str, Any]], int]]:
+def _jsonl_chunks(
+    path: Path, *, source: str, now: datetime
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], int]]:
     events: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     lines = 0
@@ -196,15 +234,26 @@ def _jsonl_chunks(path: Path, *, source: str, now: datetime) -> Iterator[tuple[l
             try:
                 raw = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
-                rejected.append(rejection(f"invalid JSON: {exc}", where, line.decode("utf-8", "replace"),
-                                          index=lineno, source=source, received_at=now))
+                rejected.append(
+                    rejection(
+                        f"invalid JSON: {exc}",
+                        where,
+                        line.decode("utf-8", "replace"),
+                        index=lineno,
+                        source=source,
+                        received_at=now,
+                    )
+                )
                 continue
             try:
                 msg = parse_message(raw, default_type="track", where=where)
             except SegmintError as exc:
                 fld = exc.message.split(":", 1)[0]
-                rejected.append(rejection(exc.message, f"{where}: {fld}", raw, index=lineno, source=source,
-                                          received_at=now))
+                rejected.append(
+                    rejection(
+                        exc.message, f"{where}: {fld}", raw, index=lineno, source=source, received_at=now
+                    )
+                )
                 continue
             if not msg.message_id:
                 msg.message_id = derived_message_id(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS))
@@ -217,7 +266,7 @@ def _jsonl_chunks(path: Path, *, source: str, now: datetime) -> Iterator[tuple[l
 
 
 def jsonl_batch(events: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> WriteBatch:
-    """A WriteBatch from normalized messages: events, identity links and identify traits, as the ingestor does."""
+    """A WriteBatch from normalized messages: events, identity links, identify traits (as the ingestor)."""
     batch = WriteBatch(skip_stored=True)
     for ev in events:
         ev["ts"] = datetime.fromisoformat(ev["ts"])
@@ -235,13 +284,28 @@ def jsonl_batch(events: list[dict[str, Any]], rejected: list[dict[str, Any]]) ->
         batch.events = events_to_arrow(events)
     if rejected:
         batch.rejected = pa.Table.from_pylist(
-            [{**r, "received_at": datetime.fromisoformat(r["received_at"]).astimezone(UTC).replace(tzinfo=None)}
-             for r in rejected], schema=REJECTED_SCHEMA)
+            [
+                {
+                    **r,
+                    "received_at": datetime.fromisoformat(r["received_at"])
+                    .astimezone(UTC)
+                    .replace(tzinfo=None),
+                }
+                for r in rejected
+            ],
+            schema=REJECTED_SCHEMA,
+        )
     return batch
 
 
-def import_jsonl_file(store: EventStore, path: Path, *, source: str = "import", progress: Progress | None = None,
-                      received_at: datetime | None = None) -> ImportResult:
+def import_jsonl_file(
+    store: EventStore,
+    path: Path,
+    *,
+    source: str = "import",
+    progress: Progress | None = None,
+    received_at: datetime | None = None,
+) -> ImportResult:
     """Import a file of Segment-spec messages, one JSON object per line."""
     check_file(path)
     now = received_at or datetime.now(UTC)

@@ -46,19 +46,24 @@ class ColumnMapping(BaseModel):
 
     type: Literal["track", "identify"] = "track"
     event: str | None = Field(default=None, description="Constant event name for every row (track).")
-    columns: dict[str, str] = Field(default_factory=dict,
-                                    description="column -> field: user_id, anonymous_id, event, timestamp, "
-                                                "message_id, properties.NAME / traits.NAME, or '-' to ignore")
-    properties: list[str] | None = Field(default=None,
-                                         description="Columns kept as properties/traits (default: all unmapped).")
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="column -> field: user_id, anonymous_id, event, timestamp, "
+        "message_id, properties.NAME / traits.NAME, or '-' to ignore",
+    )
+    properties: list[str] | None = Field(
+        default=None, description="Columns kept as properties/traits (default: all unmapped)."
+    )
 
     @model_validator(mode="after")
     def _known_fields(self) -> ColumnMapping:
         for col, fld in self.columns.items():
             if fld in FIELDS or fld == "-" or fld.startswith(("properties.", "traits.")):
                 continue
-            raise ValueError(f"column {col!r} maps to unknown field {fld!r}; use one of {', '.join(FIELDS)}, "
-                             "properties.NAME, traits.NAME or -")
+            raise ValueError(
+                f"column {col!r} maps to unknown field {fld!r}; use one of {', '.join(FIELDS)}, "
+                "properties.NAME, traits.NAME or -"
+            )
         return self
 
 
@@ -73,8 +78,14 @@ def parse_map_options(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def load_mapping(path: Path | None, *, pairs: list[str] = (), type_: str | None = None,
-                 event: str | None = None, where: str = "mapping") -> ColumnMapping:
+def load_mapping(
+    path: Path | None,
+    *,
+    pairs: list[str] = (),
+    type_: str | None = None,
+    event: str | None = None,
+    where: str = "mapping",
+) -> ColumnMapping:
     """A mapping from a YAML file and/or command-line options (the options win)."""
     data: dict[str, Any] = {}
     if path is not None:
@@ -83,8 +94,9 @@ def load_mapping(path: Path | None, *, pairs: list[str] = (), type_: str | None 
         except (OSError, yaml.YAMLError) as exc:
             raise InvalidInput(f"cannot read mapping: {exc}", where=str(path)) from None
         if not isinstance(data, dict):
-            raise InvalidInput("a mapping file holds a YAML object (type, event, columns, properties)",
-                               where=str(path))
+            raise InvalidInput(
+                "a mapping file holds a YAML object (type, event, columns, properties)", where=str(path)
+            )
         where = str(path)
     if pairs:
         data["columns"] = {**data.get("columns", {}), **parse_map_options(list(pairs))}
@@ -113,7 +125,9 @@ def resolve(mapping: ColumnMapping, columns: list[str], where: str) -> Resolved:
     listed = ", ".join(columns)
     for col in [*mapping.columns, *(mapping.properties or [])]:
         if col not in columns:
-            raise InvalidInput(f"unknown column {col!r} in the mapping; the columns are: {listed}", where=where)
+            raise InvalidInput(
+                f"unknown column {col!r} in the mapping; the columns are: {listed}", where=where
+            )
     fields: dict[str, str] = {}
     renamed: dict[str, str] = {}
     for col, fld in mapping.columns.items():
@@ -128,11 +142,17 @@ def resolve(mapping: ColumnMapping, columns: list[str], where: str) -> Resolved:
                     fields[fld] = name
                     break
     if "user_id" not in fields and "anonymous_id" not in fields:
-        raise InvalidInput(f"no user id column: map one with --map COLUMN=user_id (or anonymous_id); "
-                           f"the columns are: {listed}", where=where)
+        raise InvalidInput(
+            f"no user id column: map one with --map COLUMN=user_id (or anonymous_id); "
+            f"the columns are: {listed}",
+            where=where,
+        )
     if mapping.type == "track" and "event" not in fields and not mapping.event:
-        raise InvalidInput(f"no event column: map one with --map COLUMN=event or give --event NAME; "
-                           f"the columns are: {listed}", where=where)
+        raise InvalidInput(
+            f"no event column: map one with --map COLUMN=event or give --event NAME; "
+            f"the columns are: {listed}",
+            where=where,
+        )
     used = set(fields.values()) | {c for c, f in mapping.columns.items() if f == "-"}
     if mapping.properties is not None:
         keep = list(mapping.properties) + [c for c in renamed if c not in mapping.properties]
@@ -148,11 +168,21 @@ def _ts_expr(col: str, sqltype: str) -> str:
     t = sqltype.upper()
     if t.startswith("TIMESTAMP") or t == "DATE":
         return f"CAST({q} AS TIMESTAMP)"  # TIMESTAMPTZ casts in the session zone, which is UTC
-    if t in ("BIGINT", "INTEGER", "HUGEINT", "DOUBLE", "FLOAT", "SMALLINT", "UBIGINT", "UINTEGER") or \
-            t.startswith("DECIMAL"):
+    if t in (
+        "BIGINT",
+        "INTEGER",
+        "HUGEINT",
+        "DOUBLE",
+        "FLOAT",
+        "SMALLINT",
+        "UBIGINT",
+        "UINTEGER",
+    ) or t.startswith("DECIMAL"):
         # epoch seconds, or milliseconds when the magnitude says so
-        return (f"CAST(CASE WHEN abs({q}) > 100000000000 THEN to_timestamp({q} / 1000.0) "
-                f"ELSE to_timestamp({q}) END AS TIMESTAMP)")
+        return (
+            f"CAST(CASE WHEN abs({q}) > 100000000000 THEN to_timestamp({q} / 1000.0) "
+            f"ELSE to_timestamp({q}) END AS TIMESTAMP)"
+        )
     return f"CAST(TRY_CAST(CAST({q} AS VARCHAR) AS TIMESTAMPTZ) AS TIMESTAMP)"
 
 
@@ -161,9 +191,10 @@ def _text(col: str) -> str:
     return f"NULLIF(trim(CAST({q} AS VARCHAR)), '')"
 
 
-def mapping_sql(mapping: ColumnMapping, res: Resolved, types: dict[str, str], *, source: str,
-                received_at: datetime) -> tuple[str, dict[str, Any]]:
-    """The SELECT over `src` yielding EVENT_SCHEMA columns plus _reason/_field/_payload, and its parameters."""
+def mapping_sql(
+    mapping: ColumnMapping, res: Resolved, types: dict[str, str], *, source: str, received_at: datetime
+) -> tuple[str, dict[str, Any]]:
+    """The SELECT over `src` yielding EVENT_SCHEMA columns plus _reason/_field/_payload, and parameters."""
     naive = received_at.astimezone(UTC).replace(tzinfo=None) if received_at.tzinfo else received_at
     params: dict[str, Any] = {"mtype": mapping.type, "now": naive, "source": source}
     f = res.fields
@@ -184,14 +215,19 @@ def mapping_sql(mapping: ColumnMapping, res: Resolved, types: dict[str, str], *,
     else:
         ts_raw, ts = "CAST(NULL AS VARCHAR)", "CAST(NULL AS TIMESTAMP)"
     if res.props:
-        props = "json_object(" + ", ".join(f"$k{i}, {quote_ident(c)}" for i, (_, c) in enumerate(res.props)) + ")"
+        props = (
+            "json_object(" + ", ".join(f"$k{i}, {quote_ident(c)}" for i, (_, c) in enumerate(res.props)) + ")"
+        )
         params.update({f"k{i}": name for i, (name, _) in enumerate(res.props)})
     else:
         props = "'{}'"
-    bad = f"(({user}) IS NULL AND ({anon}) IS NULL OR ({event}) IS NULL OR (({ts}) IS NULL AND {ts_raw} IS NOT NULL))"
-    inner = (f"SELECT {user} AS user_id, {anon} AS anonymous_id, {event} AS event, {mid} AS mid, "
-             f"{ts_raw} AS ts_raw, {ts} AS ts, CAST({props} AS VARCHAR) AS properties, "
-             f"CASE WHEN {bad} THEN CAST(to_json(src) AS VARCHAR) END AS {PAYLOAD_COL} FROM src")
+    bad = (f"(({user}) IS NULL AND ({anon}) IS NULL OR ({event}) IS NULL "
+           f"OR (({ts}) IS NULL AND {ts_raw} IS NOT NULL))")
+    inner = (
+        f"SELECT {user} AS user_id, {anon} AS anonymous_id, {event} AS event, {mid} AS mid, "
+        f"{ts_raw} AS ts_raw, {ts} AS ts, CAST({props} AS VARCHAR) AS properties, "
+        f"CASE WHEN {bad} THEN CAST(to_json(src) AS VARCHAR) END AS {PAYLOAD_COL} FROM src"
+    )
     default_ts = "TIMESTAMP '1970-01-01'" if has_ts else "CAST($now AS TIMESTAMP)"
     sql = f"""SELECT
         coalesce(mid, 'imp_' || md5(concat_ws(chr(31), $mtype, event, coalesce(user_id, ''),
@@ -199,7 +235,8 @@ def mapping_sql(mapping: ColumnMapping, res: Resolved, types: dict[str, str], *,
         CAST($mtype AS VARCHAR) AS type, coalesce(event, '') AS event, user_id, anonymous_id,
         coalesce(ts, {default_ts}) AS ts, CAST($now AS TIMESTAMP) AS received_at, properties,
         '{{}}' AS context, CAST($source AS VARCHAR) AS source,
-        CASE WHEN user_id IS NULL AND anonymous_id IS NULL THEN 'user_id or anonymous_id: one of them is required'
+        CASE WHEN user_id IS NULL AND anonymous_id IS NULL
+               THEN 'user_id or anonymous_id: one of them is required'
              WHEN event IS NULL THEN 'event: required for track'
              WHEN ts IS NULL AND ts_raw IS NOT NULL THEN 'timestamp: cannot parse ' || to_json(ts_raw)
              END AS {REASON_COL},
@@ -211,7 +248,9 @@ def mapping_sql(mapping: ColumnMapping, res: Resolved, types: dict[str, str], *,
     return sql, params
 
 
-def check_timestamps(con: duckdb.DuckDBPyConnection, res: Resolved, types: dict[str, str], where: str) -> None:
+def check_timestamps(
+    con: duckdb.DuckDBPyConnection, res: Resolved, types: dict[str, str], where: str
+) -> None:
     """Fail early when the timestamp column has values but none of the first thousand parse."""
     col = res.fields.get("timestamp")
     if col is None:
@@ -222,9 +261,11 @@ def check_timestamps(con: duckdb.DuckDBPyConnection, res: Resolved, types: dict[
         f"FROM (SELECT {q} FROM src WHERE {q} IS NOT NULL LIMIT 1000)"
     ).fetchall()[0]
     if row[0] and not row[1]:
-        raise InvalidInput(f"no value of column {col!r} parses as a timestamp (e.g. {row[2]!r}); "
-                           "use ISO 8601 text, a timestamp column, or epoch seconds/milliseconds",
-                           where=f"{where}: {col}")
+        raise InvalidInput(
+            f"no value of column {col!r} parses as a timestamp (e.g. {row[2]!r}); "
+            "use ISO 8601 text, a timestamp column, or epoch seconds/milliseconds",
+            where=f"{where}: {col}",
+        )
 
 
 @dataclass
@@ -236,9 +277,16 @@ class MappedBatch:
     rejected: int
 
 
-def stream_batches(con: duckdb.DuckDBPyConnection, mapping: ColumnMapping, *, where: str, source: str,
-                   received_at: datetime, batch_rows: int = 1_000_000, first_line: int = 1,
-                   ) -> Iterator[MappedBatch]:
+def stream_batches(
+    con: duckdb.DuckDBPyConnection,
+    mapping: ColumnMapping,
+    *,
+    where: str,
+    source: str,
+    received_at: datetime,
+    batch_rows: int = 1_000_000,
+    first_line: int = 1,
+) -> Iterator[MappedBatch]:
     """Map the relation `src` on `con` and yield write batches (events, rejects, profile updates)."""
     desc = con.execute("DESCRIBE SELECT * FROM src").fetchall()
     types = {r[0]: r[1] for r in desc}
@@ -248,13 +296,21 @@ def stream_batches(con: duckdb.DuckDBPyConnection, mapping: ColumnMapping, *, wh
     reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
     row0 = 0
     for rb in reader:
-        yield _to_write_batch(rb, mapping, where=where, first_row=row0 + first_line, source=source,
-                              received_at=received_at)
+        yield _to_write_batch(
+            rb, mapping, where=where, first_row=row0 + first_line, source=source, received_at=received_at
+        )
         row0 += rb.num_rows
 
 
-def _to_write_batch(rb: pa.RecordBatch, mapping: ColumnMapping, *, where: str, first_row: int, source: str,
-                    received_at: datetime) -> MappedBatch:
+def _to_write_batch(
+    rb: pa.RecordBatch,
+    mapping: ColumnMapping,
+    *,
+    where: str,
+    first_row: int,
+    source: str,
+    received_at: datetime,
+) -> MappedBatch:
     table = pa.Table.from_batches([rb])
     bad = pc.is_valid(table[REASON_COL])
     n_bad = pc.sum(bad).as_py() or 0
@@ -265,19 +321,31 @@ def _to_write_batch(rb: pa.RecordBatch, mapping: ColumnMapping, *, where: str, f
         idx = pc.indices_nonzero(bad).to_pylist()
         rej = table.filter(bad)
         now = received_at.astimezone(UTC).replace(tzinfo=None) if received_at.tzinfo else received_at
-        batch.rejected = pa.table({
-            "received_at": pa.array([now] * n_bad, pa.timestamp("us")),
-            "source": pa.array([source] * n_bad, pa.string()),
-            "reason": rej[REASON_COL],
-            "field": pa.array([f"{where}:{first_row + i}: {f}" for i, f in
-                               zip(idx, rej[FIELD_COL].to_pylist(), strict=True)], pa.string()),
-            "message_index": pa.array([first_row + i for i in idx], pa.int32()),
-            "payload": pc.utf8_slice_codeunits(rej[PAYLOAD_COL].cast(pa.string()), 0, 4096),
-        }, schema=REJECTED_SCHEMA)
+        batch.rejected = pa.table(
+            {
+                "received_at": pa.array([now] * n_bad, pa.timestamp("us")),
+                "source": pa.array([source] * n_bad, pa.string()),
+                "reason": rej[REASON_COL],
+                "field": pa.array(
+                    [
+                        f"{where}:{first_row + i}: {f}"
+                        for i, f in zip(idx, rej[FIELD_COL].to_pylist(), strict=True)
+                    ],
+                    pa.string(),
+                ),
+                "message_index": pa.array([first_row + i for i in idx], pa.int32()),
+                "payload": pc.utf8_slice_codeunits(rej[PAYLOAD_COL].cast(pa.string()), 0, 4096),
+            },
+            schema=REJECTED_SCHEMA,
+        )
     _collect_identities(events, batch)
     if mapping.type == "identify":
-        for uid, props, ts in zip(events["user_id"].to_pylist(), events["properties"].to_pylist(),
-                                  events["ts"].to_pylist(), strict=True):
+        for uid, props, ts in zip(
+            events["user_id"].to_pylist(),
+            events["properties"].to_pylist(),
+            events["ts"].to_pylist(),
+            strict=True,
+        ):
             if uid is not None:
                 batch.profiles.append(ProfileUpdate(uid, orjson.loads(props), ts))
     return MappedBatch(batch, table.num_rows, n_bad)

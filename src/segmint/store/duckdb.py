@@ -130,7 +130,7 @@ class DuckDBEventStore(EventStore):
             params,
         )
         n = res.fetchall()[0][0]
-        # Duplicates skipped above were stored earlier with the same times, so min/max over the batch is exact.
+        # Duplicates skipped above were stored earlier with the same times: min/max over the batch is exact.
         con.execute(
             """INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at)
             SELECT COALESCE(b.user_id, i.user_id) AS uid, '{}', min(b.ts), max(b.ts), now()::TIMESTAMP

@@ -39,7 +39,7 @@ class SyncResult(ImportResult):
 
 def engine_url(url: str) -> str:
     """SQLAlchemy URL with the driver segmint ships: psycopg (v3) for PostgreSQL, PyMySQL for MySQL."""
-    scheme, sep, rest = url.partition("://")
+    scheme, _sep, rest = url.partition("://")
     base = scheme.split("+", 1)[0].lower()
     if "+" in scheme:
         return url
@@ -59,8 +59,9 @@ def encode_cursor(value: Any) -> str:
     if isinstance(value, Decimal):
         return json.dumps({"t": "decimal", "v": str(value)})
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidInput(f"cursor values must be numbers, text, dates or times, got {type(value).__name__}",
-                           where="cursor")
+        raise InvalidInput(
+            f"cursor values must be numbers, text, dates or times, got {type(value).__name__}", where="cursor"
+        )
     return json.dumps({"t": type(value).__name__, "v": value})
 
 
@@ -93,7 +94,9 @@ def _rows_to_arrow(keys: list[str], rows: list[Any]) -> pa.Table:
 class SyncRunner:
     """Runs one sync definition against one event store."""
 
-    def __init__(self, store: EventStore, definition: SyncDefinition, *, engine: Engine | None = None) -> None:
+    def __init__(
+        self, store: EventStore, definition: SyncDefinition, *, engine: Engine | None = None
+    ) -> None:
         self.store = store
         self.d = definition
         self.engine = engine or create_engine(engine_url(definition.resolved_url()))
@@ -108,8 +111,9 @@ class SyncRunner:
         where = f" WHERE {col} > :cursor" if after else f" WHERE {col} IS NOT NULL"
         return f"SELECT * FROM ({q}) AS src{where} ORDER BY {col} LIMIT :batch"
 
-    def run(self, *, progress: Callable[[int], None] | None = None,
-            after_page: AfterPage | None = None) -> SyncResult:
+    def run(
+        self, *, progress: Callable[[int], None] | None = None, after_page: AfterPage | None = None
+    ) -> SyncResult:
         """Pull every new row since the stored cursor; returns the counts."""
         result = SyncResult(f"sync {self.d.name}")
         cursor = decode_cursor(self.store.get_state(self.d.state_key))
@@ -126,19 +130,28 @@ class SyncRunner:
             self.engine.dispose()
         return result
 
-    def _incremental(self, conn: Connection, cursor: Any, result: SyncResult,
-                     progress: Callable[[int], None] | None, after_page: AfterPage | None) -> None:
+    def _incremental(
+        self,
+        conn: Connection,
+        cursor: Any,
+        result: SyncResult,
+        progress: Callable[[int], None] | None,
+        after_page: AfterPage | None,
+    ) -> None:
         batch = self.d.batch_size
         while True:
             params: dict[str, Any] = {"batch": batch}
             if cursor is not None:
                 params["cursor"] = cursor
             res = conn.execution_options(stream_results=True).execute(
-                text(self._page_sql(conn, after=cursor is not None)), params)
+                text(self._page_sql(conn, after=cursor is not None)), params
+            )
             keys = list(res.keys())
             if self.d.cursor not in keys:
-                raise InvalidInput(f"cursor column {self.d.cursor!r} is not in the query's columns: "
-                                   f"{', '.join(keys)}", where=f"sync {self.d.name}: cursor")
+                raise InvalidInput(
+                    f"cursor column {self.d.cursor!r} is not in the query's columns: {', '.join(keys)}",
+                    where=f"sync {self.d.name}: cursor",
+                )
             rows = list(res.fetchall())
             if not rows:
                 conn.rollback()
@@ -149,7 +162,8 @@ class SyncRunner:
                 # the page may have cut through rows sharing the last value: take all of them
                 rows = [r for r in rows if r[ci] != last]
                 tail = conn.execution_options(stream_results=True).execute(
-                    text(self._page_sql(conn, after=True, equal=True)), {"cursor": last})
+                    text(self._page_sql(conn, after=True, equal=True)), {"cursor": last}
+                )
                 while chunk := tail.fetchmany(batch):
                     rows.extend(chunk)
             conn.rollback()  # end the read transaction; the next page starts fresh
@@ -161,8 +175,13 @@ class SyncRunner:
             if len(rows) < batch:
                 return
 
-    def _full(self, conn: Connection, result: SyncResult, progress: Callable[[int], None] | None,
-              after_page: AfterPage | None) -> None:
+    def _full(
+        self,
+        conn: Connection,
+        result: SyncResult,
+        progress: Callable[[int], None] | None,
+        after_page: AfterPage | None,
+    ) -> None:
         res = conn.execution_options(stream_results=True).execute(text(self.d.query))
         keys = list(res.keys())
         while rows := res.fetchmany(self.d.batch_size):
@@ -170,15 +189,29 @@ class SyncRunner:
             if after_page:
                 after_page(result.pages, None)
 
-    def _store_page(self, keys: list[str], rows: list[Any], result: SyncResult, state: dict[str, str],
-                    progress: Callable[[int], None] | None) -> None:
+    def _store_page(
+        self,
+        keys: list[str],
+        rows: list[Any],
+        result: SyncResult,
+        state: dict[str, str],
+        progress: Callable[[int], None] | None,
+    ) -> None:
         table = _rows_to_arrow(keys, rows)
         con = mapping_connection()
         try:
             con.register("src", table)
-            write_mapped(self.store, con, self.d.map, where=f"sync {self.d.name}: page {result.pages + 1} row",
-                         source="sync", result=result, progress=progress, batch_rows=max(len(rows), 1),
-                         state=state)
+            write_mapped(
+                self.store,
+                con,
+                self.d.map,
+                where=f"sync {self.d.name}: page {result.pages + 1} row",
+                source="sync",
+                result=result,
+                progress=progress,
+                batch_rows=max(len(rows), 1),
+                state=state,
+            )
         finally:
             con.close()
         result.pages += 1
