@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import typer
@@ -18,6 +19,8 @@ from segmint.ingest.files import (
     import_table_file,
 )
 from segmint.ingest.tabular import load_mapping
+from segmint.taxonomy.runtime import workspace_taxonomy
+from segmint.taxonomy.validate import check_event
 
 
 def _progress() -> Progress:
@@ -80,8 +83,14 @@ def import_files(
     mapping = load_mapping(mapping_file, pairs=maps, type_=type_, event=event) if tabular else None
     totals = ImportResult("total")
     results: list[ImportResult] = []
+    tax = workspace_taxonomy(ws)
+    checker = None
     try:
         store = ws.store
+        if tax is not None:  # typed property columns exist before the rows arrive
+            store.ensure_property_columns(tax.typed_columns())
+            if ws.config.taxonomy.mode == "strict":
+                checker = functools.partial(check_event, tax)
         with _progress() as bar:
             for path, kind in plans:
                 task = bar.add_task(path.name, total=count_rows(path, kind))
@@ -90,7 +99,7 @@ def import_files(
                     bar.advance(task, n)
 
                 if kind == "jsonl":
-                    res = import_jsonl_file(store, path, source=source, progress=advance)
+                    res = import_jsonl_file(store, path, source=source, progress=advance, checker=checker)
                 else:
                     res = import_table_file(store, path, kind, mapping, source=source, progress=advance)
                 bar.update(task, completed=res.rows, total=res.rows)

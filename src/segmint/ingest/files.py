@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from segmint.errors import InvalidInput, SegmintError
 from segmint.ingest.messages import normalize, parse_message
-from segmint.ingest.pipeline import rejection
+from segmint.ingest.pipeline import Checker, rejection
 from segmint.ingest.tabular import ColumnMapping, stream_batches
 from segmint.store.base import EventStore, ProfileUpdate, WriteBatch
 from segmint.store.schema import REJECTED_SCHEMA, events_to_arrow
@@ -105,7 +105,7 @@ def import_table_file(
     *,
     source: str = "import",
     progress: Progress | None = None,
-    batch_rows: int = 250_000,
+    batch_rows: int = 500_000,
     received_at: datetime | None = None,
 ) -> ImportResult:
     """Import a CSV or Parquet file through a column mapping, in Arrow batches."""
@@ -143,7 +143,7 @@ def write_mapped(
     source: str,
     result: ImportResult,
     progress: Progress | None = None,
-    batch_rows: int = 250_000,
+    batch_rows: int = 500_000,
     first_line: int = 1,
     received_at: datetime | None = None,
     state: dict[str, str] | None = None,
@@ -220,7 +220,7 @@ def derived_message_id(line: bytes) -> str:
 
 
 def _jsonl_chunks(
-    path: Path, *, source: str, now: datetime
+    path: Path, *, source: str, now: datetime, checker: Checker | None = None
 ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], int]]:
     events: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
@@ -257,7 +257,15 @@ def _jsonl_chunks(
                 continue
             if not msg.message_id:
                 msg.message_id = derived_message_id(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS))
-            events.append(normalize(msg, now, source=source))
+            ev = normalize(msg, now, source=source)
+            problems = checker(ev) if checker else []
+            if problems:  # strict taxonomy: the event is refused, naming the field
+                fld, reason = problems[0]
+                rejected.append(
+                    rejection(reason, f"{where}: {fld}", raw, index=lineno, source=source, received_at=now)
+                )
+            else:
+                events.append(ev)
             if lines >= JSONL_BATCH:
                 yield events, rejected, lines
                 events, rejected, lines = [], [], 0
@@ -305,14 +313,14 @@ def import_jsonl_file(
     source: str = "import",
     progress: Progress | None = None,
     received_at: datetime | None = None,
+    checker: Checker | None = None,
 ) -> ImportResult:
-    """Import a file of Segment-spec messages, one JSON object per line."""
+    """Import a file of Segment-spec messages, one JSON object per line (checker: strict taxonomy)."""
     check_file(path)
     now = received_at or datetime.now(UTC)
     result = ImportResult(str(path))
-    for events, rejected, lines in _jsonl_chunks(path, source=source, now=now):
+    for events, rejected, lines in _jsonl_chunks(path, source=source, now=now, checker=checker):
         batch = jsonl_batch(events, rejected)
-        # identify messages repeat traits idempotently, but their events must not be stored twice
         inserted = store.write(batch)
         result.add(lines, inserted, len(rejected))
         for r in rejected:
