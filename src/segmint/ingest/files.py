@@ -8,6 +8,7 @@ Lines or rows that cannot be accepted are stored as rejected records naming the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import queue
 import threading
@@ -162,16 +163,17 @@ def write_mapped(
                 first_line=first_line,
             )
         )
-        pending = None
-        for mb in batches:
+        with contextlib.closing(batches):
+            pending = None
+            for mb in batches:
+                if pending is not None:
+                    _write(store, pending, result, progress)
+                pending = mb
             if pending is not None:
+                pending.batch.state.update(state or {})
                 _write(store, pending, result, progress)
-            pending = mb
-        if pending is not None:
-            pending.batch.state.update(state or {})
-            _write(store, pending, result, progress)
-        elif state:
-            store.write(WriteBatch(state=dict(state)))
+            elif state:
+                store.write(WriteBatch(state=dict(state)))
     except duckdb.Error as exc:
         raise InvalidInput(f"cannot read the rows: {str(exc).splitlines()[0]}", where=where) from None
     return result
@@ -181,25 +183,39 @@ def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
     """Produce the next items in a thread while the caller consumes (mapping overlaps store writes)."""
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     done = object()
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce() -> None:
         try:
             for item in items:
-                q.put(item)
-            q.put(done)
+                if not put(item):
+                    return
+            put(done)
         except BaseException as exc:  # handed to the consumer
-            q.put(exc)
+            put(exc)
 
     thread = threading.Thread(target=produce, name="segmint-import-map", daemon=True)
     thread.start()
-    while True:
-        item = q.get()
-        if item is done:
-            break
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    thread.join()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()  # the consumer failed or finished: let the producer end before the caller closes DuckDB
+        thread.join()
 
 
 def _write(store: EventStore, mb: Any, result: ImportResult, progress: Progress | None) -> None:
