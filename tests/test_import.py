@@ -126,10 +126,11 @@ def test_same_row_in_two_files_is_one_event(workspace: Workspace, tmp_path: Path
             "sku": ["s1", "s2"],
         }
     )
-    pq.write_table(t, a)
+    pq.write_table(pa.concat_tables([t, t.slice(0, 1)]), a)  # the first row twice in one file
     pq.write_table(t.slice(1), b)  # the second row again, in another file
     mapping = load_mapping(None, event="product_viewed")
-    assert import_table_file(workspace.store, a, "parquet", mapping).imported == 2
+    first = import_table_file(workspace.store, a, "parquet", mapping)
+    assert (first.rows, first.imported, first.duplicates) == (3, 2, 1)
     res = import_table_file(workspace.store, b, "parquet", mapping)
     assert (res.imported, res.duplicates) == (0, 1)
     rows = _q(workspace, "SELECT event, ts::VARCHAR AS ts FROM events ORDER BY ts")

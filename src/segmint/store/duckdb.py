@@ -120,13 +120,17 @@ class DuckDBEventStore(EventStore):
         cols = ", ".join(BASE_COLUMNS) + extra_cols
         # Straight from the Arrow batch into the table: a temp table in between costs ~3x on big imports.
         anti = "ANTI JOIN events e ON e.message_id = b.message_id" if skip_stored else ""
+        # Counting distinct ids is ~10x cheaper than the window that drops repeats: pay for that only if needed.
+        repeats = con.execute("SELECT count(*) - count(DISTINCT message_id) FROM _batch").fetchall()[0][0]
+        qualify = "QUALIFY row_number() OVER (PARTITION BY b.message_id ORDER BY b.received_at) = 1"
+        qualify = qualify if repeats else ""
         res = con.execute(
             f"""INSERT INTO events ({cols})
             SELECT b.message_id, b.type, b.event, COALESCE(b.user_id, i.user_id) AS user_id, b.anonymous_id,
                    b.ts, b.received_at, b.properties, b.context, b.source{extra_vals}
             FROM _batch b LEFT JOIN identities i ON b.user_id IS NULL AND i.anonymous_id = b.anonymous_id
             {anti}
-            QUALIFY row_number() OVER (PARTITION BY b.message_id ORDER BY b.received_at) = 1""",
+            {qualify}""",
             params,
         )
         n = res.fetchall()[0][0]
