@@ -120,7 +120,7 @@ class DuckDBEventStore(EventStore):
         cols = ", ".join(BASE_COLUMNS) + extra_cols
         # Straight from the Arrow batch into the table: a temp table in between costs ~3x on big imports.
         anti = "ANTI JOIN events e ON e.message_id = b.message_id" if skip_stored else ""
-        # Counting distinct ids is ~10x cheaper than the window that drops repeats: pay for that only if needed.
+        # Counting distinct ids is ~10x cheaper than the window that drops repeats: use it only if needed.
         repeats = con.execute("SELECT count(*) - count(DISTINCT message_id) FROM _batch").fetchall()[0][0]
         qualify = "QUALIFY row_number() OVER (PARTITION BY b.message_id ORDER BY b.received_at) = 1"
         qualify = qualify if repeats else ""
