@@ -102,9 +102,7 @@ def test_csv_mapping_rejects_rows_and_fills_typed_columns(workspace: Workspace, 
         {"user_id": "u2", "ts": "2026-11-01 02:00:00", "p_price": 2500.5, "pid": "p2", "note": None},
         {"user_id": "u1", "ts": "2026-11-03 00:00:00", "p_price": 700.0, "pid": "p5", "note": None},
     ]
-    prof = _q(
-        workspace, "SELECT first_seen::VARCHAR AS f, last_seen::VARCHAR AS l FROM profiles WHERE user_id='u1'"
-    )
+    prof = _q(workspace, "SELECT first_seen::VARCHAR AS f, last_seen::VARCHAR AS l FROM profiles WHERE user_id='u1'")
     assert prof == [{"f": "2026-11-01 01:00:00", "l": "2026-11-03 00:00:00"}]
     rej = {r["field"]: r for r in workspace.store.rejected()}
     assert rej["orders.csv:4: user_id"]["reason"].startswith("user_id or anonymous_id")
@@ -146,18 +144,14 @@ def test_identify_import_sets_profile_traits(workspace: Workspace, tmp_path: Pat
     mapping = load_mapping(None, pairs=["id=user_id", "gender=traits.sex"], type_="identify")
     res = import_table_file(workspace.store, f, "parquet", mapping)
     assert res.imported == 2
-    rows = _q(
-        workspace, "SELECT user_id, traits->>'age' AS age, traits->>'sex' AS sex FROM profiles ORDER BY 1"
-    )
+    rows = _q(workspace, "SELECT user_id, traits->>'age' AS age, traits->>'sex' AS sex FROM profiles ORDER BY 1")
     assert rows == [{"user_id": "u1", "age": "27", "sex": "F"}, {"user_id": "u2", "age": "41", "sex": "M"}]
     assert import_table_file(workspace.store, f, "parquet", mapping).imported == 0
 
 
 def test_mapping_errors_name_the_column(workspace: Workspace, tmp_path: Path) -> None:
     f = _csv(tmp_path / "orders.csv")
-    with pytest.raises(
-        InvalidInput, match=r"unknown column 'nope'.*uid, name, when, product_id, price, note"
-    ):
+    with pytest.raises(InvalidInput, match=r"unknown column 'nope'.*uid, name, when, product_id, price, note"):
         import_table_file(workspace.store, f, "csv", load_mapping(None, pairs=["nope=user_id"]))
     with pytest.raises(InvalidInput, match="no event column"):
         import_table_file(workspace.store, f, "csv", load_mapping(None, pairs=["uid=user_id"]))
@@ -202,3 +196,32 @@ def test_cli_import(workspace: Workspace, tmp_path: Path) -> None:
     (Path(path) / SERVER_FILE).write_text(json.dumps({"pid": os.getpid(), "url": "http://127.0.0.1:9"}))
     out = runner.invoke(app, args)
     assert out.exit_code == 2 and "stop it" in out.output
+
+
+def test_cli_jsonl_import_applies_strict_taxonomy(workspace: Workspace, tmp_path: Path) -> None:
+    workspace.taxonomy_path.write_text(
+        "version: 1\nevents:\n  order_completed:\n    properties:\n"
+        "      revenue: {type: number, required: true, column: true}\n"
+    )
+    workspace.config.taxonomy.mode = "strict"
+    workspace.save()
+    path = str(workspace.path)
+    workspace.close()
+    f = _jsonl(
+        tmp_path / "orders.jsonl",
+        [
+            {"userId": "u1", "event": "order_completed", "properties": {"revenue": 1200.5}},
+            {"userId": "u2", "event": "order_completed", "properties": {}},
+        ],
+    )
+    out = CliRunner().invoke(app, ["-w", path, "import", str(f)])
+    assert out.exit_code == 0, out.output
+    assert "1 imported, 0 duplicates skipped, 1 rejected" in out.output
+    ws = Workspace(path)
+    try:
+        assert _q(ws, "SELECT user_id, p_revenue FROM events") == [{"user_id": "u1", "p_revenue": 1200.5}]
+        assert [(r["field"], r["reason"]) for r in ws.store.rejected()] == [
+            ("orders.jsonl:2: properties.revenue", "required property is missing")
+        ]
+    finally:
+        ws.close()

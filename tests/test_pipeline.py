@@ -40,6 +40,19 @@ def test_events_stored_with_identity_and_traits(workspace: Workspace) -> None:
     ing.stop()
 
 
+def test_anonymous_history_counts_towards_first_seen(workspace: Workspace) -> None:
+    ing = _ingestor(workspace)
+    ing.submit([_ev({"type": "track", "anonymousId": "a9", "event": "app_opened", "messageId": "x1",
+                     "timestamp": "2026-10-01T00:00:00Z"})])
+    assert ing.wait_stored()
+    ing.submit([_ev({"type": "identify", "anonymousId": "a9", "userId": "u9", "messageId": "x2",
+                     "timestamp": "2026-10-05T00:00:00Z"})])
+    assert ing.wait_stored()
+    ing.stop()
+    row = workspace.store.query("SELECT first_seen, last_seen FROM profiles WHERE user_id = 'u9'").to_pylist()
+    assert row == [{"first_seen": datetime(2026, 10, 1), "last_seen": datetime(2026, 10, 5)}]
+
+
 def test_duplicate_message_ids_are_stored_once(workspace: Workspace) -> None:
     ing = _ingestor(workspace)
     ev = {"type": "track", "userId": "u1", "event": "x", "messageId": "dup"}

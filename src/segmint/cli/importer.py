@@ -36,8 +36,7 @@ def _progress() -> Progress:
 
 def _report(res: ImportResult) -> None:
     console.print(
-        f"{res.file}: {res.imported:,} imported, {res.duplicates:,} duplicates skipped, "
-        f"{res.rejected:,} rejected",
+        f"{res.file}: {res.imported:,} imported, {res.duplicates:,} duplicates skipped, {res.rejected:,} rejected",
         highlight=False,
         soft_wrap=True,
     )
@@ -56,9 +55,7 @@ def import_files(
         help="COLUMN=FIELD: user_id, anonymous_id, event, timestamp, "
         "message_id, properties.NAME, traits.NAME, or - to ignore.",
     ),
-    mapping_file: Path = typer.Option(
-        None, "--mapping", help="YAML mapping: type, event, columns, properties."
-    ),
+    mapping_file: Path = typer.Option(None, "--mapping", help="YAML mapping: type, event, columns, properties."),
     type_: str = typer.Option(None, "--type", help="track (events) or identify (profile traits)."),
     event: str = typer.Option(None, "--event", help="Event name for every row (instead of an event column)."),
     source: str = typer.Option("import", "--source", help="Value of the events' source column."),
@@ -89,7 +86,7 @@ def import_files(
         store = ws.store
         if tax is not None:  # typed property columns exist before the rows arrive
             store.ensure_property_columns(tax.typed_columns())
-            if ws.config.taxonomy.mode == "strict":
+            if ws.config.taxonomy.mode != "open":
                 checker = functools.partial(check_event, tax)
         with _progress() as bar:
             for path, kind in plans:
@@ -99,7 +96,14 @@ def import_files(
                     bar.advance(task, n)
 
                 if kind == "jsonl":
-                    res = import_jsonl_file(store, path, source=source, progress=advance, checker=checker)
+                    res = import_jsonl_file(
+                        store,
+                        path,
+                        source=source,
+                        progress=advance,
+                        checker=checker,
+                        strict=ws.config.taxonomy.mode == "strict",
+                    )
                 else:
                     res = import_table_file(store, path, kind, mapping, source=source, progress=advance)
                 bar.update(task, completed=res.rows, total=res.rows)

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from segmint.errors import InvalidInput, SegmintError
 from segmint.ingest.messages import normalize, parse_message
-from segmint.ingest.pipeline import Checker, rejection
+from segmint.ingest.pipeline import Checker, rejection, violation_record
 from segmint.ingest.tabular import ColumnMapping, stream_batches
 from segmint.store.base import EventStore, ProfileUpdate, WriteBatch
 from segmint.store.schema import REJECTED_SCHEMA, events_to_arrow
@@ -67,9 +67,7 @@ def detect_format(path: Path, given: str | None) -> str:
         return "csv"
     if suffixes and suffixes[-1] in (".parquet", ".pq"):
         return "parquet"
-    raise InvalidInput(
-        "cannot tell the format from the file name; give --format jsonl|csv|parquet", where=str(path)
-    )
+    raise InvalidInput("cannot tell the format from the file name; give --format jsonl|csv|parquet", where=str(path))
 
 
 def count_rows(path: Path, fmt: str) -> int | None:
@@ -236,10 +234,11 @@ def derived_message_id(line: bytes) -> str:
 
 
 def _jsonl_chunks(
-    path: Path, *, source: str, now: datetime, checker: Checker | None = None
-) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], int]]:
+    path: Path, *, source: str, now: datetime, checker: Checker | None = None, strict: bool = False
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], int]]:
     events: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
+    violations: list[dict[str, Any]] = []
     lines = 0
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, start=1):
@@ -266,27 +265,26 @@ def _jsonl_chunks(
             except SegmintError as exc:
                 fld = exc.message.split(":", 1)[0]
                 rejected.append(
-                    rejection(
-                        exc.message, f"{where}: {fld}", raw, index=lineno, source=source, received_at=now
-                    )
+                    rejection(exc.message, f"{where}: {fld}", raw, index=lineno, source=source, received_at=now)
                 )
                 continue
             if not msg.message_id:
                 msg.message_id = derived_message_id(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS))
             ev = normalize(msg, now, source=source)
             problems = checker(ev) if checker else []
-            if problems:  # strict taxonomy: the event is refused, naming the field
-                fld, reason = problems[0]
-                rejected.append(
-                    rejection(reason, f"{where}: {fld}", raw, index=lineno, source=source, received_at=now)
-                )
+            blocking = [p for p in problems if getattr(p, "blocking", True)]
+            refuse = strict and bool(blocking)
+            violations.extend(violation_record(ev, p, rejected=refuse) for p in problems)
+            if refuse:  # strict taxonomy: the event is refused, naming the field
+                fld, reason = blocking[0][0], blocking[0][1]
+                rejected.append(rejection(reason, f"{where}: {fld}", raw, index=lineno, source=source, received_at=now))
             else:
                 events.append(ev)
             if lines >= JSONL_BATCH:
-                yield events, rejected, lines
-                events, rejected, lines = [], [], 0
+                yield events, rejected, violations, lines
+                events, rejected, violations, lines = [], [], [], 0
     if lines:
-        yield events, rejected, lines
+        yield events, rejected, violations, lines
 
 
 def jsonl_batch(events: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> WriteBatch:
@@ -311,9 +309,7 @@ def jsonl_batch(events: list[dict[str, Any]], rejected: list[dict[str, Any]]) ->
             [
                 {
                     **r,
-                    "received_at": datetime.fromisoformat(r["received_at"])
-                    .astimezone(UTC)
-                    .replace(tzinfo=None),
+                    "received_at": datetime.fromisoformat(r["received_at"]).astimezone(UTC).replace(tzinfo=None),
                 }
                 for r in rejected
             ],
@@ -330,13 +326,16 @@ def import_jsonl_file(
     progress: Progress | None = None,
     received_at: datetime | None = None,
     checker: Checker | None = None,
+    strict: bool = False,
 ) -> ImportResult:
-    """Import a file of Segment-spec messages, one JSON object per line (checker: strict taxonomy)."""
+    """Import a file of Segment-spec messages, one per line (checker/strict: the taxonomy, as the ingestor)."""
     check_file(path)
     now = received_at or datetime.now(UTC)
     result = ImportResult(str(path))
-    for events, rejected, lines in _jsonl_chunks(path, source=source, now=now, checker=checker):
+    chunks = _jsonl_chunks(path, source=source, now=now, checker=checker, strict=strict)
+    for events, rejected, violations, lines in chunks:
         batch = jsonl_batch(events, rejected)
+        batch.violations = violations
         inserted = store.write(batch)
         result.add(lines, inserted, len(rejected))
         for r in rejected:

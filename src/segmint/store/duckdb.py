@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -32,7 +33,12 @@ DDL = [
         payload VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS store_state (key VARCHAR PRIMARY KEY, value VARCHAR)",
     "CREATE TABLE IF NOT EXISTS property_columns (name VARCHAR PRIMARY KEY, type VARCHAR NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS taxonomy_violations (
+        event VARCHAR NOT NULL, field VARCHAR NOT NULL, kind VARCHAR NOT NULL, count BIGINT NOT NULL,
+        rejected BIGINT NOT NULL, first_seen TIMESTAMP, last_seen TIMESTAMP, reason VARCHAR,
+        examples VARCHAR[], PRIMARY KEY (event, field, kind))""",
 ]
+MAX_VIOLATION_EXAMPLES = 5
 
 BASE_COLUMNS = ["message_id", "type", "event", "user_id", "anonymous_id", "ts", "received_at", "properties",
                 "context", "source"]
@@ -51,7 +57,7 @@ class DuckDBEventStore(EventStore):
         self.path = str(path)
         try:
             self._con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
             raise WorkspaceError(
                 "the event store is held by another process (is `segmint serve` running? "
                 "stop it, or use the running server's API)",
@@ -86,7 +92,17 @@ class DuckDBEventStore(EventStore):
                 "ON CONFLICT (anonymous_id) DO NOTHING",
                 [now],
             )
-            # Events that arrived while the user was anonymous now belong to the user.
+            # Events that arrived while the user was anonymous now belong to the user, and count
+            # towards the user's first/last seen.
+            con.execute(
+                """INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at)
+                SELECT l.user_id, '{}', min(e.ts), max(e.ts), ? FROM events e JOIN _links l USING (anonymous_id)
+                WHERE e.user_id IS NULL GROUP BY l.user_id
+                ON CONFLICT (user_id) DO UPDATE SET
+                  first_seen = least(profiles.first_seen, excluded.first_seen),
+                  last_seen = greatest(profiles.last_seen, excluded.last_seen)""",
+                [now],
+            )
             con.execute(
                 "UPDATE events SET user_id = l.user_id FROM _links l "
                 "WHERE events.anonymous_id = l.anonymous_id AND events.user_id IS NULL"
@@ -101,6 +117,8 @@ class DuckDBEventStore(EventStore):
             con.register("_rej", batch.rejected)
             con.execute("INSERT INTO rejected SELECT * FROM _rej")
             con.unregister("_rej")
+        if batch.violations:
+            self._count_violations(con, batch.violations, now)
         for key, value in batch.state.items():
             con.execute(
                 "INSERT INTO store_state VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -175,6 +193,44 @@ class DuckDBEventStore(EventStore):
         )
         con.unregister("_prof")
 
+    def _count_violations(self, con: duckdb.DuckDBPyConnection, records: list[dict[str, Any]],
+                          now: datetime) -> None:
+        """Add violation records to the per-(event, field, kind) counters, keeping the first examples."""
+        groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for r in records:
+            key = (r.get("event") or "", r.get("field") or "", r.get("kind") or "invalid")
+            seen = r.get("received_at")
+            ts = datetime.fromisoformat(seen).astimezone(UTC).replace(tzinfo=None) if seen else now
+            g = groups.setdefault(key, {"count": 0, "rejected": 0, "first": ts, "last": ts, "reason": "",
+                                        "examples": []})
+            g["count"] += 1
+            g["rejected"] += bool(r.get("rejected"))
+            g["first"], g["last"], g["reason"] = min(g["first"], ts), max(g["last"], ts), r.get("reason") or ""
+            if len(g["examples"]) < MAX_VIOLATION_EXAMPLES:
+                g["examples"].append(orjson.dumps({"message_id": r.get("message_id"), "value": r.get("value"),
+                                                   "rejected": bool(r.get("rejected"))}).decode())
+        table = pa.table({
+            "event": [k[0] for k in groups], "field": [k[1] for k in groups], "kind": [k[2] for k in groups],
+            "count": [g["count"] for g in groups.values()], "rejected": [g["rejected"] for g in groups.values()],
+            "first_seen": pa.array([g["first"] for g in groups.values()], pa.timestamp("us")),
+            "last_seen": pa.array([g["last"] for g in groups.values()], pa.timestamp("us")),
+            "reason": [g["reason"] for g in groups.values()],
+            "examples": pa.array([g["examples"] for g in groups.values()], pa.list_(pa.string())),
+        })
+        con.register("_viol", table)
+        con.execute(
+            """INSERT INTO taxonomy_violations SELECT * FROM _viol
+            ON CONFLICT (event, field, kind) DO UPDATE SET
+              count = taxonomy_violations.count + excluded.count,
+              rejected = taxonomy_violations.rejected + excluded.rejected,
+              first_seen = least(taxonomy_violations.first_seen, excluded.first_seen),
+              last_seen = greatest(taxonomy_violations.last_seen, excluded.last_seen),
+              reason = excluded.reason,
+              examples = list_slice(list_concat(taxonomy_violations.examples, excluded.examples), 1, ?)""",
+            [MAX_VIOLATION_EXAMPLES],
+        )
+        con.unregister("_viol")
+
     # -- reading ---------------------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
@@ -224,6 +280,21 @@ class DuckDBEventStore(EventStore):
         names = [d[0] for d in res.description]
         return [dict(zip(names, r, strict=True)) for r in res.fetchall()]
 
+    def violations(self) -> list[dict[str, Any]]:
+        """Taxonomy violations per (event, field, kind): exact counts and the first few examples."""
+        try:
+            res = self._cursor().execute(
+                "SELECT event, field, kind, count, rejected, first_seen, last_seen, reason, examples "
+                "FROM taxonomy_violations ORDER BY count DESC, event, field, kind"
+            )
+        except duckdb.CatalogException:  # a store created before violations were recorded, opened read-only
+            return []
+        names = [d[0] for d in res.description]
+        rows = [dict(zip(names, r, strict=True)) for r in res.fetchall()]
+        for r in rows:
+            r["examples"] = [orjson.loads(x) for x in r["examples"] or ()]
+        return rows
+
     def property_columns(self) -> dict[str, str]:
         """Typed property columns declared so far."""
         return dict(self._cursor().execute("SELECT name, type FROM property_columns ORDER BY name").fetchall())
@@ -270,8 +341,6 @@ class DuckDBEventStore(EventStore):
     def close(self) -> None:
         """Checkpoint and close the file."""
         with self._lock:
-            try:
+            with contextlib.suppress(duckdb.Error):
                 self._con.execute("CHECKPOINT")
-            except duckdb.Error:
-                pass
             self._con.close()
