@@ -225,3 +225,29 @@ def test_cli_jsonl_import_applies_strict_taxonomy(workspace: Workspace, tmp_path
         ]
     finally:
         ws.close()
+
+
+def test_mapping_file_and_several_files(workspace: Workspace, tmp_path: Path) -> None:
+    mapping = tmp_path / "orders.yaml"
+    mapping.write_text(
+        "type: track\nevent: order_completed\ncolumns: {uid: user_id, when: timestamp, name: '-'}\n"
+        "properties: [price]\n"
+    )
+    f1 = _csv(tmp_path / "a.csv")
+    f2 = tmp_path / "b.csv"
+    f2.write_text("uid,name,when,product_id,price,note\nu7,x,2026-11-05T00:00:00Z,p9,10,q\n")
+    path = str(workspace.path)
+    workspace.close()
+    out = CliRunner().invoke(app, ["-w", path, "import", str(f1), str(f2), "--mapping", str(mapping)])
+    assert out.exit_code == 0, out.output
+    assert "total: 4 imported, 0 duplicates skipped, 2 rejected" in out.output
+    ws = Workspace(path)
+    try:
+        rows = _q(ws, "SELECT DISTINCT event, properties::VARCHAR AS p FROM events WHERE user_id = 'u7'")
+        assert rows == [{"event": "order_completed", "p": '{"price":10}'}]
+    finally:
+        ws.close()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("columns: [1, 2]\n")
+    out = CliRunner().invoke(app, ["-w", path, "import", str(f1), "--mapping", str(bad)])
+    assert out.exit_code == 2 and "bad.yaml" in out.output and "columns" in out.output
