@@ -50,17 +50,14 @@ def pg_orders(pg_url: str) -> str:  # noqa: F811
             "CREATE TABLE orders (id serial PRIMARY KEY, customer text, amount numeric(12, 2), "
             "updated_at timestamptz NOT NULL)"
         )
-        c.execute(
-            "CREATE TABLE customers (id text PRIMARY KEY, tier text, points int, updated_at timestamptz)"
-        )
+        c.execute("CREATE TABLE customers (id text PRIMARY KEY, tier text, points int, updated_at timestamptz)")
     return pg_url
 
 
 def _pg_insert_orders(url: str, rows: list[tuple[str, float, datetime]]) -> None:
     with psycopg.connect(url, autocommit=True) as c, c.cursor() as cur:
         cur.executemany(
-            "INSERT INTO orders (customer, amount, updated_at) VALUES (%s, %s, %s::timestamp AT TIME "
-            "ZONE 'UTC')",
+            "INSERT INTO orders (customer, amount, updated_at) VALUES (%s, %s, %s::timestamp AT TIME ZONE 'UTC')",
             rows,
         )
 
@@ -82,12 +79,9 @@ def test_pg_initial_incremental_and_rerun(workspace: Workspace, pg_orders: str) 
     assert (res.rows, res.imported, res.duplicates, res.rejected) == (7, 7, 0, 0)
     assert _count(workspace) == 7
     assert workspace.store.query(
-        "SELECT list(CAST(properties->>'order_id' AS INT) ORDER BY ts, properties->>'order_id') AS ids "
-        "FROM events"
+        "SELECT list(CAST(properties->>'order_id' AS INT) ORDER BY ts, properties->>'order_id') AS ids FROM events"
     ).to_pylist() == [{"ids": [1, 2, 3, 4, 5, 6, 7]}]
-    first = workspace.store.query(
-        "SELECT min(ts)::VARCHAR AS t, any_value(source) AS s FROM events"
-    ).to_pylist()
+    first = workspace.store.query("SELECT min(ts)::VARCHAR AS t, any_value(source) AS s FROM events").to_pylist()
     assert first == [{"t": "2026-10-01 09:00:00", "s": "sync"}]
 
     # re-running reads nothing new
@@ -106,9 +100,7 @@ def test_pg_initial_incremental_and_rerun(workspace: Workspace, pg_orders: str) 
     assert [float(r["a"]) for r in amounts] == [5.5, 6.5]
 
 
-def test_pg_crash_between_pages_resumes_without_loss_or_duplicates(
-    workspace: Workspace, pg_orders: str
-) -> None:
+def test_pg_crash_between_pages_resumes_without_loss_or_duplicates(workspace: Workspace, pg_orders: str) -> None:
     _pg_insert_orders(pg_orders, [(f"u{i}", i, T0 + timedelta(minutes=i)) for i in range(10)])
     d = _orders_def(pg_orders, batch_size=4)
 
@@ -122,9 +114,9 @@ def test_pg_crash_between_pages_resumes_without_loss_or_duplicates(
     res = SyncRunner(workspace.store, d).run()
     assert (res.rows, res.imported, res.duplicates) == (2, 2, 0)
     assert _count(workspace) == 10
-    assert workspace.store.query(
-        "SELECT count(DISTINCT properties->>'order_id') AS n FROM events"
-    ).to_pylist() == [{"n": 10}]
+    assert workspace.store.query("SELECT count(DISTINCT properties->>'order_id') AS n FROM events").to_pylist() == [
+        {"n": 10}
+    ]
 
 
 def test_pg_traits_sync_updates_profiles(workspace: Workspace, pg_orders: str) -> None:
@@ -145,14 +137,12 @@ def test_pg_traits_sync_updates_profiles(workspace: Workspace, pg_orders: str) -
     assert SyncRunner(workspace.store, d).run().imported == 2
     with psycopg.connect(pg_orders, autocommit=True) as c:
         c.execute(
-            "UPDATE customers SET tier = 'platinum', points = 99, updated_at = '2026-10-02T00:00:00Z' "
-            "WHERE id = 'u1'"
+            "UPDATE customers SET tier = 'platinum', points = 99, updated_at = '2026-10-02T00:00:00Z' WHERE id = 'u1'"
         )
     res = SyncRunner(workspace.store, d).run()
     assert (res.rows, res.imported) == (1, 1)
     rows = workspace.store.query(
-        "SELECT user_id, traits->>'tier' AS tier, CAST(traits->>'points' AS INT) AS p "
-        "FROM profiles ORDER BY user_id"
+        "SELECT user_id, traits->>'tier' AS tier, CAST(traits->>'points' AS INT) AS p FROM profiles ORDER BY user_id"
     ).to_pylist()
     assert rows == [
         {"user_id": "u1", "tier": "platinum", "p": 99},
@@ -220,12 +210,7 @@ def test_cli_sync_add_list_run(workspace: Workspace, tmp_path: Path) -> None:
     db = tmp_path / "crm.sqlite"
     with create_engine(f"sqlite:///{db}").begin() as c:
         c.execute(text("CREATE TABLE signups (id INTEGER, email_hash TEXT, created TEXT)"))
-        c.execute(
-            text(
-                "INSERT INTO signups VALUES (1, 'h1', '2026-10-01 00:00:00'), "
-                "(2, 'h2', '2026-10-02 00:00:00')"
-            )
-        )
+        c.execute(text("INSERT INTO signups VALUES (1, 'h1', '2026-10-01 00:00:00'), (2, 'h2', '2026-10-02 00:00:00')"))
     spec = tmp_path / "signups.yaml"
     spec.write_text(
         yaml.safe_dump(
@@ -249,3 +234,16 @@ def test_cli_sync_add_list_run(workspace: Workspace, tmp_path: Path) -> None:
     assert out.exit_code == 0 and "signups" in out.output and " 2 " in out.output
     out = runner.invoke(app, ["-w", path, "sync", "run", "nosuch"])
     assert out.exit_code == 2 and "no sync named 'nosuch'" in out.output
+
+
+def test_cli_sync_refuses_while_a_server_holds_the_store(workspace: Workspace) -> None:
+    import json
+    import os
+
+    from segmint.cli.common import SERVER_FILE
+
+    path = str(workspace.path)
+    workspace.close()
+    (Path(path) / SERVER_FILE).write_text(json.dumps({"pid": os.getpid(), "url": "http://127.0.0.1:9"}))
+    out = CliRunner().invoke(app, ["-w", path, "sync", "run"])
+    assert out.exit_code == 2 and "stop it, run the sync" in out.output
