@@ -31,6 +31,7 @@ class WriteBatch:
     rejected: pa.Table | None = None
     state: dict[str, str] = field(default_factory=dict)  # e.g. journal position, sync cursors
     violations: list[dict[str, Any]] = field(default_factory=list)  # taxonomy violations (ingest.violation_record)
+    skip_stored: bool = False  # drop events whose message_id is already stored (imports, syncs)
 
 
 @dataclass
