@@ -1,5 +1,5 @@
 """Routers per resource; each module exposes `router`, registered in order here."""
 
-from segmint.api.routers import admin
+from segmint.api.routers import admin, posthog, segment
 
-ROUTERS = [admin.router]
+ROUTERS = [admin.router, segment.router, posthog.router]
