@@ -112,6 +112,8 @@ def parse_message(raw: Any, *, default_type: str | None = None, where: str = "me
 def normalize(msg: Message, received_at: datetime, source: str = "http") -> dict[str, Any]:
     """The store's event record for a message (a plain dict, JSON-serializable for the journal)."""
     props = dict(msg.properties)
+    if msg.type == "identify" and not msg.traits and isinstance(msg.context.get("traits"), dict):
+        msg.traits = dict(msg.context["traits"])  # RudderStack's SDKs send identify traits in context.traits
     if msg.type in ("page", "screen"):
         if msg.name is not None:
             props.setdefault("name", msg.name)
