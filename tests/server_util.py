@@ -44,7 +44,8 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
+                tail = self.log.read_text()[-3000:]
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {tail}")
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     return self

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import orjson
-from server_util import Server
 
 from segmint.appdb.keys import create_key
 from segmint.ingest.journal import Journal, Position
 from segmint.workspace import Workspace
+from server_util import Server
 
 BATCHES = 40
 PER_BATCH = 50

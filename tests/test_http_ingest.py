@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from server_util import Server
 
 from segmint.appdb.base import make_engine
 from segmint.appdb.keys import create_key, revoke_key
 from segmint.workspace import Workspace
+from server_util import Server
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +41,16 @@ def _rejected(server: Server) -> list[dict]:
     return server.admin("/api/events/rejected", limit=1000)
 
 
-def _post(server: Server, route: str, body: object, *, key: str | None = None, **kw: object) -> httpx.Response:
+def _post(server: Server, route: str, body: object, *, key: str | None = None,
+          **kw: object) -> httpx.Response:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     auth = (key or server.key, "") if key != "" else None  # type: ignore[attr-defined]
     return httpx.post(server.url + route, content=content, auth=auth, timeout=30, **kw)
 
 
 def test_track_with_basic_auth_is_stored(server: Server) -> None:
-    r = _post(server, "/v1/track", {"userId": "u1", "event": "basic_auth_event", "properties": {"price": 12000}})
+    body = {"userId": "u1", "event": "basic_auth_event", "properties": {"price": 12000}}
+    r = _post(server, "/v1/track", body)
     assert r.status_code == 200 and r.json() == {"success": True}
     assert _counts(server)["basic_auth_event"] == 1
 
@@ -72,10 +74,11 @@ def test_every_single_message_route(server: Server) -> None:
 
 
 def test_write_key_in_body_and_text_plain(server: Server) -> None:
-    body = {"writeKey": server.key, "anonymousId": "anon-tp", "event": "text_plain_event"}  # type: ignore[attr-defined]
+    key = server.key  # type: ignore[attr-defined]
+    body = {"writeKey": key, "anonymousId": "anon-tp", "event": "text_plain_event"}
     r = httpx.post(server.url + "/v1/t", content=orjson.dumps(body), headers={"content-type": "text/plain"})
     assert r.status_code == 200, r.text
-    batch = {"batch": [{**body, "type": "track"}], "writeKey": server.key}  # type: ignore[attr-defined]
+    batch = {"batch": [{**body, "type": "track"}], "writeKey": key}
     r = httpx.post(server.url + "/v1/b", content=orjson.dumps(batch), headers={"content-type": "text/plain"})
     assert r.status_code == 200, r.text
     assert _counts(server)["text_plain_event"] == 2
@@ -87,7 +90,8 @@ def test_gzip_detected_whatever_the_content_type(server: Server) -> None:
     # RudderStack node SDK: gzip body labelled form-urlencoded, no Content-Encoding
     r = _post(server, "/v1/batch", packed, headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 200, r.text
-    r = _post(server, "/v1/batch", packed, headers={"content-encoding": "gzip", "content-type": "application/json"})
+    headers = {"content-encoding": "gzip", "content-type": "application/json"}
+    r = _post(server, "/v1/batch", packed, headers=headers)
     assert r.status_code == 200, r.text
     assert _counts(server)["gzip_event"] == 6
 
@@ -100,7 +104,8 @@ def test_unknown_missing_and_revoked_keys(server: Server) -> None:
     assert r.status_code == 401 and "write key" in r.json()["message"]
     engine = make_engine("sqlite:///app.sqlite", server.workspace)
     fresh = create_key(engine, label="to revoke")
-    assert _post(server, "/v1/track", {"userId": "u1", "event": "before_revoke"}, key=fresh.secret).status_code == 200
+    first = _post(server, "/v1/track", {"userId": "u1", "event": "before_revoke"}, key=fresh.secret)
+    assert first.status_code == 200
     revoke_key(engine, str(fresh.id))
     revoked_at = time.monotonic()
     probe = {"userId": "u1", "event": "while_revoking"}
@@ -116,7 +121,8 @@ def test_malformed_json_is_400_with_where_and_recorded(server: Server) -> None:
     assert r.status_code == 400
     err = r.json()
     assert err["where"] == "body" and "malformed JSON" in err["message"] and "column" in err["message"]
-    assert any(x["reason"].startswith("malformed JSON") and "half_json" in x["payload"] for x in _rejected(server))
+    rejected = _rejected(server)
+    assert any(x["reason"].startswith("malformed JSON") and "half_json" in x["payload"] for x in rejected)
 
 
 def test_size_limits_are_413_and_recorded(server: Server) -> None:
@@ -138,7 +144,8 @@ def test_size_limits_are_413_and_recorded(server: Server) -> None:
 
 def test_oversize_message_inside_a_batch_is_rejected_alone(server: Server) -> None:
     batch = {"batch": [{"type": "track", "userId": "u1", "event": "size_mix", "properties": {"n": 1}},
-                       {"type": "track", "userId": "u1", "event": "size_mix", "properties": {"b": "z" * 40_000}}]}
+                       {"type": "track", "userId": "u1", "event": "size_mix",
+                        "properties": {"b": "z" * 40_000}}]}
     r = _post(server, "/v1/batch", batch)
     assert r.status_code == 400
     body = r.json()
@@ -190,7 +197,8 @@ def test_retried_message_ids_are_stored_once(server: Server) -> None:
     batch = {"batch": [{"type": "track", "userId": "u1", "event": "retried", "messageId": mid}]}
     for _ in range(3):
         assert _post(server, "/v1/batch", batch).status_code == 200
-    assert _post(server, "/v1/track", {"userId": "u1", "event": "retried", "messageId": mid}).status_code == 200
+    single = {"userId": "u1", "event": "retried", "messageId": mid}
+    assert _post(server, "/v1/track", single).status_code == 200
     assert _counts(server)["retried"] == 1
 
 
@@ -208,7 +216,8 @@ def test_cors_preflight_and_settings(server: Server) -> None:
     r = httpx.get(f"{server.url}/v1/projects/{key}/settings", headers={"origin": origin})
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == origin
     seg = r.json()["integrations"]["Segment.io"]
-    assert seg["apiKey"] == key and seg["apiHost"] == f"127.0.0.1:{server.port}/v1" and seg["protocol"] == "http"
+    assert seg["apiKey"] == key and seg["protocol"] == "http"
+    assert seg["apiHost"] == f"127.0.0.1:{server.port}/v1"
     assert r.json()["plan"]["track"]["__default"]["enabled"] is True
     assert httpx.get(f"{server.url}/v1/projects/wk_nope/settings").status_code == 404
 

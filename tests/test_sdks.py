@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from server_util import Server
-
 from segmint.workspace import Workspace
+from server_util import Server
 
 
 def _stored(server: Server) -> list[dict[str, Any]]:
@@ -89,7 +88,8 @@ def test_posthog_python(served: Server) -> None:
                      on_error=lambda exc, _batch: errors.append(exc), enable_local_evaluation=False)
     try:
         for i in range(30):
-            client.capture("ph purchase", distinct_id="ph-u1", properties={"amount": 1000 * i, "currency": "KRW"})
+            props = {"amount": 1000 * i, "currency": "KRW"}
+            client.capture("ph purchase", distinct_id="ph-u1", properties=props)
         client.set(distinct_id="ph-u1", properties={"tier": "vip"})
         client.capture("$pageview", distinct_id="ph-u1", properties={"$current_url": "https://shop.kr/"})
         client.alias(previous_id="ph-device-1", distinct_id="ph-u1")
