@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from segmint.api.deps import AppState
 from segmint.appdb.keys import verify_key
 from segmint.errors import InvalidInput, PayloadTooLarge, SegmintError, Unauthorized
-from segmint.ingest.messages import normalize, parse_message
+from segmint.ingest.messages import fast_normalize, normalize, parse_message
 from segmint.ingest.pipeline import rejection
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -188,6 +188,9 @@ class Intake:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     problems: list[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._received_iso = self.received_at.isoformat()
+
     def reject(self, index: int, where: str, exc: SegmintError, payload: Any) -> None:
         """Record one invalid message (kept as a rejected record, reported in the answer)."""
         fld, reason = split_reason(exc)
@@ -208,8 +211,11 @@ class Intake:
                             f"message is {size} bytes, over the {max_message_bytes}-byte limit", where=where)
                 shaped = convert(raw, where) if convert is not None else [raw]
                 for one in shaped:
-                    msg = parse_message(one, default_type=default_type, where=where)
-                    self.events.append(normalize(msg, self.received_at, self.source))
+                    ev = fast_normalize(one, self.received_at, self.source, self._received_iso)
+                    if ev is None:
+                        msg = parse_message(one, default_type=default_type, where=where)
+                        ev = normalize(msg, self.received_at, self.source)
+                    self.events.append(ev)
             except SegmintError as exc:
                 self.reject(index, where, exc, raw)
 
