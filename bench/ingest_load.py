@@ -5,7 +5,7 @@ events/s and p50/p95/p99 request latency, then checks the store holds exactly th
 Baselines in the same run: the same load against a FastAPI endpoint that only reads the body
 (bench/_null_app.py), and fsync-only journal appends per second on this disk.
 
-    python -m bench.ingest_load --seconds 8 --procs 2 --threads 4 --batch 200
+    python -m bench.ingest_load --seconds 8 --procs 2 --threads 2 --batch 200
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def load(url: str, key: str, *, procs: int, threads: int, batch: int, seconds: f
 
     return {"events": sum(r[3] for r in ok), "requests": len(ok), "errors": len(results) - len(ok),
             "seconds": elapsed, "events_per_s": sum(r[3] for r in ok) / elapsed,
-            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "mean_ms": statistics.fmean(lat) * 1000}
+            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+            "mean_ms": statistics.fmean(lat) * 1000}
 
 
 def fsync_rate(folder: Path, seconds: float = 2.0, size: int = 64 * 1024) -> float:
@@ -146,7 +147,7 @@ def _null_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("baseline server did not start")
 
 
-def measure(*, seconds: float = 8.0, procs: int = 2, threads: int = 4, batch: int = 200) -> dict[str, Any]:
+def measure(*, seconds: float = 8.0, procs: int = 2, threads: int = 2, batch: int = 200) -> dict[str, Any]:
     """Run segmint and the baselines under the same load; verify the store afterwards."""
     from segmint.appdb.keys import create_key
     from segmint.workspace import Workspace
@@ -202,13 +203,16 @@ same machine and competes for the same cores. Command: `python -m bench.run inge
 |---|---:|---:|---:|---:|---:|---:|
 {table}
 
-- Store check after the run: {res['stored']:,} events stored for {s['events']:,} acknowledged -> exactly once: {ok};
-  the writer caught up {res['catch_up_s']:.1f} s after the load stopped (writer stats: {res['writer']}).
+- Store check after the run: {res['stored']:,} events stored for {s['events']:,} acknowledged -> exactly
+  once: {ok}; the writer caught up {res['catch_up_s']:.1f} s after the load stopped
+  (writer stats: {res['writer']}).
 - fsync-only baseline on this disk: {res['fsync_per_s']:,.0f} appends+fsync of 64 KB per second (one thread);
-  the journal's group commit lets concurrent requests share one fsync, so the request rate is not capped by it.
+  the journal's group commit lets concurrent requests share one fsync, so the request rate is not capped
+  by it.
 - Targets: >= 20,000 events/s sustained, p99 batch latency < 100 ms.
 - The machine was shared with other sessions' builds and tests during this run (load average shown
-  by `uptime` before the run: {res.get('load_before', '?')}); figures are indicative, to be re-run on a quiet machine.
+  by `uptime` before the run: {res.get('load_before', '?')}); figures are indicative, to be re-run on a
+  quiet machine.
 """
 
 
@@ -225,7 +229,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--procs", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=200)
     args = ap.parse_args()
     load_before = os.getloadavg()
