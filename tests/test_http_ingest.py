@@ -264,3 +264,20 @@ def test_server_keeps_serving_after_bad_input(server: Server, tmp_path: Path) ->
     assert httpx.get(server.url + "/health").json()["status"] == "ok"
     assert _post(server, "/v1/track", {"userId": "u1", "event": "after_bad"}).status_code == 200
     assert _counts(server)["after_bad"] == 1
+
+
+def test_posthog_js_form_body_and_cors(server: Server) -> None:
+    import base64
+
+    key = server.key  # type: ignore[attr-defined]
+    props = {"token": key, "$device_id": "d1"}
+    payload = [{"event": "phjs_click", "distinct_id": "phjs-u", "properties": props}]
+    form = "data=" + base64.b64encode(orjson.dumps(payload)).decode()
+    origin = "https://shop.example.kr"
+    r = httpx.post(server.url + "/e/?compression=base64", content=form,
+                   headers={"content-type": "application/x-www-form-urlencoded", "origin": origin})
+    assert r.status_code == 200, r.text
+    assert r.headers["access-control-allow-origin"] == origin
+    r = httpx.options(server.url + "/e/", headers={"origin": origin, "access-control-request-method": "POST"})
+    assert r.status_code in (200, 204) and r.headers["access-control-allow-origin"] == origin
+    assert _counts(server)["phjs_click"] == 1
