@@ -40,18 +40,39 @@ def _bodies(proc: int, thread: int, count: int, batch: int, run: int = 0) -> lis
     """Pre-built batch bodies with unique message ids, so building them costs nothing during the run."""
     out = []
     for b in range(count):
-        events = [{"type": "track", "userId": f"user-{(b * batch + j) % 50_000}", "event": EVENT_NAMES[j % 4],
-                   "messageId": f"{run}-{proc}-{thread}-{b}-{j}", "timestamp": "2026-11-20T10:00:00+09:00",
-                   "properties": {"sku": f"SKU-{j % 900}", "price": 19_900 + j, "currency": "KRW",
-                                  "category": "beauty", "qty": 1 + j % 3},
-                   "context": {"library": {"name": "bench", "version": "1"}, "locale": "ko-KR"}}
-                  for j in range(batch)]
+        events = [
+            {
+                "type": "track",
+                "userId": f"user-{(b * batch + j) % 50_000}",
+                "event": EVENT_NAMES[j % 4],
+                "messageId": f"{run}-{proc}-{thread}-{b}-{j}",
+                "timestamp": "2026-11-20T10:00:00+09:00",
+                "properties": {
+                    "sku": f"SKU-{j % 900}",
+                    "price": 19_900 + j,
+                    "currency": "KRW",
+                    "category": "beauty",
+                    "qty": 1 + j % 3,
+                },
+                "context": {"library": {"name": "bench", "version": "1"}, "locale": "ko-KR"},
+            }
+            for j in range(batch)
+        ]
         out.append(orjson.dumps({"batch": events}))
     return out
 
 
-def _proc(url: str, key: str, proc: int, threads: int, batch: int, seconds: float, start_at: float,
-          queue: Any, run: int) -> None:
+def _proc(
+    url: str,
+    key: str,
+    proc: int,
+    threads: int,
+    batch: int,
+    seconds: float,
+    start_at: float,
+    queue: Any,
+    run: int,
+) -> None:
     """One load process: `threads` keep-alive connections posting until the deadline."""
     host, port = url.removeprefix("http://").split(":")
     per_thread = int(RATE_CEILING * seconds / batch / threads / max(1, os.cpu_count() or 1)) + 20
@@ -70,8 +91,12 @@ def _proc(url: str, key: str, proc: int, threads: int, batch: int, seconds: floa
             if time.time() >= deadline:
                 break
             t0 = time.perf_counter()
-            conn.request("POST", "/v1/batch", body=body, headers={
-                "Content-Type": "application/json", "Authorization": auth})
+            conn.request(
+                "POST",
+                "/v1/batch",
+                body=body,
+                headers={"Content-Type": "application/json", "Authorization": auth},
+            )
             resp = conn.getresponse()
             resp.read()
             mine.append((time.time(), time.perf_counter() - t0, resp.status, batch))
@@ -87,14 +112,17 @@ def _proc(url: str, key: str, proc: int, threads: int, batch: int, seconds: floa
     queue.put(results)
 
 
-def load(url: str, key: str, *, procs: int, threads: int, batch: int, seconds: float,
-         run: int = 0) -> dict[str, Any]:
+def load(
+    url: str, key: str, *, procs: int, threads: int, batch: int, seconds: float, run: int = 0
+) -> dict[str, Any]:
     """Drive the load and summarize: 2xx events/s, request latency percentiles, errors."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     start_at = time.time() + 4.0 + 0.5 * procs  # time for the processes to pre-build their bodies
-    workers = [ctx.Process(target=_proc, args=(url, key, p, threads, batch, seconds, start_at, queue, run))
-               for p in range(procs)]
+    workers = [
+        ctx.Process(target=_proc, args=(url, key, p, threads, batch, seconds, start_at, queue, run))
+        for p in range(procs)
+    ]
     for w in workers:
         w.start()
     results: list[tuple[float, float, int, int]] = []
@@ -109,10 +137,17 @@ def load(url: str, key: str, *, procs: int, threads: int, batch: int, seconds: f
     def pct(p: float) -> float:
         return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
 
-    return {"events": sum(r[3] for r in ok), "requests": len(ok), "errors": len(results) - len(ok),
-            "seconds": elapsed, "events_per_s": sum(r[3] for r in ok) / elapsed,
-            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
-            "mean_ms": statistics.fmean(lat) * 1000}
+    return {
+        "events": sum(r[3] for r in ok),
+        "requests": len(ok),
+        "errors": len(results) - len(ok),
+        "seconds": elapsed,
+        "events_per_s": sum(r[3] for r in ok) / elapsed,
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "mean_ms": statistics.fmean(lat) * 1000,
+    }
 
 
 def fsync_rate(folder: Path, seconds: float = 2.0, size: int = 64 * 1024) -> float:
@@ -134,9 +169,21 @@ def fsync_rate(folder: Path, seconds: float = 2.0, size: int = 64 * 1024) -> flo
 
 def _null_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench._null_app:app", "--port", str(port),
-                             "--log-level", "warning"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench._null_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -148,14 +195,16 @@ def _null_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("baseline server did not start")
 
 
-def measure(*, seconds: float = 6.0, procs: int = 2, threads: int = 2, batch: int = 200,
-            repeats: int = 3) -> dict[str, Any]:
+def measure(
+    *, seconds: float = 6.0, procs: int = 2, threads: int = 2, batch: int = 200, repeats: int = 3
+) -> dict[str, Any]:
     """Run segmint and the baselines under the same load; verify the store afterwards."""
     from segmint.appdb.keys import create_key
     from segmint.workspace import Workspace
 
-    out: dict[str, Any] = {"params": {"seconds": seconds, "procs": procs, "threads": threads, "batch": batch,
-                                      "repeats": repeats}}
+    out: dict[str, Any] = {
+        "params": {"seconds": seconds, "procs": procs, "threads": threads, "batch": batch, "repeats": repeats}
+    }
     runs: dict[str, list[dict[str, Any]]] = {"segmint": [], "null": []}
     with tempfile.TemporaryDirectory(prefix="segmint-bench-") as tmp:
         ws = Workspace.init(Path(tmp) / "ws")
@@ -166,8 +215,9 @@ def measure(*, seconds: float = 6.0, procs: int = 2, threads: int = 2, batch: in
         server = Server(ws.path, token).start()
         try:
             for i in range(repeats):
-                runs["segmint"].append(load(server.url, key, procs=procs, threads=threads, batch=batch,
-                                            seconds=seconds, run=i))
+                runs["segmint"].append(
+                    load(server.url, key, procs=procs, threads=threads, batch=batch, seconds=seconds, run=i)
+                )
             t0 = time.perf_counter()
             server.wait_caught_up(timeout=300)
             out["catch_up_s"] = time.perf_counter() - t0
@@ -179,16 +229,20 @@ def measure(*, seconds: float = 6.0, procs: int = 2, threads: int = 2, batch: in
         proc, url = _null_server(Path(tmp))
         try:
             for i in range(repeats):
-                runs["null"].append(load(url, key, procs=procs, threads=threads, batch=batch, seconds=seconds,
-                                         run=i))
+                runs["null"].append(
+                    load(url, key, procs=procs, threads=threads, batch=batch, seconds=seconds, run=i)
+                )
         finally:
             proc.terminate()
             proc.wait()
         out["fsync_per_s"] = fsync_rate(Path(tmp))
     for name, results in runs.items():
         ranked = sorted(results, key=lambda r: r["events_per_s"])
-        out[name] = {**ranked[len(ranked) // 2], "all_events_per_s": [r["events_per_s"] for r in results],
-                     "acknowledged": sum(r["events"] for r in results)}
+        out[name] = {
+            **ranked[len(ranked) // 2],
+            "all_events_per_s": [r["events_per_s"] for r in results],
+            "acknowledged": sum(r["events"] for r in results),
+        }
     return out
 
 
@@ -197,6 +251,7 @@ def report(res: dict[str, Any]) -> str:
     p = res["params"]
     s, n = res["segmint"], res["null"]
     ok = "yes" if res["stored"] == s["acknowledged"] else f"NO (stored {res['stored']:,})"
+
     def spread(r: dict[str, Any]) -> str:
         return ", ".join(f"{x:,.0f}" for x in r["all_events_per_s"])
 
@@ -206,11 +261,13 @@ def report(res: dict[str, Any]) -> str:
     ]
     table = "\n".join(
         f"| {name} | {r['events_per_s']:,.0f} | {r['requests'] / r['seconds']:,.0f} | {r['p50_ms']:.1f} | "
-        f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |" for name, r in rows)
+        f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |"
+        for name, r in rows
+    )
     return f"""## Ingestion through /v1/batch
 
-Load: {p['procs']} processes x {p['threads']} keep-alive connections, batches of {p['batch']} track events
-(~400 bytes each, unique message ids), {p['seconds']:.0f} s per run, against `segmint serve`
+Load: {p["procs"]} processes x {p["threads"]} keep-alive connections, batches of {p["batch"]} track events
+(~400 bytes each, unique message ids), {p["seconds"]:.0f} s per run, against `segmint serve`
 (uvicorn, httptools, uvloop; one process) on a fresh workspace. Only 2xx answers are counted. The load
 generator runs on the same machine and competes for the same cores.
 Command: `python -m bench.run ingest_load`.
@@ -219,11 +276,11 @@ Command: `python -m bench.run ingest_load`.
 |---|---:|---:|---:|---:|---:|---:|
 {table}
 
-- Each row is the median of {p['repeats']} runs by events/s (all runs: {spread(s)} and {spread(n)} events/s).
-- Store check after the runs: {res['stored']:,} events stored for {s['acknowledged']:,} acknowledged ->
-  exactly once: {ok}; the writer caught up {res['catch_up_s']:.1f} s after the load stopped
-  (writer stats: {res['writer']}).
-- fsync-only baseline on this disk: {res['fsync_per_s']:,.0f} appends+fsync of 64 KB per second (one thread);
+- Each row is the median of {p["repeats"]} runs by events/s (all runs: {spread(s)} and {spread(n)} events/s).
+- Store check after the runs: {res["stored"]:,} events stored for {s["acknowledged"]:,} acknowledged ->
+  exactly once: {ok}; the writer caught up {res["catch_up_s"]:.1f} s after the load stopped
+  (writer stats: {res["writer"]}).
+- fsync-only baseline on this disk: {res["fsync_per_s"]:,.0f} appends+fsync of 64 KB per second (one thread);
   the journal's group commit lets concurrent requests share one fsync, so the request rate is not capped
   by it.
 - Targets: >= 20,000 events/s sustained, p99 batch latency < 100 ms.
@@ -232,7 +289,7 @@ Command: `python -m bench.run ingest_load`.
   benchmark) gave 13.5k / 12.6k events/s and p99 248 / 359 ms without it, 23.0k / 19.1k events/s and
   p99 83 / 106 ms with it.
 - The machine was shared with other sessions' builds and tests during this run (load average shown
-  by `uptime` before the run: {res.get('load_before', '?')}); figures are indicative, to be re-run on a
+  by `uptime` before the run: {res.get("load_before", "?")}); figures are indicative, to be re-run on a
   quiet machine.
 """
 

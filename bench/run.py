@@ -37,8 +37,10 @@ def machine() -> str:
         mem = subprocess.run(["free", "-h"], capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
         mem = "unknown"
-    return (f"- CPU: {cpu}, `nproc` = {os.cpu_count()}\n- Python {platform.python_version()} on "
-            f"{platform.platform()}\n- `free -h`:\n\n```\n{mem}\n```\n")
+    return (
+        f"- CPU: {cpu}, `nproc` = {os.cpu_count()}\n- Python {platform.python_version()} on "
+        f"{platform.platform()}\n- `free -h`:\n\n```\n{mem}\n```\n"
+    )
 
 
 def split_sections(text: str) -> dict[str, str]:
@@ -57,8 +59,10 @@ def main(names: list[str]) -> None:
         print(f"running {name} ...", flush=True)
         text = importlib.import_module(REGISTRY[name]).run().rstrip() + "\n"
         sections[split_sections(text).keys().__iter__().__next__()] = text
-    header = (f"# segmint benchmarks\n\nLast run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
-              f"(`python -m bench.run {' '.join(names)}`).\n\n## Machine\n\n{machine()}\n")
+    header = (
+        f"# segmint benchmarks\n\nLast run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
+        f"(`python -m bench.run {' '.join(names)}`).\n\n## Machine\n\n{machine()}\n"
+    )
     body = "\n".join(text for title, text in sections.items() if title != "Machine")
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(header + body)

@@ -37,8 +37,16 @@ class Server:
     def start(self, timeout: float = 30.0) -> Server:
         """Start the server and wait until /health answers."""
         env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-        cmd = [sys.executable, "-c", "from segmint.cli import main; main()", "-w", str(self.workspace),
-               "serve", "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-c",
+            "from segmint.cli import main; main()",
+            "-w",
+            str(self.workspace),
+            "serve",
+            "--port",
+            str(self.port),
+        ]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -74,8 +82,12 @@ class Server:
 
     def admin(self, route: str, **params: Any) -> Any:
         """GET an admin API route."""
-        resp = httpx.get(self.url + route, params=params, timeout=30,
-                         headers={"Authorization": f"Bearer {self.admin_token}"})
+        resp = httpx.get(
+            self.url + route,
+            params=params,
+            timeout=30,
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+        )
         resp.raise_for_status()
         return resp.json()
 

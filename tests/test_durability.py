@@ -30,8 +30,16 @@ def test_kill_9_after_2xx_loses_nothing_and_stores_nothing_twice(tmp_path: Path)
     sent: list[dict] = []
 
     def send(i: int) -> int:
-        batch = [{"type": "track", "userId": f"u{i % 7}", "event": "durable", "messageId": str(uuid.uuid4()),
-                  "properties": {"batch": i, "n": j}} for j in range(PER_BATCH)]
+        batch = [
+            {
+                "type": "track",
+                "userId": f"u{i % 7}",
+                "event": "durable",
+                "messageId": str(uuid.uuid4()),
+                "properties": {"batch": i, "n": j},
+            }
+            for j in range(PER_BATCH)
+        ]
         sent.extend(batch)
         with httpx.Client(auth=(key, ""), timeout=30) as client:
             return client.post(server.url + "/v1/batch", content=orjson.dumps({"batch": batch})).status_code

@@ -41,8 +41,9 @@ def _rejected(server: Server) -> list[dict]:
     return server.admin("/api/events/rejected", limit=1000)
 
 
-def _post(server: Server, route: str, body: object, *, key: str | None = None,
-          **kw: object) -> httpx.Response:
+def _post(
+    server: Server, route: str, body: object, *, key: str | None = None, **kw: object
+) -> httpx.Response:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     auth = (key or server.key, "") if key != "" else None  # type: ignore[attr-defined]
     return httpx.post(server.url + route, content=content, auth=auth, timeout=30, **kw)
@@ -129,8 +130,12 @@ def test_size_limits_are_413_and_recorded(server: Server) -> None:
     big = {"userId": "u1", "event": "too_big_single", "properties": {"blob": "x" * 40_000}}
     r = _post(server, "/v1/track", big)
     assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
-    batch = {"batch": [{"type": "track", "userId": "u1", "event": "too_big_batch",
-                        "properties": {"blob": "y" * 20_000}} for _ in range(30)]}
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "u1", "event": "too_big_batch", "properties": {"blob": "y" * 20_000}}
+            for _ in range(30)
+        ]
+    }
     r = _post(server, "/v1/batch", batch)
     assert r.status_code == 413
     # a gzip body that inflates past the batch limit is refused too
@@ -143,9 +148,12 @@ def test_size_limits_are_413_and_recorded(server: Server) -> None:
 
 
 def test_oversize_message_inside_a_batch_is_rejected_alone(server: Server) -> None:
-    batch = {"batch": [{"type": "track", "userId": "u1", "event": "size_mix", "properties": {"n": 1}},
-                       {"type": "track", "userId": "u1", "event": "size_mix",
-                        "properties": {"b": "z" * 40_000}}]}
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "u1", "event": "size_mix", "properties": {"n": 1}},
+            {"type": "track", "userId": "u1", "event": "size_mix", "properties": {"b": "z" * 40_000}},
+        ]
+    }
     r = _post(server, "/v1/batch", batch)
     assert r.status_code == 400
     body = r.json()
@@ -155,15 +163,17 @@ def test_oversize_message_inside_a_batch_is_rejected_alone(server: Server) -> No
 
 
 def test_batch_keeps_valid_messages_and_lists_invalid_ones(server: Server) -> None:
-    batch = {"batch": [
-        {"type": "track", "userId": "u1", "event": "mixed_ok"},
-        {"type": "track", "event": "mixed_bad"},  # no user
-        {"type": "track", "userId": True, "event": "mixed_bad"},  # wrong type
-        {"type": "track", "userId": "u1", "event": "mixed_bad", "properties": [1, 2]},
-        {"type": "teleport", "userId": "u1"},
-        "not an object",
-        {"type": "track", "anonymousId": "a1", "event": "mixed_ok"},
-    ]}
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "u1", "event": "mixed_ok"},
+            {"type": "track", "event": "mixed_bad"},  # no user
+            {"type": "track", "userId": True, "event": "mixed_bad"},  # wrong type
+            {"type": "track", "userId": "u1", "event": "mixed_bad", "properties": [1, 2]},
+            {"type": "teleport", "userId": "u1"},
+            "not an object",
+            {"type": "track", "anonymousId": "a1", "event": "mixed_ok"},
+        ]
+    }
     r = _post(server, "/v1/batch", batch)
     assert r.status_code == 400
     body = r.json()
@@ -204,9 +214,14 @@ def test_retried_message_ids_are_stored_once(server: Server) -> None:
 
 def test_cors_preflight_and_settings(server: Server) -> None:
     origin = "https://shop.example.kr"
-    r = httpx.options(server.url + "/v1/t", headers={
-        "origin": origin, "access-control-request-method": "POST",
-        "access-control-request-headers": "content-type, authorization"})
+    r = httpx.options(
+        server.url + "/v1/t",
+        headers={
+            "origin": origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type, authorization",
+        },
+    )
     assert r.status_code in (200, 204)
     assert r.headers["access-control-allow-origin"] == origin
     assert "authorization" in r.headers["access-control-allow-headers"].lower()
@@ -226,10 +241,19 @@ def test_posthog_capture_mapping(server: Server) -> None:
     key = server.key  # type: ignore[attr-defined]
     anon = "device-" + uuid.uuid4().hex
     events = [
-        {"event": "ph_viewed", "distinct_id": anon, "uuid": str(uuid.uuid4()),
-         "properties": {"$device_id": anon, "sku": "A1"}, "timestamp": "2026-11-01T00:00:00+00:00"},
-        {"event": "$identify", "distinct_id": "ph-user", "uuid": str(uuid.uuid4()),
-         "properties": {"$anon_distinct_id": anon, "$set": {"tier": "vip"}}},
+        {
+            "event": "ph_viewed",
+            "distinct_id": anon,
+            "uuid": str(uuid.uuid4()),
+            "properties": {"$device_id": anon, "sku": "A1"},
+            "timestamp": "2026-11-01T00:00:00+00:00",
+        },
+        {
+            "event": "$identify",
+            "distinct_id": "ph-user",
+            "uuid": str(uuid.uuid4()),
+            "properties": {"$anon_distinct_id": anon, "$set": {"tier": "vip"}},
+        },
         {"event": "$pageview", "distinct_id": "ph-user", "properties": {"$current_url": "https://x/"}},
         {"event": "ph_bought", "distinct_id": "ph-user", "properties": {"amount": 3}, "offset": 1500},
     ]
@@ -237,16 +261,26 @@ def test_posthog_capture_mapping(server: Server) -> None:
     r = httpx.post(server.url + "/batch/", content=packed, headers={"content-type": "application/json"})
     assert r.status_code == 200, r.text
     # single event on /capture/ and /i/v0/e/ with the key as `token`
-    r = httpx.post(server.url + "/i/v0/e/", content=orjson.dumps(
-        {"token": key, "event": "ph_single", "distinct_id": "ph-user", "properties": {}}))
+    r = httpx.post(
+        server.url + "/i/v0/e/",
+        content=orjson.dumps(
+            {"token": key, "event": "ph_single", "distinct_id": "ph-user", "properties": {}}
+        ),
+    )
     assert r.status_code == 200, r.text
-    r = httpx.post(server.url + "/capture/", content=orjson.dumps(
-        {"api_key": key, "event": "ph_single", "properties": {"distinct_id": "ph-user"}}))
+    r = httpx.post(
+        server.url + "/capture/",
+        content=orjson.dumps(
+            {"api_key": key, "event": "ph_single", "properties": {"distinct_id": "ph-user"}}
+        ),
+    )
     assert r.status_code == 200, r.text
     r = httpx.post(server.url + "/batch/", content=orjson.dumps({"api_key": "nope", "batch": events}))
     assert r.status_code == 401
-    r = httpx.post(server.url + "/batch/", content=orjson.dumps(
-        {"api_key": key, "batch": [{"event": "ph_no_id", "properties": {}}]}))
+    r = httpx.post(
+        server.url + "/batch/",
+        content=orjson.dumps({"api_key": key, "batch": [{"event": "ph_no_id", "properties": {}}]}),
+    )
     assert r.status_code == 400 and r.json()["rejected"][0]["message"].startswith("distinct_id")
     counts = _counts(server)
     assert counts["ph_viewed"] == 1 and counts["ph_bought"] == 1 and counts["ph_single"] == 2
@@ -274,8 +308,11 @@ def test_posthog_js_form_body_and_cors(server: Server) -> None:
     payload = [{"event": "phjs_click", "distinct_id": "phjs-u", "properties": props}]
     form = "data=" + base64.b64encode(orjson.dumps(payload)).decode()
     origin = "https://shop.example.kr"
-    r = httpx.post(server.url + "/e/?compression=base64", content=form,
-                   headers={"content-type": "application/x-www-form-urlencoded", "origin": origin})
+    r = httpx.post(
+        server.url + "/e/?compression=base64",
+        content=form,
+        headers={"content-type": "application/x-www-form-urlencoded", "origin": origin},
+    )
     assert r.status_code == 200, r.text
     assert r.headers["access-control-allow-origin"] == origin
     r = httpx.options(server.url + "/e/", headers={"origin": origin, "access-control-request-method": "POST"})

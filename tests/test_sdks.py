@@ -14,8 +14,9 @@ def _stored(server: Server) -> list[dict[str, Any]]:
     server.wait_caught_up()
     server.stop()
     store = Workspace(server.workspace).open_store_read_only()
-    rows = store.query("SELECT type, event, user_id, anonymous_id, properties, source FROM events "
-                       "ORDER BY ts, event").to_pylist()
+    rows = store.query(
+        "SELECT type, event, user_id, anonymous_id, properties, source FROM events ORDER BY ts, event"
+    ).to_pylist()
     profiles = store.query("SELECT user_id, traits::VARCHAR AS traits FROM profiles").to_pylist()
     store.close()
     for r in rows:
@@ -84,8 +85,13 @@ def test_posthog_python(served: Server) -> None:
     from posthog import Posthog
 
     errors: list[Exception] = []
-    client = Posthog(served.key, host=served.url, gzip=True,  # type: ignore[attr-defined]
-                     on_error=lambda exc, _batch: errors.append(exc), enable_local_evaluation=False)
+    client = Posthog(
+        served.key,
+        host=served.url,
+        gzip=True,  # type: ignore[attr-defined]
+        on_error=lambda exc, _batch: errors.append(exc),
+        enable_local_evaluation=False,
+    )
     try:
         for i in range(30):
             props = {"amount": 1000 * i, "currency": "KRW"}

@@ -35,8 +35,9 @@ _FIELD = re.compile(r"^[\w$.\[\]]+(?: or [\w$.\[\]]+)*$")
 class KeyCache:
     """Write-key verdicts cached for a couple of seconds, so a request costs one dict lookup."""
 
-    def __init__(self, engine: Engine, ttl: float = KEY_TTL_SECONDS,
-                 negative_ttl: float = NEGATIVE_TTL_SECONDS) -> None:
+    def __init__(
+        self, engine: Engine, ttl: float = KEY_TTL_SECONDS, negative_ttl: float = NEGATIVE_TTL_SECONDS
+    ) -> None:
         self.engine = engine
         self.ttl = ttl
         self.negative_ttl = negative_ttl
@@ -68,8 +69,10 @@ def key_cache(state: AppState) -> KeyCache:
 def require_key(state: AppState, secret: str | None, where: str) -> None:
     """Raise Unauthorized unless `secret` is a live write key."""
     if not secret:
-        raise Unauthorized("no write key: send it as the HTTP Basic user name (empty password) "
-                           "or as writeKey in the body", where=where)
+        raise Unauthorized(
+            "no write key: send it as the HTTP Basic user name (empty password) or as writeKey in the body",
+            where=where,
+        )
     if not isinstance(secret, str) or not key_cache(state).valid(secret):
         raise Unauthorized("unknown or revoked write key", where=where)
 
@@ -135,8 +138,9 @@ def parse_json(data: bytes, where: str = "body") -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                           where=where) from None
+        raise InvalidInput(
+            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", where=where
+        ) from None
 
 
 def cors_headers(request: Request) -> dict[str, str]:
@@ -194,13 +198,20 @@ class Intake:
     def reject(self, index: int, where: str, exc: SegmintError, payload: Any) -> None:
         """Record one invalid message (kept as a rejected record, reported in the answer)."""
         fld, reason = split_reason(exc)
-        self.rejected.append(rejection(reason, fld, payload, index=index, source=self.source,
-                                       received_at=self.received_at))
+        self.rejected.append(
+            rejection(reason, fld, payload, index=index, source=self.source, received_at=self.received_at)
+        )
         self.problems.append({"index": index, "where": where, "message": exc.message})
 
-    def add_messages(self, raws: Iterable[tuple[int, str, Any]], *, max_message_bytes: int, check_size: bool,
-                     default_type: str | None = None,
-                     convert: Callable[[Any, str], list[dict[str, Any]]] | None = None) -> None:
+    def add_messages(
+        self,
+        raws: Iterable[tuple[int, str, Any]],
+        *,
+        max_message_bytes: int,
+        check_size: bool,
+        default_type: str | None = None,
+        convert: Callable[[Any, str], list[dict[str, Any]]] | None = None,
+    ) -> None:
         """Validate and normalize raw messages given as (index, where, raw); bad ones become rejects."""
         for index, where, raw in raws:
             try:
@@ -208,7 +219,8 @@ class Intake:
                     size = len(orjson.dumps(raw))
                     if size > max_message_bytes:
                         raise PayloadTooLarge(
-                            f"message is {size} bytes, over the {max_message_bytes}-byte limit", where=where)
+                            f"message is {size} bytes, over the {max_message_bytes}-byte limit", where=where
+                        )
                 shaped = convert(raw, where) if convert is not None else [raw]
                 for one in shaped:
                     ev = fast_normalize(one, self.received_at, self.source, self._received_iso)
@@ -249,8 +261,9 @@ async def receive(request: Request, limit: int) -> Received:
     return Received(raw, too_large, request.headers.get("content-encoding"), header_key, limit)
 
 
-def open_body(state: AppState, source: str, rec: Received,
-              key_in_body: Callable[[Any], Any]) -> tuple[Any, int]:
+def open_body(
+    state: AppState, source: str, rec: Received, key_in_body: Callable[[Any], Any]
+) -> tuple[Any, int]:
     """Authenticate, decode and parse a body; returns (JSON value, decoded size).
 
     A header key is checked first. Whole-body failures (over-size, bad gzip, malformed JSON) from an
@@ -282,9 +295,14 @@ def answer(request: Request, intake: Intake, ok: dict[str, Any], total: int) -> 
     if not intake.problems:
         return JSONResponse(ok, headers=headers)
     first = intake.problems[0]
-    body = {"error": "invalid_input", "code": "invalid_input",
-            "message": f"{len(intake.problems)} of {total} messages rejected; first: {first['where']}: "
-                       f"{first['message']}",
-            "detail": first["message"], "where": first["where"],
-            "accepted": total - len(intake.problems), "rejected": intake.problems}
+    body = {
+        "error": "invalid_input",
+        "code": "invalid_input",
+        "message": f"{len(intake.problems)} of {total} messages rejected; first: {first['where']}: "
+        f"{first['message']}",
+        "detail": first["message"],
+        "where": first["where"],
+        "accepted": total - len(intake.problems),
+        "rejected": intake.problems,
+    }
     return JSONResponse(body, status_code=400, headers=headers)

@@ -37,8 +37,18 @@ from segmint.errors import InvalidInput, SegmintError
 
 router = APIRouter(tags=["ingest: posthog"])
 SOURCE = "posthog"
-PATHS = ("/batch/", "/capture/", "/e/", "/i/v0/e/", "/batch", "/capture", "/e", "/i/v0/e", "/track/",
-         "/engage/")
+PATHS = (
+    "/batch/",
+    "/capture/",
+    "/e/",
+    "/i/v0/e/",
+    "/batch",
+    "/capture",
+    "/e",
+    "/i/v0/e",
+    "/track/",
+    "/engage/",
+)
 
 
 def _first_event(body: Any) -> dict[str, Any] | None:
@@ -134,8 +144,15 @@ def to_segment(ev: Any, where: str, sent_at: Any, received_iso: str) -> list[dic
         group_set = props.get("$group_set") or {}
         if not isinstance(group_set, dict):
             raise InvalidInput("properties.$group_set: must be an object", where=where)
-        return [{**base, **who, "type": "group", "groupId": props.get("$group_key"),
-                 "traits": {**group_set, "group_type": props.get("$group_type")}}]
+        return [
+            {
+                **base,
+                **who,
+                "type": "group",
+                "groupId": props.get("$group_key"),
+                "traits": {**group_set, "group_type": props.get("$group_type")},
+            }
+        ]
     if name == "$pageview":
         msg = {**base, **who, "type": "page", "properties": clean, "name": props.get("$pathname")}
     elif name == "$screen":
@@ -170,9 +187,12 @@ def _process(state: AppState, rec: Received) -> tuple[Intake, int]:
         raise exc
     received = intake.received_at.isoformat()
     raws = ((i, f"{prefix}[{i}]" if prefix else "body", ev) for i, ev in enumerate(events))
-    intake.add_messages(raws, max_message_bytes=cfg.max_message_bytes,
-                        check_size=size > cfg.max_message_bytes,
-                        convert=lambda ev, where: to_segment(ev, where, sent_at, received))
+    intake.add_messages(
+        raws,
+        max_message_bytes=cfg.max_message_bytes,
+        check_size=size > cfg.max_message_bytes,
+        convert=lambda ev, where: to_segment(ev, where, sent_at, received),
+    )
     intake.submit(state)
     return intake, len(events)
 
@@ -189,7 +209,18 @@ async def capture(request: Request) -> Response:
 
 
 for _path in PATHS:
-    router.add_api_route(_path, capture, methods=["POST"], include_in_schema=_path.endswith("/"),
-                         summary=f"PostHog capture ({_path})", name=f"posthog{_path.replace('/', '_')}")
-    router.add_api_route(_path, preflight, methods=["OPTIONS"], include_in_schema=False,
-                         name=f"posthog{_path.replace('/', '_')}_preflight")
+    router.add_api_route(
+        _path,
+        capture,
+        methods=["POST"],
+        include_in_schema=_path.endswith("/"),
+        summary=f"PostHog capture ({_path})",
+        name=f"posthog{_path.replace('/', '_')}",
+    )
+    router.add_api_route(
+        _path,
+        preflight,
+        methods=["OPTIONS"],
+        include_in_schema=False,
+        name=f"posthog{_path.replace('/', '_')}_preflight",
+    )

@@ -34,9 +34,21 @@ SOURCE = "http"
 
 # route name -> message type (None: a batch)
 ROUTES: dict[str, str | None] = {
-    "identify": "identify", "track": "track", "page": "page", "screen": "screen", "group": "group",
-    "alias": "alias", "batch": None, "import": None,
-    "i": "identify", "t": "track", "p": "page", "s": "screen", "g": "group", "a": "alias", "b": None,
+    "identify": "identify",
+    "track": "track",
+    "page": "page",
+    "screen": "screen",
+    "group": "group",
+    "alias": "alias",
+    "batch": None,
+    "import": None,
+    "i": "identify",
+    "t": "track",
+    "p": "page",
+    "s": "screen",
+    "g": "group",
+    "a": "alias",
+    "b": None,
 }
 
 
@@ -60,8 +72,11 @@ def _process(state: AppState, rec: Received, kind: str | None) -> tuple[Intake, 
         if not isinstance(body, dict):
             raise InvalidInput(f"expected a JSON object, got {type(body).__name__}", where="body")
         if kind is not None:
-            intake.add_messages([(0, "body", {**body, "type": kind})],
-                                max_message_bytes=cfg.max_message_bytes, check_size=False)
+            intake.add_messages(
+                [(0, "body", {**body, "type": kind})],
+                max_message_bytes=cfg.max_message_bytes,
+                check_size=False,
+            )
             intake.submit(state)
             return intake, 1
         batch = body.get("batch")
@@ -71,10 +86,13 @@ def _process(state: AppState, rec: Received, kind: str | None) -> tuple[Intake, 
         record_body_failure(state, SOURCE, exc, rec.raw)
         raise
     shared = {k: body[k] for k in ("context", "integrations") if isinstance(body.get(k), dict)}
-    raws = ((i, f"batch[{i}]", {**shared, **m} if shared and isinstance(m, dict) else m)
-            for i, m in enumerate(batch))
-    intake.add_messages(raws, max_message_bytes=cfg.max_message_bytes,
-                        check_size=size > cfg.max_message_bytes)
+    raws = (
+        (i, f"batch[{i}]", {**shared, **m} if shared and isinstance(m, dict) else m)
+        for i, m in enumerate(batch)
+    )
+    intake.add_messages(
+        raws, max_message_bytes=cfg.max_message_bytes, check_size=size > cfg.max_message_bytes
+    )
     intake.submit(state)
     return intake, len(batch)
 
@@ -94,10 +112,20 @@ def _make_endpoint(kind: str | None, limit_name: str):  # type: ignore[no-untype
 
 for _name, _kind in ROUTES.items():
     _limit = "max_batch_bytes" if _kind is None else "max_message_bytes"
-    router.add_api_route(f"/v1/{_name}", _make_endpoint(_kind, _limit), methods=["POST"],
-                         summary=f"Segment {_kind or 'batch'} ({_name})", name=f"segment_{_name}")
-    router.add_api_route(f"/v1/{_name}", preflight, methods=["OPTIONS"], include_in_schema=False,
-                         name=f"segment_{_name}_preflight")
+    router.add_api_route(
+        f"/v1/{_name}",
+        _make_endpoint(_kind, _limit),
+        methods=["POST"],
+        summary=f"Segment {_kind or 'batch'} ({_name})",
+        name=f"segment_{_name}",
+    )
+    router.add_api_route(
+        f"/v1/{_name}",
+        preflight,
+        methods=["OPTIONS"],
+        include_in_schema=False,
+        name=f"segment_{_name}_preflight",
+    )
 
 
 def settings_for(write_key: str, request: Request) -> dict[str, Any]:
@@ -106,13 +134,21 @@ def settings_for(write_key: str, request: Request) -> dict[str, Any]:
     proto = (request.headers.get("x-forwarded-proto") or request.url.scheme).split(",")[0].strip()
     return {
         "integrations": {
-            "Segment.io": {"apiKey": write_key, "apiHost": f"{host}/v1", "protocol": proto,
-                           "unbundledIntegrations": [], "addBundledMetadata": True,
-                           "maybeBundledConfigIds": {},
-                           "versionSettings": {"version": "4.4.7", "componentTypes": ["browser"]}},
+            "Segment.io": {
+                "apiKey": write_key,
+                "apiHost": f"{host}/v1",
+                "protocol": proto,
+                "unbundledIntegrations": [],
+                "addBundledMetadata": True,
+                "maybeBundledConfigIds": {},
+                "versionSettings": {"version": "4.4.7", "componentTypes": ["browser"]},
+            },
         },
-        "plan": {"track": {"__default": {"enabled": True, "integrations": {}}},
-                 "identify": {"__default": {"enabled": True}}, "group": {"__default": {"enabled": True}}},
+        "plan": {
+            "track": {"__default": {"enabled": True, "integrations": {}}},
+            "identify": {"__default": {"enabled": True}},
+            "group": {"__default": {"enabled": True}},
+        },
         "edgeFunction": {},
         "analyticsNextEnabled": True,
         "middlewareSettings": {},
@@ -133,5 +169,6 @@ async def project_settings(write_key: str, request: Request) -> Response:
     return JSONResponse(settings_for(write_key, request), headers=cors_headers(request))
 
 
-router.add_api_route("/v1/projects/{write_key}/settings", preflight, methods=["OPTIONS"],
-                     include_in_schema=False)
+router.add_api_route(
+    "/v1/projects/{write_key}/settings", preflight, methods=["OPTIONS"], include_in_schema=False
+)
