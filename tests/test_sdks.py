@@ -9,8 +9,8 @@ from segmint.workspace import Workspace
 from server_util import Server
 
 
-def _stored(server: Server) -> list[dict[str, Any]]:
-    """Stop the server (it drains the journal) and read every event from the store."""
+def _stored(server: Server) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Stop the server (it drains the journal) and read every event and profile from the store."""
     server.wait_caught_up()
     server.stop()
     store = Workspace(server.workspace).open_store_read_only()
@@ -21,8 +21,7 @@ def _stored(server: Server) -> list[dict[str, Any]]:
     store.close()
     for r in rows:
         r["properties"] = json.loads(r["properties"])
-    _stored.profiles = {p["user_id"]: json.loads(p["traits"]) for p in profiles}  # type: ignore[attr-defined]
-    return rows
+    return rows, {p["user_id"]: json.loads(p["traits"]) for p in profiles}
 
 
 def test_segment_analytics_python(served: Server) -> None:
@@ -45,14 +44,14 @@ def test_segment_analytics_python(served: Server) -> None:
         analytics.shutdown()
         analytics.default_client = None
     assert errors == []
-    rows = _stored(served)
+    rows, traits = _stored(served)
     orders = [r for r in rows if r["event"] == "Order Completed"]
     assert len(orders) == 120 and {r["user_id"] for r in orders} == {"seg-u1"}
     assert sorted(r["properties"]["revenue"] for r in orders) == list(range(39000, 39120))
     assert [r["properties"]["name"] for r in rows if r["type"] == "page"] == ["Home"]
     viewed = [r for r in rows if r["event"] == "Product Viewed"]
     assert viewed[0]["anonymous_id"] == "seg-anon" and viewed[0]["user_id"] == "seg-u1"  # stitched by alias
-    assert _stored.profiles["seg-u1"]["plan"] == "gold"  # type: ignore[attr-defined]
+    assert traits["seg-u1"]["plan"] == "gold"
 
 
 def test_rudder_sdk_python(served: Server) -> None:
@@ -73,12 +72,12 @@ def test_rudder_sdk_python(served: Server) -> None:
         rudder_analytics.shutdown()
         rudder_analytics.default_client = None
     assert errors == []
-    rows = _stored(served)
+    rows, traits = _stored(served)
     carts = [r for r in rows if r["event"] == "Cart Added"]
     assert len(carts) == 50 and {r["user_id"] for r in carts} == {"rs-u1"}
     assert {r["properties"]["sku"] for r in carts} == {f"S{i}" for i in range(50)}
     assert [r["properties"]["step"] for r in rows if r["type"] == "screen"] == [2]
-    assert _stored.profiles["rs-u1"]["city"] == "Seoul"  # type: ignore[attr-defined]
+    assert traits["rs-u1"]["city"] == "Seoul"
 
 
 def test_posthog_python(served: Server) -> None:
@@ -88,7 +87,7 @@ def test_posthog_python(served: Server) -> None:
     client = Posthog(
         served.key,
         host=served.url,
-        gzip=True,  # type: ignore[attr-defined]
+        gzip=True,
         on_error=lambda exc, _batch: errors.append(exc),
         enable_local_evaluation=False,
     )
@@ -103,11 +102,11 @@ def test_posthog_python(served: Server) -> None:
     finally:
         client.shutdown()
     assert errors == []
-    rows = _stored(served)
+    rows, traits = _stored(served)
     purchases = [r for r in rows if r["event"] == "ph purchase"]
     assert len(purchases) == 30 and {r["user_id"] for r in purchases} == {"ph-u1"}
     assert sorted(r["properties"]["amount"] for r in purchases) == [1000 * i for i in range(30)]
     assert {r["source"] for r in rows} == {"posthog"}
     assert [r["properties"]["$current_url"] for r in rows if r["type"] == "page"] == ["https://shop.kr/"]
     assert [r["properties"]["previous_id"] for r in rows if r["type"] == "alias"] == ["ph-device-1"]
-    assert _stored.profiles["ph-u1"]["tier"] == "vip"  # type: ignore[attr-defined]
+    assert traits["ph-u1"]["tier"] == "vip"
