@@ -191,6 +191,19 @@ def test_batch_keeps_valid_messages_and_lists_invalid_ones(server: Server) -> No
     assert {x["field"] for x in stored} >= {"userId", "properties", "type"}
 
 
+def test_many_invalid_messages_are_all_recorded_but_listed_up_to_100(server: Server) -> None:
+    batch = {"batch": [{"type": "track", "userId": "u1", "event": "many_ok"}]}
+    batch["batch"] += [{"type": "track", "userId": "u1", "event": "", "n": i} for i in range(150)]
+    r = _post(server, "/v1/batch", batch)
+    assert r.status_code == 400
+    body = r.json()
+    assert body["accepted"] == 1 and body["rejected_count"] == 150 and len(body["rejected"]) == 100
+    assert body["rejected"][0]["index"] == 1
+    before = len(_rejected(server))
+    assert _post(server, "/v1/batch", batch).status_code == 400
+    assert len(_rejected(server)) == before + 150
+
+
 def test_single_invalid_message_and_bad_batch_shape(server: Server) -> None:
     r = _post(server, "/v1/track", {"userId": "u1"})
     assert r.status_code == 400 and r.json()["rejected"][0]["message"] == "event: required for track"

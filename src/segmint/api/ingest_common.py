@@ -29,6 +29,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 KEY_TTL_SECONDS = 2.0  # a revoked key stops working within this long
 NEGATIVE_TTL_SECONDS = 1.0
 MAX_CACHED_KEYS = 10_000
+MAX_LISTED_REJECTS = 100
 _FIELD = re.compile(r"^[\w$.\[\]]+(?: or [\w$.\[\]]+)*$")
 
 
@@ -303,6 +304,7 @@ def answer(request: Request, intake: Intake, ok: dict[str, Any], total: int) -> 
         "detail": first["message"],
         "where": first["where"],
         "accepted": total - len(intake.problems),
-        "rejected": intake.problems,
+        "rejected_count": len(intake.problems),
+        "rejected": intake.problems[:MAX_LISTED_REJECTS],  # all of them are stored as rejected records
     }
     return JSONResponse(body, status_code=400, headers=headers)
