@@ -283,7 +283,8 @@ Command: `python -m bench.run ingest_load`.
 - fsync-only baseline on this disk: {res["fsync_per_s"]:,.0f} appends+fsync of 64 KB per second (one thread);
   the journal's group commit lets concurrent requests share one fsync, so the request rate is not capped
   by it.
-- Targets: >= 20,000 events/s sustained, p99 batch latency < 100 ms.
+- Targets: >= 20,000 events/s sustained, p99 batch latency < 100 ms. Latency is measured at this load's
+  4 requests in flight; with more concurrent senders it grows as in-flight requests / throughput.
 - `segmint serve` freezes its startup objects and raises the GC thresholds (`cli/serve.py: tune_gc`).
   A one-off interleaved A/B on this machine (2026-11-25 05:23 UTC, 4 s runs, not repeated by this
   benchmark) gave 13.5k / 12.6k events/s and p99 248 / 359 ms without it, 23.0k / 19.1k events/s and
