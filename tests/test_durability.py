@@ -48,7 +48,9 @@ def test_kill_9_after_2xx_loses_nothing_and_stores_nothing_twice(tmp_path: Path)
         with ThreadPoolExecutor(4) as pool:
             codes = list(pool.map(send, range(BATCHES)))
         assert codes == [200] * BATCHES
-        server.kill()  # right after the last 2xx: the writer had no chance to catch up
+        # right after the last 2xx; in trial runs the store was 1-4 batches behind the journal at this
+        # point (replay exercised), and test_pipeline covers replay deterministically
+        server.kill()
         # a retry of one batch after the restart must not double it
         server = Server(ws.path, token, port=server.port).start()
         with httpx.Client(auth=(key, ""), timeout=30) as client:
