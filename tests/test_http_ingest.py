@@ -331,3 +331,51 @@ def test_posthog_js_form_body_and_cors(server: Server) -> None:
     r = httpx.options(server.url + "/e/", headers={"origin": origin, "access-control-request-method": "POST"})
     assert r.status_code in (200, 204) and r.headers["access-control-allow-origin"] == origin
     assert _counts(server)["phjs_click"] == 1
+
+
+def test_cli_lists_rejected_messages_from_the_running_server(server: Server) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from server_util import SRC
+
+    _post(
+        server,
+        "/v1/batch",
+        {
+            "batch": [
+                {
+                    "type": "track",
+                    "userId": "u1",
+                    "event": "cli_bad",
+                    "userId2": 1,
+                    "properties": "not an object",
+                }
+            ]
+        },
+    )
+    server.wait_caught_up()
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from segmint.cli import main; main()",
+            "-w",
+            str(server.workspace),
+            "events",
+            "rejected",
+            "--json",
+            "--limit",
+            "1000",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    ).stdout
+    rows = json.loads(out)
+    assert any(r["field"] == "properties" and "cli_bad" in r["payload"] for r in rows)
