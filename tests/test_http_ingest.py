@@ -350,7 +350,6 @@ def test_cli_lists_rejected_messages_from_the_running_server(server: Server) -> 
                     "type": "track",
                     "userId": "u1",
                     "event": "cli_bad",
-                    "userId2": 1,
                     "properties": "not an object",
                 }
             ]
