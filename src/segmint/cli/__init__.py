@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from segmint.cli import demo, events, serve, workspace_cmds
+from segmint.cli import demo, events, importer, serve, sync, taxonomy, workspace_cmds
 from segmint.cli.common import app
 
 workspace_cmds.register(app)
 serve.register(app)
 events.register(app)
+importer.register(app)
+sync.register(app)
+taxonomy.register(app)
 demo.register(app)
 
 

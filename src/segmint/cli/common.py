@@ -19,8 +19,10 @@ from segmint.workspace import ENV_VAR, Workspace, default_path
 
 app = typer.Typer(name="segmint", help="CRM segmentation and targeting.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (scripts, tests, CI logs) gets wide tables and unwrapped lines instead of 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 200
+console = Console(width=_WIDTH, soft_wrap=_WIDTH is not None)
+err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 SERVER_FILE = "server.json"

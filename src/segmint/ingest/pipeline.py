@@ -21,14 +21,27 @@ import pyarrow as pa
 from segmint.ingest.journal import Journal, Position
 from segmint.store.base import EventStore, ProfileUpdate, WriteBatch
 from segmint.store.schema import REJECTED_SCHEMA, events_to_arrow
+from segmint.store.schema import dumps as json_text
 
 log = logging.getLogger(__name__)
 STATE_KEY = "journal_position"
 MAX_SEEN = 2_000_000
 
-# A checker inspects one normalized event and returns (field, reason) violations; the taxonomy
-# plugs in here. `strict` says whether a violation rejects the event or is only recorded.
-Checker = Callable[[dict[str, Any]], list[tuple[str, str]]]
+# A checker inspects one normalized event and returns violations, tuples that start with (field,
+# reason) and may go on with (kind, value) and carry a `blocking` flag (taxonomy.validate.Violation);
+# the taxonomy plugs in here. `strict` says whether a blocking violation rejects the event; either way
+# every violation is counted in the store (WriteBatch.violations).
+Checker = Callable[[dict[str, Any]], list[tuple[Any, ...]]]
+MAX_EXAMPLE_CHARS = 200
+
+
+def violation_record(ev: dict[str, Any], problem: tuple[Any, ...], *, rejected: bool) -> dict[str, Any]:
+    """A violation as journaled and counted: event, field, kind, reason, message id and offending value."""
+    value = problem[3] if len(problem) > 3 else None
+    text = None if value is None else orjson.dumps(value, default=str).decode()[:MAX_EXAMPLE_CHARS]
+    return {"event": ev.get("event"), "field": problem[0], "reason": problem[1],
+            "kind": problem[2] if len(problem) > 2 else "invalid", "message_id": ev.get("message_id"),
+            "value": text, "received_at": ev.get("received_at"), "rejected": rejected}
 
 
 def rejection(reason: str, field: str, payload: Any, *, index: int = -1, source: str = "http",
@@ -86,21 +99,31 @@ class Ingestor:
     def submit(self, events: Iterable[dict[str, Any]], rejected: Iterable[dict[str, Any]] = ()) -> Position:
         """Durably accept normalized events and rejection records; returns once fsynced."""
         events, rejected = list(events), list(rejected)
+        violations: list[dict[str, Any]] = []  # of rejected events; kept events carry their own
         if self.checker is not None:
             kept = []
             for ev in events:
                 problems = self.checker(ev)
-                if problems and self.strict:
-                    field, reason = problems[0]
-                    rejected.append(rejection(reason, field, ev, source=ev.get("source", "http")))
+                blocking = [p for p in problems if getattr(p, "blocking", True)]
+                if blocking and self.strict:
+                    rejected.append(rejection(blocking[0][1], blocking[0][0], ev, source=ev.get("source", "http")))
+                    violations.extend(violation_record(ev, p, rejected=True) for p in problems)
                 else:
                     if problems:
-                        ev.setdefault("violations", problems)
+                        ev["violations"] = [violation_record(ev, p, rejected=False) for p in problems]
                     kept.append(ev)
             events = kept
         if not events and not rejected:
             return self.journal.end()
-        pos = self.journal.append(orjson.dumps({"events": events, "rejected": rejected}, default=str))
+        for ev in events:  # journal the JSON columns as text: the writer then passes them through
+            for key in ("properties", "context"):
+                value = ev.get(key)
+                if value is not None and not isinstance(value, str):
+                    ev[key] = json_text(value)
+        record: dict[str, Any] = {"events": events, "rejected": rejected}
+        if violations:
+            record["violations"] = violations
+        pos = self.journal.append(orjson.dumps(record, default=str))
         self.stats["accepted"] += len(events)
         self.stats["rejected"] += len(rejected)
         self._wake.set()
@@ -151,20 +174,23 @@ class Ingestor:
         while True:
             events: list[dict[str, Any]] = []
             rejected: list[dict[str, Any]] = []
+            violations: list[dict[str, Any]] = []
             last = self._position
             for payload, pos in self.journal.read_from(self._position):
                 rec = orjson.loads(payload)
                 events.extend(rec.get("events", ()))
                 rejected.extend(rec.get("rejected", ()))
+                violations.extend(rec.get("violations", ()))
                 last = pos
                 if len(events) >= self.flush_max_rows:
                     break
             if last == self._position:
                 return
-            self._write(events, rejected, last)
+            self._write(events, rejected, last, violations)
 
-    def _write(self, events: list[dict[str, Any]], rejected: list[dict[str, Any]], pos: Position) -> None:
-        batch = WriteBatch(state={STATE_KEY: str(pos)})
+    def _write(self, events: list[dict[str, Any]], rejected: list[dict[str, Any]], pos: Position,
+               violations: list[dict[str, Any]] | None = None) -> None:
+        batch = WriteBatch(state={STATE_KEY: str(pos)}, violations=list(violations or ()))
         fresh: list[dict[str, Any]] = []
         seen_now: set[str] = set()
         for ev in events:
@@ -176,6 +202,7 @@ class Ingestor:
             ev["ts"] = datetime.fromisoformat(ev["ts"])
             ev["received_at"] = datetime.fromisoformat(ev["received_at"])
             self._collect_identity(ev, batch)
+            batch.violations.extend(ev.get("violations") or ())  # counted once per stored event
             fresh.append(ev)
         for ev in fresh:
             if ev.get("user_id") is None and ev.get("anonymous_id") in batch.identities:

@@ -30,6 +30,8 @@ class WriteBatch:
     identities: dict[str, str] = field(default_factory=dict)  # anonymous_id -> user_id
     rejected: pa.Table | None = None
     state: dict[str, str] = field(default_factory=dict)  # e.g. journal position, sync cursors
+    violations: list[dict[str, Any]] = field(default_factory=list)  # taxonomy violations (ingest.violation_record)
+    skip_stored: bool = False  # drop events whose message_id is already stored (imports, syncs)
 
 
 @dataclass
@@ -80,6 +82,10 @@ class EventStore(ABC):
     @abstractmethod
     def rejected(self, limit: int = 100) -> list[dict[str, Any]]:
         """Most recent rejected messages with their reasons."""
+
+    def violations(self) -> list[dict[str, Any]]:
+        """Taxonomy violations counted so far, per (event, field, kind), with a few examples."""
+        raise NotImplementedError(f"{type(self).__name__} does not record taxonomy violations yet")
 
     @abstractmethod
     def property_columns(self) -> dict[str, str]:

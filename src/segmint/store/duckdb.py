@@ -33,7 +33,12 @@ DDL = [
         payload VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS store_state (key VARCHAR PRIMARY KEY, value VARCHAR)",
     "CREATE TABLE IF NOT EXISTS property_columns (name VARCHAR PRIMARY KEY, type VARCHAR NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS taxonomy_violations (
+        event VARCHAR NOT NULL, field VARCHAR NOT NULL, kind VARCHAR NOT NULL, count BIGINT NOT NULL,
+        rejected BIGINT NOT NULL, first_seen TIMESTAMP, last_seen TIMESTAMP, reason VARCHAR,
+        examples VARCHAR[], PRIMARY KEY (event, field, kind))""",
 ]
+MAX_VIOLATION_EXAMPLES = 5
 
 BASE_COLUMNS = ["message_id", "type", "event", "user_id", "anonymous_id", "ts", "received_at", "properties",
                 "context", "source"]
@@ -106,13 +111,15 @@ class DuckDBEventStore(EventStore):
             con.unregister("_links")
         inserted = 0
         if batch.events is not None and batch.events.num_rows:
-            inserted = self._insert_events(con, batch.events)
+            inserted = self._insert_events(con, batch.events, skip_stored=batch.skip_stored)
         if batch.profiles:
             self._merge_profiles(con, batch, now)
         if batch.rejected is not None and batch.rejected.num_rows:
             con.register("_rej", batch.rejected)
             con.execute("INSERT INTO rejected SELECT * FROM _rej")
             con.unregister("_rej")
+        if batch.violations:
+            self._count_violations(con, batch.violations, now)
         for key, value in batch.state.items():
             con.execute(
                 "INSERT INTO store_state VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -120,7 +127,8 @@ class DuckDBEventStore(EventStore):
             )
         return inserted
 
-    def _insert_events(self, con: duckdb.DuckDBPyConnection, events: pa.Table) -> int:
+    def _insert_events(self, con: duckdb.DuckDBPyConnection, events: pa.Table | pa.RecordBatch, *,
+                       skip_stored: bool = False) -> int:
         con.register("_batch", events)
         typed = self.property_columns()
         extra_cols = "".join(f", {quote_ident(property_column(n))}" for n in typed)
@@ -131,20 +139,28 @@ class DuckDBEventStore(EventStore):
         params = [[json_path(n) for n in typed]] if typed else []
         source = ("(SELECT *, json_extract_string(properties, ?::VARCHAR[]) AS _typed FROM _batch)"
                   if typed else "_batch")
-        # Dedupe within the batch only when it holds a repeated id: the window sort is the slowest step
-        # of a bulk load (7 s per 1.7M rows vs 0.5 s for the distinct count).
-        dupes, anonymous = con.execute(
-            "SELECT count(*) - count(DISTINCT message_id), count(*) - count(user_id) FROM _batch").fetchone()
-        qualify = ("QUALIFY row_number() OVER (PARTITION BY b.message_id ORDER BY b.received_at) = 1"
-                   if dupes else "")
+        cols = ", ".join(BASE_COLUMNS) + extra_cols
+        # Straight from the Arrow batch into the table: a temp table in between costs ~3x on big imports.
+        anti = "ANTI JOIN events e ON e.message_id = b.message_id" if skip_stored else ""
+        # Counting distinct ids is ~10x cheaper than the window that drops repeats: use it only if needed.
+        repeats, anonymous = con.execute(
+            "SELECT count(*) - count(DISTINCT message_id), count(*) - count(user_id) FROM _batch").fetchall()[0]
+        qualify = "QUALIFY row_number() OVER (PARTITION BY b.message_id ORDER BY b.received_at) = 1"
+        qualify = qualify if repeats else ""
         # Anonymous events take the user linked to their anonymous_id (skip the join when there are none).
         join, uid = (("LEFT JOIN identities i ON b.user_id IS NULL AND i.anonymous_id = b.anonymous_id",
                       "COALESCE(b.user_id, i.user_id)") if anonymous else ("", "b.user_id"))
-        resolved = f"""SELECT b.message_id, b.type, b.event, {uid} AS user_id,
-                   b.anonymous_id, b.ts, b.received_at, b.properties, b.context, b.source{extra_vals}
-            FROM {source} b {join} {qualify}"""
-        cols = ", ".join(BASE_COLUMNS) + extra_cols
-        n = con.execute(f"INSERT INTO events ({cols}) {resolved}", params).fetchone()[0]
+        res = con.execute(
+            f"""INSERT INTO events ({cols})
+            SELECT b.message_id, b.type, b.event, {uid} AS user_id, b.anonymous_id,
+                   b.ts, b.received_at, b.properties, b.context, b.source{extra_vals}
+            FROM {source} b {join}
+            {anti}
+            {qualify}""",
+            params,
+        )
+        n = res.fetchall()[0][0]
+        # Duplicates skipped above were stored earlier with the same times: min/max over the batch is exact.
         con.execute(
             """INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at)
             SELECT COALESCE(b.user_id, i.user_id) AS uid, '{}', min(b.ts), max(b.ts), now()::TIMESTAMP
@@ -205,6 +221,44 @@ class DuckDBEventStore(EventStore):
                 con.unregister("_bulk_prof")
         return profiles.num_rows
 
+    def _count_violations(self, con: duckdb.DuckDBPyConnection, records: list[dict[str, Any]],
+                          now: datetime) -> None:
+        """Add violation records to the per-(event, field, kind) counters, keeping the first examples."""
+        groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for r in records:
+            key = (r.get("event") or "", r.get("field") or "", r.get("kind") or "invalid")
+            seen = r.get("received_at")
+            ts = datetime.fromisoformat(seen).astimezone(UTC).replace(tzinfo=None) if seen else now
+            g = groups.setdefault(key, {"count": 0, "rejected": 0, "first": ts, "last": ts, "reason": "",
+                                        "examples": []})
+            g["count"] += 1
+            g["rejected"] += bool(r.get("rejected"))
+            g["first"], g["last"], g["reason"] = min(g["first"], ts), max(g["last"], ts), r.get("reason") or ""
+            if len(g["examples"]) < MAX_VIOLATION_EXAMPLES:
+                g["examples"].append(orjson.dumps({"message_id": r.get("message_id"), "value": r.get("value"),
+                                                   "rejected": bool(r.get("rejected"))}).decode())
+        table = pa.table({
+            "event": [k[0] for k in groups], "field": [k[1] for k in groups], "kind": [k[2] for k in groups],
+            "count": [g["count"] for g in groups.values()], "rejected": [g["rejected"] for g in groups.values()],
+            "first_seen": pa.array([g["first"] for g in groups.values()], pa.timestamp("us")),
+            "last_seen": pa.array([g["last"] for g in groups.values()], pa.timestamp("us")),
+            "reason": [g["reason"] for g in groups.values()],
+            "examples": pa.array([g["examples"] for g in groups.values()], pa.list_(pa.string())),
+        })
+        con.register("_viol", table)
+        con.execute(
+            """INSERT INTO taxonomy_violations SELECT * FROM _viol
+            ON CONFLICT (event, field, kind) DO UPDATE SET
+              count = taxonomy_violations.count + excluded.count,
+              rejected = taxonomy_violations.rejected + excluded.rejected,
+              first_seen = least(taxonomy_violations.first_seen, excluded.first_seen),
+              last_seen = greatest(taxonomy_violations.last_seen, excluded.last_seen),
+              reason = excluded.reason,
+              examples = list_slice(list_concat(taxonomy_violations.examples, excluded.examples), 1, ?)""",
+            [MAX_VIOLATION_EXAMPLES],
+        )
+        con.unregister("_viol")
+
     # -- reading ---------------------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
@@ -253,6 +307,21 @@ class DuckDBEventStore(EventStore):
         )
         names = [d[0] for d in res.description]
         return [dict(zip(names, r, strict=True)) for r in res.fetchall()]
+
+    def violations(self) -> list[dict[str, Any]]:
+        """Taxonomy violations per (event, field, kind): exact counts and the first few examples."""
+        try:
+            res = self._cursor().execute(
+                "SELECT event, field, kind, count, rejected, first_seen, last_seen, reason, examples "
+                "FROM taxonomy_violations ORDER BY count DESC, event, field, kind"
+            )
+        except duckdb.CatalogException:  # a store created before violations were recorded, opened read-only
+            return []
+        names = [d[0] for d in res.description]
+        rows = [dict(zip(names, r, strict=True)) for r in res.fetchall()]
+        for r in rows:
+            r["examples"] = [orjson.loads(x) for x in r["examples"] or ()]
+        return rows
 
     def property_columns(self) -> dict[str, str]:
         """Typed property columns declared so far."""

@@ -1,5 +1,5 @@
 """Routers per resource; each module exposes `router`, registered in order here."""
 
-from segmint.api.routers import admin, web
+from segmint.api.routers import admin, posthog, segment, taxonomy, web
 
-ROUTERS = [admin.router, web.router]
+ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, web.router]
