@@ -7,7 +7,8 @@ The exact meaning of every node is written in docs/segment-language.md; the refe
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,19 @@ UNIT_SECONDS: dict[str, int] = {
 }
 
 Scalar = str | bool | int | float
+
+
+def _utc_naive(v: datetime | None) -> datetime | None:
+    """Aware datetimes become naive UTC; naive ones are taken as UTC already."""
+    if v is None or v.tzinfo is None:
+        return v
+    return v.astimezone(UTC).replace(tzinfo=None)
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError("numbers must be finite")
+    return v
 
 
 class _Node(BaseModel):
@@ -52,6 +66,8 @@ class Value(_Node):
     kind: Literal["value"] = "value"
     value: Scalar
 
+    _v = field_validator("value")(_finite)
+
 
 class ValueList(_Node):
     """A literal list for `in` / `not in` (all items of one type)."""
@@ -59,12 +75,25 @@ class ValueList(_Node):
     kind: Literal["values"] = "values"
     values: list[Scalar] = Field(min_length=1)
 
+    @field_validator("values")
+    @classmethod
+    def _one_type(cls, v: list[Scalar]) -> list[Scalar]:
+        kinds = {"bool" if isinstance(x, bool) else "number" if isinstance(x, int | float) else "string"
+                 for x in v}
+        if len(kinds) > 1:
+            raise ValueError("all values of a list must have one type (strings, numbers or booleans)")
+        for x in v:
+            _finite(x)
+        return v
+
 
 class DateTimeValue(_Node):
     """An absolute time (naive = UTC)."""
 
     kind: Literal["datetime"] = "datetime"
     value: datetime
+
+    _v = field_validator("value")(_utc_naive)
 
 
 class AnchorRef(_Node):
@@ -167,6 +196,8 @@ class BetweenWindow(_Node):
     kind: Literal["between"] = "between"
     start: datetime | None = None
     end: datetime | None = None
+
+    _v = field_validator("start", "end")(_utc_naive)
 
 
 class AfterAnchorWindow(_Node):
