@@ -128,6 +128,8 @@ class AggregateExpr(_Node):
     def _needs_property(self) -> AggregateExpr:
         if self.fn != "count" and not self.property:
             raise ValueError(f"{self.fn} needs a property")
+        if self.fn == "count" and self.property:
+            raise ValueError("count counts events and takes no property (use count_distinct)")
         return self
 
 
@@ -199,6 +201,14 @@ class BetweenWindow(_Node):
 
     _v = field_validator("start", "end")(_utc_naive)
 
+    @model_validator(mode="after")
+    def _a_bound(self) -> BetweenWindow:
+        if self.start is None and self.end is None:
+            raise ValueError("a between window needs a start or an end")
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError("a between window's end is before its start")
+        return self
+
 
 class AfterAnchorWindow(_Node):
     """anchor.ts < ts [<= anchor.ts + within], and ts <= as_of."""
@@ -250,6 +260,8 @@ class CountSpec(_Node):
     def _between(self) -> CountSpec:
         if (self.op == "between") != (self.n2 is not None):
             raise ValueError("between needs two counts; other operators one")
+        if self.n2 is not None and self.n2 < self.n:
+            raise ValueError(f"between {self.n} and {self.n2}: the second count is smaller than the first")
         return self
 
 
@@ -330,6 +342,8 @@ class AggregateCondition(_Node):
     @model_validator(mode="after")
     def _operands(self) -> AggregateCondition:
         _check_operands(self.op, self.value, self.value2)
+        if self.agg.factor is not None:
+            raise ValueError("the compared aggregate takes no factor (put the factor on the right side)")
         return self
 
 
