@@ -11,8 +11,8 @@ from segmint.segments import model as m
 _TEXT = st.characters(blacklist_categories=("Cs",))
 NAMES = st.one_of(
     st.sampled_from(["product_viewed", "cart_added", "order_completed", "category", "price", "$page",
-                     "상품_조회", "카테고리", "ever", "did", "not", "days", "times", "last", "a.b", "back`tick",
-                     "with space", "x\\y"]),
+                     "상품_조회", "카테고리", "ever", "did", "not", "days", "times", "last", "a.b",
+                     "back`tick", "with space", "x\\y"]),
     st.text(_TEXT, min_size=1, max_size=6),
 )
 SCALARS = st.one_of(
@@ -42,7 +42,8 @@ def windows(anchors: bool = True) -> st.SearchStrategy:
         st.builds(lambda a, b: m.BetweenWindow(start=min(a, b), end=max(a, b)), DATES, DATES),
         st.builds(m.BetweenWindow, start=DATES),
         st.builds(m.BetweenWindow, end=DATES),
-        st.builds(m.EachWindow, periods=st.integers(1, 12), unit=st.sampled_from(["days", "weeks", "months"])),
+        st.builds(m.EachWindow, periods=st.integers(1, 12),
+                  unit=st.sampled_from(["days", "weeks", "months"])),
         st.builds(m.CalendarWindow, unit=st.sampled_from(["day", "week", "month"]),
                   zone=st.sampled_from(["user", "workspace"])),
     ]
@@ -74,7 +75,7 @@ def operands(depth: int = 1) -> st.SearchStrategy:
     return st.one_of(*opts)
 
 
-def _filter(path, op, v, v2, lst):  # noqa: ANN001, ANN202
+def _filter(path, op, v, v2, lst):
     if op in m.NO_OPERAND_OPS:
         return m.PropertyFilter(path=path, op=op)
     if op in ("in", "not_in"):
@@ -99,7 +100,7 @@ COUNTS = st.one_of(
 WHERE = st.lists(filters(), max_size=2)
 
 
-def _trait(name, src, op, v, v2, lst, d):  # noqa: ANN001, ANN202
+def _trait(name, src, op, v, v2, lst, d):
     if src == "profile":
         name = "first_seen"
     if op in ("within_last", "older_than"):
@@ -110,8 +111,8 @@ def _trait(name, src, op, v, v2, lst, d):  # noqa: ANN001, ANN202
 
 LEAVES = st.one_of(
     st.builds(_trait, NAMES, st.sampled_from(["trait", "profile"]),
-              st.sampled_from(["eq", "ne", "gt", "between", "in", "not_in", "contains", "starts_with", "exists",
-                               "not_exists", "within_last", "older_than", "lte"]),
+              st.sampled_from(["eq", "ne", "gt", "between", "in", "not_in", "contains", "starts_with",
+                               "exists", "not_exists", "within_last", "older_than", "lte"]),
               operands(), operands(), scalar_lists, DURATIONS),
     st.builds(m.Performed, event=NAMES, where=WHERE, count=COUNTS, window=windows(),
               new_profiles=st.sampled_from(["include", "exclude"])),

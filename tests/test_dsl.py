@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from segment_strategies import TREES
 
+from segment_strategies import TREES
 from segmint.errors import SegmintError
 from segmint.segments import model as m
 from segmint.segments.dsl import parse, parse_with_names, quote_name, to_text

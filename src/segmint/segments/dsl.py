@@ -156,6 +156,7 @@ class _Build(Transformer):
 
     def anchor_ref(self, n: _Name, p: _Path) -> m.AnchorRef:
         self.uses.append(NameUse("anchor", n.text, n.line, n.column))
+        self.uses.append(NameUse("property", p.parts[0], p.line, p.column))
         return m.AnchorRef(anchor=n.text, path=p.parts)
 
     def trait_ref(self, n: _Name) -> m.TraitRef:
