@@ -146,7 +146,7 @@ CATALOG = Catalog({"product_viewed": {"category", "price", "product_id"}, "coupo
     ("did prodct_viewed at least 2 times", (1, 5), "product_viewed"),
     ('did product_viewed where categry = "뷰티"', (1, 26), "category"),
     ("trait agee > 3", (1, 7), "age"),
-    ("with last cart_added as cart: did product_viewed where category = cart.categori", (1, 67), "category"),
+    ("with last cart_added as cart: did product_viewed where category = cart.categori", (1, 72), "category"),
 ])
 def test_unknown_names_with_suggestions(text: str, pos: tuple[int, int], suggestion: str) -> None:
     with pytest.raises(SegmentSyntaxError) as ei:

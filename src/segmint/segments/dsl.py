@@ -509,7 +509,7 @@ def parse(text: str, catalog: Any = None) -> m.Condition:
 
 def quote_name(name: str) -> str:
     """A name as written in the language: bare when safe, else `back-quoted` with \\ escapes."""
-    if _BARE.match(name) and name not in keywords() and not _UNIT.match(name):
+    if _BARE.fullmatch(name) and name not in keywords() and not _UNIT.fullmatch(name):
         return name
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
