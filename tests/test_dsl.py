@@ -98,7 +98,7 @@ def test_every_form_parses() -> None:
         'last order_completed at least 1 month ago',
         'did $page where name = "이벤트 페이지" at least 3 times today in workspace zone',
         'did app_opened in each of the last 4 weeks', 'did app_opened this month',
-        'did order_completed between 2026-03-01 and 2026-04-01', 'did order_completed since 2026-03-01T09:30',
+        'did order_completed from 2026-03-01 to 2026-04-01', 'did order_completed since 2026-03-01T09:30',
         'trait region in ["서울", "경기"]', 'trait email exists', 'trait name starts with "김"',
         'trait signup_date at least 30 days ago', 'trait age > trait min_age',
     ]

@@ -601,7 +601,7 @@ def _window(w: Any, omit_ever: bool = True) -> str:
         return f" at least {_dur(w.duration)} ago"
     if isinstance(w, m.BetweenWindow):
         if w.start is not None and w.end is not None:
-            return f" between {_dtext(w.start)} and {_dtext(w.end)}"
+            return f" from {_dtext(w.start)} to {_dtext(w.end)}"
         return f" since {_dtext(w.start)}" if w.start is not None else f" before {_dtext(w.end)}"  # type: ignore[arg-type]
     if isinstance(w, m.AfterAnchorWindow | m.BeforeAnchorWindow):
         within = f" within {_dur(w.within)}" if w.within else ""
