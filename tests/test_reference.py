@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segmint.errors import NotFound
 from segmint.segments import model as m
 from segmint.segments.dsl import parse
+from segmint.segments.errors import SegmentSyntaxError
 from segmint.segments.reference import (
     Profile,
     SegmentCycleError,
@@ -22,6 +25,7 @@ from segmint.segments.reference import (
     members,
 )
 from segmint.segments.seeds import SEEDS, SEEDS_BY_ID
+from segmint.segments.validate import Catalog
 
 AS_OF = datetime(2026, 3, 31, 12, 0, 0)  # 21:00 in Seoul
 _ids = iter(range(10**9))
@@ -724,6 +728,10 @@ def test_load_user_from_store(workspace: Any) -> None:
     assert node.result
     assert [e["id"] for e in node.children[0].events] == ["s2", "s1"]
     assert not evaluate_user(tree, store, "lee", AS_OF).result
+    cat = Catalog.from_store(store)
+    assert cat.events == {"product_viewed": {"category"}} and cat.traits == {"gender", "age"}
+    with pytest.raises(SegmentSyntaxError, match="did you mean category"):
+        parse('did product_viewed where categori = "뷰티"', cat)
 
 
 def test_explain_marks_each_node() -> None:
@@ -739,3 +747,52 @@ def test_model_json_round_trip_of_seeds() -> None:
     for s in SEEDS:
         seg = s.segment()
         assert m.Segment.model_validate_json(seg.model_dump_json()) == seg
+
+
+# ---------------------------------------------------------------- equivalences on random histories
+
+_EVENTS = st.lists(
+    st.builds(
+        lambda name, secs, cat, price, mid: {
+            "event": name,
+            "ts": AS_OF - timedelta(seconds=secs),
+            "message_id": f"r{mid}",
+            "properties": {k: v for k, v in (("category", cat), ("price", price)) if v is not ...},
+        },
+        st.sampled_from(["cart_added", "order_completed", "product_viewed"]),
+        st.integers(-86400, 40 * 86400).map(lambda s: s - s % 3600),  # hour grid: many equal times
+        st.sampled_from(["뷰티", "패션", None, ...]),
+        st.sampled_from([1000, "2000", "n/a", None, ...]),
+        st.integers(0, 10**6),
+    ),
+    max_size=12,
+)
+
+_EQUIVALENT = [
+    ("did not cart_added in last 7 days", "not did cart_added in last 7 days"),
+    ("did product_viewed at least 3 times in last 14 days", "count of product_viewed in last 14 days >= 3"),
+    (
+        "first cart_added in last 7 days",
+        "did cart_added in last 7 days and did not cart_added at least 7 days ago",
+    ),
+    ("last cart_added at least 3 days ago", "did cart_added and did not cart_added in last 3 days"),
+    ("did cart_added then order_completed", "with any cart_added as a: did order_completed after a"),
+    (
+        "did cart_added not followed by order_completed within 2 days",
+        "with any cart_added as a: did not order_completed after a within 2 days",
+    ),
+    (
+        'did product_viewed where category = "뷰티", price >= 1500',
+        'with any product_viewed where price >= 1500 as p: did product_viewed where category = "뷰티", '
+        "price = p.price",
+    ),
+    ("with last cart_added as a: did cart_added after a", "did cart_added and not did cart_added"),
+    ('did product_viewed where category != "뷰티"', 'did product_viewed where category in ["패션"]'),
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(_EVENTS)
+def test_equivalent_forms_agree(events: list[dict[str, Any]]) -> None:
+    for left, right in _EQUIVALENT:
+        assert evaluate(parse(left), events, None, AS_OF) == evaluate(parse(right), events, None, AS_OF), left
