@@ -166,3 +166,14 @@ def test_unbound_anchor_is_an_error() -> None:
 def test_known_names_pass() -> None:
     t = parse('did product_viewed where category = "뷰티" and trait gender = "F"', CATALOG)
     assert isinstance(t, m.And)
+
+
+@pytest.mark.parametrize(("text", "pos", "message"), [
+    ("did product_viewed where price > true", (1, 26), "booleans can only be compared with = and !="),
+    ("trait age contains 3", (1, 7), "contains needs a string"),
+    ('did x and\n  sum revenue of order_completed > "a"', (2, 3), "an aggregate is a number"),
+])
+def test_mistyped_comparisons_point_at_the_place(text: str, pos: tuple[int, int], message: str) -> None:
+    with pytest.raises(SegmentSyntaxError, match=message) as ei:
+        parse(text)
+    assert (ei.value.line, ei.value.column) == pos
