@@ -33,18 +33,37 @@ class Catalog:
         return cls({name: set(ev.properties) for name, ev in tax.events.items()}, set(tax.traits))
 
     @classmethod
-    def from_store(cls, store: Any) -> Catalog:
-        """Events, top-level property keys and trait keys that have arrived in an EventStore."""
+    def from_store(cls, store: Any, sample: int = 2000) -> Catalog:
+        """Events, top-level property keys and trait keys that have arrived in an EventStore.
+
+        DuckDB reads every key with json_keys; on ClickHouse (whose embedded build lacks JSON key
+        functions) the keys come from up to `sample` events per name and `sample` profiles.
+        """
         events: dict[str, set[str]] = {}
         for r in store.query("SELECT DISTINCT event FROM events").to_pylist():
             events.setdefault(r["event"], set())
-        rows = store.query("SELECT event, k FROM (SELECT DISTINCT event, unnest(json_keys(properties)) AS k "
-                           "FROM events)").to_pylist()
-        for r in rows:
+        if getattr(store, "dialect", "duckdb") == "clickhouse":
+            sql = f"SELECT event, properties FROM events LIMIT {int(sample)} BY event"
+            for r in store.query(sql).to_pylist():
+                events[r["event"]].update(_keys(r["properties"]))
+            traits: set[str] = set()
+            for r in store.query(f"SELECT traits FROM profiles LIMIT {int(sample)}").to_pylist():
+                traits.update(_keys(r["traits"]))
+            return cls(events, traits)
+        sql = "SELECT DISTINCT event, unnest(json_keys(properties)) AS k FROM events"
+        for r in store.query(sql).to_pylist():
             events.setdefault(r["event"], set()).add(r["k"])
         traits = {r["k"] for r in store.query(
             "SELECT DISTINCT unnest(json_keys(traits)) AS k FROM profiles").to_pylist()}
         return cls(events, traits)
+
+
+def _keys(text: Any) -> set[str]:
+    try:
+        data = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return set()
+    return set(data) if isinstance(data, dict) else set()
 
 
 @dataclass(frozen=True)
