@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from segment_strategies import TREES
 from segmint.errors import SegmintError
@@ -177,3 +178,34 @@ def test_mistyped_comparisons_point_at_the_place(text: str, pos: tuple[int, int]
     with pytest.raises(SegmentSyntaxError, match=message) as ei:
         parse(text)
     assert (ei.value.line, ei.value.column) == pos
+
+
+_TOKENS = ["did", "not", "with", "as", "any", "last", "first", "at", "least", "most", "times", "in", "days",
+           "where", "=", ">=", "between", "and", "or", "(", ")", ":", ",", "3", "2.5", '"뷰티"', "`x y`",
+           "cart",
+           "cart.category", "after", "within", "then", "followed", "by", "trait", "age", "sum", "of", "price",
+           "2026-03-01", "from", "to", "messages", "on", "opened", "since", "*", "usual", "gap", "segment",
+           "[", "]", "exists", "`", '"', "\\", "#", "-", "0", "99999999999999999999"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), max_size=14))
+def test_any_text_parses_or_fails_cleanly(words: list[str]) -> None:
+    text = " ".join(words)
+    try:
+        tree = parse(text)
+    except SegmentSyntaxError as e:
+        assert e.line >= 1 and e.column >= 1 and "^" in e.display
+    else:
+        assert parse(to_text(tree)) == tree
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("did x in last 99999999999 days", "at most 1000 years"),
+    ('did x where a = "\\q"', "Invalid"),
+    ("did x since 2026-13-45", "month must be in 1..12"),
+    ("did x where a = 99999999999999999999999999", "64 bits"),
+])
+def test_bad_values_are_syntax_errors(text: str, message: str) -> None:
+    with pytest.raises(SegmentSyntaxError, match=message):
+        parse(text)
