@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 import pytest
@@ -16,7 +17,8 @@ from segmint.segments.errors import SegmentSyntaxError
 from segmint.segments.validate import Catalog
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("SEGMENT_ROUNDTRIP_EXAMPLES", "400")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(TREES)
 def test_round_trip_random_trees(tree: m.Condition) -> None:
     text = to_text(tree)
