@@ -741,6 +741,8 @@ def test_explain_marks_each_node() -> None:
     assert [c.result for c in node.children] == [True, False]
     assert node.children[1].children[0].result is True
     assert node.children[1].children[0].events[0]["event"] == "b"
+    assert node.text == "did a and not did b" and node.children[1].text == "not did b"
+    assert node.to_dict()["children"][0]["text"] == "did a"
 
 
 def test_model_json_round_trip_of_seeds() -> None:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from segmint.errors import NotFound, SegmintError
 from segmint.segments import model as m
+from segmint.segments.dsl import to_text
 
 MISSING: Any = None  # a missing property and a JSON null are the same thing: no value
 _NUMERIC_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -95,10 +96,11 @@ class ExplainNode:
     detail: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
     children: list[ExplainNode] = field(default_factory=list)
+    text: str = ""  # the node in the segment language
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (timestamps as ISO text)."""
-        return {"kind": self.kind, "result": self.result, "detail": self.detail,
+        return {"kind": self.kind, "text": self.text, "result": self.result, "detail": self.detail,
                 "events": [{**e, "ts": e["ts"].isoformat()} for e in self.events],
                 "children": [c.to_dict() for c in self.children]}
 
@@ -342,7 +344,9 @@ class Evaluator:
         """Evaluate one node under anchor bindings and say why."""
         b = b or {}
         method = getattr(self, "_" + type(c).__name__)
-        return method(c, b)
+        node = method(c, b)
+        node.text = to_text(c)
+        return node
 
     def _And(self, c: m.And, b: Bindings) -> ExplainNode:
         kids = [self.explain(i, b) for i in c.items]
