@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, selectinload
 
 from segmint.appdb.segments import SegmentRow, SegmentVersionRow
-from segmint.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from segmint.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, SegmintError
 from segmint.segments import model as m
 from segmint.segments.dsl import parse_with_names, to_text
 from segmint.segments.validate import Catalog, check_cycles, check_text, ensure_valid, segment_refs
@@ -444,8 +444,14 @@ def plan_apply(files: list[SegmentFile], current: Mapping[str, SavedSegment], *,
     trees: dict[str, m.Condition] = {}
     texts: dict[str, str] = {}
     for f in files:
-        _check_meta(f.name, f.kind, f.labels)
-        trees[f.name], texts[f.name] = parse_definition(f.definition, catalog, where=f"{f.path}: definition")
+        try:
+            _check_meta(f.name, f.kind, f.labels)
+            trees[f.name], texts[f.name] = parse_definition(f.definition, catalog, where=f"{f.path}: definition")
+        except SegmintError as exc:  # say which file: path:line:col for text errors
+            if not str(exc.where or "").startswith(str(f.path)):
+                exc.where = f"{f.path}:{exc.where}" if exc.where and exc.where[0].isdigit() else \
+                    f"{f.path}: {exc.where or 'definition'}"
+            raise
     result = ApplyResult()
     ordered = _order(files, trees)
     for f in ordered:
