@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from saved_fixtures import shop_workspace
 from segmint.api.app import create_app
+from segmint.cli import app
 from segmint.workspace import Workspace
 
 
@@ -170,3 +178,60 @@ def test_bad_trees_and_bodies_are_4xx(client: TestClient) -> None:
     _save(client, "a", "did app_opened")
     r = client.put("/api/segments/a", json={"definition": 'in segment "a"'})
     assert r.status_code == 400 and r.json()["error"] == "segment_cycle"
+
+
+# ---------------------------------------------------------------- CLI through a running server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_goes_through_the_running_server(tmp_path: Path) -> None:
+    ws = shop_workspace(tmp_path / "ws")
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    server = subprocess.Popen([sys.executable, "-c", "from segmint.cli import main; main()", "-w", str(ws.path),
+                               "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, server.stderr.read().decode()
+            time.sleep(0.2)
+        runner = CliRunner()
+        w = ["-w", str(ws.path)]
+        res = runner.invoke(app, [*w, "segment", "save", "여성", "--text", 'trait gender = "F"'])
+        assert res.exit_code == 0 and "created: 여성 (version 1)" in res.output, res.output
+        res = runner.invoke(app, [*w, "segment", "save", "x", "--text", 'trait gendr = "F"'])
+        assert res.exit_code == 2 and "did you mean gender" in res.output
+        folder = tmp_path / "segs"
+        folder.mkdir()
+        (folder / "a.yaml").write_text("name: 활성\ndefinition: did app_opened in last 7 days\n", encoding="utf-8")
+        (folder / "b.yaml").write_text("name: 오타\ndefinition: did app_opend\n", encoding="utf-8")
+        res = runner.invoke(app, [*w, "apply", str(folder)])
+        assert res.exit_code == 2 and "b.yaml" in res.output and "did you mean app_opened" in res.output
+        (folder / "b.yaml").unlink()
+        res = runner.invoke(app, [*w, "apply", str(folder), "--prune"])
+        assert res.exit_code == 0 and "1 created" in res.output and "1 deleted" in res.output, res.output
+        res = runner.invoke(app, [*w, "segment", "export", "활성", "--format", "ids"])
+        assert res.exit_code == 0 and res.stdout == "u1\nu4\n", res.output
+        out = tmp_path / "m.csv"
+        res = runner.invoke(app, [*w, "segment", "export", "활성", "--traits", "gender", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        rows = list(csv.DictReader(out.open(encoding="utf-8")))
+        assert [(r["user_id"], r["gender"]) for r in rows] == [("u1", "F"), ("u4", "M")]
+        token = Workspace(ws.path).config.admin_token
+        r = httpx.post(f"http://127.0.0.1:{port}/api/segments/preview", json={"definition": 'in segment "활성"'},
+                       headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json()["sample"] == ["u1", "u4"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
