@@ -163,7 +163,7 @@ def export(ctx: typer.Context, name: str,
         tree = saved.segment_tree(ws.appdb, name)
         store = ws.open_store_read_only()
         try:
-            data = export_members(store, tree, fmt, names)
+            data = saved.guarded(export_members, store, tree, fmt, names)
         finally:
             store.close()
     if output is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from segmint.segments import model as m
 from segmint.segments.dsl import parse_with_names, to_text
 from segmint.segments.validate import Catalog, check_cycles, check_text, ensure_valid, segment_refs
 
+log = logging.getLogger(__name__)
 KINDS = ("dynamic", "static")
 MAX_TEXT_CHARS = 20_000
 MAX_JSON_CHARS = 200_000
@@ -311,6 +313,27 @@ def save_segment(engine: Engine, name: str, definition: str | Mapping[str, Any],
 # ---------------------------------------------------------------- members
 
 
+class SegmentEvalError(SegmintError):
+    """A valid segment whose query failed in the event store (a compiler or engine problem, not bad input)."""
+
+    status_code = 422
+    code = "segment_eval_failed"
+
+
+def guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run an evaluation; an engine error becomes a SegmentEvalError that names it (never a bare 500)."""
+    try:
+        return fn(*args, **kwargs)
+    except SegmintError:
+        raise
+    except RecursionError:
+        raise InvalidInput("the segment is nested too deeply to evaluate", where="definition") from None
+    except Exception as exc:  # the engines raise their own error types (duckdb.Error, chDB)
+        log.exception("segment evaluation failed")
+        raise SegmentEvalError(f"the event store could not run this segment: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:300]}", where="definition") from None
+
+
 def segment_tree(engine: Engine, name_or_tree: str | m.Condition) -> m.Condition:
     """A saved segment's tree (or a given tree) with nested segments inlined, ready to compile."""
     tree = get_segment(engine, name_or_tree).tree() if isinstance(name_or_tree, str) else name_or_tree
@@ -321,7 +344,7 @@ def segment_members(ws: Any, name: str, as_of: datetime | None = None) -> list[s
     """Member user_ids of a saved segment now (or as of a time), sorted."""
     from segmint.segments.evaluate import evaluate
 
-    return evaluate(ws.store, segment_tree(ws.appdb, name), as_of)
+    return guarded(evaluate, ws.store, segment_tree(ws.appdb, name), as_of)
 
 
 # ---------------------------------------------------------------- segments as code

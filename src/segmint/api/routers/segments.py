@@ -149,7 +149,7 @@ def preview(body: PreviewIn, state: AppState = Depends(get_state)) -> PreviewOut
     """Count and sample members of an unsaved definition (the live segment builder)."""
     ws = state.workspace
     tree, text = saved.parse_definition(body.definition, _catalog(state))
-    result = run_preview(ws.store, saved.segment_tree(ws.appdb, tree), body.as_of, sample=body.sample)
+    result = saved.guarded(run_preview, ws.store, saved.segment_tree(ws.appdb, tree), body.as_of, sample=body.sample)
     return PreviewOut(count=result["count"], sample=result["sample"], elapsed_ms=result["elapsed_ms"],
                       sql=result["sql"], text=text)
 
@@ -209,9 +209,9 @@ def members(name: str = NAME, state: AppState = Depends(get_state),
             raise InvalidInput("traits go with format=csv or format=parquet", where="traits")
         from segmint.segments.evaluate import evaluate
 
-        ids = evaluate(ws.store, tree, as_of)
+        ids = saved.guarded(evaluate, ws.store, tree, as_of)
         return {"name": name, "count": len(ids), "members": ids}
-    data = export_members(ws.store, tree, format, names, as_of)
+    data = saved.guarded(export_members, ws.store, tree, format, names, as_of)
     return Response(data, media_type=_MEDIA[format],
                     headers={"Content-Disposition": f'attachment; filename="segment-members.{format}"'})
 
@@ -222,6 +222,6 @@ def explain(name: str = NAME, state: AppState = Depends(get_state),
     """Why a user is or is not a member: the evaluation tree with the deciding events."""
     ws = state.workspace
     seg = saved.get_segment(ws.appdb, name)
-    node = evaluate_user(seg.tree(), ws.store, user, as_of, workspace_tz=ws.config.timezone,
+    node = saved.guarded(evaluate_user, seg.tree(), ws.store, user, as_of, workspace_tz=ws.config.timezone,
                          resolve=saved.resolver(ws.appdb))
     return {"name": name, "user": user, "member": node.result, "explain": node.to_dict()}
