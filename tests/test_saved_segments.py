@@ -240,3 +240,26 @@ def test_cli_save_show_versions_export_delete(ws: Workspace, tmp_path: Path) -> 
     assert res.exit_code == 0
     res = _cli(ws, "segment", "show", "여성")
     assert res.exit_code == 2 and "no saved segment" in res.output
+
+
+def test_static_segment_freezes_members_per_version(ws: Workspace, cat) -> None:
+    from saved_fixtures import NOW, _ev
+    from segmint.store.base import WriteBatch
+    from segmint.store.schema import events_to_arrow
+
+    saved.create_segment(ws.appdb, "고정", "did app_opened in last 7 days", kind="static", catalog=cat)
+    saved.create_segment(ws.appdb, "live", "did app_opened in last 7 days", catalog=cat)
+    assert saved.static_members(ws.appdb, "고정") is None  # not frozen until evaluated
+    assert saved.freeze_members(ws.appdb, ws.store, "고정") == ["u1", "u4"]
+    assert saved.freeze_members(ws.appdb, ws.store, "live") is None
+    ws.store.write(WriteBatch(events=events_to_arrow([_ev(100, "u2", "app_opened", 0.1)])))
+    assert saved.segment_members(ws, "고정") == ["u1", "u4"]  # frozen
+    assert saved.segment_members(ws, "live") == ["u1", "u2", "u4"]  # live
+    assert saved.segment_members(ws, "고정", as_of=NOW) == ["u1", "u2", "u4"]  # as_of evaluates
+    rows = list(csv.DictReader(io.StringIO(export_members(
+        ws.store, saved.segment_tree(ws.appdb, "고정"), "csv", ["gender"], ids=saved.static_members(ws.appdb, "고정"))
+        .decode())))
+    assert [(r["user_id"], r["gender"]) for r in rows] == [("u1", "F"), ("u4", "M")]
+    saved.update_segment(ws.appdb, "고정", description="v2")  # a new version freezes anew
+    assert saved.static_members(ws.appdb, "고정") is None
+    assert saved.freeze_members(ws.appdb, ws.store, "고정") == ["u1", "u2", "u4"]

@@ -235,3 +235,14 @@ def test_cli_goes_through_the_running_server(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_static_segment_members_are_frozen(client: TestClient) -> None:
+    _save(client, "고정", "did app_opened in last 7 days", kind="static")
+    assert client.get("/api/segments/고정/members").json()["members"] == ["u1", "u4"]
+    assert client.post("/api/segments/고정/freeze").json() == {"name": "고정", "count": 2}
+    _save(client, "live", "did app_opened")
+    r = client.post("/api/segments/live/freeze")
+    assert r.status_code == 400 and r.json()["where"] == "kind"
+    r = client.get("/api/segments/고정/members", params={"format": "csv", "traits": "age"})
+    assert [x["age"] for x in csv.DictReader(io.StringIO(r.text))] == ["25", "22"]

@@ -37,5 +37,6 @@ class SegmentVersionRow(Base):
     labels: Mapped[list] = mapped_column(JSON, default=list)
     definition: Mapped[dict] = mapped_column(JSON)
     text: Mapped[str] = mapped_column(Text)
+    members: Mapped[list | None] = mapped_column(JSON, nullable=True)  # static: user_ids frozen at save
     created_at: Mapped[datetime] = mapped_column(DateTime)
     segment: Mapped[SegmentRow] = relationship(back_populates="versions")

@@ -40,6 +40,19 @@ def _local_catalog(ws: Workspace) -> Any:
         store.close()
 
 
+def _freeze_local(ws: Workspace, names: list[str]) -> None:
+    """Freeze the members of the static ones among these segments (store opened read-only)."""
+    static = [n for n in names if saved.get_segment(ws.appdb, n).kind == "static"]
+    if not static:
+        return
+    store = ws.open_store_read_only()
+    try:
+        for n in static:
+            saved.freeze_members(ws.appdb, store, n)
+    finally:
+        store.close()
+
+
 def _segment_group(app: typer.Typer) -> typer.Typer:
     """The `segment` command group (cli/segment.py's when registered first, else a new one)."""
     for info in app.registered_groups:
@@ -86,6 +99,7 @@ def save(ctx: typer.Context, name: str = typer.Argument(..., help="Segment name 
     else:
         seg, status = saved.save_segment(ws.appdb, name, definition, description=description, kind=kind,
                                          labels=label, catalog=_local_catalog(ws))
+        _freeze_local(ws, [name])
         out = seg.to_dict()
     if as_json:
         print_json({**out, "status": status})
@@ -161,9 +175,10 @@ def export(ctx: typer.Context, name: str,
             data = _server(ws, "GET", url, route, raw=True, format=fmt, traits=",".join(names))
     else:
         tree = saved.segment_tree(ws.appdb, name)
+        frozen = saved.static_members(ws.appdb, name)
         store = ws.open_store_read_only()
         try:
-            data = saved.guarded(export_members, store, tree, fmt, names)
+            data = saved.guarded(export_members, store, tree, fmt, names, None, frozen)
         finally:
             store.close()
     if output is None:
@@ -193,6 +208,14 @@ def apply(ctx: typer.Context, path: Path = typer.Argument(..., help="Folder of s
     else:
         catalog = _local_catalog(ws)
     result = saved.apply_files(ws.appdb, files, dry_run=dry_run, prune=prune, catalog=catalog)
+    changed = [c.name for c in result.changes if c.action in ("created", "updated")]
+    if not dry_run and changed:
+        if url:
+            for n in changed:
+                if saved.get_segment(ws.appdb, n).kind == "static":
+                    _server(ws, "POST", url, f"/api/segments/{n}/freeze")
+        else:
+            _freeze_local(ws, changed)
     if as_json:
         print_json(result.to_dict())
         return

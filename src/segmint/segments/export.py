@@ -50,16 +50,23 @@ def _column(values: list[Any]) -> pa.Array:
                      for v in values], pa.string())
 
 
-def member_table(store: EventStore, tree: Any, traits: Sequence[str] = (), as_of: datetime | None = None) -> pa.Table:
-    """Members (sorted) with first_seen, last_seen and the chosen traits from profiles.traits."""
+def member_table(store: EventStore, tree: Any, traits: Sequence[str] = (), as_of: datetime | None = None,
+                 ids: Sequence[str] | None = None) -> pa.Table:
+    """Members (sorted) with first_seen, last_seen and the chosen traits from profiles.traits; with `ids`
+    (a static segment's frozen members) those users instead of evaluating the tree."""
     names = check_traits(traits)
-    sql, params = compile_for(store, tree, as_of)
-    settings = " SETTINGS join_use_nulls = 1"
-    tail = settings if sql.endswith(settings) else ""
-    sql = sql.removesuffix(tail)
-    rows = store.query(
-        f"SELECT p.user_id, p.traits, p.first_seen, p.last_seen FROM profiles p WHERE p.user_id IN ({sql}) "
-        f"ORDER BY p.user_id{tail}", params).to_pylist()
+    if ids is not None:
+        keep = set(ids)
+        rows = [r for r in store.query("SELECT user_id, traits, first_seen, last_seen FROM profiles "
+                                       "ORDER BY user_id").to_pylist() if r["user_id"] in keep]
+    else:
+        sql, params = compile_for(store, tree, as_of)
+        settings = " SETTINGS join_use_nulls = 1"
+        tail = settings if sql.endswith(settings) else ""
+        sql = sql.removesuffix(tail)
+        rows = store.query(
+            f"SELECT p.user_id, p.traits, p.first_seen, p.last_seen FROM profiles p WHERE p.user_id IN ({sql}) "
+            f"ORDER BY p.user_id{tail}", params).to_pylist()
     cols: dict[str, Any] = {
         "user_id": pa.array([str(r["user_id"]) for r in rows], pa.string()),
         "first_seen": pa.array([r["first_seen"] for r in rows], pa.timestamp("us")),
@@ -97,6 +104,6 @@ def to_bytes(table: pa.Table, fmt: str) -> bytes:
 
 
 def export_members(store: EventStore, tree: Any, fmt: str = "csv", traits: Sequence[str] = (),
-                   as_of: datetime | None = None) -> bytes:
-    """Members of a (segments-inlined) tree in a format, as bytes ready to write or send."""
-    return to_bytes(member_table(store, tree, traits, as_of), fmt)
+                   as_of: datetime | None = None, ids: Sequence[str] | None = None) -> bytes:
+    """Members of a (segments-inlined) tree, or the given ids, in a format, as bytes ready to write or send."""
+    return to_bytes(member_table(store, tree, traits, as_of, ids), fmt)

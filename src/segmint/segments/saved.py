@@ -342,10 +342,40 @@ def segment_tree(engine: Engine, name_or_tree: str | m.Condition) -> m.Condition
     return inline_segments(tree, resolver(engine))
 
 
-def segment_members(ws: Any, name: str, as_of: datetime | None = None) -> list[str]:
-    """Member user_ids of a saved segment now (or as of a time), sorted."""
+def static_members(engine: Engine, name: str) -> list[str] | None:
+    """The frozen members of a static segment's current version (None: dynamic, or not frozen yet)."""
+    with Session(engine) as s:
+        ver = _current(_load(s, name))
+        return list(ver.members) if ver.kind == "static" and ver.members is not None else None
+
+
+def freeze_members(engine: Engine, store: Any, name: str) -> list[str] | None:
+    """For a static segment, evaluate it now and store the members on its current version (once per
+    version); returns them, or None for a dynamic segment."""
     from segmint.segments.evaluate import evaluate
 
+    seg = get_segment(engine, name)
+    if seg.kind != "static":
+        return None
+    frozen = static_members(engine, name)
+    if frozen is not None:
+        return frozen
+    ids = guarded(evaluate, store, segment_tree(engine, name))
+    with Session(engine) as s, s.begin():
+        ver = _current(_load(s, name))
+        if ver.members is None:
+            ver.members = ids
+    return ids
+
+
+def segment_members(ws: Any, name: str, as_of: datetime | None = None) -> list[str]:
+    """Member user_ids of a saved segment now (or as of a time), sorted; a static segment's frozen list."""
+    from segmint.segments.evaluate import evaluate
+
+    if as_of is None:
+        frozen = static_members(ws.appdb, name)
+        if frozen is not None:
+            return frozen
     return guarded(evaluate, ws.store, segment_tree(ws.appdb, name), as_of)
 
 

@@ -132,8 +132,10 @@ def list_segments(state: AppState = Depends(get_state),
 @router.post("/api/segments", status_code=201)
 def create_segment(body: SegmentIn, state: AppState = Depends(get_state)) -> SegmentOut:
     """Save a new segment (version 1); 409 when the name is taken."""
-    seg = saved.create_segment(state.workspace.appdb, body.name, body.definition, description=body.description,
+    ws = state.workspace
+    seg = saved.create_segment(ws.appdb, body.name, body.definition, description=body.description,
                                kind=body.kind, labels=body.labels, catalog=_catalog(state))
+    saved.freeze_members(ws.appdb, ws.store, seg.name)
     return _out(seg)
 
 
@@ -173,9 +175,11 @@ def put_segment(body: SegmentUpdate, name: str = NAME, state: AppState = Depends
             raise
         seg = saved.create_segment(engine, name, body.definition, description=body.description or "",
                                    kind=body.kind or "dynamic", labels=body.labels or [], catalog=cat)
+        saved.freeze_members(engine, state.workspace.store, name)
         return SaveOut(**seg.to_dict(), status="created")
     seg, changed = saved.update_segment(engine, name, definition=body.definition, description=body.description,
                                         kind=body.kind, labels=body.labels, catalog=cat)
+    saved.freeze_members(engine, state.workspace.store, name)
     return SaveOut(**seg.to_dict(), status="updated" if changed else "unchanged")
 
 
@@ -184,6 +188,16 @@ def delete_segment(name: str = NAME, state: AppState = Depends(get_state)) -> di
     """Delete a segment and its history (409 while another segment uses it)."""
     saved.delete_segment(state.workspace.appdb, name)
     return {"deleted": name}
+
+
+@router.post("/api/segments/{name}/freeze")
+def freeze(name: str = NAME, state: AppState = Depends(get_state)) -> dict[str, Any]:
+    """Freeze a static segment's members for its current version (no-op when frozen; 400 when dynamic)."""
+    ws = state.workspace
+    ids = saved.freeze_members(ws.appdb, ws.store, name)
+    if ids is None:
+        raise InvalidInput(f"segment {name!r} is dynamic: its members are computed live", where="kind")
+    return {"name": name, "count": len(ids)}
 
 
 @router.get("/api/segments/{name}/versions")
@@ -203,15 +217,16 @@ def members(name: str = NAME, state: AppState = Depends(get_state),
     """Members now (or as of a time): JSON ids, or CSV/Parquet with first_seen, last_seen and chosen traits."""
     ws = state.workspace
     tree = saved.segment_tree(ws.appdb, name)
+    frozen = saved.static_members(ws.appdb, name) if as_of is None else None
     names = [t.strip() for t in traits.split(",") if t.strip()]
     if format == "ids":
         if names:
             raise InvalidInput("traits go with format=csv or format=parquet", where="traits")
         from segmint.segments.evaluate import evaluate
 
-        ids = saved.guarded(evaluate, ws.store, tree, as_of)
+        ids = frozen if frozen is not None else saved.guarded(evaluate, ws.store, tree, as_of)
         return {"name": name, "count": len(ids), "members": ids}
-    data = saved.guarded(export_members, ws.store, tree, format, names, as_of)
+    data = saved.guarded(export_members, ws.store, tree, format, names, as_of, frozen)
     return Response(data, media_type=_MEDIA[format],
                     headers={"Content-Disposition": f'attachment; filename="segment-members.{format}"'})
 
