@@ -246,3 +246,15 @@ def test_static_segment_members_are_frozen(client: TestClient) -> None:
     assert r.status_code == 400 and r.json()["where"] == "kind"
     r = client.get("/api/segments/고정/members", params={"format": "csv", "traits": "age"})
     assert [x["age"] for x in csv.DictReader(io.StringIO(r.text))] == ["25", "22"]
+
+
+def test_names_with_slashes_and_spaces_route(client: TestClient) -> None:
+    _save(client, "최근 방문 (푸시/인앱)", "did app_opened in last 7 days")
+    assert client.get("/api/segments/최근 방문 (푸시/인앱)").json()["version"] == 1
+    r = client.put("/api/segments/최근 방문 (푸시/인앱)", json={"description": "v2"})
+    assert r.json()["status"] == "updated"
+    assert len(client.get("/api/segments/최근 방문 (푸시/인앱)/versions").json()) == 2
+    assert client.get("/api/segments/최근 방문 (푸시/인앱)/members").json()["members"] == ["u1", "u4"]
+    assert client.post("/api/segments/최근 방문 (푸시/인앱)/explain", params={"user": "u1"}).json()["member"]
+    assert client.delete("/api/segments/최근 방문 (푸시/인앱)").status_code == 200
+    assert client.get("/api/segments/최근 방문 (푸시/인앱)").status_code == 404

@@ -145,8 +145,6 @@ def _check_meta(name: str, kind: str | None, labels: Sequence[str] | None) -> No
         m.Segment.model_validate({"name": name, "definition": {"kind": "in_segment", "segment": "x"}})
     except ValidationError as exc:
         raise InvalidInput(str(exc.errors()[0]["msg"]).removeprefix("Value error, "), where="name") from None
-    if "/" in name:
-        raise InvalidInput("segment names may not contain '/' (they are part of API paths)", where="name")
     if kind is not None and kind not in KINDS:
         raise InvalidInput(f"kind is {kind!r}; expected dynamic or static", where="kind")
     if labels is not None and (len(labels) > MAX_LABELS

@@ -156,41 +156,7 @@ def preview(body: PreviewIn, state: AppState = Depends(get_state)) -> PreviewOut
                       sql=result["sql"], text=text)
 
 
-@router.get("/api/segments/{name}")
-def get_segment(name: str = NAME, state: AppState = Depends(get_state),
-                version: int | None = Query(None, ge=1)) -> SegmentOut:
-    """A saved segment (its current version, or `version`)."""
-    return _out(saved.get_segment(state.workspace.appdb, name, version))
-
-
-@router.put("/api/segments/{name}")
-def put_segment(body: SegmentUpdate, name: str = NAME, state: AppState = Depends(get_state)) -> SaveOut:
-    """Update a segment (a new version when anything changed); creates it when missing and a definition is given."""
-    engine = state.workspace.appdb
-    cat = _catalog(state) if body.definition is not None else None
-    try:
-        saved.get_segment(engine, name)
-    except NotFound:
-        if body.definition is None:
-            raise
-        seg = saved.create_segment(engine, name, body.definition, description=body.description or "",
-                                   kind=body.kind or "dynamic", labels=body.labels or [], catalog=cat)
-        saved.freeze_members(engine, state.workspace.store, name)
-        return SaveOut(**seg.to_dict(), status="created")
-    seg, changed = saved.update_segment(engine, name, definition=body.definition, description=body.description,
-                                        kind=body.kind, labels=body.labels, catalog=cat)
-    saved.freeze_members(engine, state.workspace.store, name)
-    return SaveOut(**seg.to_dict(), status="updated" if changed else "unchanged")
-
-
-@router.delete("/api/segments/{name}")
-def delete_segment(name: str = NAME, state: AppState = Depends(get_state)) -> dict[str, str]:
-    """Delete a segment and its history (409 while another segment uses it)."""
-    saved.delete_segment(state.workspace.appdb, name)
-    return {"deleted": name}
-
-
-@router.post("/api/segments/{name}/freeze")
+@router.post("/api/segments/{name:path}/freeze")
 def freeze(name: str = NAME, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """Freeze a static segment's members for its current version (no-op when frozen; 400 when dynamic)."""
     ws = state.workspace
@@ -200,7 +166,7 @@ def freeze(name: str = NAME, state: AppState = Depends(get_state)) -> dict[str, 
     return {"name": name, "count": len(ids)}
 
 
-@router.get("/api/segments/{name}/versions")
+@router.get("/api/segments/{name:path}/versions")
 def versions(name: str = NAME, state: AppState = Depends(get_state)) -> list[VersionOut]:
     """Every version of a segment, oldest first."""
     return [VersionOut(**v.to_dict()) for v in saved.segment_versions(state.workspace.appdb, name)]
@@ -209,7 +175,7 @@ def versions(name: str = NAME, state: AppState = Depends(get_state)) -> list[Ver
 _MEDIA = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 
 
-@router.get("/api/segments/{name}/members", response_model=None)
+@router.get("/api/segments/{name:path}/members", response_model=None)
 def members(name: str = NAME, state: AppState = Depends(get_state),
             format: Literal["ids", "csv", "parquet"] = Query("ids"),
             traits: str = Query("", max_length=5000, description="Comma-separated trait names."),
@@ -231,7 +197,7 @@ def members(name: str = NAME, state: AppState = Depends(get_state),
                     headers={"Content-Disposition": f'attachment; filename="segment-members.{format}"'})
 
 
-@router.post("/api/segments/{name}/explain")
+@router.post("/api/segments/{name:path}/explain")
 def explain(name: str = NAME, state: AppState = Depends(get_state),
             user: str = Query(..., min_length=1, max_length=512), as_of: datetime | None = None) -> dict[str, Any]:
     """Why a user is or is not a member: the evaluation tree with the deciding events."""
@@ -240,3 +206,38 @@ def explain(name: str = NAME, state: AppState = Depends(get_state),
     node = saved.guarded(evaluate_user, seg.tree(), ws.store, user, as_of, workspace_tz=ws.config.timezone,
                          resolve=saved.resolver(ws.appdb))
     return {"name": name, "user": user, "member": node.result, "explain": node.to_dict()}
+
+
+# Generic routes last: {name:path} (names may hold '/') must not swallow the routes above.
+@router.get("/api/segments/{name:path}")
+def get_segment(name: str = NAME, state: AppState = Depends(get_state),
+                version: int | None = Query(None, ge=1)) -> SegmentOut:
+    """A saved segment (its current version, or `version`)."""
+    return _out(saved.get_segment(state.workspace.appdb, name, version))
+
+
+@router.put("/api/segments/{name:path}")
+def put_segment(body: SegmentUpdate, name: str = NAME, state: AppState = Depends(get_state)) -> SaveOut:
+    """Update a segment (a new version when anything changed); creates it when missing and a definition is given."""
+    engine = state.workspace.appdb
+    cat = _catalog(state) if body.definition is not None else None
+    try:
+        saved.get_segment(engine, name)
+    except NotFound:
+        if body.definition is None:
+            raise
+        seg = saved.create_segment(engine, name, body.definition, description=body.description or "",
+                                   kind=body.kind or "dynamic", labels=body.labels or [], catalog=cat)
+        saved.freeze_members(engine, state.workspace.store, name)
+        return SaveOut(**seg.to_dict(), status="created")
+    seg, changed = saved.update_segment(engine, name, definition=body.definition, description=body.description,
+                                        kind=body.kind, labels=body.labels, catalog=cat)
+    saved.freeze_members(engine, state.workspace.store, name)
+    return SaveOut(**seg.to_dict(), status="updated" if changed else "unchanged")
+
+
+@router.delete("/api/segments/{name:path}")
+def delete_segment(name: str = NAME, state: AppState = Depends(get_state)) -> dict[str, str]:
+    """Delete a segment and its history (409 while another segment uses it)."""
+    saved.delete_segment(state.workspace.appdb, name)
+    return {"deleted": name}
