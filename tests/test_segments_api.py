@@ -258,3 +258,17 @@ def test_names_with_slashes_and_spaces_route(client: TestClient) -> None:
     assert client.post("/api/segments/최근 방문 (푸시/인앱)/explain", params={"user": "u1"}).json()["member"]
     assert client.delete("/api/segments/최근 방문 (푸시/인앱)").status_code == 200
     assert client.get("/api/segments/최근 방문 (푸시/인앱)").status_code == 404
+
+
+def test_new_event_names_are_known_after_a_catalog_refresh(client: TestClient) -> None:
+    from saved_fixtures import _ev
+    from segmint.store.base import WriteBatch
+    from segmint.store.schema import events_to_arrow
+
+    r = client.post("/api/segments/preview", json={"definition": "did wishlist_added"})
+    assert r.status_code == 400 and "unknown event 'wishlist_added'" in r.json()["message"]
+    store = client.app.state.segmint.workspace.store
+    store.write(WriteBatch(events=events_to_arrow([_ev(200, "u3", "wishlist_added", 0.5)])))
+    time.sleep(1.1)  # the cached catalog is refreshed when it rejects a name and is older than 1 s
+    r = client.post("/api/segments/preview", json={"definition": "did wishlist_added"})
+    assert r.status_code == 200 and r.json()["sample"] == ["u3"]

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from segmint.api.deps import AppState, get_state, require_admin
 from segmint.errors import InvalidInput, NotFound
 from segmint.segments import saved
+from segmint.segments.errors import SegmentError, SegmentSyntaxError
 from segmint.segments.evaluate import preview as run_preview
 from segmint.segments.export import export_members
 from segmint.segments.reference import evaluate_user
@@ -118,6 +119,19 @@ def _catalog(state: AppState) -> Catalog | None:
     return cat
 
 
+def _catalog_for(state: AppState, definition: Definition) -> Catalog | None:
+    """The cached catalog, refreshed once when it rejects this definition's names (they may be new)."""
+    cat = _catalog(state)
+    try:
+        saved.parse_definition(definition, cat)
+    except (SegmentSyntaxError, SegmentError):
+        hit = state.extras.get("segment_catalog")
+        if hit is not None and time.monotonic() - hit[0] >= 1.0:
+            state.extras.pop("segment_catalog", None)
+            cat = _catalog(state)
+    return cat
+
+
 def _out(seg: saved.SavedSegment) -> SegmentOut:
     return SegmentOut(**seg.to_dict())
 
@@ -134,7 +148,7 @@ def create_segment(body: SegmentIn, state: AppState = Depends(get_state)) -> Seg
     """Save a new segment (version 1); 409 when the name is taken."""
     ws = state.workspace
     seg = saved.create_segment(ws.appdb, body.name, body.definition, description=body.description,
-                               kind=body.kind, labels=body.labels, catalog=_catalog(state))
+                               kind=body.kind, labels=body.labels, catalog=_catalog_for(state, body.definition))
     saved.freeze_members(ws.appdb, ws.store, seg.name)
     return _out(seg)
 
@@ -142,7 +156,8 @@ def create_segment(body: SegmentIn, state: AppState = Depends(get_state)) -> Seg
 @router.post("/api/segments/parse")
 def parse_text(body: ParseIn, state: AppState = Depends(get_state)) -> ParseOut:
     """Segment text -> condition tree; errors come back as 400 with line, column and a caret display."""
-    tree, text = saved.parse_definition(body.text, _catalog(state) if body.check else None, where="text")
+    tree, text = saved.parse_definition(body.text, _catalog_for(state, body.text) if body.check else None,
+                                       where="text")
     return ParseOut(definition=tree.model_dump(mode="json"), text=text)
 
 
@@ -150,7 +165,7 @@ def parse_text(body: ParseIn, state: AppState = Depends(get_state)) -> ParseOut:
 def preview(body: PreviewIn, state: AppState = Depends(get_state)) -> PreviewOut:
     """Count and sample members of an unsaved definition (the live segment builder)."""
     ws = state.workspace
-    tree, text = saved.parse_definition(body.definition, _catalog(state))
+    tree, text = saved.parse_definition(body.definition, _catalog_for(state, body.definition))
     result = saved.guarded(run_preview, ws.store, saved.segment_tree(ws.appdb, tree), body.as_of, sample=body.sample)
     return PreviewOut(count=result["count"], sample=result["sample"], elapsed_ms=result["elapsed_ms"],
                       sql=result["sql"], text=text)
@@ -220,7 +235,7 @@ def get_segment(name: str = NAME, state: AppState = Depends(get_state),
 def put_segment(body: SegmentUpdate, name: str = NAME, state: AppState = Depends(get_state)) -> SaveOut:
     """Update a segment (a new version when anything changed); creates it when missing and a definition is given."""
     engine = state.workspace.appdb
-    cat = _catalog(state) if body.definition is not None else None
+    cat = _catalog_for(state, body.definition) if body.definition is not None else None
     try:
         saved.get_segment(engine, name)
     except NotFound:
