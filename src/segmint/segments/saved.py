@@ -500,9 +500,9 @@ def plan_apply(files: list[SegmentFile], current: Mapping[str, SavedSegment], *,
         try:
             _check_meta(f.name, f.kind, f.labels)
             trees[f.name], texts[f.name] = parse_definition(f.definition, catalog, where=f"{f.path}: definition")
-        except SegmintError as exc:  # say which file: path:line:col for text errors
+        except SegmintError as exc:  # say which file; line:col of text errors count within `definition`
             if not str(exc.where or "").startswith(str(f.path)):
-                exc.where = f"{f.path}:{exc.where}" if exc.where and exc.where[0].isdigit() else \
+                exc.where = f"{f.path}: definition {exc.where}" if exc.where and exc.where[0].isdigit() else \
                     f"{f.path}: {exc.where or 'definition'}"
             raise
     result = ApplyResult()
