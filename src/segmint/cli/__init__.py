@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from segmint.cli import events, serve, workspace_cmds
+from segmint.cli import events, segment, serve, workspace_cmds
 from segmint.cli.common import app
 
 workspace_cmds.register(app)
 serve.register(app)
 events.register(app)
+segment.register(app)
 
 
 def main() -> None:
