@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from segmint.cli import events, importer, segments_saved, serve, sync, taxonomy, workspace_cmds
+from segmint.cli import events, importer, segment, segments_saved, serve, sync, taxonomy, workspace_cmds
 from segmint.cli.common import app
 
 workspace_cmds.register(app)
@@ -11,7 +11,8 @@ events.register(app)
 importer.register(app)
 sync.register(app)
 taxonomy.register(app)
-segments_saved.register(app)
+segment.register(app)
+segments_saved.register(app)  # after `segment`: adds save/list/show/... to its group
 
 
 def main() -> None:

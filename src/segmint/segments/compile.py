@@ -75,6 +75,7 @@ class Compiler:
     ctes: list[tuple[str, exp.Expression]] = field(default_factory=list)
     events: set[str] = field(default_factory=set)
     _names: dict[tuple[str, str, Any], str] = field(default_factory=dict)
+    agg_alias: str = "a"
 
     # ---- parameters and dialect bits
 
@@ -303,16 +304,17 @@ class Compiler:
         """One property filter."""
         def actual(kind: str | None) -> exp.Expression:
             if kind is None:  # existence
-                typ = self.json_type(exp.column("properties", table=alias), f.path)
-                return exp.In(this=typ, expressions=[exp.Literal.string(k) for k in ("str", "num", "bool", "other")]) \
-                    if False else self._exists(alias, f.path)
+                return self._exists(alias, f.path)
             if kind == "ts":
                 raise UnsupportedInSQL("comparing an event property with a date", where=".".join(f.path))
             return self.prop(alias, f.path, kind)
         return _safe(self.compare(actual, f.op, f.value, f.value2, b))
 
     def _exists(self, alias: str, path: list[str]) -> exp.Expression:
-        obj = exp.column("properties", table=alias)
+        return self._exists_obj(exp.column("properties", table=alias), path)
+
+    def _exists_obj(self, obj: exp.Expression, path: list[str]) -> exp.Expression:
+        """A non-null value is at the path."""
         if self.ch:
             t = exp.cast(exp.Anonymous(this="JSONType", expressions=[obj, *(self.param(k, "str") for k in path)]),
                          "String")
@@ -323,37 +325,22 @@ class Compiler:
     # ---- aggregates: a column of `agg` at top level, a correlated subquery under anchors
 
     def agg_column(self, expr: exp.Expression) -> exp.Expression:
-        """Add a per-user aggregate to the `agg` CTE; returns a reference to it (from the joined row)."""
+        """Add an aggregate to the current scope's CTE (`agg` per user, or `gK` per anchor event)."""
         name = f"c{len(self.aggs)}"
         self.aggs.append(exp.alias_(expr, name))
-        return exp.column(name, table="a")
-
-    def scalar(self, select: exp.Expression, b: dict[str, str], pred: exp.Expression) -> exp.Expression:
-        """A correlated subquery over `ev` for the user of the innermost anchor."""
-        alias = next(reversed(b.values()))
-        q = exp.select(select).from_(exp.table_("ev", alias="e2")).where(
-            exp.and_(exp.column("user_id", table="e2").eq(exp.column("user_id", table=alias)), pred))
-        return exp.Subquery(this=q)
+        return exp.column(name, table=self.agg_alias)
 
     def event_agg(self, fn: str, value: exp.Expression | None, pred: exp.Expression,
                   b: dict[str, str]) -> exp.Expression:
-        """fn over the user's events satisfying pred (count -> never NULL)."""
-        alias = "e2" if b else "ev"
-        pred = pred.transform(lambda n: n) if b else pred
+        """fn over the user's events satisfying pred (count and sum never NULL)."""
         if fn == "count":
-            agg: exp.Expression = exp.CountIf(this=pred) if b else exp.CountIf(this=pred)
+            agg: exp.Expression = exp.CountIf(this=pred)
         else:
             cond_val = exp.If(this=pred, true=value, false=exp.null())
             agg = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[fn](this=cond_val) \
                 if fn != "count_distinct" else exp.Count(this=exp.Distinct(expressions=[cond_val]))
-        del alias
-        if b:
-            return exp.Coalesce(this=self.scalar(agg, b, exp.true()), expressions=[exp.Literal.number(0)]) \
-                if fn in ("count", "count_distinct") else self.scalar(agg, b, exp.true())
         ref = self.agg_column(agg)
-        if fn in ("count", "count_distinct"):
-            return exp.Coalesce(this=ref, expressions=[exp.Literal.number(0)])
-        if fn == "sum":
+        if fn in ("count", "count_distinct", "sum"):
             return exp.Coalesce(this=ref, expressions=[exp.Literal.number(0)])
         return ref
 
@@ -419,7 +406,7 @@ class Compiler:
             raise UnsupportedInSQL("date tests on traits", where=c.name)
         obj = exp.column("traits", table="p")
         if c.op in ("exists", "not_exists"):
-            e = self._exists("p", [c.name]) if not self.ch else self._exists_obj(obj, [c.name])
+            e = self._exists_obj(obj, [c.name])
             return e if c.op == "exists" else exp.not_(e)
 
         def actual(kind: str | None) -> exp.Expression:
@@ -427,10 +414,6 @@ class Compiler:
                 raise UnsupportedInSQL("comparing a trait with a date", where=c.name)
             return self.value_as(obj, [c.name], kind or "str", None)
         return _safe(self.compare(actual, c.op, c.value, c.value2, b))
-
-    def _exists_obj(self, obj: exp.Expression, path: list[str]) -> exp.Expression:
-        t = exp.cast(exp.Anonymous(this="JSONType", expressions=[obj, *(self.param(k, "str") for k in path)]), "String")
-        return exp.NEQ(this=t, expression=exp.Literal.string("Null"))
 
     def _count_test(self, n: exp.Expression, c: m.CountSpec) -> exp.Expression:
         if c.op == "gte":
@@ -463,7 +446,7 @@ class Compiler:
         ts = exp.column("ts", table=r)
         agg = exp.Min(this=exp.If(this=pred, true=ts, false=exp.null())) if c.kind == "first" else \
             exp.Max(this=exp.If(this=pred, true=ts, false=exp.null()))
-        t = self.scalar(agg, b, exp.true()) if b else self.agg_column(agg)
+        t = self.agg_column(agg)
         return _safe(exp.and_(exp.Not(this=exp.Is(this=t, expression=exp.null())),
                               self.window(c.window, t.copy(), b)))
 
@@ -486,10 +469,27 @@ class Compiler:
                 this=inner.select(exp.alias_(rn, "rn")), alias=exp.TableAlias(this=exp.to_identifier("x")))).where(
                 exp.column("rn").eq(exp.Literal.number(1)))
         self.ctes.append((name, inner))
+        saved, saved_alias = self.aggs, self.agg_alias
+        self.aggs, self.agg_alias = [], f"g{name}"
         body = self.cond(c.condition, {a.name: name})
-        q = exp.select(exp.Literal.number(1)).from_(exp.table_(name)).where(
-            exp.and_(exp.column("user_id", table=name).eq(exp.column("user_id", table="p")), exp.paren(body)))
-        return exp.Exists(this=q)
+        inner_aggs, self.aggs, self.agg_alias = self.aggs, saved, saved_alias
+        anc = exp.table_(name)
+        on_user = exp.column("user_id", table="p").eq(exp.column("user_id", table=name))
+        members = exp.select(exp.column("user_id", table=name)).from_(anc).join(
+            exp.table_("profiles", alias="p"), on=on_user, join_type="left")
+        if inner_aggs:
+            # One row per anchor event: its aggregates over the user's events (a join, not a correlated query).
+            g = (exp.select(exp.alias_(exp.column("message_id", table=name), "aid"), *inner_aggs)
+                 .from_(exp.table_(name))
+                 .join(exp.table_("ev", alias="e2"), on=exp.column("user_id", table="e2").eq(
+                     exp.column("user_id", table=name)), join_type="left")
+                 .join(exp.table_("profiles", alias="p"), on=on_user.copy(), join_type="left")
+                 .group_by(exp.column("message_id", table=name)))
+            self.ctes.append((f"g{name}", g))
+            members = members.join(exp.table_(f"g{name}"), on=exp.column("aid", table=f"g{name}").eq(
+                exp.column("message_id", table=name)), join_type="left")
+        members = members.where(body)
+        return _safe(exp.In(this=exp.column("user_id", table="p"), query=exp.Subquery(this=members)))
 
 
 def compile_segment(tree: Any, as_of: datetime, *, dialect: str = "duckdb",
