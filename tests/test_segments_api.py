@@ -272,3 +272,11 @@ def test_new_event_names_are_known_after_a_catalog_refresh(client: TestClient) -
     time.sleep(1.1)  # the cached catalog is refreshed when it rejects a name and is older than 1 s
     r = client.post("/api/segments/preview", json={"definition": "did wishlist_added"})
     assert r.status_code == 200 and r.json()["sample"] == ["u3"]
+
+
+def test_openapi_documents_the_contract(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    assert {"/api/segments", "/api/segments/parse", "/api/segments/preview", "/api/segments/{name}",
+            "/api/segments/{name}/versions", "/api/segments/{name}/members",
+            "/api/segments/{name}/explain"} <= set(doc["paths"])
+    assert {"SegmentIn", "SegmentOut", "PreviewIn", "PreviewOut", "ParseOut"} <= set(doc["components"]["schemas"])
