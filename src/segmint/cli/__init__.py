@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from segmint.cli import demo, events, importer, serve, sync, taxonomy, workspace_cmds
+from segmint.cli import (
+    demo,
+    events,
+    importer,
+    segment,
+    segments_saved,
+    serve,
+    sync,
+    taxonomy,
+    workspace_cmds,
+)
 from segmint.cli.common import app
 
 workspace_cmds.register(app)
@@ -12,6 +22,8 @@ importer.register(app)
 sync.register(app)
 taxonomy.register(app)
 demo.register(app)
+segment.register(app)
+segments_saved.register(app)  # after `segment`: adds save/list/show/... to its group
 
 
 def main() -> None:

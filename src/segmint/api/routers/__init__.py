@@ -1,5 +1,12 @@
 """Routers per resource; each module exposes `router`, registered in order here."""
 
-from segmint.api.routers import admin, posthog, segment, taxonomy, web
+from segmint.api.routers import (
+    admin,
+    posthog,
+    segment,
+    segments,
+    taxonomy,
+    web,
+)
 
-ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, web.router]
+ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, web.router]

@@ -1,0 +1,1 @@
+"""Segments: the condition tree, its text language, and the reference evaluator."""
