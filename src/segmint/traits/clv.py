@@ -37,7 +37,7 @@ def rfm_summary(q: Query, cfg: TraitConfig) -> pd.DataFrame:
         FROM o GROUP BY user_id ORDER BY user_id""").to_pandas()
 
 
-def fit_bgnbd(frequency: pd.Series, recency: pd.Series, t: pd.Series, penalizer: float):  # noqa: ANN201
+def fit_bgnbd(frequency: pd.Series, recency: pd.Series, t: pd.Series, penalizer: float):
     """Fit a BG/NBD model (lifetimes.BetaGeoFitter)."""
     from lifetimes import BetaGeoFitter
 
@@ -74,18 +74,24 @@ def clv(q: Query, cfg: TraitConfig) -> tuple[pa.Table, CLVFit]:
             for h in HORIZONS:
                 out[f"clv_purchases_{h}d"] = bgf.conditional_expected_number_of_purchases_up_to_time(h, f, r, t)
             rep = (f > 0) & (m > 0)
+            # Gamma-Gamma is fitted on values scaled to mean 1 (KRW amounts in the tens of thousands make the
+            # penalized fit collapse) and scaled back: the model is scale-equivariant in v.
+            scale = float(m[rep].mean())
             ggf = GammaGammaFitter(penalizer_coef=c.penalizer)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ggf.fit(f[rep], m[rep])
-            fit.gamma_gamma = {k: float(v) for k, v in ggf.params_.items()}
-            out["clv_avg_order_value"] = ggf.conditional_expected_average_profit(f, m)
+                ggf.fit(f[rep], m[rep] / scale)
+            fit.gamma_gamma = {**{k: float(v) for k, v in ggf.params_.items()}, "scale": scale}
+            value = ggf.conditional_expected_average_profit(f, m / scale) * scale
+            if ggf.params_["q"] <= 1:  # population mean undefined: one-order buyers get the observed mean
+                value = value.where(f > 0, scale)
+            out["clv_avg_order_value"] = value
             for h in HORIZONS:
                 out[f"clv_{h}d"] = out[f"clv_purchases_{h}d"] * out["clv_avg_order_value"]
             pr = out["clv_365d"].rank(method="min")
             pr = (pr - 1) / max(len(out) - 1, 1)
             out["clv_tier"] = np.where(pr >= 1 - c.high_share, "high", np.where(pr < c.low_share, "low", "medium"))
-        except Exception as exc:  # noqa: BLE001 - any numerical failure of the fit leaves predictions empty
+        except Exception as exc:  # any numerical failure of the fit leaves predictions empty
             fit.note = f"CLV model fit failed: {type(exc).__name__}: {exc}"
             for col in cols:
                 out[col] = np.nan

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 
@@ -56,7 +57,7 @@ def _duck(store: EventStore) -> Any:
     """The DuckDB connection and lock of the store (computed traits are written there)."""
     if getattr(store, "dialect", None) != "duckdb" or not hasattr(store, "_con"):
         raise InvalidInput("computed traits need the DuckDB event store", where="store")
-    return store._con, store._lock  # noqa: SLF001 - the store has no public write-SQL entry point yet
+    return store._con, store._lock  # the store has no public write-SQL entry point yet
 
 
 def ensure_tables(store: EventStore) -> None:
@@ -103,7 +104,7 @@ def compute_traits(store: EventStore, cfg: TraitConfig, *, as_of: datetime | Non
     con, lock = _duck(store)
     start = time.perf_counter()
     with lock:
-        run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM trait_runs").fetchone()[0]
+        run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM trait_runs").fetchall()[0][0]
         con.execute("INSERT INTO trait_runs (run_id, started_at, as_of, families, published, status) "
                     "VALUES (?, ?, ?, ?, ?, 'running')", [run_id, _now(), as_of, families, publish])
     run = TraitRun(run_id, as_of, families, publish)
@@ -117,7 +118,7 @@ def compute_traits(store: EventStore, cfg: TraitConfig, *, as_of: datetime | Non
             con.begin()
             try:
                 users: set[str] = set()
-                for family, table in tables.items():
+                for table in tables.values():
                     run.rows += _store_family(con, run_id, table, as_of, publish)
                     users.update(table.column("user_id").to_pylist())
                 run.users = len(users)
@@ -148,15 +149,15 @@ def _store_family(con: Any, run_id: int, table: pa.Table, as_of: datetime, publi
     con.register("_trait_w", table)
     try:
         as_json = ", ".join(f"to_json({n}) AS {n}" for n in names)
-        before = con.execute("SELECT count(*) FROM computed_traits").fetchone()[0]
+        before = con.execute("SELECT count(*) FROM computed_traits").fetchall()[0][0]
         con.execute(
             f"""INSERT INTO computed_traits
             SELECT ?, user_id, name, value, ?, ? FROM (
               UNPIVOT (SELECT user_id, {as_json} FROM _trait_w) ON {', '.join(names)}
               INTO NAME name VALUE value)""",
             [run_id, as_of, _now()],
-        )
-        rows = con.execute("SELECT count(*) FROM computed_traits").fetchone()[0] - before
+        ).fetchall()
+        rows = con.execute("SELECT count(*) FROM computed_traits").fetchall()[0][0] - before
         if publish:
             obj = ", ".join(f"'{n}', w.{n}" for n in names)
             # Every profile gets the family's keys; a user without a value loses a stale one (null removes).
@@ -165,7 +166,7 @@ def _store_family(con: Any, run_id: int, table: pa.Table, as_of: datetime, publi
                 FROM (SELECT p.user_id, json_object({obj}) AS obj
                       FROM profiles p LEFT JOIN _trait_w w USING (user_id)) x
                 WHERE profiles.user_id = x.user_id"""
-            )
+            ).fetchall()
     finally:
         con.unregister("_trait_w")
     return int(rows)
@@ -179,14 +180,16 @@ def runs(store: EventStore, limit: int = 20) -> list[dict[str, Any]]:
 
 def user_traits(store: EventStore, user_id: str) -> dict[str, Any]:
     """A user's computed traits as segments see them (profiles.traits), with the history of values."""
-    ensure_tables(store)
     prof = store.query("SELECT traits FROM profiles WHERE user_id = ?", [user_id]).to_pylist()
     if not prof:
         raise NotFound(f"no profile for user {user_id!r}", where="user_id")
     traits = orjson.loads(prof[0]["traits"]) if prof[0]["traits"] else {}
     current = {k: traits[k] for k in TRAITS if k in traits}
-    hist = store.query(
-        "SELECT c.run_id, c.name, c.value, c.as_of FROM computed_traits c WHERE c.user_id = ? "
-        "ORDER BY c.run_id DESC, c.name", [user_id]).to_pylist()
+    try:
+        hist = store.query(
+            "SELECT c.run_id, c.name, c.value, c.as_of FROM computed_traits c WHERE c.user_id = ? "
+            "ORDER BY c.run_id DESC, c.name", [user_id]).to_pylist()
+    except duckdb.CatalogException:  # no trait run yet (store opened read-only, tables not created)
+        hist = []
     history = [{**h, "value": orjson.loads(h["value"])} for h in hist]
     return {"user_id": user_id, "traits": current, "history": history}
