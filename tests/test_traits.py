@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import socket
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from typer.testing import CliRunner
@@ -253,3 +259,49 @@ def test_cli_list_compute_show(shop: Workspace) -> None:
     assert res.exit_code == 2 and "no trait or trait family 'nope'" in res.output
     res = runner.invoke(app, [*base, "compute", "--as-of", "yesterday-ish"])
     assert res.exit_code == 2 and "--as-of" in res.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_api_through_a_running_server(shop: Workspace) -> None:
+    shop.close()
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    server = subprocess.Popen([sys.executable, "-c", "from segmint.cli import main; main()", "-w", str(shop.path),
+                               "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, server.stderr.read().decode()
+            time.sleep(0.2)
+        auth = {"Authorization": f"Bearer {shop.config.admin_token}"}
+        assert httpx.get(base + "/api/traits").status_code == 401
+        res = httpx.post(base + "/api/traits/compute", params={"name": ["lifecycle", "sentiment"],
+                                                              "as_of": "2026-06-01T00:00:00Z", "publish": "true"},
+                         headers=auth, timeout=60)
+        assert res.status_code == 200, res.text
+        assert res.json()["families"] == ["lifecycle", "sentiment"] and res.json()["published"] is True
+        listed = httpx.get(base + "/api/traits", headers=auth).json()
+        assert len(listed["traits"]) > 30 and listed["runs"][0]["status"] == "ok"
+        user = httpx.get(base + "/api/users/u1/traits", headers=auth).json()
+        assert user["traits"]["lifecycle_stage"] == "loyal" and user["traits"]["nps_category"] == "promoter"
+        shown = CliRunner().invoke(app, ["-w", str(shop.path), "traits", "show", "u1", "--json"])
+        assert shown.exit_code == 0 and json.loads(shown.output)["traits"]["avg_rating"] == 4.5
+        missing = httpx.get(base + "/api/users/nobody/traits", headers=auth)
+        assert missing.status_code == 404 and missing.json()["where"] == "user_id"
+        bad = httpx.post(base + "/api/traits/compute", params={"name": "bogus"}, headers=auth)
+        assert bad.status_code == 404 and "bogus" in bad.json()["message"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

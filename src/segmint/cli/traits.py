@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
 
-from segmint.cli.common import console, handle_errors, open_workspace, print_json, running_server
+from segmint.cli.common import console, handle_errors, open_workspace, print_json, running_server, server_get
 from segmint.errors import Conflict, InvalidInput
 from segmint.traits import TRAITS, compute_traits, load_trait_config, user_traits
 
@@ -73,11 +74,15 @@ def show(ctx: typer.Context, user_id: str = typer.Argument(..., help="User id.")
          as_json: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
     """A user's current computed traits (as segments see them)."""
     ws = open_workspace(ctx)
-    store = ws.open_store_read_only()
-    try:
-        info = user_traits(store, user_id)
-    finally:
-        store.close()
+    url = running_server(ws)
+    if url:
+        info = server_get(ws, url, f"/api/users/{quote(user_id, safe='')}/traits")
+    else:
+        store = ws.open_store_read_only()
+        try:
+            info = user_traits(store, user_id)
+        finally:
+            store.close()
     if as_json:
         print_json(info)
         return

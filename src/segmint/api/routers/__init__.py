@@ -1,5 +1,5 @@
 """Routers per resource; each module exposes `router`, registered in order here."""
 
-from segmint.api.routers import admin, taxonomy
+from segmint.api.routers import admin, taxonomy, traits
 
-ROUTERS = [admin.router, taxonomy.router]
+ROUTERS = [admin.router, taxonomy.router, traits.router]
