@@ -43,6 +43,10 @@ t = time.perf_counter()
 run = compute_traits(store, cfg, as_of=as_of, publish=True)
 out["all families: compute + history + publish"] = [time.perf_counter() - t, run.rows]
 out["_users"] = run.users
+for k in ("lifecycle_stage", "rfm_tier", "churn_risk", "purchase_regularity", "clv_tier"):
+    rows = store.query("SELECT coalesce(traits->>$k, '(none)') AS v, count(*) AS n FROM profiles "
+                       "GROUP BY v ORDER BY n DESC", {"k": "$." + k}).to_pylist()
+    out["_dist_" + k] = {r["v"]: r["n"] for r in rows}
 out["_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 ws.close()
 print(json.dumps(out))
@@ -83,7 +87,9 @@ def run(users: int = 100_000, days: int = 90) -> str:
     for k, (sec, rows) in ((k, v) for k, v in out.items() if not k.startswith("_")):
         lines.append(f"| {k} | {sec:.2f} | {'' if rows is None else f'{rows:,}'} |")
     lines += ["", f"Peak RSS of the compute process: {out['_rss_mb']:.0f} MB.",
-              f"CLV fit: {json.dumps(out.get('_clv'), ensure_ascii=False)}"]
+              f"CLV fit: {json.dumps(out.get('_clv'), ensure_ascii=False)}", "", "Distributions over profiles:", ""]
+    lines += [f"- {k[6:]}: " + ", ".join(f"{v} {n:,}" for v, n in d.items())
+              for k, d in out.items() if k.startswith("_dist_")]
     return "\n".join(lines)
 
 
