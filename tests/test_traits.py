@@ -305,3 +305,28 @@ def test_api_through_a_running_server(shop: Workspace) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_json_properties_without_typed_columns_give_the_same_values(workspace: Workspace) -> None:
+    workspace.store.write(WriteBatch(events=events_to_arrow(_history())))
+    assert workspace.store.property_columns() == {}
+    compute_traits(workspace.store, load_trait_config(), as_of=AS_OF, names=["rfm", "channels"], publish=True)
+    t = _traits(workspace)
+    assert t["u1"]["rfm_monetary"] == 40000 and t["u4"]["rfm_tier"] == "VIP"
+    assert t["u1"]["preferred_channel"] == "email"
+
+
+def test_workspace_traits_yaml_overrides_rules(shop: Workspace) -> None:
+    (shop.path / "traits.yaml").write_text(
+        "lifecycle:\n  stages:\n    - name: sleeping\n      when: {days_since_last_activity: {gt: 100}}\n"
+        "  default_stage: awake\n", encoding="utf-8")
+    shop.close()
+    res = CliRunner().invoke(app, ["-w", str(shop.path), "traits", "compute", "--as-of", "2026-06-01T00:00:00",
+                                   "--publish", "lifecycle"])
+    assert res.exit_code == 0, res.output
+    ws = Workspace(shop.path)
+    try:
+        stages = {u: v.get("lifecycle_stage") for u, v in _traits(ws).items()}
+    finally:
+        ws.close()
+    assert stages["u5"] == "sleeping" and stages["u1"] == "awake" and set(stages.values()) == {"sleeping", "awake"}
