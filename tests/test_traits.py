@@ -330,3 +330,9 @@ def test_workspace_traits_yaml_overrides_rules(shop: Workspace) -> None:
     finally:
         ws.close()
     assert stages["u5"] == "sleeping" and stages["u1"] == "awake" and set(stages.values()) == {"sleeping", "awake"}
+
+
+def test_empty_store_computes_every_family(workspace: Workspace) -> None:
+    run = compute_traits(workspace.store, load_trait_config())
+    assert run.status == "ok" and run.rows == 0 and run.published is True
+    assert "fewer than clv.min_customers" in run.notes["clv"]["note"]
