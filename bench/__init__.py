@@ -1,1 +1,1 @@
-"""Benchmarks (run with `make bench`)."""
+"""Benchmarks: each module exposes `run() -> str` (a markdown section); `python -m bench.run` runs them."""

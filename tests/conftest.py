@@ -15,3 +15,20 @@ def workspace(tmp_path: Path) -> Workspace:
     ws = Workspace.init(tmp_path / "ws")
     yield ws
     ws.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    """A workspace with a write key, served by a real `segmint serve` subprocess; yields (server, key)."""
+    from segmint.appdb.keys import create_key
+    from server_util import Server
+
+    ws = Workspace.init(tmp_path / "served")
+    key = create_key(ws.appdb, label="test").secret
+    token = ws.config.admin_token
+    ws.appdb.dispose()
+    ws.close()
+    server = Server(ws.path, token).start()
+    server.key = key  # type: ignore[attr-defined]
+    yield server
+    server.stop()

@@ -44,11 +44,15 @@ class Journal:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards writes to the file and rotation
+        self._sync = threading.Condition()  # guards _durable / _syncing (group commit)
         segments = self._segments()
         self._segment = segments[-1] if segments else 1
         self._file = open(self._path(self._segment), "ab")  # noqa: SIM115
         self._truncate_torn_tail()
+        self._durable = Position(self._segment, self._file.tell())
+        self._syncing = False
+        self.syncs = 0  # fsync calls made (group commit makes it smaller than the number of appends)
 
     def _path(self, segment: int) -> Path:
         return self.folder / f"{segment:08d}.log"
@@ -74,21 +78,61 @@ class Journal:
         self._file.seek(0, os.SEEK_END)
 
     def append(self, payload: bytes) -> Position:
-        """Append one record and fsync it; returns the position just after it."""
+        """Append one record and return the position just after it, once it is fsynced.
+
+        Group commit: concurrent appends write under a short lock, then share fsyncs; a caller returns
+        only when a sync that started after its own write has finished, so its bytes are durable.
+        """
+        frame = HEADER.pack(len(payload), zlib.crc32(payload)) + payload
         with self._lock:
             if self._file.tell() >= SEGMENT_BYTES:
-                self._file.close()
-                self._segment += 1
-                self._file = open(self._path(self._segment), "ab")  # noqa: SIM115
-            self._file.write(HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+                self._rotate()
+            self._file.write(frame)
             self._file.flush()
-            os.fsync(self._file.fileno())
-            return Position(self._segment, self._file.tell())
+            mine = Position(self._segment, self._file.tell())
+        self._sync_to(mine)
+        return mine
+
+    def _rotate(self) -> None:
+        """Close the full segment (fsynced, so all of it is durable) and open the next; holds _lock."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        done = Position(self._segment, self._file.tell())
+        self._file.close()
+        self._segment += 1
+        self._file = open(self._path(self._segment), "ab")  # noqa: SIM115
+        with self._sync:
+            self._durable = max(self._durable, done)
+            self._sync.notify_all()
+
+    def _sync_to(self, target: Position) -> None:
+        """Return once everything up to `target` is fsynced, leading a sync or waiting for one."""
+        with self._sync:
+            while self._durable < target:
+                if self._syncing:
+                    self._sync.wait()
+                    continue
+                self._syncing = True
+                self._sync.release()
+                try:
+                    with self._lock:  # what is written now (ours and any followers') is covered
+                        upto = Position(self._segment, self._file.tell())
+                        fd = os.dup(self._file.fileno())  # stays valid if a rotation closes the file
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    self.syncs += 1
+                finally:
+                    self._sync.acquire()
+                    self._syncing = False
+                self._durable = max(self._durable, upto)
+                self._sync.notify_all()
 
     def end(self) -> Position:
-        """The position after the last appended record."""
-        with self._lock:
-            return Position(self._segment, self._file.tell())
+        """The position after the last durable (fsynced) record; readers never go past it."""
+        with self._sync:
+            return self._durable
 
     def read_from(self, pos: Position, max_records: int = 10_000) -> Iterator[tuple[bytes, Position]]:
         """Records after `pos` (with the position after each), up to the current end."""

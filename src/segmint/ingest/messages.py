@@ -3,6 +3,7 @@ normalization into the store's event record, with Segment's clock-skew correctio
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -112,6 +113,8 @@ def parse_message(raw: Any, *, default_type: str | None = None, where: str = "me
 def normalize(msg: Message, received_at: datetime, source: str = "http") -> dict[str, Any]:
     """The store's event record for a message (a plain dict, JSON-serializable for the journal)."""
     props = dict(msg.properties)
+    if msg.type == "identify" and not msg.traits and isinstance(msg.context.get("traits"), dict):
+        msg.traits = dict(msg.context["traits"])  # RudderStack's SDKs send identify traits in context.traits
     if msg.type in ("page", "screen"):
         if msg.name is not None:
             props.setdefault("name", msg.name)
@@ -139,4 +142,99 @@ def normalize(msg: Message, received_at: datetime, source: str = "http") -> dict
         "previous_id": msg.previous_id,
         "traits": msg.traits if msg.type == "identify" else None,
         "timezone": (msg.traits.get("timezone") if msg.type == "identify" else None) or msg.context.get("timezone"),
+    }
+
+
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})?")
+_DICT_FIELDS = ("context", "integrations", "properties", "traits")
+_OPT_STR_FIELDS = ("name", "category")
+_FAST_TYPES = ("track", "identify", "page", "screen")
+
+
+def _plain_id(raw: dict[str, Any], key: str) -> str | bool | None:
+    """An id field as the model would give it, or False when only the full model can tell."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if type(value) is str and 0 < len(value) <= 512:
+        return value
+    return False
+
+
+def _plain_time(value: Any) -> datetime | bool | None:
+    if value is None:
+        return None
+    if type(value) is str and _ISO.fullmatch(value):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:  # e.g. month 13: the model reports it
+            return False
+    return False
+
+
+def fast_normalize(raw: Any, received_at: datetime, source: str = "http",
+                   received_iso: str | None = None) -> dict[str, Any] | None:
+    """normalize(parse_message(raw)) for plain, valid track/identify/page/screen messages, without
+    pydantic (the hot path of ingestion). None means "take the full path": anything unusual or
+    invalid goes through the model, which also says what is wrong."""
+    if type(raw) is not dict:
+        return None
+    kind = raw.get("type")
+    if kind not in _FAST_TYPES or raw.get("previousId") is not None or raw.get("groupId") is not None:
+        return None
+    user, anon = _plain_id(raw, "userId"), _plain_id(raw, "anonymousId")
+    if user is False or anon is False or not (user or anon):
+        return None
+    mid = raw.get("messageId")
+    if mid is not None and (type(mid) is not str or len(mid) > 512):
+        return None
+    event = raw.get("event")
+    if event is not None and (type(event) is not str or not 0 < len(event) <= 256):
+        return None
+    if kind == "track" and event is None:
+        return None
+    for key in _DICT_FIELDS:
+        if key in raw and type(raw[key]) is not dict:
+            return None
+    for key in _OPT_STR_FIELDS:
+        if raw.get(key) is not None and type(raw[key]) is not str:
+            return None
+    stamp, original, sent = (_plain_time(raw.get(k)) for k in ("timestamp", "originalTimestamp", "sentAt"))
+    if stamp is False or original is False or sent is False:
+        return None
+    first, sent = _aware(original or stamp), _aware(sent)  # type: ignore[arg-type]
+    if first is None:
+        ts = received_at
+    elif sent is not None:
+        ts = received_at - (sent - first)
+    else:
+        ts = first
+    context = raw.get("context") or {}
+    traits = raw.get("traits") or {}
+    if kind == "identify" and not traits and type(context.get("traits")) is dict:
+        traits = dict(context["traits"])
+    if kind in ("page", "screen"):
+        props = dict(raw.get("properties") or {})
+        if raw.get("name") is not None:
+            props.setdefault("name", raw["name"])
+        if raw.get("category") is not None:
+            props.setdefault("category", raw["category"])
+    elif kind == "identify":
+        props = dict(traits)
+    else:
+        props = dict(raw.get("properties") or {})
+    return {
+        "message_id": mid or str(uuid.uuid4()),
+        "type": kind,
+        "event": event if kind == "track" else NON_TRACK_EVENT[kind],
+        "user_id": user,
+        "anonymous_id": anon,
+        "ts": ts.isoformat(),
+        "received_at": received_iso or received_at.isoformat(),
+        "properties": props,
+        "context": context,
+        "source": source,
+        "previous_id": None,
+        "traits": traits if kind == "identify" else None,
+        "timezone": (traits.get("timezone") if kind == "identify" else None) or context.get("timezone"),
     }

@@ -21,6 +21,7 @@ import pyarrow as pa
 from segmint.ingest.journal import Journal, Position
 from segmint.store.base import EventStore, ProfileUpdate, WriteBatch
 from segmint.store.schema import REJECTED_SCHEMA, events_to_arrow
+from segmint.store.schema import dumps as json_text
 
 log = logging.getLogger(__name__)
 STATE_KEY = "journal_position"
@@ -114,6 +115,11 @@ class Ingestor:
             events = kept
         if not events and not rejected:
             return self.journal.end()
+        for ev in events:  # journal the JSON columns as text: the writer then passes them through
+            for key in ("properties", "context"):
+                value = ev.get(key)
+                if value is not None and not isinstance(value, str):
+                    ev[key] = json_text(value)
         record: dict[str, Any] = {"events": events, "rejected": rejected}
         if violations:
             record["violations"] = violations
