@@ -336,3 +336,27 @@ def test_empty_store_computes_every_family(workspace: Workspace) -> None:
     run = compute_traits(workspace.store, load_trait_config())
     assert run.status == "ok" and run.rows == 0 and run.published is True
     assert "fewer than clv.min_customers" in run.notes["clv"]["note"]
+
+
+def test_demo_shop_gets_consistent_traits(tmp_path: Path) -> None:
+    from segmint.demo.generate import DemoSpec
+    from segmint.demo.load import build_demo
+
+    now = datetime(2026, 11, 25)
+    ws, _ = build_demo(tmp_path / "demo", DemoSpec(users=800, days=90, seed=5, now=now), progress=False)
+    try:
+        run = compute_traits(ws.store, load_trait_config(ws.path), as_of=now, publish=True)
+        assert run.status == "ok" and run.notes["clv"]["note"] is None
+        t = _traits(ws)
+        orders = {r["user_id"]: r["n"] for r in ws.store.query(
+            "SELECT user_id, count(*) AS n FROM events WHERE event = 'order_completed' GROUP BY user_id").to_pylist()}
+        assert orders and all(t[u]["rfm_frequency"] == n and "rfm_tier" in t[u] for u, n in orders.items())
+        assert all("rfm_tier" not in v for u, v in t.items() if u not in orders)
+        stages = {v["lifecycle_stage"] for v in t.values() if "lifecycle_stage" in v}
+        assert stages <= {"new", "active", "first_time_buyer", "repeat", "loyal", "at_risk", "dormant", "reactivated"}
+        assert {"loyal", "first_time_buyer"} <= stages
+        assert all(t[u]["lifecycle_stage"] == "first_time_buyer" for u, n in orders.items()
+                   if n == 1 and t[u]["days_since_last_activity"] <= 30 and "reactivated_at" not in t[u])
+        assert {v.get("preferred_channel") for v in t.values()} - {None} <= {"push", "email", "sms", "kakao", "in_app"}
+    finally:
+        ws.close()
