@@ -22,7 +22,7 @@ from segmint.errors import InvalidInput, NotFound
 from segmint.store.base import ProfileUpdate, WriteBatch
 from segmint.store.schema import events_to_arrow
 from segmint.traits import compute_traits, load_trait_config, user_traits
-from segmint.traits.clv import fit_bgnbd
+from segmint.traits.clv import fit_bgnbd, fit_gamma_gamma
 from segmint.workspace import Workspace
 
 AS_OF = datetime(2026, 6, 1)
@@ -212,6 +212,17 @@ def test_cdnow_bgnbd_parameters_match_published() -> None:
     p = fit_bgnbd(d["frequency"], d["recency"], d["T"], 0.0).params_
     assert p["r"] == pytest.approx(0.243, abs=0.001) and p["alpha"] == pytest.approx(4.414, abs=0.002)
     assert p["a"] == pytest.approx(0.793, abs=0.001) and p["b"] == pytest.approx(2.426, abs=0.002)
+
+
+def test_cdnow_gamma_gamma_on_scaled_values_matches_published() -> None:
+    from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
+
+    d = load_cdnow_summary_data_with_monetary_value()
+    d = d[d["frequency"] > 0]
+    ggf, scale = fit_gamma_gamma(d["frequency"], d["monetary_value"], 0.0)
+    p = ggf.params_  # Fader, Hardie & Lee (2005) "RFM and CLV": p = 6.25, q = 3.74, gamma (v) = 15.44
+    assert p["p"] == pytest.approx(6.25, abs=0.02) and p["q"] == pytest.approx(3.74, abs=0.02)
+    assert p["v"] * scale == pytest.approx(15.44, abs=0.05)
 
 
 def test_clv_predictions_on_a_population(workspace: Workspace) -> None:

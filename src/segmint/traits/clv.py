@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,21 @@ def fit_bgnbd(frequency: pd.Series, recency: pd.Series, t: pd.Series, penalizer:
     return bgf
 
 
+def fit_gamma_gamma(frequency: pd.Series, monetary: pd.Series, penalizer: float) -> tuple[Any, float]:
+    """Fit Gamma-Gamma on values scaled to mean 1, returning the fitter and the scale (v in currency = v x scale).
+
+    KRW amounts in the tens of thousands make the penalized fit collapse (q < 1, a negative population mean);
+    the model is scale-equivariant in v, so fitting scaled values and scaling predictions back is exact."""
+    from lifetimes import GammaGammaFitter
+
+    scale = float(monetary.mean())
+    ggf = GammaGammaFitter(penalizer_coef=penalizer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ggf.fit(frequency, monetary / scale)
+    return ggf, scale
+
+
 def clv(q: Query, cfg: TraitConfig) -> tuple[pa.Table, CLVFit]:
     """Historical revenue for every buyer; predicted purchases, value and tier when there are enough buyers."""
     df = rfm_summary(q, cfg)
@@ -64,8 +80,6 @@ def clv(q: Query, cfg: TraitConfig) -> tuple[pa.Table, CLVFit]:
     elif (df["frequency"] > 0).sum() < 2:
         fit.note = "fewer than 2 repeat buyers: predictions skipped"
     else:
-        from lifetimes import GammaGammaFitter
-
         f, r, t, m = df["frequency"], df["recency"].astype(float), df["T"], df["monetary_value"]
         try:
             bgf = fit_bgnbd(f, r, t, c.penalizer)
@@ -74,13 +88,7 @@ def clv(q: Query, cfg: TraitConfig) -> tuple[pa.Table, CLVFit]:
             for h in HORIZONS:
                 out[f"clv_purchases_{h}d"] = bgf.conditional_expected_number_of_purchases_up_to_time(h, f, r, t)
             rep = (f > 0) & (m > 0)
-            # Gamma-Gamma is fitted on values scaled to mean 1 (KRW amounts in the tens of thousands make the
-            # penalized fit collapse) and scaled back: the model is scale-equivariant in v.
-            scale = float(m[rep].mean())
-            ggf = GammaGammaFitter(penalizer_coef=c.penalizer)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ggf.fit(f[rep], m[rep] / scale)
+            ggf, scale = fit_gamma_gamma(f[rep], m[rep], c.penalizer)
             fit.gamma_gamma = {**{k: float(v) for k, v in ggf.params_.items()}, "scale": scale}
             value = ggf.conditional_expected_average_profit(f, m / scale) * scale
             if ggf.params_["q"] <= 1:  # population mean undefined: one-order buyers get the observed mean
