@@ -1,6 +1,7 @@
 """Benchmark: all computed-trait families on a generated demo shop; time per family, end to end, peak memory.
 
-Run: `PYTHONPATH=src python bench/traits.py --users 100000 --days 90` (prints Markdown). The baseline in the
+Run: `PYTHONPATH=src python bench/traits.py --users 200000 --days 90` (prints Markdown), or
+`python -m bench.run traits` (section in docs/benchmarks.md). The baseline in the
 same run is one plain scan aggregation over the events table (count, max ts, per user), the floor any
 per-user trait query pays. Compute runs in a child process so its peak RSS is the traits' own.
 """
@@ -62,7 +63,7 @@ def _machine() -> str:
             f"load {os.getloadavg()[0]:.1f}")
 
 
-def run(users: int = 100_000, days: int = 90) -> str:
+def run(users: int = 200_000, days: int = 90) -> str:
     """Build a demo shop, compute every trait family, return a Markdown report."""
     from segmint.demo.generate import DemoSpec
     from segmint.demo.load import build_demo
@@ -80,7 +81,7 @@ def run(users: int = 100_000, days: int = 90) -> str:
         out = json.loads(res.stdout.strip().splitlines()[-1])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    lines = [f"Machine: {_machine()}", "",
+    lines = ["## Computed traits: all families on a demo shop", "", f"Machine: {_machine()}", "",
              f"Demo shop: {users:,} users x {days} days = {events:,} events (built in {build:.1f} s), "
              f"as of {NOW:%Y-%m-%d}; {out['_users']:,} users got traits.", "",
              "| step | seconds | rows |", "|---|---:|---:|"]
@@ -96,7 +97,7 @@ def run(users: int = 100_000, days: int = 90) -> str:
 def main() -> None:
     """Command-line entry: print the report."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--users", type=int, default=100_000)
+    ap.add_argument("--users", type=int, default=200_000)
     ap.add_argument("--days", type=int, default=90)
     args = ap.parse_args()
     print(run(args.users, args.days))
