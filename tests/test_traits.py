@@ -191,6 +191,15 @@ def test_stale_values_are_removed_when_recomputed(shop: Workspace) -> None:
     assert "rfm_tier" not in _traits(shop)["u2"]  # no purchase yet at that time
 
 
+def test_history_keeps_the_last_runs(shop: Workspace) -> None:
+    cfg = load_trait_config(override={"history": {"keep_runs": 2}})
+    ids = [compute_traits(shop.store, cfg, as_of=AS_OF - timedelta(days=d), names=["sentiment"]).run_id
+           for d in (2, 1, 0)]
+    kept = shop.store.query("SELECT DISTINCT run_id FROM computed_traits ORDER BY run_id").to_pylist()
+    assert [r["run_id"] for r in kept] == ids[1:]
+    assert len(shop.store.query("SELECT * FROM trait_runs").to_pylist()) == 3
+
+
 def test_bad_rules_and_names_are_clear_errors(shop: Workspace, tmp_path: Path) -> None:
     cfg = load_trait_config(override={"rfm": {"tiers": [{"name": "x", "when": {"nope": {"ge": 1}}}]}})
     with pytest.raises(InvalidInput, match=r"rfm.tiers\[0\].when: unknown field 'nope'"):

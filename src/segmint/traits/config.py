@@ -131,6 +131,12 @@ class SentimentDef(_Model):
     rating_property: str
 
 
+class HistoryDef(_Model):
+    """How much of the computed_traits history to keep."""
+
+    keep_runs: int = Field(ge=1)
+
+
 class TraitConfig(_Model):
     """All trait definitions."""
 
@@ -145,6 +151,7 @@ class TraitConfig(_Model):
     channels: ChannelDef
     categories: CategoryDef
     sentiment: SentimentDef
+    history: HistoryDef
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -118,6 +118,8 @@ def compute_traits(store: EventStore, cfg: TraitConfig, *, as_of: datetime | Non
             con.begin()
             try:
                 run.rows = _store(con, run_id, list(tables.values()), as_of, publish)
+                con.execute("DELETE FROM computed_traits WHERE run_id <= ?",
+                            [run_id - cfg.history.keep_runs]).fetchall()
                 run.users = len(set().union(*(t.column("user_id").to_pylist() for t in tables.values())))
                 con.commit()
             except BaseException:
