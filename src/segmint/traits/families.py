@@ -50,17 +50,22 @@ def rfm(q: Query, cfg: TraitConfig) -> pa.Table:
 
 
 def lifecycle(q: Query, cfg: TraitConfig) -> pa.Table:
-    """Lifecycle stage from activity (all events but the excluded ones), purchases and reactivation."""
+    """Lifecycle stage from activity (all events but the excluded ones), purchases and reactivation.
+
+    Activity is first folded into hour buckets (min and max time): a gap longer than an hour only falls
+    between buckets, so reactivation gaps stay exact while the window sorts far fewer rows."""
     lc = cfg.lifecycle
     excl = cfg.activity.exclude_events
     not_excl = f"AND event NOT IN {q.names(excl)}" if excl else ""
     stage = rule_case(q, lc.stages, lc.default_stage, LIFECYCLE_FIELDS, "lifecycle.stages")
     return q.run(f"""
-        WITH a AS (SELECT user_id, ts, lag(ts) OVER (PARTITION BY user_id ORDER BY ts) AS prev
-                   FROM events WHERE user_id IS NOT NULL AND ts <= $as_of {not_excl}),
-        g AS (SELECT user_id, min(ts) AS first_ts, max(ts) AS last_ts,
-                     max(CASE WHEN date_diff('second', prev, ts) / 86400.0 > {q.bind(lc.reactivation_gap_days)}
-                         THEN ts END) AS reactivated_at
+        WITH h AS (SELECT user_id, min(ts) AS lo, max(ts) AS hi FROM events
+                   WHERE user_id IS NOT NULL AND ts <= $as_of {not_excl}
+                   GROUP BY user_id, date_trunc('hour', ts)),
+        a AS (SELECT user_id, lo, hi, lag(hi) OVER (PARTITION BY user_id ORDER BY lo) AS prev FROM h),
+        g AS (SELECT user_id, min(lo) AS first_ts, max(hi) AS last_ts,
+                     max(CASE WHEN date_diff('second', prev, lo) / 86400.0 > {q.bind(lc.reactivation_gap_days)}
+                         THEN lo END) AS reactivated_at
               FROM a GROUP BY user_id),
         p AS (SELECT user_id, count(*) AS purchases FROM events WHERE {q.events([cfg.purchase.event])}
               GROUP BY user_id),
