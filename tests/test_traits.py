@@ -48,6 +48,7 @@ def _history() -> list[dict]:
     e += [_ev("u8", "app_opened", -60), _ev("u8", "app_opened", -20)]  # active, no purchase
     e += [_ev("u9", "order_completed", -40, revenue=1000), _ev("u9", "order_completed", -25, revenue=1000)]
     e += [_ev("u10", "app_opened", d) for d in (-55, -50, -45, -40, -35, -5)]  # visits falling off
+    e += [_ev("u10", "message_sent", -30 + i, channel="push") for i in range(5)]  # never opened
     # channels
     e += [_ev("u1", "message_sent", -30 + i, channel="push") for i in range(4)]
     e.append(_ev("u1", "message_opened", -29, channel="push"))
@@ -160,6 +161,7 @@ def test_channels_categories_sentiment(shop: Workspace) -> None:
     t = _traits(shop)
     assert t["u1"]["preferred_channel"] == "email" and t["u1"]["preferred_channel_rate"] == 1.0  # sms: too few sent
     assert t["u2"]["preferred_channel"] == "kakao"  # tie on rate and volume: by name
+    assert "preferred_channel" not in t["u10"]  # never engaged: no preference
     assert t["u1"]["top_categories"] == ["식품", "뷰티"] and t["u1"]["top_category"] == "식품"  # 1 + 3 vs 3 views
     assert (t["u1"]["nps_score"], t["u1"]["nps_category"]) == (9, "promoter")  # the latest answer
     assert (t["u1"]["avg_rating"], t["u1"]["review_count"]) == (4.5, 2)

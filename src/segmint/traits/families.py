@@ -134,7 +134,7 @@ def channels(q: Query, cfg: TraitConfig) -> pa.Table:
                      count(*) FILTER (WHERE event <> {sent}) AS engaged
               FROM m WHERE channel IS NOT NULL GROUP BY user_id, channel)
         SELECT user_id, channel AS preferred_channel, engaged / sent AS preferred_channel_rate
-        FROM c WHERE sent >= {q.bind(c.min_sent)}
+        FROM c WHERE sent >= {q.bind(c.min_sent)} AND engaged > 0
         QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY engaged / sent DESC, sent DESC, channel) = 1
         ORDER BY user_id""")
 
