@@ -22,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "ingest_load": "bench.ingest_load",
     "import_parquet": "bench.import_parquet",
     "demo_gen": "bench.demo_gen",
+    "traits": "bench.traits",
 }
 
 

@@ -11,6 +11,7 @@ from segmint.cli import (
     serve,
     sync,
     taxonomy,
+    traits,
     workspace_cmds,
 )
 from segmint.cli.common import app
@@ -24,6 +25,7 @@ taxonomy.register(app)
 demo.register(app)
 segment.register(app)
 segments_saved.register(app)  # after `segment`: adds save/list/show/... to its group
+traits.register(app)
 
 
 def main() -> None:

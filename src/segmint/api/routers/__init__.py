@@ -6,7 +6,9 @@ from segmint.api.routers import (
     segment,
     segments,
     taxonomy,
+    traits,
     web,
 )
 
-ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, web.router]
+ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, traits.router,
+           web.router]

@@ -1,0 +1,107 @@
+"""Benchmark: all computed-trait families on a generated demo shop; time per family, end to end, peak memory.
+
+Run: `PYTHONPATH=src python bench/traits.py --users 200000 --days 90` (prints Markdown), or
+`python -m bench.run traits` (section in docs/benchmarks.md). The baseline in the
+same run is one plain scan aggregation over the events table (count, max ts, per user), the floor any
+per-user trait query pays. Compute runs in a child process so its peak RSS is the traits' own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+NOW = datetime(2026, 11, 25)
+
+_CHILD = r"""
+import json, resource, sys, time
+from datetime import datetime
+from segmint.workspace import Workspace
+from segmint.traits import FAMILIES, compute_traits, load_trait_config
+from segmint.traits.runner import compute_family
+ws = Workspace(sys.argv[1]); store = ws.store; cfg = load_trait_config(ws.path)
+as_of = datetime.fromisoformat(sys.argv[2])
+out = {}
+t = time.perf_counter()
+store.query("SELECT user_id, count(*), max(ts) FROM events WHERE ts <= $a GROUP BY user_id", {"a": as_of})
+out["baseline: per-user count/max scan"] = [time.perf_counter() - t, None]
+for f in FAMILIES:
+    t = time.perf_counter()
+    table, note = compute_family(store, cfg, f, as_of)
+    out[f"family {f} (query only)"] = [time.perf_counter() - t, table.num_rows]
+    if note:
+        out["_clv"] = note
+t = time.perf_counter()
+run = compute_traits(store, cfg, as_of=as_of, publish=True)
+out["all families: compute + history + publish"] = [time.perf_counter() - t, run.rows]
+out["_users"] = run.users
+for k in ("lifecycle_stage", "rfm_tier", "churn_risk", "purchase_regularity", "clv_tier"):
+    rows = store.query("SELECT coalesce(traits->>$k, '(none)') AS v, count(*) AS n FROM profiles "
+                       "GROUP BY v ORDER BY n DESC", {"k": "$." + k}).to_pylist()
+    out["_dist_" + k] = {r["v"]: r["n"] for r in rows}
+out["_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+ws.close()
+print(json.dumps(out))
+"""
+
+
+def _machine() -> str:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())
+    mem = next((int(ln.split()[1]) // 1024 // 1024 for ln in Path("/proc/meminfo").read_text().splitlines()
+                if ln.startswith("MemTotal")), 0)
+    return (f"{os.cpu_count()} cores ({cpu}), {mem} GB RAM, Python {platform.python_version()}, "
+            f"load {os.getloadavg()[0]:.1f}")
+
+
+def run(users: int = 200_000, days: int = 90) -> str:
+    """Build a demo shop, compute every trait family, return a Markdown report."""
+    from segmint.demo.generate import DemoSpec
+    from segmint.demo.load import build_demo
+
+    tmp = Path(tempfile.mkdtemp(prefix="segmint-bench-traits-"))
+    try:
+        t = time.perf_counter()
+        ws, _ = build_demo(tmp / "w", DemoSpec(users=users, days=days, now=NOW), progress=False)
+        events = ws.store.summary()["events"]
+        ws.close()
+        build = time.perf_counter() - t
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        res = subprocess.run([sys.executable, "-c", _CHILD, str(tmp / "w"), NOW.isoformat()], env=env,
+                             capture_output=True, text=True, check=True)
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    lines = ["## Computed traits: all families on a demo shop", "", f"Machine: {_machine()}", "",
+             f"Demo shop: {users:,} users x {days} days = {events:,} events (built in {build:.1f} s), "
+             f"as of {NOW:%Y-%m-%d}; {out['_users']:,} users got traits.", "",
+             "| step | seconds | rows |", "|---|---:|---:|"]
+    for k, (sec, rows) in ((k, v) for k, v in out.items() if not k.startswith("_")):
+        lines.append(f"| {k} | {sec:.2f} | {'' if rows is None else f'{rows:,}'} |")
+    lines += ["", f"Peak RSS of the compute process: {out['_rss_mb']:.0f} MB.",
+              f"CLV fit: {json.dumps(out.get('_clv'), ensure_ascii=False)}", "", "Distributions over profiles:", ""]
+    lines += [f"- {k[6:]}: " + ", ".join(f"{v} {n:,}" for v, n in d.items())
+              for k, d in out.items() if k.startswith("_dist_")]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Command-line entry: print the report."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=200_000)
+    ap.add_argument("--days", type=int, default=90)
+    args = ap.parse_args()
+    print(run(args.users, args.days))
+
+
+if __name__ == "__main__":
+    main()
