@@ -79,7 +79,7 @@ def test_smtp_multipart_and_headers(smtp_server) -> None:
     assert received["Message-ID"].strip() == result.provider_message_id
     assert received["Message-ID"].strip().endswith("@shop.example>")
     assert received[IDEMPOTENCY_HEADER] == "c1:u1:2026-11-25"
-    assert received["List-Unsubscribe"] == (
+    assert received["List-Unsubscribe"].strip() == (
         "<https://shop.example/u/abc>, <mailto:unsub@shop.example?subject=unsubscribe>"
     )
     assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
