@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 import orjson
 
 from segmint.channels.base import DeliveryResult, OutboundMessage
+from segmint.channels.retry import backoff_delay, is_retryable_status, retry_after_seconds
 
 SIGNATURE_HEADER = "Segmint-Signature"
 
@@ -40,20 +38,6 @@ def verify(secret: str, header: str, body: bytes, *, tolerance: float = 300, now
         return False
     expected = sign(secret, timestamp, body).split("v1=", 1)[1]
     return hmac.compare_digest(expected, fields.get("v1", ""))
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 class WebhookChannel:
@@ -94,12 +78,6 @@ class WebhookChannel:
             }
         )
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        """Full-jitter exponential backoff, but never shorter than Retry-After."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
-        delay = random.uniform(0, ceiling)
-        return min(self.backoff_max, max(delay, retry_after)) if retry_after is not None else delay
-
     def send(self, message: OutboundMessage) -> DeliveryResult:
         """POST with retries on 5xx, 429 and connection errors; other 4xx fail at once."""
         body = self.body(message)
@@ -121,9 +99,9 @@ class WebhookChannel:
                     provider_id = response.headers.get("X-Request-Id") or message.message_id
                     return DeliveryResult("sent", provider_message_id=provider_id)
                 last_error = f"{self.url}: HTTP {response.status_code}: {response.text[:200]}"
-                if response.status_code != 429 and response.status_code < 500:
+                if not is_retryable_status(response.status_code):
                     return DeliveryResult("failed", error=last_error, retryable=False)
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             if attempt < self.max_attempts:
-                self.sleep(self._delay(attempt, retry_after))
+                self.sleep(backoff_delay(attempt, self.backoff_base, self.backoff_max, retry_after))
         return DeliveryResult("failed", error=f"{last_error} (after {self.max_attempts} attempts)", retryable=True)
