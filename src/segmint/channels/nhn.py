@@ -26,7 +26,13 @@ AD_PREFIX = "(광고)"
 
 def _euc_kr_len(text: str) -> int:
     """Length in EUC-KR bytes (what NHN counts), unencodable characters counted as 2."""
-    return sum(len(ch.encode("euc-kr", errors="replace")) if ord(ch) > 127 else 1 for ch in text)
+    total = 0
+    for ch in text:
+        try:
+            total += len(ch.encode("euc-kr"))
+        except UnicodeEncodeError:
+            total += 2
+    return total
 
 
 def _headers(secret_key: str, idempotency_key: str | None = None) -> dict[str, str]:
@@ -93,7 +99,8 @@ class NhnSmsChannel:
         if not message.to:
             return DeliveryResult("refused", error="no phone number")
         if message.advertising and not message.text.startswith(AD_PREFIX):
-            return DeliveryResult("refused", error=f"advertising SMS must start with {AD_PREFIX!r} (정보통신망법 제50조)")
+            reason = f"advertising SMS must start with {AD_PREFIX!r} (정보통신망법 제50조)"
+            return DeliveryResult("refused", error=reason)
         url, body = self.request(message)
         try:
             response = self.client.post(url, json=body, headers=_headers(self.secret_key))
@@ -116,8 +123,9 @@ class NhnAlimtalkChannel:
     def send(self, message: OutboundMessage) -> DeliveryResult:
         """Send one template message; advertising content is refused before any call."""
         if message.advertising:
-            return DeliveryResult("refused", error="AlimTalk is for informational messages only; this message is "
-                                                   "marked advertising (use brand message/FriendTalk or SMS with (광고))")
+            reason = ("AlimTalk is for informational messages only; this message is marked advertising "
+                      "(use brand message/FriendTalk or SMS with (광고))")
+            return DeliveryResult("refused", error=reason)
         if not message.to:
             return DeliveryResult("refused", error="no phone number")
         template_code = message.data.get("template_code")
