@@ -126,3 +126,19 @@ def test_outbox_writes_one_json_line_per_message(tmp_path: Path) -> None:
     assert [r["user_id"] for r in records] == ["u1", "u2"]
     assert records[0]["subject"] == "장바구니에 담은 립스틱을 잊지 마세요"
     assert records[0]["unsubscribe_url"] == "https://shop.example/u/abc"
+
+
+def test_channels_built_from_workspace_config(workspace, smtp_server) -> None:
+    from segmint.channels.registry import get_channel
+    from segmint.channels.settings import SmtpSettings
+    from segmint.errors import InvalidInput
+
+    sink, port = smtp_server
+    with pytest.raises(InvalidInput, match=r"\[channels.email\]"):
+        get_channel(workspace, "email")
+    workspace.config.channels.email = SmtpSettings(host="127.0.0.1", port=port, sender="crm@shop.example",
+                                                   security="none")
+    assert get_channel(workspace, "email").send(_message()).ok
+    assert len(sink.envelopes) == 1
+    assert get_channel(workspace, "outbox").send(_message()).ok
+    assert (workspace.path / "outbox" / "outbox.jsonl").exists()

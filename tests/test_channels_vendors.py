@@ -169,3 +169,19 @@ def test_alimtalk_template_errors(alimtalk) -> None:
     assert missing.status == "failed" and "product" in missing.error
     no_code = _kakao_channel(running).send(_kakao(message_id="t3", data={}))
     assert no_code.status == "refused" and "template_code" in no_code.error
+
+
+def test_every_configured_channel_is_built(workspace) -> None:
+    from segmint.channels.registry import build_channels
+    from segmint.config import Config
+
+    workspace.config = Config.model_validate({"channels": {
+        "email": {"host": "smtp.example", "sender": "crm@shop.example"},
+        "webhook": {"url": "https://hooks.example/x", "secret": "s"},
+        "push": {"project_id": "demo-shop", "access_token": "t"},
+        "sms": {"app_key": "a", "secret_key": "s", "send_no": "15446859"},
+        "kakao": {"app_key": "a", "secret_key": "s", "sender_key": "k"},
+    }})
+    channels = build_channels(workspace)
+    assert sorted(channels) == ["email", "in_app", "kakao", "outbox", "push", "sms", "webhook"]
+    assert all(channel.name for channel in channels.values())
