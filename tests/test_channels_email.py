@@ -142,3 +142,18 @@ def test_channels_built_from_workspace_config(workspace, smtp_server) -> None:
     assert len(sink.envelopes) == 1
     assert get_channel(workspace, "outbox").send(_message()).ok
     assert (workspace.path / "outbox" / "outbox.jsonl").exists()
+
+
+def test_channels_section_in_toml(tmp_path: Path) -> None:
+    from segmint.config import CONFIG_FILE, load_config
+    from segmint.errors import WorkspaceError
+
+    (tmp_path / CONFIG_FILE).write_text(
+        '[channels.email]\nhost = "smtp.example"\nsender = "crm@shop.example"\nsecurity = "tls"\n', encoding="utf-8"
+    )
+    config = load_config(tmp_path)
+    assert config.channels.email.host == "smtp.example" and config.channels.email.port == 587
+    assert config.channels.webhook is None
+    (tmp_path / CONFIG_FILE).write_text('[channels.email]\nsender = "crm@shop.example"\n', encoding="utf-8")
+    with pytest.raises(WorkspaceError, match=r"channels\.email\.host: Field required"):
+        load_config(tmp_path)
