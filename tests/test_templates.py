@@ -134,3 +134,14 @@ def test_resource_limits_suppress() -> None:
 def test_bad_filter_argument_suppresses() -> None:
     out = render_string("{{ user.name | krw }}", _vars())
     assert out.suppressed is not None and "not an amount" in out.suppressed
+
+
+def test_unknown_filter_is_a_compile_error_with_position() -> None:
+    with pytest.raises(InvalidInput) as info:
+        compile_template("안녕\n{{ event.price | won }}", name="text")
+    assert info.value.where == "text:2:18" and "unknown filter 'won'" in info.value.message
+
+
+def test_template_lists_its_variables() -> None:
+    template = compile_template('{{ user.name | default: "고객" }} {{ event.price | krw }} {{ user.name }}')
+    assert template.variables() == ["event.price", "user.name"]

@@ -110,15 +110,19 @@ _TEXT_ENV = _make_env(html=False)
 _HTML_ENV = _make_env(html=True)
 
 
-def _location(source: str, exc: LiquidError) -> str:
-    """`line:column` of a Liquid error in `source` (the end of the template when unknown)."""
-    token = getattr(exc, "token", None)
-    index = getattr(token, "start_index", -1) if token is not None else -1
+def _line_col(source: str, index: int | None) -> str:
+    """`line:column` (1-based) of a character index in `source` (the end when unknown)."""
     if index is None or index < 0:
         index = len(source)
     line = source.count("\n", 0, index) + 1
     column = index - (source.rfind("\n", 0, index) + 1) + 1
     return f"{line}:{column}"
+
+
+def _location(source: str, exc: LiquidError) -> str:
+    """`line:column` of a Liquid error in `source`."""
+    token = getattr(exc, "token", None)
+    return _line_col(source, getattr(token, "start_index", -1) if token is not None else -1)
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,11 @@ class CompiledTemplate:
     html: bool
     _template: Any = field(repr=False, compare=False)
 
+    def variables(self) -> list[str]:
+        """Dotted paths of the variables the template reads (`user.name`, `event.price`), sorted."""
+        found = self._template.analyze().variables
+        return sorted({".".join(str(seg) for seg in v.segments) for uses in found.values() for v in uses})
+
 
 def compile_template(source: str, *, name: str = "body", html: bool = False) -> CompiledTemplate:
     """Parse a template; a syntax error raises InvalidInput at `name:line:column`."""
@@ -139,6 +148,10 @@ def compile_template(source: str, *, name: str = "body", html: bool = False) -> 
     except LiquidError as exc:
         message = getattr(exc, "message", None) or str(exc).splitlines()[0]
         raise InvalidInput(f"template syntax error: {message}", where=f"{name}:{_location(source, exc)}") from exc
+    for filter_name, spans in parsed.analyze().filters.items():
+        if filter_name not in env.filters:
+            where = f"{name}:{_line_col(source, spans[0].index)}"
+            raise InvalidInput(f"unknown filter {filter_name!r}", where=where)
     return CompiledTemplate(name=name, source=source, html=html, _template=parsed)
 
 
