@@ -145,3 +145,14 @@ def test_unknown_filter_is_a_compile_error_with_position() -> None:
 def test_template_lists_its_variables() -> None:
     template = compile_template('{{ user.name | default: "고객" }} {{ event.price | krw }} {{ user.name }}')
     assert template.variables() == ["event.price", "user.name"]
+
+
+def test_missing_variable_can_be_tested_in_conditions() -> None:
+    variables = _vars()
+    source = "{% if user.nickname %}{{ user.nickname }}{% else %}고객{% endif %}님"
+    assert render_string(source, variables).parts["body"] == "고객님"
+    assert render_string("{% if user.nickname == nil %}없음{% endif %}", variables).parts["body"] == "없음"
+    assert render_string("{% if user.name %}{{ user.name }}{% endif %}", variables).parts["body"] == "김민지"
+    assert render_string('{{ event.coupon | default: "없음" }}', variables).parts["body"] == "없음"
+    printed = render_string("{{ user.nickname | upcase }}", variables)
+    assert printed.suppressed == "missing variable user.nickname (in body)"

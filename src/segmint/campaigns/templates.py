@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from liquid import Environment, StrictDefaultUndefined
+from liquid import Environment, FalsyStrictUndefined
 from liquid.exceptions import (
     FilterError,
     LiquidError,
@@ -39,6 +39,21 @@ DEFAULT_TIMEZONE = "Asia/Seoul"
 MAX_OUTPUT_CHARS = 256 * 1024
 MAX_LOOP_ITERATIONS = 10_000
 MAX_CONTEXT_DEPTH = 20
+
+
+class _MissingVariable(FalsyStrictUndefined):
+    """Strict undefined that still works with `default` and in tests (`{% if user.nickname %}`, `== nil`).
+
+    Printing it (or using it in a filter other than `default`) raises, which suppresses the send.
+    """
+
+    force_liquid_default = True
+
+    def __eq__(self, other: object) -> bool:
+        return other is False or other is None
+
+    def __hash__(self) -> int:
+        return 0
 
 
 class _BoundedEnvironment(Environment):
@@ -99,7 +114,7 @@ def _local_date(value: object, fmt: object = "%Y년 %m월 %d일", *, context: An
 
 
 def _make_env(html: bool) -> Environment:
-    env = _BoundedEnvironment(undefined=StrictDefaultUndefined, autoescape=html)
+    env = _BoundedEnvironment(undefined=_MissingVariable, autoescape=html)
     env.filters["krw"] = _krw
     env.filters["josa"] = _josa
     env.filters["local_date"] = _local_date
