@@ -157,3 +157,44 @@ def test_channels_section_in_toml(tmp_path: Path) -> None:
     (tmp_path / CONFIG_FILE).write_text('[channels.email]\nsender = "crm@shop.example"\n', encoding="utf-8")
     with pytest.raises(WorkspaceError, match=r"channels\.email\.host: Field required"):
         load_config(tmp_path)
+
+
+def test_smtp_starttls_with_login_and_verified_certificate(tmp_path: Path) -> None:
+    import ssl
+    import subprocess
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"crm" and auth_data.password == b"pw"
+        return AuthResult(success=ok)
+
+    sink = _Sink()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(sink, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+                            authenticator=authenticate, auth_require_tls=True)
+    controller.start()
+    try:
+        def channel(**kw) -> SmtpChannel:
+            base = dict(host="127.0.0.1", port=port, sender="crm@shop.example", username="crm", password="pw",
+                        security="starttls", ca_file=str(cert))
+            return SmtpChannel(**(base | kw))
+
+        assert channel().send(_message()).ok
+        assert len(sink.envelopes) == 1
+        untrusted = channel(ca_file="").send(_message())  # self-signed cert not trusted by the system CAs
+        assert untrusted.status == "failed" and "CERTIFICATE_VERIFY_FAILED" in untrusted.error
+        assert len(sink.envelopes) == 1
+    finally:
+        controller.stop()

@@ -18,6 +18,7 @@ class SmtpSettings(BaseModel):
     password: str = ""
     security: Literal["starttls", "tls", "none"] = "starttls"
     unsubscribe_mailto: str = ""
+    ca_file: str = ""
 
 
 class WebhookSettings(BaseModel):

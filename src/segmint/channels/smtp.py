@@ -30,10 +30,16 @@ class SmtpChannel:
         security: str = "starttls",
         timeout: float = 30.0,
         unsubscribe_mailto: str = "",
+        ca_file: str = "",
     ) -> None:
         self.host, self.port, self.sender, self.sender_name = host, port, sender, sender_name
         self.username, self.password, self.security, self.timeout = username, password, security, timeout
         self.unsubscribe_mailto = unsubscribe_mailto
+        self.ca_file = ca_file
+
+    def _tls(self) -> ssl.SSLContext:
+        """Certificate-verifying TLS context (system CAs, or `ca_file` for a private relay)."""
+        return ssl.create_default_context(cafile=self.ca_file or None)
 
     def build(self, message: OutboundMessage) -> EmailMessage:
         """The MIME message that would be sent (text part first, HTML alternative second)."""
@@ -69,13 +75,13 @@ class SmtpChannel:
         try:
             if self.security == "tls":
                 client: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                    self.host, self.port, timeout=self.timeout, context=self._tls()
                 )
             else:
                 client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
             with client:
                 if self.security == "starttls":
-                    client.starttls(context=ssl.create_default_context())
+                    client.starttls(context=self._tls())
                 if self.username:
                     client.login(self.username, self.password)
                 refused = client.send_message(mail)
