@@ -156,3 +156,33 @@ def test_missing_variable_can_be_tested_in_conditions() -> None:
     assert render_string('{{ event.coupon | default: "없음" }}', variables).parts["body"] == "없음"
     printed = render_string("{{ user.nickname | upcase }}", variables)
     assert printed.suppressed == "missing variable user.nickname (in body)"
+
+
+def test_cart_reminder_end_to_end_to_outbox(tmp_path) -> None:
+    import orjson
+
+    from segmint.channels.base import OutboundMessage
+    from segmint.channels.outbox import OutboxChannel
+
+    parts = {
+        "subject": compile_template('{{ user.name | default: "고객" }}님, 장바구니를 확인하세요', name="subject"),
+        "html": compile_template(
+            '<p>장바구니에 담은 {{ event.product_name | josa: "이/가" }} 기다려요 ({{ event.price | krw }})</p>'
+            '<a href="{{ unsubscribe_url }}">수신거부</a>',
+            name="html",
+            html=True,
+        ),
+        "text": compile_template('장바구니에 담은 {{ event.product_name | josa: "이/가" }} 기다려요', name="text"),
+    }
+    rendered = render(parts, _vars())
+    assert rendered.ok
+    message = OutboundMessage(message_id="c1:u1", user_id="u1", to="minji@shop.example", campaign_id="c1",
+                              subject=rendered.parts["subject"], html=rendered.parts["html"],
+                              text=rendered.parts["text"], unsubscribe_url="https://shop.example/u?c=c1&u=u1")
+    assert OutboxChannel(tmp_path).send(message).ok
+    record = orjson.loads((tmp_path / "outbox.jsonl").read_bytes())
+    assert record["subject"] == "김민지님, 장바구니를 확인하세요"
+    assert record["text"] == "장바구니에 담은 립스틱이 기다려요"
+    assert record["html"] == (
+        '<p>장바구니에 담은 립스틱이 기다려요 (15,000원)</p><a href="https://shop.example/u?c=c1&amp;u=u1">수신거부</a>'
+    )
