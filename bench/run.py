@@ -21,6 +21,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 REGISTRY: dict[str, str] = {
     "ingest_load": "bench.ingest_load",
     "import_parquet": "bench.import_parquet",
+    "demo_gen": "bench.demo_gen",
 }
 
 

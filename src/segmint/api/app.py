@@ -65,4 +65,9 @@ def create_app(ws: Workspace) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    from fastapi.staticfiles import StaticFiles
+
+    from segmint.web import STATIC_DIR
+
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app

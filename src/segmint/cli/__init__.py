@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from segmint.cli import events, importer, serve, sync, taxonomy, workspace_cmds
+from segmint.cli import demo, events, importer, serve, sync, taxonomy, workspace_cmds
 from segmint.cli.common import app
 
 workspace_cmds.register(app)
@@ -11,6 +11,7 @@ events.register(app)
 importer.register(app)
 sync.register(app)
 taxonomy.register(app)
+demo.register(app)
 
 
 def main() -> None:

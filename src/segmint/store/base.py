@@ -56,6 +56,10 @@ class EventStore(ABC):
         """Write a batch atomically; returns the number of events inserted (duplicates skipped)."""
 
     @abstractmethod
+    def load_profiles(self, profiles: pa.Table) -> int:
+        """Bulk-merge profiles (user_id, traits JSON text, first_seen, timezone) in one statement."""
+
+    @abstractmethod
     def existing_message_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of these message ids are already stored (dedupe for imports and retries)."""
 

@@ -1,0 +1,57 @@
+"""The landing page (`GET /`): the workspace's real figures, in Korean, with links to the API docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from segmint.api.deps import AppState, get_state
+from segmint.errors import SegmintError
+from segmint.taxonomy.runtime import workspace_taxonomy
+from segmint.web import TEMPLATES_DIR
+
+router = APIRouter(tags=["web"])
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+
+def _fmt_time(value: Any) -> str:
+    return str(value)[:16] if value is not None else "-"
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def landing(request: Request, state: AppState = Depends(get_state)) -> HTMLResponse:
+    """Headline figures, events per name (with taxonomy display names) and ingest stats; no secrets."""
+    ws = state.workspace
+    store = ws.store
+    summary = store.summary()
+    try:
+        tax = workspace_taxonomy(ws)
+    except SegmintError:  # a broken taxonomy file must not take the landing page down
+        tax = None
+    events = []
+    for c in store.event_counts():
+        spec = tax.events.get(c.event) if tax else None
+        events.append(
+            {
+                "event": c.event,
+                "display_name": (spec.display_name if spec else None) or "",
+                "count": c.count,
+                "users": c.users,
+                "first": _fmt_time(c.first),
+                "last": _fmt_time(c.last),
+            }
+        )
+    context = {
+        "name": ws.config.name,
+        "timezone": ws.config.timezone,
+        "summary": summary,
+        "first_event": _fmt_time(summary["first_event"]),
+        "last_event": _fmt_time(summary["last_event"]),
+        "events": events,
+        "ingest": dict(state.ingestor.stats),
+        "writer_ok": state.ingestor.error is None,
+    }
+    return templates.TemplateResponse(request, "landing.html", context)

@@ -1,0 +1,1 @@
+"""The demo shop (데모몰): a deterministic synthetic Korean e-commerce workspace for demos and benchmarks."""
