@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import tomli_w
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from segmint.channels.settings import ChannelsConfig
 from segmint.errors import WorkspaceError
 
 CONFIG_FILE = "segmint.toml"
@@ -62,6 +63,7 @@ class Config(BaseModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -99,5 +101,5 @@ def save_config(folder: Path, config: Config) -> None:
     """Write `segmint.toml` (atomically: write then rename)."""
     path = folder / CONFIG_FILE
     tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(config.model_dump(mode="json")), encoding="utf-8")
+    tmp.write_text(tomli_w.dumps(config.model_dump(mode="json", exclude_none=True)), encoding="utf-8")
     tmp.replace(path)

@@ -2,6 +2,7 @@
 
 from segmint.api.routers import (
     admin,
+    inapp,
     posthog,
     segment,
     segments,
@@ -11,4 +12,4 @@ from segmint.api.routers import (
 )
 
 ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, traits.router,
-           web.router]
+           inapp.router, web.router]

@@ -1,0 +1,1 @@
+"""Campaigns: message templates and (later) scheduling and sending."""

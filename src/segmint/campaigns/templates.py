@@ -1,0 +1,251 @@
+"""Message templates in Liquid (the language of Braze, Customer.io, Iterable and Dittofeed).
+
+Variables a template sees (see docs/channels.md, "Templates"):
+
+- `user.id`, `user.traits.<trait>`, `user.computed.<computed trait>`, and every trait also directly as
+  `user.<trait>` (`user.name`, `user.email`) unless it is named id, traits or computed;
+- `event.<property>` for the triggering event's properties (`event.product_name`), plus `event.event`
+  (its name) and `event.timestamp` when known;
+- `campaign.id`, `campaign.name`, `unsubscribe_url` and `links.<name>`.
+
+Rendering is strict: a variable that does not exist either has a declared fallback
+(`{{ user.name | default: "고객" }}`) or the send is suppressed with a reason ("missing variable
+user.name"); output never reads "Hello ,". HTML templates are autoescaped. Output size, loop iterations
+and context depth are bounded by python-liquid's resource limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from liquid import Environment, FalsyStrictUndefined
+from liquid.exceptions import (
+    FilterError,
+    LiquidError,
+    LiquidSyntaxError,
+    ResourceLimitError,
+    UndefinedError,
+)
+from liquid.filter import with_context
+
+from segmint.campaigns import korean
+from segmint.errors import InvalidInput
+
+DEFAULT_TIMEZONE = "Asia/Seoul"
+MAX_OUTPUT_CHARS = 256 * 1024
+MAX_LOOP_ITERATIONS = 10_000
+MAX_CONTEXT_DEPTH = 20
+
+
+class _MissingVariable(FalsyStrictUndefined):
+    """Strict undefined that still works with `default` and in tests (`{% if user.nickname %}`, `== nil`).
+
+    Printing it (or using it in a filter other than `default`) raises, which suppresses the send.
+    """
+
+    force_liquid_default = True
+
+    def __eq__(self, other: object) -> bool:
+        return other is False or other is None
+
+    def __hash__(self) -> int:
+        return 0
+
+
+class _BoundedEnvironment(Environment):
+    """A Liquid environment with segmint's resource limits."""
+
+    context_depth_limit = MAX_CONTEXT_DEPTH
+    loop_iteration_limit = MAX_LOOP_ITERATIONS
+    output_stream_limit = MAX_OUTPUT_CHARS
+    local_namespace_limit = 64 * 1024
+
+
+def _krw(value: object) -> str:
+    """Liquid filter `krw`: 15000 -> "15,000원"."""
+    try:
+        return korean.krw(value)
+    except InvalidInput as exc:
+        raise FilterError(exc.message, token=None) from exc
+
+
+def _josa(value: object, pair: object = "을/를") -> str:
+    """Liquid filter `josa`: "샴푸" | josa: "을/를" -> "샴푸를"."""
+    try:
+        return korean.josa(value, str(pair))
+    except InvalidInput as exc:
+        raise FilterError(exc.message, token=None) from exc
+
+
+def _parse_instant(value: object) -> datetime:
+    """A datetime from a datetime, date, ISO-8601 string or epoch seconds (naive means UTC)."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        moment = datetime.fromtimestamp(value, tz=UTC)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise FilterError(f"local_date: not a date or time: {value!r}", token=None) from exc
+    else:
+        raise FilterError(f"local_date: not a date or time: {value!r}", token=None)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@with_context
+def _local_date(value: object, fmt: object = "%Y년 %m월 %d일", *, context: Any) -> str:
+    """Liquid filter `local_date`: format an instant in the user's time zone (default Asia/Seoul)."""
+    zone_name = DEFAULT_TIMEZONE
+    user = context.globals.get("user")
+    if isinstance(user, Mapping):
+        zone_name = user.get("timezone") or (user.get("traits") or {}).get("timezone") or zone_name
+    try:
+        zone = ZoneInfo(str(zone_name))
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo(DEFAULT_TIMEZONE)
+    return _parse_instant(value).astimezone(zone).strftime(str(fmt))
+
+
+def _make_env(html: bool) -> Environment:
+    env = _BoundedEnvironment(undefined=_MissingVariable, autoescape=html)
+    env.filters["krw"] = _krw
+    env.filters["josa"] = _josa
+    env.filters["local_date"] = _local_date
+    return env
+
+
+_TEXT_ENV = _make_env(html=False)
+_HTML_ENV = _make_env(html=True)
+
+
+def _line_col(source: str, index: int | None) -> str:
+    """`line:column` (1-based) of a character index in `source` (the end when unknown)."""
+    if index is None or index < 0:
+        index = len(source)
+    line = source.count("\n", 0, index) + 1
+    column = index - (source.rfind("\n", 0, index) + 1) + 1
+    return f"{line}:{column}"
+
+
+def _location(source: str, exc: LiquidError) -> str:
+    """`line:column` of a Liquid error in `source`."""
+    token = getattr(exc, "token", None)
+    return _line_col(source, getattr(token, "start_index", -1) if token is not None else -1)
+
+
+@dataclass(frozen=True)
+class CompiledTemplate:
+    """A parsed template ready to render; `html` means autoescaped output."""
+
+    name: str
+    source: str
+    html: bool
+    _template: Any = field(repr=False, compare=False)
+
+    def variables(self) -> list[str]:
+        """Dotted paths of the variables the template reads (`user.name`, `event.price`), sorted."""
+        found = self._template.analyze().variables
+        return sorted({".".join(str(seg) for seg in v.segments) for uses in found.values() for v in uses})
+
+
+def compile_template(source: str, *, name: str = "body", html: bool = False) -> CompiledTemplate:
+    """Parse a template; a syntax error raises InvalidInput at `name:line:column`."""
+    env = _HTML_ENV if html else _TEXT_ENV
+    try:
+        parsed = env.from_string(source)
+    except LiquidError as exc:
+        message = getattr(exc, "message", None) or str(exc).splitlines()[0]
+        raise InvalidInput(f"template syntax error: {message}", where=f"{name}:{_location(source, exc)}") from exc
+    for filter_name, spans in parsed.analyze().filters.items():
+        if filter_name not in env.filters:
+            where = f"{name}:{_line_col(source, spans[0].index)}"
+            raise InvalidInput(f"unknown filter {filter_name!r}", where=where)
+    return CompiledTemplate(name=name, source=source, html=html, _template=parsed)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The outcome of rendering one message: its parts, or why it must not be sent."""
+
+    parts: dict[str, str]
+    suppressed: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the message may be sent."""
+        return self.suppressed is None
+
+
+def build_variables(
+    *,
+    user_id: str,
+    traits: Mapping[str, Any] | None = None,
+    computed: Mapping[str, Any] | None = None,
+    event: Mapping[str, Any] | None = None,
+    event_name: str | None = None,
+    event_timestamp: Any = None,
+    campaign: Mapping[str, Any] | None = None,
+    unsubscribe_url: str | None = None,
+    links: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The documented variable shape for a render (user, event, campaign, unsubscribe_url, links)."""
+    traits = dict(traits or {})
+    user: dict[str, Any] = {k: v for k, v in traits.items() if k not in {"id", "traits", "computed"}}
+    user.update(id=user_id, traits=traits, computed=dict(computed or {}))
+    variables: dict[str, Any] = {"user": user, "campaign": dict(campaign or {}), "links": dict(links or {})}
+    if event is not None or event_name is not None:
+        ev = dict(event or {})
+        if event_name is not None:
+            ev.setdefault("event", event_name)
+        if event_timestamp is not None:
+            ev.setdefault("timestamp", event_timestamp)
+        variables["event"] = ev
+    if unsubscribe_url is not None:
+        variables["unsubscribe_url"] = unsubscribe_url
+        variables["links"].setdefault("unsubscribe", unsubscribe_url)
+    return variables
+
+
+def _undefined_name(exc: UndefinedError) -> str:
+    message = getattr(exc, "message", "") or str(exc).splitlines()[0]
+    return message.removesuffix(" is undefined").strip("'")
+
+
+def render(templates: Mapping[str, CompiledTemplate], variables: Mapping[str, Any]) -> Rendered:
+    """Render every part (subject, html, text ...); a missing variable or limit suppresses the send."""
+    parts: dict[str, str] = {}
+    for part, template in templates.items():
+        try:
+            parts[part] = template._template.render(**variables)
+        except UndefinedError as exc:
+            return Rendered(parts={}, suppressed=f"missing variable {_undefined_name(exc)} (in {template.name})")
+        except ResourceLimitError as exc:
+            reason = getattr(exc, "message", None) or str(exc).splitlines()[0]
+            return Rendered(parts={}, suppressed=f"template limit exceeded in {template.name}: {reason}")
+        except LiquidError as exc:
+            reason = getattr(exc, "message", None) or str(exc).splitlines()[0]
+            return Rendered(parts={}, suppressed=f"template error in {template.name}: {reason}")
+    return Rendered(parts=parts)
+
+
+def render_string(source: str, variables: Mapping[str, Any], *, html: bool = False) -> Rendered:
+    """Compile and render one template (convenience for previews and tests)."""
+    return render({"body": compile_template(source, html=html)}, variables)
+
+
+__all__ = [
+    "CompiledTemplate",
+    "LiquidSyntaxError",
+    "Rendered",
+    "build_variables",
+    "compile_template",
+    "render",
+    "render_string",
+]

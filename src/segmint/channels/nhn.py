@@ -1,0 +1,147 @@
+"""SMS/LMS and KakaoTalk AlimTalk through NHN Cloud Notification APIs (X-Secret-Key auth).
+
+- SMS API v3.0: `POST /sms/v3.0/appKeys/{appKey}/sender/sms` (<= 90 bytes EUC-KR) or `/sender/mms` (LMS,
+  with a title); advertising goes to `/sender/ad-sms` / `/sender/ad-mms` and must start with "(광고)"
+  (Korean law; the adapter refuses rather than rewrites).
+- AlimTalk API v2.3: `POST /alimtalk/v2.3/appkeys/{appkey}/messages` with senderKey, templateCode
+  (from `message.data["template_code"]`) and templateParameter (`message.data["template_parameters"]`).
+  AlimTalk is informational only: a message marked advertising is refused. The request carries
+  `X-NC-API-IDEMPOTENCY-KEY` (NHN rejects a repeat of the same key within 10 minutes).
+
+Both answer HTTP 200 with `header.isSuccessful`/`resultCode` and a per-recipient result list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from segmint.channels.base import DeliveryResult, OutboundMessage
+from segmint.channels.retry import is_retryable_status
+
+SMS_MAX_BYTES = 90
+AD_PREFIX = "(광고)"
+
+
+def _euc_kr_len(text: str) -> int:
+    """Length in EUC-KR bytes (what NHN counts), unencodable characters counted as 2."""
+    total = 0
+    for ch in text:
+        try:
+            total += len(ch.encode("euc-kr"))
+        except UnicodeEncodeError:
+            total += 2
+    return total
+
+
+def _headers(secret_key: str, idempotency_key: str | None = None) -> dict[str, str]:
+    headers = {"X-Secret-Key": secret_key, "Content-Type": "application/json;charset=UTF-8"}
+    if idempotency_key:
+        headers["X-NC-API-IDEMPOTENCY-KEY"] = idempotency_key
+    return headers
+
+
+def _interpret(response: httpx.Response, results_path: tuple[str, ...], vendor: str) -> DeliveryResult:
+    """DeliveryResult from an NHN answer: HTTP status, then header, then the first recipient's result."""
+    if not response.is_success:
+        return DeliveryResult("failed", error=f"{vendor}: HTTP {response.status_code}: {response.text[:200]}",
+                              retryable=is_retryable_status(response.status_code))
+    try:
+        payload: Any = response.json()
+    except ValueError:
+        return DeliveryResult("failed", error=f"{vendor}: answer is not JSON", retryable=True)
+    header = payload.get("header") or {}
+    if not header.get("isSuccessful"):
+        return DeliveryResult("failed", error=f"{vendor}: {header.get('resultCode')} {header.get('resultMessage')}")
+    node = payload
+    for key in results_path[:-1]:
+        node = node.get(key) or {}
+    results = node.get(results_path[-1]) or []
+    request_id = node.get("requestId", "")
+    if not results:
+        return DeliveryResult("failed", error=f"{vendor}: no recipient result in answer", retryable=False)
+    first = results[0]
+    if first.get("resultCode") != 0:
+        return DeliveryResult("failed", error=f"{vendor}: recipient {first.get('resultCode')} "
+                                              f"{first.get('resultMessage')}")
+    return DeliveryResult("sent", provider_message_id=f"{request_id}:{first.get('recipientSeq')}")
+
+
+class NhnSmsChannel:
+    """SMS or LMS (chosen by length) to one phone number."""
+
+    name = "sms"
+
+    def __init__(self, *, app_key: str, secret_key: str, send_no: str,
+                 base_url: str = "https://api-sms.cloud.toast.com", timeout: float = 10.0) -> None:
+        self.base = f"{base_url.rstrip('/')}/sms/v3.0/appKeys/{app_key}/sender"
+        self.secret_key, self.send_no = secret_key, send_no
+        self.client = httpx.Client(timeout=timeout)
+
+    def request(self, message: OutboundMessage) -> tuple[str, dict[str, Any]]:
+        """The URL and body for a message (SMS when it fits in 90 bytes, else LMS)."""
+        long = _euc_kr_len(message.text) > SMS_MAX_BYTES
+        kind = ("ad-" if message.advertising else "") + ("mms" if long else "sms")
+        body: dict[str, Any] = {
+            "body": message.text,
+            "sendNo": self.send_no,
+            "recipientList": [{"recipientNo": message.to, "recipientGroupingKey": message.message_id}],
+        }
+        if message.campaign_id:
+            body["senderGroupingKey"] = message.campaign_id
+        if long:
+            body["title"] = message.subject or message.text[:20]
+        return f"{self.base}/{kind}", body
+
+    def send(self, message: OutboundMessage) -> DeliveryResult:
+        """Send and read the per-recipient result."""
+        if not message.to:
+            return DeliveryResult("refused", error="no phone number")
+        if message.advertising and not message.text.startswith(AD_PREFIX):
+            reason = f"advertising SMS must start with {AD_PREFIX!r} (정보통신망법 제50조)"
+            return DeliveryResult("refused", error=reason)
+        url, body = self.request(message)
+        try:
+            response = self.client.post(url, json=body, headers=_headers(self.secret_key))
+        except httpx.HTTPError as exc:
+            return DeliveryResult("failed", error=f"NHN SMS: {type(exc).__name__}: {exc}", retryable=True)
+        return _interpret(response, ("body", "data", "sendResultList"), "NHN SMS")
+
+
+class NhnAlimtalkChannel:
+    """KakaoTalk AlimTalk (informational template messages) to one phone number."""
+
+    name = "kakao"
+
+    def __init__(self, *, app_key: str, secret_key: str, sender_key: str,
+                 base_url: str = "https://kakaotalk-bizmessage.api.nhncloudservice.com", timeout: float = 10.0) -> None:
+        self.url = f"{base_url.rstrip('/')}/alimtalk/v2.3/appkeys/{app_key}/messages"
+        self.secret_key, self.sender_key = secret_key, sender_key
+        self.client = httpx.Client(timeout=timeout)
+
+    def send(self, message: OutboundMessage) -> DeliveryResult:
+        """Send one template message; advertising content is refused before any call."""
+        if message.advertising:
+            reason = ("AlimTalk is for informational messages only; this message is marked advertising "
+                      "(use brand message/FriendTalk or SMS with (광고))")
+            return DeliveryResult("refused", error=reason)
+        if not message.to:
+            return DeliveryResult("refused", error="no phone number")
+        template_code = message.data.get("template_code")
+        if not template_code:
+            return DeliveryResult("refused", error="AlimTalk needs data.template_code (a Kakao-approved template)")
+        parameters = {str(k): str(v) for k, v in (message.data.get("template_parameters") or {}).items()}
+        body = {
+            "senderKey": self.sender_key,
+            "templateCode": str(template_code),
+            "recipientList": [{"recipientNo": message.to, "templateParameter": parameters,
+                               "recipientGroupingKey": message.message_id}],
+        }
+        if message.campaign_id:
+            body["senderGroupingKey"] = message.campaign_id
+        try:
+            response = self.client.post(self.url, json=body, headers=_headers(self.secret_key, message.message_id))
+        except httpx.HTTPError as exc:
+            return DeliveryResult("failed", error=f"NHN AlimTalk: {type(exc).__name__}: {exc}", retryable=True)
+        return _interpret(response, ("message", "sendResults"), "NHN AlimTalk")

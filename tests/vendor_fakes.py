@@ -1,0 +1,158 @@
+"""Local fakes of outside vendors (FCM HTTP v1, NHN Cloud SMS v3.0 and AlimTalk v2.3), served by uvicorn.
+
+They follow the documented contracts: paths, auth headers, request bodies, success and error bodies.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+class Running:
+    """A FastAPI app served by uvicorn on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake vendor did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def _fcm_error(code: int, status: str, message: str, fcm_code: str | None = None) -> JSONResponse:
+    details = [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": fcm_code}] if fcm_code \
+        else []
+    return JSONResponse({"error": {"code": code, "message": message, "status": status, "details": details}}, code)
+
+
+def fcm_app(project: str, token: str) -> tuple[FastAPI, dict[str, Any]]:
+    """FCM HTTP v1 fake: `state["fail"]` = list of (http, status, fcm code, retry-after) answered first."""
+    app = FastAPI()
+    state: dict[str, Any] = {"requests": [], "fail": []}
+
+    @app.post("/v1/projects/{project_id}/messages:send")
+    async def send(project_id: str, request: Request) -> JSONResponse:
+        if request.headers.get("authorization") != f"Bearer {token}":
+            return _fcm_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.",
+                              "THIRD_PARTY_AUTH_ERROR")
+        if project_id != project:
+            return _fcm_error(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH")
+        body = await request.json()
+        state["requests"].append(body)
+        message = body.get("message") or {}
+        data = message.get("data") or {}
+        bad = [k for k, v in data.items() if not isinstance(v, str)]
+        if not message.get("token") or bad:
+            return _fcm_error(400, "INVALID_ARGUMENT", f"Invalid value at 'message.data' {bad}", "INVALID_ARGUMENT")
+        if message["token"] == "unregistered-token":
+            return _fcm_error(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED")
+        if state["fail"]:
+            http, status, fcm_code, retry_after = state["fail"].pop(0)
+            response = _fcm_error(http, status, "try again", fcm_code)
+            if retry_after is not None:
+                response.headers["Retry-After"] = str(retry_after)
+            return response
+        return JSONResponse({"name": f"projects/{project}/messages/0:{len(state['requests'])}"})
+
+    return app, state
+
+
+def _nhn_header(ok: bool, code: int = 0, message: str = "SUCCESS") -> dict[str, Any]:
+    return {"isSuccessful": ok, "resultCode": code, "resultMessage": message}
+
+
+def _euc_kr_len(text: str) -> int:
+    return len(text.encode("euc-kr", errors="replace"))
+
+
+def nhn_sms_app(app_key: str, secret: str) -> tuple[FastAPI, dict[str, Any]]:
+    """NHN Cloud SMS v3.0 fake (sms, mms, ad-sms, ad-mms senders)."""
+    app = FastAPI()
+    state: dict[str, Any] = {"requests": [], "fail_http": []}
+
+    @app.post("/sms/v3.0/appKeys/{key}/sender/{kind}")
+    async def send(key: str, kind: str, request: Request) -> JSONResponse:
+        if state["fail_http"]:
+            return JSONResponse({"error": "unavailable"}, state["fail_http"].pop(0))
+        if key != app_key:
+            return JSONResponse({"header": _nhn_header(False, -1000, "Invalid appKey")})
+        if request.headers.get("x-secret-key") != secret:
+            return JSONResponse({"header": _nhn_header(False, -1001, "Invalid secret key")})
+        if kind not in {"sms", "mms", "ad-sms", "ad-mms"}:
+            return JSONResponse({"header": _nhn_header(False, -1, "Unknown sender type")}, 404)
+        body = await request.json()
+        state["requests"].append({"kind": kind, "body": body})
+        text = body.get("body") or ""
+        if not body.get("sendNo") or not body.get("recipientList"):
+            return JSONResponse({"header": _nhn_header(False, -2000, "sendNo and recipientList are required")})
+        if kind.endswith("sms") and _euc_kr_len(text) > 90:
+            return JSONResponse({"header": _nhn_header(False, -2001, "SMS body over 90 bytes")})
+        if kind.startswith("ad-") and not text.startswith("(광고)"):
+            return JSONResponse({"header": _nhn_header(False, -2002, "Advertising body must start with (광고)")})
+        results = []
+        for seq, recipient in enumerate(body["recipientList"], start=1):
+            ok = recipient.get("recipientNo", "").isdigit()
+            results.append({"recipientNo": recipient.get("recipientNo"), "resultCode": 0 if ok else -2008,
+                            "resultMessage": "SUCCESS" if ok else "Invalid recipient number", "recipientSeq": seq,
+                            "recipientGroupingKey": recipient.get("recipientGroupingKey")})
+        data = {"requestId": f"2026-req-{len(state['requests'])}", "statusCode": "2", "sendResultList": results}
+        return JSONResponse({"header": _nhn_header(True), "body": {"data": data}})
+
+    return app, state
+
+
+def nhn_alimtalk_app(app_key: str, secret: str, sender_key: str,
+                     templates: dict[str, list[str]]) -> tuple[FastAPI, dict[str, Any]]:
+    """NHN Cloud AlimTalk v2.3 fake: approved templates with their #{parameters}; idempotency key enforced."""
+    app = FastAPI()
+    state: dict[str, Any] = {"requests": [], "keys": set()}
+
+    @app.post("/alimtalk/v2.3/appkeys/{key}/messages")
+    async def send(key: str, request: Request) -> JSONResponse:
+        if key != app_key or request.headers.get("x-secret-key") != secret:
+            return JSONResponse({"header": _nhn_header(False, -1001, "Invalid appkey or secret key")})
+        idem = request.headers.get("x-nc-api-idempotency-key")
+        if idem:
+            if idem in state["keys"]:
+                return JSONResponse({"header": _nhn_header(False, -9001, "Duplicated idempotency key")})
+            state["keys"].add(idem)
+        body = await request.json()
+        state["requests"].append({"body": body, "idempotency_key": idem})
+        if body.get("senderKey") != sender_key:
+            return JSONResponse({"header": _nhn_header(False, -1006, "Invalid senderKey")})
+        params = templates.get(body.get("templateCode", ""))
+        if params is None:
+            return JSONResponse({"header": _nhn_header(False, -1011, "Template not found")})
+        results = []
+        for seq, recipient in enumerate(body.get("recipientList") or [], start=1):
+            missing = [p for p in params if p not in (recipient.get("templateParameter") or {})]
+            results.append({"recipientSeq": seq, "recipientNo": recipient.get("recipientNo"),
+                            "resultCode": -1025 if missing else 0,
+                            "resultMessage": f"missing template parameter {missing}" if missing else "",
+                            "recipientGroupingKey": recipient.get("recipientGroupingKey")})
+        message = {"requestId": f"alim-{len(state['requests'])}", "senderGroupingKey": body.get("senderGroupingKey"),
+                   "sendResults": results}
+        return JSONResponse({"header": _nhn_header(True, 0, "success"), "message": message})
+
+    return app, state
