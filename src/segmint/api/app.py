@@ -36,6 +36,9 @@ def build_ingestor(ws: Workspace) -> Ingestor:
 
 def create_app(ws: Workspace) -> FastAPI:
     """Build the app for a workspace; the ingest writer runs for the app's lifetime."""
+    from segmint.web.session import ensure_session_secret
+
+    ensure_session_secret(ws)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

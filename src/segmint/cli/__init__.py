@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from segmint.cli import demo, events, importer, serve, sync, taxonomy, workspace_cmds
+from segmint.cli import demo, events, importer, serve, sync, taxonomy, users, workspace_cmds
 from segmint.cli.common import app
 
 workspace_cmds.register(app)
@@ -12,6 +12,7 @@ importer.register(app)
 sync.register(app)
 taxonomy.register(app)
 demo.register(app)
+users.register(app)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """Routers per resource; each module exposes `router`, registered in order here."""
 
-from segmint.api.routers import admin, posthog, segment, taxonomy, web
+from segmint.api.routers import admin, posthog, segment, taxonomy, web, web_auth, web_events, web_settings
 
-ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, web.router]
+ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, web.router, web_auth.router,
+           web_events.router, web_settings.router]
