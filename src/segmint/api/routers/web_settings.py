@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 
 from segmint.api.deps import AppState, get_state
+from segmint.api.ingest_common import key_cache
 from segmint.appdb.keys import create_key, list_keys, revoke_key
 from segmint.appdb.users import User, list_users
 from segmint.web.render import current_user, render, require_csrf
@@ -37,6 +38,7 @@ def settings_create_key(request: Request, label: str = Form(""), state: AppState
              dependencies=[Depends(require_csrf)])
 def settings_revoke_key(request: Request, key_id: int, state: AppState = Depends(get_state),
                         _user: User = Depends(current_user)) -> HTMLResponse:
-    """Revoke a write key."""
+    """Revoke a write key; it stops working at once (this server's key cache is cleared)."""
     revoke_key(state.workspace.appdb, str(key_id))
+    key_cache(state).clear()
     return _page(request, state, revoked=True)
