@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_util import Server
 
 from segmint.appdb.users import create_user
 from segmint.demo.generate import DemoSpec
 from segmint.demo.load import build_demo
+from server_util import Server
 
 playwright_api = pytest.importorskip("playwright.sync_api")  # dev extra; the checks below never skip
 
@@ -31,7 +31,7 @@ def served_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
     ws, info = build_demo(tmp_path_factory.mktemp("ui") / "ws", DemoSpec(users=150, days=40, now=now),
                           progress=False)
     create_user(ws.appdb, EMAIL, PASSWORD, display_name="김마케터")
-    facts = {"events": ws.store.summary()["events"], "token": ws.config.admin_token}
+    facts = {"events": ws.store.summary()["events"], "token": ws.config.admin_token, "key": info.write_key}
     ws.appdb.dispose()
     ws.close()
     server = Server(ws.path, facts["token"]).start()
@@ -49,9 +49,9 @@ def browser() -> Iterator[object]:
 
 
 def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    """Save a full-page screenshot as a test artifact."""
+    """Save a screenshot of the viewport as a test artifact."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
 def test_marketer_journey_in_korean_and_english(served_demo, browser) -> None:  # type: ignore[no-untyped-def]
@@ -134,12 +134,18 @@ def test_marketer_journey_in_korean_and_english(served_demo, browser) -> None:  
     ctx.close()
 
 
-def test_write_key_does_not_open_the_ui(served_demo, browser) -> None:  # type: ignore[no-untyped-def]
+def test_write_key_opens_neither_ui_nor_admin_api(served_demo, browser) -> None:  # type: ignore[no-untyped-def]
     server, facts = served_demo
-    key = httpx.post(server.url + "/v1/track", json={}, auth=("nope", "")).status_code
-    assert key == 401
-    ctx = browser.new_context(http_credentials={"username": facts["token"], "password": ""})
+    key = facts["key"]
+    track = {"userId": "u-key", "event": "product_viewed"}
+    assert httpx.post(server.url + "/v1/track", json=track, auth=(key, "")).status_code == 200
+    assert httpx.get(server.url + "/api/summary", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    assert httpx.get(server.url + "/api/summary", auth=(key, "")).status_code == 401
+    ctx = browser.new_context(http_credentials={"username": key, "password": ""},
+                              extra_http_headers={"Authorization": f"Bearer {key}"})
     page = ctx.new_page()
-    page.goto(server.url + "/")
-    assert "/login" in page.url
+    for path in ("/", "/settings"):
+        page.goto(server.url + path)
+        assert "/login?next=" in page.url
+        playwright_api.expect(page.locator("#login-submit")).to_be_visible()
     ctx.close()
