@@ -9,7 +9,14 @@ from fastapi.testclient import TestClient
 
 from segmint.api.app import create_app
 from segmint.appdb.keys import create_key, list_keys
-from segmint.appdb.users import authenticate, check_password, create_user, hash_password, list_users
+from segmint.appdb.users import (
+    authenticate,
+    check_password,
+    create_user,
+    ensure_user,
+    hash_password,
+    list_users,
+)
 from segmint.config import load_config
 from segmint.errors import Conflict, InvalidInput
 from segmint.web.i18n import from_accept_language
@@ -33,6 +40,12 @@ def test_password_hashes_are_salted_and_checked(workspace: Workspace) -> None:
     assert authenticate(workspace.appdb, "a@example.com", "wrong-password") is None
     user = authenticate(workspace.appdb, " A@EXAMPLE.COM ", "longenough")
     assert user is not None and user.role == "admin" and user.last_login_at is not None
+    # `segmint demo` gives its UI user a fresh password on every run
+    demo, pw1 = ensure_user(workspace.appdb, "demo@localhost")
+    again, pw2 = ensure_user(workspace.appdb, "demo@localhost")
+    assert demo.id == again.id and pw1 != pw2 and demo.role == "admin"
+    assert authenticate(workspace.appdb, "demo@localhost", pw1) is None
+    assert authenticate(workspace.appdb, "demo@localhost", pw2) is not None
 
 
 def test_pages_need_sign_in_and_redirect_back(workspace: Workspace) -> None:

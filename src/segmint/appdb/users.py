@@ -132,3 +132,24 @@ def authenticate(engine: Engine, email: str, password: str) -> User | None:
             return None
         row.last_login_at = _now()
         return _view(row)
+
+
+def set_password(engine: Engine, email: str, password: str) -> User:
+    """Replace a user's password."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password needs at least {MIN_PASSWORD} characters", where="password")
+    with Session(engine) as s, s.begin():
+        row = s.scalars(select(UserRow).where(UserRow.email == email.strip().lower())).first()
+        if row is None:
+            raise NotFound(f"no user {email}", where="email")
+        row.password_hash = hash_password(password)
+        return _view(row)
+
+
+def ensure_user(engine: Engine, email: str, *, role: str = "admin") -> tuple[User, str]:
+    """Create the user or give it a new random password; returns the user and that password."""
+    password = secrets.token_urlsafe(12)
+    try:
+        return create_user(engine, email, password, role=role), password
+    except Conflict:
+        return set_password(engine, email, password), password
