@@ -118,10 +118,17 @@ def test_marketer_journey_in_korean_and_english(served_demo, browser) -> None:  
     track = {"userId": "browser-u1", "event": "product_viewed", "properties": {}}
     assert httpx.post(server.url + "/v1/track", json=track, auth=(secret, "")).status_code == 200
     row = page.locator("#keys tr", has_text="브라우저 테스트")
-    row.get_by_role("button", name=re.compile("폐기")).click()
+    url_before = page.url
+    with page.expect_response(lambda r: r.url.endswith("/revoke")) as revoked:
+        row.get_by_role("button", name=re.compile("폐기")).click()
+    # revoked through htmx: the token travels in the X-CSRF-Token header set on <body>, no page load
+    sent = revoked.value.request.headers
+    assert sent.get("hx-request") == "true" and len(sent.get("x-csrf-token", "")) > 20
+    assert revoked.value.status == 200
     expect(page.get_by_role("status")).to_have_text("쓰기 키를 폐기했습니다.")
     expect(page.locator("#keys tr", has_text="브라우저 테스트").locator(".status")).to_have_text("폐기됨")
     assert httpx.post(server.url + "/v1/track", json=track, auth=(secret, "")).status_code == 401
+    assert page.url == url_before  # swapped in place by htmx
     expect(page.locator("#users-table")).to_contain_text(EMAIL)
     shot(page, "06-settings-revoked")
 
