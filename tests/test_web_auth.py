@@ -91,7 +91,8 @@ def test_csrf_is_required_on_every_state_changing_request(workspace: Workspace) 
     with TestClient(create_app(workspace)) as client:
         token = sign_in(client, workspace)
         before = len(list_keys(workspace.appdb))
-        assert client.post("/settings/keys", data={"label": "x"}).status_code == 403
+        refused = client.post("/settings/keys", data={"label": "x"})
+        assert refused.status_code == 403 and "보안 토큰이 없거나 올바르지 않습니다" in refused.text
         assert client.post("/settings/keys", data={"label": "x", "csrf_token": "wrong"}).status_code == 403
         assert client.post("/settings/keys", data={"label": "x"},
                            headers={"X-CSRF-Token": "wrong"}).status_code == 403

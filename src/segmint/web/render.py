@@ -50,6 +50,16 @@ def current_user(request: Request, state: AppState = Depends(get_state)) -> User
     return user
 
 
+class CsrfRejected(Exception):
+    """A state-changing UI request without the session's CSRF token."""
+
+
+async def csrf_rejected_page(request: Request, _exc: Exception) -> HTMLResponse:
+    """A 403 page in the UI language explaining the refused request."""
+    t = translator(request_lang(request))
+    return render(request, "error.html", {"message": t("error.csrf")}, status_code=403)
+
+
 async def require_csrf(request: Request, state: AppState = Depends(get_state)) -> None:
     """State-changing UI requests carry the session's CSRF token (form field or X-CSRF-Token header)."""
     if request.method not in UNSAFE_METHODS:
@@ -60,8 +70,7 @@ async def require_csrf(request: Request, state: AppState = Depends(get_state)) -
         if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             presented = str((await request.form()).get(CSRF_FIELD) or "")
     if not csrf_matches(session_of(request, state), presented):
-        t = translator(request_lang(request))
-        raise HTTPException(status_code=403, detail=t("error.csrf"))
+        raise CsrfRejected()
 
 
 def render(request: Request, name: str, context: dict[str, Any], *, status_code: int = 200,
