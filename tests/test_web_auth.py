@@ -62,6 +62,8 @@ def test_pages_need_sign_in_and_redirect_back(workspace: Workspace) -> None:
         cookie = resp.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
         assert client.get("/events").status_code == 200
+        again = client.get("/login?next=/settings", follow_redirects=False)
+        assert again.status_code == 303 and again.headers["location"] == "/settings"
         # an outside `next` is not followed
         client.cookies.clear()
         token = csrf_of(client.get("/login").text)

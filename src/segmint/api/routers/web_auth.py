@@ -49,9 +49,12 @@ def _login_page(request: Request, state: AppState, *, next_url: str, error: str 
     return resp
 
 
-@router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "/", state: AppState = Depends(get_state)) -> HTMLResponse:
-    """The sign-in form (sets a pre-sign-in session holding the form's CSRF token)."""
+@router.get("/login", response_class=HTMLResponse, response_model=None)
+def login_form(request: Request, next: str = "/", state: AppState = Depends(get_state)) -> Response:
+    """The sign-in form (sets a pre-sign-in session holding the form's CSRF token); signed-in users go on."""
+    sess = session_of(request, state)
+    if sess is not None and sess.user_id is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
     return _login_page(request, state, next_url=safe_next(next))
 
 
