@@ -17,12 +17,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# System packages the tests need (PostgreSQL server for `segmint sync` tests). Idempotent.
+# System packages the tests need (PostgreSQL server for `segmint sync` tests; Chromium and CJK fonts for
+# the browser tests). Idempotent.
 system: $(SYS_STAMP)
 
-$(SYS_STAMP): | $(BIN)/python
+$(SYS_STAMP): Makefile | $(BIN)/python
 	@missing=""; \
-	for p in postgresql; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in postgresql chromium fonts-noto-cjk; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \

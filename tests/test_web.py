@@ -11,6 +11,7 @@ from segmint.api.app import create_app
 from segmint.demo.generate import DemoSpec
 from segmint.demo.load import build_demo, read_demo_info
 from segmint.workspace import Workspace
+from web_login import sign_in
 
 
 def test_landing_page_shows_real_numbers_of_the_demo(tmp_path: Path) -> None:
@@ -20,6 +21,7 @@ def test_landing_page_shows_real_numbers_of_the_demo(tmp_path: Path) -> None:
     summary = ws.store.summary()
     counts = {c.event: c.count for c in ws.store.event_counts()}
     with TestClient(create_app(ws)) as client:
+        sign_in(client, ws)
         page = client.get("/")
         css = client.get("/static/segmint.css")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -39,6 +41,7 @@ def test_landing_page_shows_real_numbers_of_the_demo(tmp_path: Path) -> None:
 
 def test_landing_page_of_an_empty_workspace_counts_live_ingest(workspace: Workspace) -> None:
     with TestClient(create_app(workspace)) as client:
+        sign_in(client, workspace)
         html = client.get("/").text
     assert 'id="events">0<' in html and 'id="users">0<' in html
     assert "아직 이벤트가 없습니다" in html
@@ -46,6 +49,7 @@ def test_landing_page_of_an_empty_workspace_counts_live_ingest(workspace: Worksp
 
 def test_landing_page_survives_a_taxonomy_file_broken_while_serving(workspace: Workspace) -> None:
     with TestClient(create_app(workspace)) as client:
+        sign_in(client, workspace)
         workspace.taxonomy_path.write_text("events: [unclosed", encoding="utf-8")
         page = client.get("/")
     assert page.status_code == 200 and 'id="events">0<' in page.text

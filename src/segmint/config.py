@@ -58,6 +58,7 @@ class Config(BaseModel):
     name: str = "segmint"
     timezone: str = "Asia/Seoul"
     admin_token: str = ""
+    session_secret: str = ""
     store: StoreConfig = Field(default_factory=StoreConfig)
     appdb: AppDbConfig = Field(default_factory=AppDbConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)

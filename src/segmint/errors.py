@@ -45,6 +45,13 @@ class Unauthorized(SegmintError):
     code = "unauthorized"
 
 
+class Forbidden(SegmintError):
+    """Known credentials that may not do this (e.g. a missing or wrong CSRF token)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(SegmintError):
     """A named thing (workspace, key, segment, user) that does not exist."""
 

@@ -38,7 +38,8 @@ class Workspace:
         if (folder / CONFIG_FILE).exists():
             raise WorkspaceError("a workspace already exists here", where=str(folder))
         folder.mkdir(parents=True, exist_ok=True)
-        config = Config(name=name, timezone=timezone, admin_token="adm_" + secrets.token_urlsafe(24))
+        config = Config(name=name, timezone=timezone, admin_token="adm_" + secrets.token_urlsafe(24),
+                        session_secret=secrets.token_urlsafe(32))
         save_config(folder, config)
         ws = cls(folder, config)
         create_all(ws.appdb)

@@ -36,6 +36,9 @@ def build_ingestor(ws: Workspace) -> Ingestor:
 
 def create_app(ws: Workspace) -> FastAPI:
     """Build the app for a workspace; the ingest writer runs for the app's lifetime."""
+    from segmint.web.session import ensure_session_secret
+
+    ensure_session_secret(ws)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +64,9 @@ def create_app(ws: Workspace) -> FastAPI:
         where = ".".join(str(p) for p in err["loc"])
         return JSONResponse({"error": "invalid_input", "message": err["msg"], "where": where}, status_code=400)
 
+    from segmint.web.render import CsrfRejected, csrf_rejected_page
+
+    app.add_exception_handler(CsrfRejected, csrf_rejected_page)
     from segmint.api.routers import ROUTERS
 
     for router in ROUTERS:

@@ -58,6 +58,11 @@ class KeyCache:
             self._cache[secret] = (ok, now + (self.ttl if ok else self.negative_ttl))
         return ok
 
+    def clear(self) -> None:
+        """Forget every cached verdict (after a key is revoked in this process)."""
+        with self._lock:
+            self._cache.clear()
+
 
 def key_cache(state: AppState) -> KeyCache:
     """The app's write-key cache (created on first use)."""

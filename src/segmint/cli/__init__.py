@@ -12,6 +12,7 @@ from segmint.cli import (
     sync,
     taxonomy,
     traits,
+    users,
     workspace_cmds,
 )
 from segmint.cli.common import app
@@ -26,6 +27,7 @@ demo.register(app)
 segment.register(app)
 segments_saved.register(app)  # after `segment`: adds save/list/show/... to its group
 traits.register(app)
+users.register(app)
 
 
 def main() -> None:

@@ -79,6 +79,11 @@ def demo(
     print_summary(ws, info.spec.now)
     host = "127.0.0.1"
     console.print(f"\nwrite key: [bold]{info.write_key}[/bold]")
+    from segmint.appdb.users import ensure_user
+
+    ui_user, ui_password = ensure_user(ws.appdb, "demo@localhost")
+    console.print(f"web UI sign-in: [bold]{ui_user.email}[/bold]  password: [bold]{ui_password}[/bold] "
+                  "(new on every `segmint demo`)")
     if no_serve:
         ws.close()
         console.print(f"start the server with: segmint --workspace {ws.path} serve")

@@ -9,7 +9,10 @@ from segmint.api.routers import (
     taxonomy,
     traits,
     web,
+    web_auth,
+    web_events,
+    web_settings,
 )
 
 ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, traits.router,
-           inapp.router, web.router]
+           inapp.router, web.router, web_auth.router, web_events.router, web_settings.router]

@@ -1,4 +1,4 @@
-"""The landing page (`GET /`): the workspace's real figures, in Korean, with links to the API docs."""
+"""The UI home page (`GET /`, signed in): the workspace's real figures and links to the API docs."""
 
 from __future__ import annotations
 
@@ -6,15 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from segmint.api.deps import AppState, get_state
+from segmint.appdb.users import User
 from segmint.errors import SegmintError
 from segmint.taxonomy.runtime import workspace_taxonomy
-from segmint.web import TEMPLATES_DIR
+from segmint.web.render import current_user, render
 
 router = APIRouter(tags=["web"])
-templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
 
 def _fmt_time(value: Any) -> str:
@@ -22,7 +21,8 @@ def _fmt_time(value: Any) -> str:
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def landing(request: Request, state: AppState = Depends(get_state)) -> HTMLResponse:
+def landing(request: Request, state: AppState = Depends(get_state),
+            _user: User = Depends(current_user)) -> HTMLResponse:
     """Headline figures, events per name (with taxonomy display names) and ingest stats; no secrets."""
     ws = state.workspace
     store = ws.store
@@ -54,4 +54,4 @@ def landing(request: Request, state: AppState = Depends(get_state)) -> HTMLRespo
         "ingest": dict(state.ingestor.stats),
         "writer_ok": state.ingestor.error is None,
     }
-    return templates.TemplateResponse(request, "landing.html", context)
+    return render(request, "landing.html", context)
