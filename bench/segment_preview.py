@@ -18,10 +18,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from segmint.demo.generate import DemoSpec
-from segmint.demo.load import build_demo
 
 from segmint.api.app import create_app
+from segmint.demo.generate import DemoSpec
+from segmint.demo.load import build_demo
 from segmint.segments.seeds import SEEDS
 from segmint.workspace import Workspace
 
