@@ -348,6 +348,9 @@ class Compiler:
                 raise UnsupportedInSQL("comparing an event property with a date", where=".".join(f.path))
             return self.prop(alias, f.path, kind)
 
+        if isinstance(f.value, m.AggregateExpr) or isinstance(f.value2, m.AggregateExpr):
+            # The per-user aggregate is not in scope inside the event scan yet (reference handles it).
+            raise UnsupportedInSQL("an event property compared with an aggregate", where=".".join(f.path))
         return _safe(self.compare(actual, f.op, f.value, f.value2, b))
 
     def _exists(self, alias: str, path: list[str]) -> exp.Expression:

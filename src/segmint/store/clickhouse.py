@@ -224,6 +224,15 @@ class ClickHouseEventStore(EventStore):
             merged[upd.user_id] = (traits, first, last, upd.timezone or zone)
         self._upsert_profiles(merged, replace_traits=True)
 
+    def load_profiles(self, profiles: pa.Table) -> int:
+        """Bulk-merge profiles (user_id, traits JSON text, first_seen, timezone) through the same merge."""
+        rows: dict[str, tuple[dict[str, Any], datetime, datetime | None, str | None]] = {}
+        for r in profiles.select(["user_id", "traits", "first_seen", "timezone"]).to_pylist():
+            traits = orjson.loads(r["traits"]) if r["traits"] else {}
+            rows[r["user_id"]] = (traits, r["first_seen"], None, r["timezone"])
+        self._upsert_profiles(rows, replace_traits=True)
+        return len(rows)
+
     def _upsert_profiles(
         self, rows: dict[str, tuple[dict[str, Any], datetime, datetime | None, str | None]], *, replace_traits: bool
     ) -> None:
