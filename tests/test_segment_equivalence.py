@@ -45,9 +45,19 @@ def load(users: dict[str, Any]) -> DuckDBEventStore:
     profiles = []
     for uid, u in users.items():
         for e in u["events"]:
-            rows.append({"message_id": e["message_id"], "type": "track", "event": e["event"], "user_id": uid,
-                         "anonymous_id": None, "ts": e["ts"], "received_at": AS_OF, "properties": e["properties"],
-                         "source": "test"})
+            rows.append(
+                {
+                    "message_id": e["message_id"],
+                    "type": "track",
+                    "event": e["event"],
+                    "user_id": uid,
+                    "anonymous_id": None,
+                    "ts": e["ts"],
+                    "received_at": AS_OF,
+                    "properties": e["properties"],
+                    "source": "test",
+                }
+            )
         if u["has_profile"]:
             profiles.append(ProfileUpdate(uid, u["traits"], u["profile_ts"], u["timezone"]))
     duck.write(WriteBatch(events=events_to_arrow(rows) if rows else None, profiles=profiles))
@@ -56,11 +66,17 @@ def load(users: dict[str, Any]) -> DuckDBEventStore:
 
 def oracle(duck: DuckDBEventStore, users: dict[str, Any], tree: Any, as_of: datetime) -> set[str]:
     """Members by the reference evaluator, given the profiles exactly as the store holds them."""
-    profs = {r["user_id"]: r for r in duck.query(
-        "SELECT user_id, CAST(traits AS VARCHAR) AS traits, first_seen, last_seen, timezone FROM profiles").to_pylist()}
+    profs = {
+        r["user_id"]: r
+        for r in duck.query(
+            "SELECT user_id, CAST(traits AS VARCHAR) AS traits, first_seen, last_seen, timezone FROM profiles"
+        ).to_pylist()
+    }
     data = {}
     for uid, p in profs.items():
-        profile = reference.Profile(uid, json.loads(p["traits"]), p["first_seen"], p["last_seen"], p["timezone"])
+        profile = reference.Profile(
+            uid, json.loads(p["traits"]), p["first_seen"], p["last_seen"], p["timezone"]
+        )
         data[uid] = (users[uid]["events"], profile)
     return reference.members(tree, data, as_of)
 
@@ -83,7 +99,9 @@ def check(ch: ClickHouseEventStore, users: dict[str, Any], tree_list: list[Any],
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(users=histories(), tree_list=st.lists(trees, min_size=TREES_PER_EXAMPLE, max_size=TREES_PER_EXAMPLE))
-def test_reference_duckdb_clickhouse_agree(ch: ClickHouseEventStore, users: dict[str, Any], tree_list: list[Any]) -> None:
+def test_reference_duckdb_clickhouse_agree(
+    ch: ClickHouseEventStore, users: dict[str, Any], tree_list: list[Any]
+) -> None:
     """Member sets agree on random trees over histories with edge timestamps and mixed-type values."""
     check(ch, users, tree_list, AS_OF)
 
@@ -93,10 +111,19 @@ def test_hostile_values_are_parameters(ch: ClickHouseEventStore) -> None:
     from segmint.segments import model as m
 
     bad = "\"; DROP TABLE events; --'"
-    users = {"u'1": {"events": [{"message_id": "m1", "event": bad, "ts": AS_OF, "properties": {"k;ey 한": bad}}],
-                     "traits": {}, "profile_ts": AS_OF, "timezone": None, "has_profile": True},
-             "u2": {"events": [], "traits": {}, "profile_ts": AS_OF, "timezone": None, "has_profile": True}}
-    tree = m.Performed(event=bad, where=[m.PropertyFilter(path=["k;ey 한"], op="eq", value=m.Value(value=bad))])
+    users = {
+        "u'1": {
+            "events": [{"message_id": "m1", "event": bad, "ts": AS_OF, "properties": {"k;ey 한": bad}}],
+            "traits": {},
+            "profile_ts": AS_OF,
+            "timezone": None,
+            "has_profile": True,
+        },
+        "u2": {"events": [], "traits": {}, "profile_ts": AS_OF, "timezone": None, "has_profile": True},
+    }
+    tree = m.Performed(
+        event=bad, where=[m.PropertyFilter(path=["k;ey 한"], op="eq", value=m.Value(value=bad))]
+    )
     check(ch, users, [tree], AS_OF)
     duck = load(users)
     assert evaluate(duck, tree, AS_OF) == ["u'1"]

@@ -106,38 +106,64 @@ class Compiler:
         if self.ch:
             t = exp.Anonymous(this="JSONType", expressions=[obj, *(self.param(k, "str") for k in path)])
             t = exp.cast(t, "String")
-            return exp.Case(ifs=[exp.If(this=t.copy().eq(exp.Literal.string("String")), true=exp.Literal.string("str")),
-                                 exp.If(this=exp.In(this=t.copy(), expressions=[exp.Literal.string(x) for x in
-                                                                                ("Int64", "UInt64", "Double")]),
-                                        true=exp.Literal.string("num")),
-                                 exp.If(this=t.copy().eq(exp.Literal.string("Bool")), true=exp.Literal.string("bool"))],
-                            default=exp.Literal.string("other"))
+            return exp.Case(
+                ifs=[
+                    exp.If(this=t.copy().eq(exp.Literal.string("String")), true=exp.Literal.string("str")),
+                    exp.If(
+                        this=exp.In(
+                            this=t.copy(),
+                            expressions=[exp.Literal.string(x) for x in ("Int64", "UInt64", "Double")],
+                        ),
+                        true=exp.Literal.string("num"),
+                    ),
+                    exp.If(this=t.copy().eq(exp.Literal.string("Bool")), true=exp.Literal.string("bool")),
+                ],
+                default=exp.Literal.string("other"),
+            )
         t = exp.Anonymous(this="json_type", expressions=[obj, self.json_path(path)])
-        return exp.Case(ifs=[exp.If(this=t.copy().eq(exp.Literal.string("VARCHAR")), true=exp.Literal.string("str")),
-                             exp.If(this=exp.In(this=t.copy(), expressions=[exp.Literal.string(x) for x in
-                                                                            ("BIGINT", "UBIGINT", "DOUBLE", "HUGEINT")]),
-                                    true=exp.Literal.string("num")),
-                             exp.If(this=t.copy().eq(exp.Literal.string("BOOLEAN")), true=exp.Literal.string("bool"))],
-                        default=exp.Literal.string("other"))
+        return exp.Case(
+            ifs=[
+                exp.If(this=t.copy().eq(exp.Literal.string("VARCHAR")), true=exp.Literal.string("str")),
+                exp.If(
+                    this=exp.In(
+                        this=t.copy(),
+                        expressions=[
+                            exp.Literal.string(x) for x in ("BIGINT", "UBIGINT", "DOUBLE", "HUGEINT")
+                        ],
+                    ),
+                    true=exp.Literal.string("num"),
+                ),
+                exp.If(this=t.copy().eq(exp.Literal.string("BOOLEAN")), true=exp.Literal.string("bool")),
+            ],
+            default=exp.Literal.string("other"),
+        )
 
     def json_path(self, path: list[str]) -> exp.Expression:
         """A DuckDB JSON path for nested keys, as a bound parameter."""
         for k in path:
             if not is_safe_name(k):
-                raise InvalidInput(f"property name {k!r} contains a quote or control character", where=".".join(path))
+                raise InvalidInput(
+                    f"property name {k!r} contains a quote or control character", where=".".join(path)
+                )
         return self.param("$" + "".join(f'."{k}"' for k in path), "str")
 
     def json_text(self, obj: exp.Expression, path: list[str]) -> exp.Expression:
         """The value at a path as text (strings unquoted)."""
         if self.ch:
-            return exp.Anonymous(this="JSONExtractString", expressions=[obj, *(self.param(k, "str") for k in path)])
+            return exp.Anonymous(
+                this="JSONExtractString", expressions=[obj, *(self.param(k, "str") for k in path)]
+            )
         return exp.Anonymous(this="json_extract_string", expressions=[obj, self.json_path(path)])
 
     def json_raw(self, obj: exp.Expression, path: list[str]) -> exp.Expression:
         """The value at a path as JSON text (for distinct counting)."""
         if self.ch:
-            return exp.Anonymous(this="JSONExtractRaw", expressions=[obj, *(self.param(k, "str") for k in path)])
-        return exp.cast(exp.Anonymous(this="json_extract", expressions=[obj, self.json_path(path)]), "VARCHAR")
+            return exp.Anonymous(
+                this="JSONExtractRaw", expressions=[obj, *(self.param(k, "str") for k in path)]
+            )
+        return exp.cast(
+            exp.Anonymous(this="json_extract", expressions=[obj, self.json_path(path)]), "VARCHAR"
+        )
 
     def to_double(self, e: exp.Expression) -> exp.Expression:
         """Text -> DOUBLE or NULL."""
@@ -153,7 +179,9 @@ class Compiler:
 
     # ---- typed values of a JSON path (the reference's coercion rules)
 
-    def value_as(self, obj: exp.Expression, path: list[str], kind: str, col: exp.Expression | None) -> exp.Expression:
+    def value_as(
+        self, obj: exp.Expression, path: list[str], kind: str, col: exp.Expression | None
+    ) -> exp.Expression:
         """The value at a path coerced to a kind (str/num/bool), NULL when it cannot be."""
         if col is not None:
             return col
@@ -162,13 +190,25 @@ class Compiler:
         if kind == "str":
             return exp.If(this=typ.eq(exp.Literal.string("str")), true=text, false=exp.null())
         if kind == "num":
-            return exp.Case(ifs=[
-                exp.If(this=typ.eq(exp.Literal.string("num")), true=self.to_double(text)),
-                exp.If(this=exp.and_(typ.copy().eq(exp.Literal.string("str")), self.regex_full(text.copy(), NUMERIC_TEXT)),
-                       true=self.to_double(text.copy()))], default=exp.null())
+            return exp.Case(
+                ifs=[
+                    exp.If(this=typ.eq(exp.Literal.string("num")), true=self.to_double(text)),
+                    exp.If(
+                        this=exp.and_(
+                            typ.copy().eq(exp.Literal.string("str")),
+                            self.regex_full(text.copy(), NUMERIC_TEXT),
+                        ),
+                        true=self.to_double(text.copy()),
+                    ),
+                ],
+                default=exp.null(),
+            )
         if kind == "bool":
-            return exp.If(this=typ.eq(exp.Literal.string("bool")), true=text.copy().eq(exp.Literal.string("true")),
-                          false=exp.null())
+            return exp.If(
+                this=typ.eq(exp.Literal.string("bool")),
+                true=text.copy().eq(exp.Literal.string("true")),
+                false=exp.null(),
+            )
         raise UnsupportedInSQL(f"comparing a property with a {kind} value", where=".".join(path))
 
     def prop(self, alias: str, path: list[str], kind: str) -> exp.Expression:
@@ -176,7 +216,11 @@ class Compiler:
         col = None
         if len(path) == 1 and path[0] in self.typed:
             t = self.typed[path[0]]
-            if (kind == "num" and t == "number") or (kind == "str" and t == "string") or (kind == "bool" and t == "boolean"):
+            if (
+                (kind == "num" and t == "number")
+                or (kind == "str" and t == "string")
+                or (kind == "bool" and t == "boolean")
+            ):
                 col = exp.column(property_column(path[0]), table=alias, quoted=True)
         return self.value_as(exp.column("properties", table=alias), path, kind, col)
 
@@ -192,8 +236,10 @@ class Compiler:
             kind = _kind_of(v.values[0])
             a = actual(kind)
             inn = exp.In(this=a, expressions=[self.param(x, kind) for x in v.values])
-            return exp.and_(exp.Not(this=exp.Is(this=a.copy(), expression=exp.null())),
-                            inn if op == "in" else exp.not_(inn))
+            return exp.and_(
+                exp.Not(this=exp.Is(this=a.copy(), expression=exp.null())),
+                inn if op == "in" else exp.not_(inn),
+            )
         if isinstance(v, m.AnchorRef) and v.factor is None:
             return self.compare_anchor(actual, op, v, b)
         kind, right = self.operand(v, b)
@@ -229,12 +275,22 @@ class Compiler:
                 if kind != "str":
                     continue
                 a = actual("str")
-                test = (exp.StartsWith(this=a, expression=right) if op == "starts_with" else
-                        exp.GT(this=exp.StrPosition(this=a, substr=right), expression=exp.Literal.number(0)))
+                test = (
+                    exp.StartsWith(this=a, expression=right)
+                    if op == "starts_with"
+                    else exp.GT(this=exp.StrPosition(this=a, substr=right), expression=exp.Literal.number(0))
+                )
             elif op == "between":
                 raise UnsupportedInSQL("between with an anchor property", where=v.anchor)
             else:
-                cls = {"eq": exp.EQ, "ne": exp.NEQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
+                cls = {
+                    "eq": exp.EQ,
+                    "ne": exp.NEQ,
+                    "gt": exp.GT,
+                    "gte": exp.GTE,
+                    "lt": exp.LT,
+                    "lte": exp.LTE,
+                }[op]
                 test = cls(this=actual(kind), expression=right)
             parts.append(exp.and_(typ.copy().eq(exp.Literal.string(kind)), exp.paren(test)))
         return exp.or_(*parts) if parts else exp.false()
@@ -257,10 +313,14 @@ class Compiler:
             return "num", exp.Mul(this=val, expression=self.param(v.factor, "num"))
         if isinstance(v, m.TraitRef):
             val = self.value_as(exp.column("traits", table="p"), [v.name], "num", None)
-            return "num", val if v.factor is None else exp.Mul(this=val, expression=self.param(v.factor, "num"))
+            return "num", val if v.factor is None else exp.Mul(
+                this=val, expression=self.param(v.factor, "num")
+            )
         if isinstance(v, m.AggregateExpr):
             val = self.aggregate(v, b)
-            return "num", val if v.factor is None else exp.Mul(this=val, expression=self.param(v.factor, "num"))
+            return "num", val if v.factor is None else exp.Mul(
+                this=val, expression=self.param(v.factor, "num")
+            )
         raise UnsupportedInSQL(f"operand {type(v).__name__}")
 
     # ---- windows and event predicates
@@ -285,14 +345,21 @@ class Compiler:
             after = isinstance(w, m.AfterAnchorWindow)
             parts = [exp.GT(this=ts, expression=at) if after else exp.LT(this=ts, expression=at)]
             if w.within is not None:
-                span = exp.Interval(this=exp.Literal.number(int(w.within.to_timedelta().total_seconds())),
-                                    unit=exp.Var(this="SECOND"))
-                parts.append(exp.LTE(this=ts.copy(), expression=exp.Add(this=at.copy(), expression=span)) if after
-                             else exp.GTE(this=ts.copy(), expression=exp.Sub(this=at.copy(), expression=span)))
+                span = exp.Interval(
+                    this=exp.Literal.number(int(w.within.to_timedelta().total_seconds())),
+                    unit=exp.Var(this="SECOND"),
+                )
+                parts.append(
+                    exp.LTE(this=ts.copy(), expression=exp.Add(this=at.copy(), expression=span))
+                    if after
+                    else exp.GTE(this=ts.copy(), expression=exp.Sub(this=at.copy(), expression=span))
+                )
             return _and(parts)
         raise UnsupportedInSQL(f"{getattr(w, 'kind', w)} windows are not compiled to SQL yet")
 
-    def matches(self, alias: str, event: str, where: list[m.PropertyFilter], b: dict[str, str]) -> exp.Expression:
+    def matches(
+        self, alias: str, event: str, where: list[m.PropertyFilter], b: dict[str, str]
+    ) -> exp.Expression:
         """Event name equal and every filter true, on a row alias."""
         self.events.add(event)
         parts: list[exp.Expression] = [exp.column("event", table=alias).eq(self.param(event, "str"))]
@@ -302,12 +369,14 @@ class Compiler:
 
     def filter(self, alias: str, f: m.PropertyFilter, b: dict[str, str]) -> exp.Expression:
         """One property filter."""
+
         def actual(kind: str | None) -> exp.Expression:
             if kind is None:  # existence
                 return self._exists(alias, f.path)
             if kind == "ts":
                 raise UnsupportedInSQL("comparing an event property with a date", where=".".join(f.path))
             return self.prop(alias, f.path, kind)
+
         return _safe(self.compare(actual, f.op, f.value, f.value2, b))
 
     def _exists(self, alias: str, path: list[str]) -> exp.Expression:
@@ -316,8 +385,10 @@ class Compiler:
     def _exists_obj(self, obj: exp.Expression, path: list[str]) -> exp.Expression:
         """A non-null value is at the path."""
         if self.ch:
-            t = exp.cast(exp.Anonymous(this="JSONType", expressions=[obj, *(self.param(k, "str") for k in path)]),
-                         "String")
+            t = exp.cast(
+                exp.Anonymous(this="JSONType", expressions=[obj, *(self.param(k, "str") for k in path)]),
+                "String",
+            )
             return exp.NEQ(this=t, expression=exp.Literal.string("Null"))
         t = exp.Anonymous(this="json_type", expressions=[obj, self.json_path(path)])
         return _safe(exp.NEQ(this=t, expression=exp.Literal.string("NULL")))
@@ -330,15 +401,19 @@ class Compiler:
         self.aggs.append(exp.alias_(expr, name))
         return exp.column(name, table=self.agg_alias)
 
-    def event_agg(self, fn: str, value: exp.Expression | None, pred: exp.Expression,
-                  b: dict[str, str]) -> exp.Expression:
+    def event_agg(
+        self, fn: str, value: exp.Expression | None, pred: exp.Expression, b: dict[str, str]
+    ) -> exp.Expression:
         """fn over the user's events satisfying pred (count and sum never NULL)."""
         if fn == "count":
             agg: exp.Expression = exp.CountIf(this=pred)
         else:
             cond_val = exp.If(this=pred, true=value, false=exp.null())
-            agg = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[fn](this=cond_val) \
-                if fn != "count_distinct" else exp.Count(this=exp.Distinct(expressions=[cond_val]))
+            agg = (
+                {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[fn](this=cond_val)
+                if fn != "count_distinct"
+                else exp.Count(this=exp.Distinct(expressions=[cond_val]))
+            )
         ref = self.agg_column(agg)
         if fn in ("count", "count_distinct", "sum"):
             return exp.Coalesce(this=ref, expressions=[exp.Literal.number(0)])
@@ -351,13 +426,18 @@ class Compiler:
     def aggregate(self, a: m.AggregateExpr, b: dict[str, str]) -> exp.Expression:
         """An AggregateExpr's value (NULL when undefined, like the reference)."""
         r = self.row(b)
-        pred = _and([self.matches(r, a.event, a.where, b), self.window(a.window, exp.column("ts", table=r), b)])
+        pred = _and(
+            [self.matches(r, a.event, a.where, b), self.window(a.window, exp.column("ts", table=r), b)]
+        )
         value = None
         if a.fn == "count_distinct":
             value = self.json_raw(exp.column("properties", table=r), a.property or [])
             if self.ch:
-                value = exp.If(this=exp.In(this=value, expressions=[exp.Literal.string(""), exp.Literal.string("null")]),
-                               true=exp.null(), false=value.copy())
+                value = exp.If(
+                    this=exp.In(this=value, expressions=[exp.Literal.string(""), exp.Literal.string("null")]),
+                    true=exp.null(),
+                    false=value.copy(),
+                )
         elif a.fn != "count":
             value = self.prop(r, a.property or [], "num")
         if a.fn == "sum":
@@ -370,8 +450,11 @@ class Compiler:
         """A condition as a non-NULL boolean expression."""
         method = getattr(self, "c_" + type(c).__name__, None)
         if method is None:
-            raise UnsupportedInSQL(f"{c.kind} conditions are not compiled to SQL yet (the reference evaluator "
-                                   "and `segmint segment explain` handle them)", where=c.kind)
+            raise UnsupportedInSQL(
+                f"{c.kind} conditions are not compiled to SQL yet (the reference evaluator "
+                "and `segmint segment explain` handle them)",
+                where=c.kind,
+            )
         return method(c, b)
 
     def c_And(self, c: m.And, b: dict[str, str]) -> exp.Expression:
@@ -387,15 +470,26 @@ class Compiler:
         if c.source == "profile":
             col = exp.column(c.name, table="p")
             if c.name == "timezone":
-                return _safe(self.compare(lambda k: col if k in ("str", None) else exp.null(), c.op, c.value, c.value2, b)
-                             if c.op not in ("exists", "not_exists") else
-                             (exp.Not(this=exp.Is(this=col, expression=exp.null())) if c.op == "exists"
-                              else exp.Is(this=col, expression=exp.null())))
+                return _safe(
+                    self.compare(
+                        lambda k: col if k in ("str", None) else exp.null(), c.op, c.value, c.value2, b
+                    )
+                    if c.op not in ("exists", "not_exists")
+                    else (
+                        exp.Not(this=exp.Is(this=col, expression=exp.null()))
+                        if c.op == "exists"
+                        else exp.Is(this=col, expression=exp.null())
+                    )
+                )
             if c.op in ("within_last", "older_than"):
                 d = c.duration.to_timedelta()  # type: ignore[union-attr]
                 if c.op == "within_last":
-                    return _safe(exp.and_(exp.GT(this=col, expression=self.param(self.as_of - d, "ts")),
-                                          exp.LTE(this=col.copy(), expression=self.param(self.as_of, "ts"))))
+                    return _safe(
+                        exp.and_(
+                            exp.GT(this=col, expression=self.param(self.as_of - d, "ts")),
+                            exp.LTE(this=col.copy(), expression=self.param(self.as_of, "ts")),
+                        )
+                    )
                 return _safe(exp.LTE(this=col, expression=self.param(self.as_of - d, "ts")))
             if c.op == "exists":
                 return exp.Not(this=exp.Is(this=col, expression=exp.null()))
@@ -413,6 +507,7 @@ class Compiler:
             if kind == "ts":
                 raise UnsupportedInSQL("comparing a trait with a date", where=c.name)
             return self.value_as(obj, [c.name], kind or "str", None)
+
         return _safe(self.compare(actual, c.op, c.value, c.value2, b))
 
     def _count_test(self, n: exp.Expression, c: m.CountSpec) -> exp.Expression:
@@ -428,7 +523,9 @@ class Compiler:
         if isinstance(c.window, m.EachWindow):
             raise UnsupportedInSQL("'each' windows are not compiled to SQL yet", where=c.event)
         r = self.row(b)
-        pred = _and([self.matches(r, c.event, c.where, b), self.window(c.window, exp.column("ts", table=r), b)])
+        pred = _and(
+            [self.matches(r, c.event, c.where, b), self.window(c.window, exp.column("ts", table=r), b)]
+        )
         test = self._count_test(self.event_agg("count", None, pred, b), c.count)
         if c.new_profiles == "exclude" and isinstance(c.window, m.LastWindow):
             first = exp.column("first_seen", table="p")
@@ -444,11 +541,15 @@ class Compiler:
         r = self.row(b)
         pred = self.matches(r, c.event, c.where, b)
         ts = exp.column("ts", table=r)
-        agg = exp.Min(this=exp.If(this=pred, true=ts, false=exp.null())) if c.kind == "first" else \
-            exp.Max(this=exp.If(this=pred, true=ts, false=exp.null()))
+        agg = (
+            exp.Min(this=exp.If(this=pred, true=ts, false=exp.null()))
+            if c.kind == "first"
+            else exp.Max(this=exp.If(this=pred, true=ts, false=exp.null()))
+        )
         t = self.agg_column(agg)
-        return _safe(exp.and_(exp.Not(this=exp.Is(this=t, expression=exp.null())),
-                              self.window(c.window, t.copy(), b)))
+        return _safe(
+            exp.and_(exp.Not(this=exp.Is(this=t, expression=exp.null())), self.window(c.window, t.copy(), b))
+        )
 
     c_FirstCondition = _first_last
     c_LastCondition = _first_last
@@ -458,16 +559,36 @@ class Compiler:
         if b:
             raise UnsupportedInSQL("nested 'with' conditions are not compiled to SQL yet", where=a.name)
         name = f"anc{len(self.ctes)}"
-        inner = exp.select("*").from_(exp.table_("ev", alias="ev")).where(
-            _and([self.matches("ev", a.event, a.where, {}), self.window(a.window, exp.column("ts", table="ev"), {})]))
+        inner = (
+            exp.select("*")
+            .from_(exp.table_("ev", alias="ev"))
+            .where(
+                _and(
+                    [
+                        self.matches("ev", a.event, a.where, {}),
+                        self.window(a.window, exp.column("ts", table="ev"), {}),
+                    ]
+                )
+            )
+        )
         if a.pick in ("first", "last"):
-            order = [exp.Ordered(this=exp.column("ts"), desc=a.pick == "last"),
-                     exp.Ordered(this=exp.column("message_id"), desc=a.pick == "last")]
-            rn = exp.Window(this=exp.RowNumber(), partition_by=[exp.column("user_id")],
-                            order=exp.Order(expressions=order))
-            inner = exp.select("*").from_(exp.Subquery(
-                this=inner.select(exp.alias_(rn, "rn")), alias=exp.TableAlias(this=exp.to_identifier("x")))).where(
-                exp.column("rn").eq(exp.Literal.number(1)))
+            order = [
+                exp.Ordered(this=exp.column("ts"), desc=a.pick == "last"),
+                exp.Ordered(this=exp.column("message_id"), desc=a.pick == "last"),
+            ]
+            rn = exp.Window(
+                this=exp.RowNumber(), partition_by=[exp.column("user_id")], order=exp.Order(expressions=order)
+            )
+            inner = (
+                exp.select("*")
+                .from_(
+                    exp.Subquery(
+                        this=inner.select(exp.alias_(rn, "rn")),
+                        alias=exp.TableAlias(this=exp.to_identifier("x")),
+                    )
+                )
+                .where(exp.column("rn").eq(exp.Literal.number(1)))
+            )
         self.ctes.append((name, inner))
         saved, saved_alias = self.aggs, self.agg_alias
         self.aggs, self.agg_alias = [], f"g{name}"
@@ -475,48 +596,73 @@ class Compiler:
         inner_aggs, self.aggs, self.agg_alias = self.aggs, saved, saved_alias
         anc = exp.table_(name)
         on_user = exp.column("user_id", table="p").eq(exp.column("user_id", table=name))
-        members = exp.select(exp.column("user_id", table=name)).from_(anc).join(
-            exp.table_("profiles", alias="p"), on=on_user, join_type="left")
+        members = (
+            exp.select(exp.column("user_id", table=name))
+            .from_(anc)
+            .join(exp.table_("profiles", alias="p"), on=on_user, join_type="left")
+        )
         if inner_aggs:
-            # One row per anchor event: its aggregates over the user's events (a join, not a correlated query).
-            g = (exp.select(exp.alias_(exp.column("message_id", table=name), "aid"), *inner_aggs)
-                 .from_(exp.table_(name))
-                 .join(exp.table_("ev", alias="e2"), on=exp.column("user_id", table="e2").eq(
-                     exp.column("user_id", table=name)), join_type="left")
-                 .join(exp.table_("profiles", alias="p"), on=on_user.copy(), join_type="left")
-                 .group_by(exp.column("message_id", table=name)))
+            # One row per anchor event: its aggregates over the user's events (a join, not correlated).
+            g = (
+                exp.select(exp.alias_(exp.column("message_id", table=name), "aid"), *inner_aggs)
+                .from_(exp.table_(name))
+                .join(
+                    exp.table_("ev", alias="e2"),
+                    on=exp.column("user_id", table="e2").eq(exp.column("user_id", table=name)),
+                    join_type="left",
+                )
+                .join(exp.table_("profiles", alias="p"), on=on_user.copy(), join_type="left")
+                .group_by(exp.column("message_id", table=name))
+            )
             self.ctes.append((f"g{name}", g))
-            members = members.join(exp.table_(f"g{name}"), on=exp.column("aid", table=f"g{name}").eq(
-                exp.column("message_id", table=name)), join_type="left")
+            members = members.join(
+                exp.table_(f"g{name}"),
+                on=exp.column("aid", table=f"g{name}").eq(exp.column("message_id", table=name)),
+                join_type="left",
+            )
         members = members.where(body)
         return _safe(exp.In(this=exp.column("user_id", table="p"), query=exp.Subquery(this=members)))
 
 
-def compile_segment(tree: Any, as_of: datetime, *, dialect: str = "duckdb",
-                    typed: dict[str, str] | None = None) -> tuple[str, dict[str, Any]]:
+def compile_segment(
+    tree: Any, as_of: datetime, *, dialect: str = "duckdb", typed: dict[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
     """The members query for a tree as of a time, in a dialect; returns (sql_text, params)."""
     if dialect not in ("duckdb", "clickhouse"):
         raise InvalidInput(f"unknown SQL dialect {dialect!r} (duckdb or clickhouse)", where="engine")
-    as_of = as_of.replace(tzinfo=None) if as_of.tzinfo is None else as_of.astimezone(
-        __import__("datetime").UTC).replace(tzinfo=None)
+    as_of = (
+        as_of.replace(tzinfo=None)
+        if as_of.tzinfo is None
+        else as_of.astimezone(__import__("datetime").UTC).replace(tzinfo=None)
+    )
     comp = Compiler(dialect, as_of, dict(typed or {}))
     where = comp.cond(tree, {})
     as_of_p = comp.param(as_of, "ts")
-    source_pred = [exp.Not(this=exp.Is(this=exp.column("user_id"), expression=exp.null())),
-                   exp.LTE(this=exp.column("ts"), expression=as_of_p)]
+    source_pred = [
+        exp.Not(this=exp.Is(this=exp.column("user_id"), expression=exp.null())),
+        exp.LTE(this=exp.column("ts"), expression=as_of_p),
+    ]
     if comp.events:
-        source_pred.append(exp.In(this=exp.column("event"),
-                                  expressions=[comp.param(e, "str") for e in sorted(comp.events)]))
+        source_pred.append(
+            exp.In(this=exp.column("event"), expressions=[comp.param(e, "str") for e in sorted(comp.events)])
+        )
     ev = exp.select("*").from_("events").where(_and(source_pred))
     q = exp.select(exp.column("user_id", table="p")).from_(exp.table_("profiles", alias="p"))
     q = q.with_("ev", as_=ev)
     for name, body in comp.ctes:
         q = q.with_(name, as_=body)
     if comp.aggs:
-        agg = exp.select(exp.column("user_id"), *comp.aggs).from_(exp.table_("ev")).group_by(exp.column("user_id"))
+        agg = (
+            exp.select(exp.column("user_id"), *comp.aggs)
+            .from_(exp.table_("ev"))
+            .group_by(exp.column("user_id"))
+        )
         q = q.with_("agg", as_=agg)
-        q = q.join(exp.table_("agg", alias="a"), on=exp.column("user_id", table="a").eq(exp.column("user_id", table="p")),
-                   join_type="left")
+        q = q.join(
+            exp.table_("agg", alias="a"),
+            on=exp.column("user_id", table="a").eq(exp.column("user_id", table="p")),
+            join_type="left",
+        )
     q = q.where(where).order_by(exp.column("user_id", table="p"))
     sql = q.sql(dialect=dialect)
     if dialect == "clickhouse":

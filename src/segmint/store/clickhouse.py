@@ -20,10 +20,20 @@ from segmint.store.base import EventCount, EventStore, WriteBatch
 from segmint.store.schema import PROPERTY_TYPES, property_column
 from segmint.store.sqltext import quote_ident
 
-CH_TYPES = {"string": "Nullable(String)", "number": "Nullable(Float64)", "integer": "Nullable(Int64)",
-            "boolean": "Nullable(Bool)", "datetime": "Nullable(DateTime64(6, 'UTC'))"}
-ARROW_TYPES = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_(),
-               "datetime": pa.timestamp("us")}
+CH_TYPES = {
+    "string": "Nullable(String)",
+    "number": "Nullable(Float64)",
+    "integer": "Nullable(Int64)",
+    "boolean": "Nullable(Bool)",
+    "datetime": "Nullable(DateTime64(6, 'UTC'))",
+}
+ARROW_TYPES = {
+    "string": pa.string(),
+    "number": pa.float64(),
+    "integer": pa.int64(),
+    "boolean": pa.bool_(),
+    "datetime": pa.timestamp("us"),
+}
 
 TS64 = "DateTime64(6, 'UTC')"
 DDL = [
@@ -36,14 +46,26 @@ DDL = [
         user_id String, traits String, first_seen Nullable({TS64}), last_seen Nullable({TS64}),
         timezone Nullable(String), updated_at {TS64})
         ENGINE = MergeTree ORDER BY user_id""",
-    "CREATE TABLE IF NOT EXISTS identities (anonymous_id String, user_id String) ENGINE = MergeTree ORDER BY anonymous_id",
+    """CREATE TABLE IF NOT EXISTS identities (anonymous_id String, user_id String)
+        ENGINE = MergeTree ORDER BY anonymous_id""",
     """CREATE TABLE IF NOT EXISTS rejected (received_at DateTime64(6, 'UTC'), source String, reason String,
-        field Nullable(String), message_index Nullable(Int32), payload String) ENGINE = MergeTree ORDER BY received_at""",
+        field Nullable(String), message_index Nullable(Int32), payload String)
+        ENGINE = MergeTree ORDER BY received_at""",
     "CREATE TABLE IF NOT EXISTS store_state (key String, value String) ENGINE = MergeTree ORDER BY key",
     "CREATE TABLE IF NOT EXISTS property_columns (name String, type String) ENGINE = MergeTree ORDER BY name",
 ]
-EVENT_COLUMNS = ["message_id", "type", "event", "user_id", "anonymous_id", "ts", "received_at", "properties",
-                 "context", "source"]
+EVENT_COLUMNS = [
+    "message_id",
+    "type",
+    "event",
+    "user_id",
+    "anonymous_id",
+    "ts",
+    "received_at",
+    "properties",
+    "context",
+    "source",
+]
 PROFILE_COLUMNS = ["user_id", "traits", "first_seen", "last_seen", "timezone", "updated_at"]
 
 _SESSIONS: dict[str, Any] = {}
@@ -58,8 +80,9 @@ def _session(path: str) -> Any:
         if path not in _SESSIONS:
             if _SESSIONS:
                 other = next(iter(_SESSIONS))
-                raise WorkspaceError(f"chDB already uses {other} in this process (one data path per process)",
-                                     where=path)
+                raise WorkspaceError(
+                    f"chDB already uses {other} in this process (one data path per process)", where=path
+                )
             _SESSIONS[path] = chs.Session(path)
         return _SESSIONS[path]
 
@@ -81,8 +104,9 @@ def ch_param(value: Any) -> Any:
     return value
 
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0",
-                          "\b": "\\b", "\f": "\\f"})
+_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b", "\f": "\\f"}
+)
 
 
 class ClickHouseEventStore(EventStore):
@@ -122,12 +146,14 @@ class ClickHouseEventStore(EventStore):
         if not data.num_rows:
             return
         cols = ", ".join(quote_ident(c) for c in data.column_names)
-        _segmint_batch = data  # noqa: F841 - read by name by chDB's Python() table function
-        self._exec(f"INSERT INTO {quote_ident(table_name)} ({cols}) SELECT {cols} FROM Python(_segmint_batch)")
+        _segmint_batch = data
+        self._exec(
+            f"INSERT INTO {quote_ident(table_name)} ({cols}) SELECT {cols} FROM Python(_segmint_batch)"
+        )
 
     def _with_ids(self, ids: list[str], sql: str, fmt: str = "ArrowTable") -> Any:
         """Run SQL where `{ids}` stands for a subquery over a list of ids passed as an Arrow table."""
-        _segmint_ids = pa.table({"id": pa.array(ids, pa.string())})  # noqa: F841 - read by chDB by name
+        _segmint_ids = pa.table({"id": pa.array(ids, pa.string())})
         return self._exec(sql.replace("{ids}", "(SELECT id FROM Python(_segmint_ids))"), fmt=fmt)
 
     # -- writing ---------------------------------------------------------------------------------
@@ -139,11 +165,15 @@ class ClickHouseEventStore(EventStore):
                 known = self.identities()
                 new = {a: u for a, u in batch.identities.items() if a not in known}
                 if new:
-                    self._insert("identities", pa.table({"anonymous_id": list(new), "user_id": list(new.values())}))
+                    self._insert(
+                        "identities", pa.table({"anonymous_id": list(new), "user_id": list(new.values())})
+                    )
                     for anon, uid in new.items():  # events sent while anonymous now belong to the user
-                        self._exec("ALTER TABLE events UPDATE user_id = {u:String} WHERE user_id IS NULL "
-                                   "AND anonymous_id = {a:String} SETTINGS mutations_sync = 1",
-                                   {"u": uid, "a": anon})
+                        self._exec(
+                            "ALTER TABLE events UPDATE user_id = {u:String} WHERE user_id IS NULL "
+                            "AND anonymous_id = {a:String} SETTINGS mutations_sync = 1",
+                            {"u": uid, "a": anon},
+                        )
             if batch.events is not None and batch.events.num_rows:
                 inserted = self._insert_events(batch.events)
             if batch.profiles:
@@ -183,13 +213,17 @@ class ClickHouseEventStore(EventStore):
     def _touch_profiles(self, events: pa.Table) -> None:
         """Create profiles for users first seen in events and widen first/last seen."""
         spans: dict[str, tuple[datetime, datetime]] = {}
-        for uid, ts in zip(events.column("user_id").to_pylist(), events.column("ts").to_pylist(), strict=True):
+        for uid, ts in zip(
+            events.column("user_id").to_pylist(), events.column("ts").to_pylist(), strict=True
+        ):
             if uid is None:
                 continue
             lo, hi = spans.get(uid, (ts, ts))
             spans[uid] = (min(lo, ts), max(hi, ts))
         if spans:
-            self._upsert_profiles({u: ({}, lo, hi, None) for u, (lo, hi) in spans.items()}, replace_traits=False)
+            self._upsert_profiles(
+                {u: ({}, lo, hi, None) for u, (lo, hi) in spans.items()}, replace_traits=False
+            )
 
     def _merge_profiles(self, batch: WriteBatch) -> None:
         merged: dict[str, tuple[dict[str, Any], datetime, datetime | None, str | None]] = {}
@@ -200,8 +234,12 @@ class ClickHouseEventStore(EventStore):
             merged[upd.user_id] = (traits, first, last, upd.timezone or zone)
         self._upsert_profiles(merged, replace_traits=True)
 
-    def _upsert_profiles(self, rows: dict[str, tuple[dict[str, Any], datetime, datetime | None, str | None]],
-                         *, replace_traits: bool) -> None:
+    def _upsert_profiles(
+        self,
+        rows: dict[str, tuple[dict[str, Any], datetime, datetime | None, str | None]],
+        *,
+        replace_traits: bool,
+    ) -> None:
         """Merge rows into profiles the way DuckDB's ON CONFLICT merge does.
 
         Rewrites the whole (small, test-sized) profiles table: chDB's DELETE mutations are slow and the
@@ -232,10 +270,19 @@ class ClickHouseEventStore(EventStore):
                     out[c].append(old[c])
         self._exec("TRUNCATE TABLE profiles")
         ts = pa.timestamp("us")
-        self._insert("profiles", pa.table({
-            "user_id": pa.array(out["user_id"], pa.string()), "traits": pa.array(out["traits"], pa.string()),
-            "first_seen": pa.array(out["first_seen"], ts), "last_seen": pa.array(out["last_seen"], ts),
-            "timezone": pa.array(out["timezone"], pa.string()), "updated_at": pa.array(out["updated_at"], ts)}))
+        self._insert(
+            "profiles",
+            pa.table(
+                {
+                    "user_id": pa.array(out["user_id"], pa.string()),
+                    "traits": pa.array(out["traits"], pa.string()),
+                    "first_seen": pa.array(out["first_seen"], ts),
+                    "last_seen": pa.array(out["last_seen"], ts),
+                    "timezone": pa.array(out["timezone"], pa.string()),
+                    "updated_at": pa.array(out["updated_at"], ts),
+                }
+            ),
+        )
 
     def _profiles_for(self, ids: list[str] | None) -> dict[str, dict[str, Any]]:
         if ids is None:
@@ -260,20 +307,28 @@ class ClickHouseEventStore(EventStore):
             self._exec("TRUNCATE TABLE property_columns")
             self._ensure_columns_ddl(typed)
             if typed:
-                self._insert("property_columns", pa.table({"name": list(typed), "type": list(typed.values())}))
+                self._insert(
+                    "property_columns", pa.table({"name": list(typed), "type": list(typed.values())})
+                )
             cols = EVENT_COLUMNS + [property_column(n) for n in typed]
-            sel = ", ".join(f"CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}"
-                            if c in ("properties", "context") else quote_ident(c) for c in cols)
+            sel = ", ".join(
+                f"CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}"
+                if c in ("properties", "context")
+                else quote_ident(c)
+                for c in cols
+            )
             total = source.query("SELECT count(*) AS n FROM events").column(0)[0].as_py()
             offset = 0
             while offset < total:
                 chunk = source.query(
-                    f"SELECT {sel} FROM events ORDER BY message_id LIMIT ? OFFSET ?", [batch_rows, offset])
+                    f"SELECT {sel} FROM events ORDER BY message_id LIMIT ? OFFSET ?", [batch_rows, offset]
+                )
                 self._insert("events", chunk)
                 offset += batch_rows
             prof = source.query(
                 "SELECT user_id, CAST(traits AS VARCHAR) AS traits, first_seen, last_seen, timezone, "
-                "coalesce(updated_at, TIMESTAMP '1970-01-01') AS updated_at FROM profiles")
+                "coalesce(updated_at, TIMESTAMP '1970-01-01') AS updated_at FROM profiles"
+            )
             self._insert("profiles", prof)
             return int(total)
 
@@ -304,11 +359,16 @@ class ClickHouseEventStore(EventStore):
         """Counts per event name and type, most frequent first."""
         t = self._arrow("""SELECT type, event, count() AS n, uniqExact(user_id) AS users, min(ts) AS first,
             max(ts) AS last FROM events GROUP BY type, event ORDER BY n DESC, event""")
-        return [EventCount(r["type"], r["event"], r["n"], r["users"], r["first"], r["last"]) for r in t.to_pylist()]
+        return [
+            EventCount(r["type"], r["event"], r["n"], r["users"], r["first"], r["last"])
+            for r in t.to_pylist()
+        ]
 
     def rejected(self, limit: int = 100) -> list[dict[str, Any]]:
         """Most recent rejected messages."""
-        return self._arrow("SELECT * FROM rejected ORDER BY received_at DESC LIMIT {n:UInt32}", {"n": limit}).to_pylist()
+        return self._arrow(
+            "SELECT * FROM rejected ORDER BY received_at DESC LIMIT {n:UInt32}", {"n": limit}
+        ).to_pylist()
 
     def property_columns(self) -> dict[str, str]:
         """Typed property columns declared so far."""
@@ -316,9 +376,14 @@ class ClickHouseEventStore(EventStore):
         return dict(zip(t.column(0).to_pylist(), t.column(1).to_pylist(), strict=True)) if t.num_rows else {}
 
     def _ensure_columns_ddl(self, columns: dict[str, str]) -> None:
-        existing = set(self._arrow(
-            "SELECT name FROM system.columns WHERE database = {d:String} AND table = 'events'",
-            {"d": self.database}).column(0).to_pylist())
+        existing = set(
+            self._arrow(
+                "SELECT name FROM system.columns WHERE database = {d:String} AND table = 'events'",
+                {"d": self.database},
+            )
+            .column(0)
+            .to_pylist()
+        )
         for name, typ in columns.items():
             col = property_column(name)
             if col not in existing:
@@ -331,8 +396,10 @@ class ClickHouseEventStore(EventStore):
         with self._lock:
             for name, typ in columns.items():
                 if typ not in PROPERTY_TYPES:
-                    raise InvalidInput(f"unknown property type {typ!r}; use one of {sorted(PROPERTY_TYPES)}",
-                                       where=f"properties.{name}")
+                    raise InvalidInput(
+                        f"unknown property type {typ!r}; use one of {sorted(PROPERTY_TYPES)}",
+                        where=f"properties.{name}",
+                    )
                 if name not in existing:
                     added.append(name)
             if not added:
@@ -346,8 +413,14 @@ class ClickHouseEventStore(EventStore):
                     col = property_column(name)
                     idx = old.column_names.index(col)
                     old = old.set_column(idx, col, _typed_column(props, name, columns[name]))
-                old = old.cast(pa.schema([f.with_type(pa.timestamp("us")) if pa.types.is_timestamp(f.type) else f
-                                          for f in old.schema]))
+                old = old.cast(
+                    pa.schema(
+                        [
+                            f.with_type(pa.timestamp("us")) if pa.types.is_timestamp(f.type) else f
+                            for f in old.schema
+                        ]
+                    )
+                )
                 self._exec("TRUNCATE TABLE events")
                 self._insert("events", old)
         return added
@@ -355,8 +428,9 @@ class ClickHouseEventStore(EventStore):
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Run ClickHouse SQL with server-side `{name:Type}` parameters; returns an Arrow table."""
         if params is not None and not isinstance(params, dict):
-            raise InvalidInput("ClickHouse takes named parameters ({name:Type}), not positional ones",
-                               where="params")
+            raise InvalidInput(
+                "ClickHouse takes named parameters ({name:Type}), not positional ones", where="params"
+            )
         return self._arrow(sql, params)
 
     def summary(self) -> dict[str, Any]:
@@ -409,7 +483,7 @@ def _cast(v: Any, typ: str) -> Any:
             if isinstance(v, bool):
                 return None
             f = float(v)
-            return int(round(f))
+            return round(f)
         if typ == "boolean":
             if isinstance(v, bool):
                 return v
