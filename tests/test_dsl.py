@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from segment_strategies import TREES
 from segmint.errors import SegmintError
@@ -15,7 +17,8 @@ from segmint.segments.errors import SegmentSyntaxError
 from segmint.segments.validate import Catalog
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("SEGMENT_ROUNDTRIP_EXAMPLES", "400")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(TREES)
 def test_round_trip_random_trees(tree: m.Condition) -> None:
     text = to_text(tree)
@@ -98,7 +101,7 @@ def test_every_form_parses() -> None:
         'last order_completed at least 1 month ago',
         'did $page where name = "이벤트 페이지" at least 3 times today in workspace zone',
         'did app_opened in each of the last 4 weeks', 'did app_opened this month',
-        'did order_completed between 2026-03-01 and 2026-04-01', 'did order_completed since 2026-03-01T09:30',
+        'did order_completed from 2026-03-01 to 2026-04-01', 'did order_completed since 2026-03-01T09:30',
         'trait region in ["서울", "경기"]', 'trait email exists', 'trait name starts with "김"',
         'trait signup_date at least 30 days ago', 'trait age > trait min_age',
     ]
@@ -146,7 +149,7 @@ CATALOG = Catalog({"product_viewed": {"category", "price", "product_id"}, "coupo
     ("did prodct_viewed at least 2 times", (1, 5), "product_viewed"),
     ('did product_viewed where categry = "뷰티"', (1, 26), "category"),
     ("trait agee > 3", (1, 7), "age"),
-    ("with last cart_added as cart: did product_viewed where category = cart.categori", (1, 67), "category"),
+    ("with last cart_added as cart: did product_viewed where category = cart.categori", (1, 72), "category"),
 ])
 def test_unknown_names_with_suggestions(text: str, pos: tuple[int, int], suggestion: str) -> None:
     with pytest.raises(SegmentSyntaxError) as ei:
@@ -166,3 +169,45 @@ def test_unbound_anchor_is_an_error() -> None:
 def test_known_names_pass() -> None:
     t = parse('did product_viewed where category = "뷰티" and trait gender = "F"', CATALOG)
     assert isinstance(t, m.And)
+
+
+@pytest.mark.parametrize(("text", "pos", "message"), [
+    ("did product_viewed where price > true", (1, 26), "booleans can only be compared with = and !="),
+    ("trait age contains 3", (1, 7), "contains needs a string"),
+    ('did x and\n  sum revenue of order_completed > "a"', (2, 3), "an aggregate is a number"),
+])
+def test_mistyped_comparisons_point_at_the_place(text: str, pos: tuple[int, int], message: str) -> None:
+    with pytest.raises(SegmentSyntaxError, match=message) as ei:
+        parse(text)
+    assert (ei.value.line, ei.value.column) == pos
+
+
+_TOKENS = ["did", "not", "with", "as", "any", "last", "first", "at", "least", "most", "times", "in", "days",
+           "where", "=", ">=", "between", "and", "or", "(", ")", ":", ",", "3", "2.5", '"뷰티"', "`x y`",
+           "cart",
+           "cart.category", "after", "within", "then", "followed", "by", "trait", "age", "sum", "of", "price",
+           "2026-03-01", "from", "to", "messages", "on", "opened", "since", "*", "usual", "gap", "segment",
+           "[", "]", "exists", "`", '"', "\\", "#", "-", "0", "99999999999999999999"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), max_size=14))
+def test_any_text_parses_or_fails_cleanly(words: list[str]) -> None:
+    text = " ".join(words)
+    try:
+        tree = parse(text)
+    except SegmentSyntaxError as e:
+        assert e.line >= 1 and e.column >= 1 and "^" in e.display
+    else:
+        assert parse(to_text(tree)) == tree
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("did x in last 99999999999 days", "at most 1000 years"),
+    ('did x where a = "\\q"', "Invalid"),
+    ("did x since 2026-13-45", "month must be in 1..12"),
+    ("did x where a = 99999999999999999999999999", "64 bits"),
+])
+def test_bad_values_are_syntax_errors(text: str, message: str) -> None:
+    with pytest.raises(SegmentSyntaxError, match=message):
+        parse(text)

@@ -129,6 +129,13 @@ class _Build(Transformer):
     def path(self, *names: _Name) -> _Path:
         return _Path([n.text for n in names], names[0].line, names[0].column)
 
+    def _types(self, line: int, column: int, op: str, v: Any, v2: Any, numeric_left: bool = False) -> None:
+        """Record mistyped comparisons with their place (check_text reports them)."""
+        from segmint.segments.validate import typed_issues  # late import: validate imports this module
+
+        for problem in typed_issues(op, v, v2, numeric_left):
+            self.uses.append(NameUse("typed", problem, line, column))
+
     def _event(self, n: _Name, where: _Where | None) -> str:
         self.uses.append(NameUse("event", n.text, n.line, n.column))
         for p in where.paths if where else []:
@@ -199,6 +206,7 @@ class _Build(Transformer):
 
     def filter(self, p: _Path, test: tuple) -> tuple[_Path, m.PropertyFilter]:
         op, v, v2 = test
+        self._types(p.line, p.column, op, v, v2)
         return p, m.PropertyFilter(path=p.parts, op=op, value=v, value2=v2)
 
     def where(self, *fs: tuple[_Path, m.PropertyFilter]) -> _Where:
@@ -380,6 +388,7 @@ class _Build(Transformer):
             self.uses.append(NameUse("trait", n.text, n.line, n.column))
         if test[0] in ("within_last", "older_than"):
             return m.TraitCondition(name=n.text, source=src, op=test[0], duration=test[1])
+        self._types(n.line, n.column, *test)
         return m.TraitCondition(name=n.text, source=src, op=test[0], value=test[1], value2=test[2])
 
     # ---- aggregates
@@ -403,10 +412,16 @@ class _Build(Transformer):
     def agg_count(self, n: _Name, *parts: Any) -> m.AggregateExpr:
         return self._agg("count", None, n, parts)
 
-    def aggregate_cmp(self, a: m.AggregateExpr, op: str, v: Any) -> m.AggregateCondition:
+    @v_args(meta=True)
+    def aggregate_cmp(self, meta: Any, children: list) -> m.AggregateCondition:
+        a, op, v = children
+        self._types(meta.line, meta.column, op, v, None, True)
         return m.AggregateCondition(agg=a, op=op, value=v)
 
-    def aggregate_between(self, a: m.AggregateExpr, v: Any, v2: Any) -> m.AggregateCondition:
+    @v_args(meta=True)
+    def aggregate_between(self, meta: Any, children: list) -> m.AggregateCondition:
+        a, v, v2 = children
+        self._types(meta.line, meta.column, "between", v, v2, True)
         return m.AggregateCondition(agg=a, op="between", value=v, value2=v2)
 
     # ---- correlated and boolean
@@ -509,7 +524,7 @@ def parse(text: str, catalog: Any = None) -> m.Condition:
 
 def quote_name(name: str) -> str:
     """A name as written in the language: bare when safe, else `back-quoted` with \\ escapes."""
-    if _BARE.match(name) and name not in keywords() and not _UNIT.match(name):
+    if _BARE.fullmatch(name) and name not in keywords() and not _UNIT.fullmatch(name):
         return name
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
@@ -601,7 +616,7 @@ def _window(w: Any, omit_ever: bool = True) -> str:
         return f" at least {_dur(w.duration)} ago"
     if isinstance(w, m.BetweenWindow):
         if w.start is not None and w.end is not None:
-            return f" between {_dtext(w.start)} and {_dtext(w.end)}"
+            return f" from {_dtext(w.start)} to {_dtext(w.end)}"
         return f" since {_dtext(w.start)}" if w.start is not None else f" before {_dtext(w.end)}"  # type: ignore[arg-type]
     if isinstance(w, m.AfterAnchorWindow | m.BeforeAnchorWindow):
         within = f" within {_dur(w.within)}" if w.within else ""

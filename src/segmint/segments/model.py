@@ -24,6 +24,7 @@ UNIT_SECONDS: dict[str, int] = {
     "months": 30 * 86400,  # a month is exactly 30 days, in every engine
 }
 
+MAX_SPAN_SECONDS = 1000 * 365 * 86400  # no window reaches before year 1 or overflows a timedelta
 Scalar = str | bool | int | float
 
 
@@ -37,6 +38,8 @@ def _utc_naive(v: datetime | None) -> datetime | None:
 def _finite(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         raise ValueError("numbers must be finite")
+    if isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63:
+        raise ValueError("whole numbers must fit in 64 bits")
     return v
 
 
@@ -51,6 +54,12 @@ class Duration(_Node):
 
     amount: int = Field(ge=0)
     unit: Unit
+
+    @model_validator(mode="after")
+    def _not_huge(self) -> Duration:
+        if self.amount * UNIT_SECONDS[self.unit] > MAX_SPAN_SECONDS:
+            raise ValueError("a duration can be at most 1000 years")
+        return self
 
     def to_timedelta(self) -> timedelta:
         """The span as a timedelta (exact seconds)."""
@@ -232,6 +241,12 @@ class EachWindow(_Node):
     kind: Literal["each"] = "each"
     periods: int = Field(ge=1)
     unit: Unit
+
+    @model_validator(mode="after")
+    def _not_huge(self) -> EachWindow:
+        if self.periods * UNIT_SECONDS[self.unit] > MAX_SPAN_SECONDS:
+            raise ValueError("the periods can span at most 1000 years")
+        return self
 
 
 class CalendarWindow(_Node):

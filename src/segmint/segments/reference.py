@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from segmint.errors import NotFound, SegmintError
 from segmint.segments import model as m
+from segmint.segments.dsl import to_text
 
 MISSING: Any = None  # a missing property and a JSON null are the same thing: no value
 _NUMERIC_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -95,10 +96,11 @@ class ExplainNode:
     detail: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
     children: list[ExplainNode] = field(default_factory=list)
+    text: str = ""  # the node in the segment language
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (timestamps as ISO text)."""
-        return {"kind": self.kind, "result": self.result, "detail": self.detail,
+        return {"kind": self.kind, "text": self.text, "result": self.result, "detail": self.detail,
                 "events": [{**e, "ts": e["ts"].isoformat()} for e in self.events],
                 "children": [c.to_dict() for c in self.children]}
 
@@ -342,7 +344,9 @@ class Evaluator:
         """Evaluate one node under anchor bindings and say why."""
         b = b or {}
         method = getattr(self, "_" + type(c).__name__)
-        return method(c, b)
+        node = method(c, b)
+        node.text = to_text(c)
+        return node
 
     def _And(self, c: m.And, b: Bindings) -> ExplainNode:
         kids = [self.explain(i, b) for i in c.items]
@@ -571,21 +575,35 @@ def members(tree: m.Condition, users: Mapping[str, tuple[list[Any], Profile | Ma
 
 
 def load_user(store: Any, user_id: str, as_of: datetime | None = None) -> tuple[list[Event], Profile]:
-    """One user's events (up to as_of) and profile from an EventStore (DuckDB-style ? parameters)."""
-    params: list[Any] = [user_id]
-    sql = "SELECT message_id, event, ts, properties FROM events WHERE user_id = ?"
-    if as_of is not None:
-        sql += " AND ts <= ?"
-        params.append(_naive(as_of))
+    """One user's events (up to as_of) and profile from an EventStore (DuckDB or ClickHouse)."""
+    ch = getattr(store, "dialect", "duckdb") == "clickhouse"
+    cut = _naive(as_of) if as_of is not None else None
+    if ch:
+        sql = "SELECT message_id, event, ts, properties FROM events WHERE user_id = {uid:String}"
+        params: Any = {"uid": user_id}
+        if cut is not None:
+            sql += " AND ts <= {as_of:DateTime64(6, 'UTC')}"
+            params["as_of"] = cut
+        prof_sql = ("SELECT traits, first_seen, last_seen, timezone FROM profiles "
+                    "WHERE user_id = {uid:String} ORDER BY updated_at DESC LIMIT 1")
+        prof_params: Any = {"uid": user_id}
+    else:
+        sql = "SELECT message_id, event, ts, properties FROM events WHERE user_id = ?"
+        params = [user_id]
+        if cut is not None:
+            sql += " AND ts <= ?"
+            params.append(cut)
+        prof_sql = "SELECT traits, first_seen, last_seen, timezone FROM profiles WHERE user_id = ?"
+        prof_params = [user_id]
     rows = store.query(sql + " ORDER BY ts, message_id", params).to_pylist()
-    prof_rows = store.query("SELECT traits, first_seen, last_seen, timezone FROM profiles WHERE user_id = ?",
-                            [user_id]).to_pylist()
+    prof_rows = store.query(prof_sql, prof_params).to_pylist()
     profile = Profile(user_id=user_id)
     if prof_rows:
         p = prof_rows[0]
         traits = p["traits"]
         profile = Profile(user_id, json.loads(traits) if isinstance(traits, str) else dict(traits or {}),
-                          p["first_seen"], p["last_seen"], p["timezone"])
+                          _naive(p["first_seen"]) if p["first_seen"] else None,
+                          _naive(p["last_seen"]) if p["last_seen"] else None, p["timezone"])
     return to_events(rows), profile
 
 

@@ -33,18 +33,37 @@ class Catalog:
         return cls({name: set(ev.properties) for name, ev in tax.events.items()}, set(tax.traits))
 
     @classmethod
-    def from_store(cls, store: Any) -> Catalog:
-        """Events, top-level property keys and trait keys that have arrived in an EventStore."""
+    def from_store(cls, store: Any, sample: int = 2000) -> Catalog:
+        """Events, top-level property keys and trait keys that have arrived in an EventStore.
+
+        DuckDB reads every key with json_keys; on ClickHouse (whose embedded build lacks JSON key
+        functions) the keys come from up to `sample` events per name and `sample` profiles.
+        """
         events: dict[str, set[str]] = {}
         for r in store.query("SELECT DISTINCT event FROM events").to_pylist():
             events.setdefault(r["event"], set())
-        rows = store.query("SELECT event, k FROM (SELECT DISTINCT event, unnest(json_keys(properties)) AS k "
-                           "FROM events)").to_pylist()
-        for r in rows:
+        if getattr(store, "dialect", "duckdb") == "clickhouse":
+            sql = f"SELECT event, properties FROM events LIMIT {int(sample)} BY event"
+            for r in store.query(sql).to_pylist():
+                events[r["event"]].update(_keys(r["properties"]))
+            traits: set[str] = set()
+            for r in store.query(f"SELECT traits FROM profiles LIMIT {int(sample)}").to_pylist():
+                traits.update(_keys(r["traits"]))
+            return cls(events, traits)
+        sql = "SELECT DISTINCT event, unnest(json_keys(properties)) AS k FROM events"
+        for r in store.query(sql).to_pylist():
             events.setdefault(r["event"], set()).add(r["k"])
         traits = {r["k"] for r in store.query(
             "SELECT DISTINCT unnest(json_keys(traits)) AS k FROM profiles").to_pylist()}
         return cls(events, traits)
+
+
+def _keys(text: Any) -> set[str]:
+    try:
+        data = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return set()
+    return set(data) if isinstance(data, dict) else set()
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,27 @@ def _scalar_kind(v: Any) -> str:
     if isinstance(v, int | float):
         return "number"
     return "string"
+
+
+_OP_TEXT = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "between": "between",
+            "in": "in", "not_in": "not in", "contains": "contains", "starts_with": "starts with"}
+
+
+def typed_issues(op: str, value: Any, value2: Any, numeric_left: bool = False) -> list[str]:
+    """Problems with the literal types of one comparison (booleans ordered, contains on numbers, ...)."""
+    out: list[str] = []
+    for v in (value, value2):
+        if isinstance(v, m.Value):
+            k = _scalar_kind(v.value)
+            if op in ("contains", "starts_with") and k != "string":
+                out.append(f"{_OP_TEXT[op]} needs a string, not {v.value!r}")
+            elif k == "boolean" and op not in ("eq", "ne"):
+                out.append(f"booleans can only be compared with = and !=, not {_OP_TEXT.get(op, op)}")
+            elif numeric_left and k != "number":
+                out.append(f"an aggregate is a number; compare it with a number, not {v.value!r}")
+        elif isinstance(v, m.DateTimeValue) and (numeric_left or op in ("contains", "starts_with")):
+            out.append(f"{_OP_TEXT.get(op, op)} cannot take a time here")
+    return out
 
 
 class _Checker:
@@ -111,19 +151,8 @@ class _Checker:
             self.aggregate(o, scope, where)
 
     def typed(self, op: str, value: Any, value2: Any, where: str, numeric_left: bool = False) -> None:
-        for v in (value, value2):
-            if isinstance(v, m.Value):
-                k = _scalar_kind(v.value)
-                if op in ("contains", "starts_with") and k != "string":
-                    self.add(where, f"{op} needs a string")
-                if k == "boolean" and op not in ("eq", "ne"):
-                    self.add(where, f"booleans can only be compared with = and !=, not {op}")
-                if numeric_left and k != "number":
-                    self.add(where, f"an aggregate is a number; compare it with a number, not {v.value!r}")
-            if isinstance(v, m.ValueList) and numeric_left:
-                self.add(where, "an aggregate cannot be compared with a list")
-            if isinstance(v, m.DateTimeValue) and op in ("contains", "starts_with"):
-                self.add(where, f"{op} needs a string")
+        for problem in typed_issues(op, value, value2, numeric_left):
+            self.add(where, problem)
 
     def filters(self, event: str, fs: list[m.PropertyFilter], scope: dict[str, str], where: str) -> None:
         for i, f in enumerate(fs):
@@ -216,7 +245,9 @@ def check_text(text: str, tree: m.Condition, uses: list[Any], catalog: Catalog |
         return
     first = issues[0]
     for u in uses:
-        if u.name == first.name and (u.kind == first.kind or (first.kind == "anchor" and u.kind == "anchor")):
+        if first.kind == "invalid" and u.kind == "typed" and u.name == first.message:
+            raise SegmentSyntaxError(first.message, text=text, line=u.line, column=u.column)
+        if first.name is not None and u.name == first.name and u.kind == first.kind:
             raise SegmentSyntaxError(first.message, text=text, line=u.line, column=u.column,
                                      width=len(u.name), suggestion=first.suggestion)
     raise SegmentSyntaxError(first.message, text=text, line=1, column=1, suggestion=first.suggestion)
