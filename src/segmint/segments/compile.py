@@ -312,10 +312,13 @@ class Compiler:
             val = self.value_as(exp.column("properties", table=alias), v.path, "num", None)
             return "num", exp.Mul(this=val, expression=self.param(v.factor, "num"))
         if isinstance(v, m.TraitRef):
-            val = self.value_as(exp.column("traits", table="p"), [v.name], "num", None)
-            return "num", val if v.factor is None else exp.Mul(
-                this=val, expression=self.param(v.factor, "num")
-            )
+            obj = exp.column("traits", table="p")
+            if v.factor is None:  # the raw trait: only a JSON number compares with a number
+                text = self.json_text(obj, [v.name])
+                is_num = self.json_type(obj, [v.name]).eq(exp.Literal.string("num"))
+                return "num", exp.If(this=is_num, true=self.to_double(text), false=exp.null())
+            val = self.value_as(obj, [v.name], "num", None)
+            return "num", exp.Mul(this=val, expression=self.param(v.factor, "num"))
         if isinstance(v, m.AggregateExpr):
             val = self.aggregate(v, b)
             return "num", val if v.factor is None else exp.Mul(
