@@ -1,6 +1,4 @@
-"""Hypothesis strategies for SQL-vs-reference segment equivalence.
-
-Event histories over the demo vocabulary and random trees.
+"""Hypothesis strategies for SQL-vs-reference equivalence: histories over the demo vocabulary, random trees.
 
 Histories put timestamps exactly on window edges (and one microsecond either side), give several events
 the same timestamp, mix nulls, missing keys, numeric text, booleans, unicode and hostile strings, and
@@ -165,7 +163,9 @@ def _filters(anchor: str | None = None) -> st.SearchStrategy[list[m.PropertyFilt
                 path=st.sampled_from([["category"], ["product_id"], ["price"]]),
                 op=st.sampled_from(["eq", "ne", "gte"]),
                 value=st.builds(
-                    m.AnchorRef, anchor=st.just(anchor), path=st.sampled_from([["category"], ["product_id"], ["price"]])
+                    m.AnchorRef,
+                    anchor=st.just(anchor),
+                    path=st.sampled_from([["category"], ["product_id"], ["price"]]),
                 ),
             )
         )
@@ -209,7 +209,11 @@ def aggregate(anchor: str | None = None) -> st.SearchStrategy[m.AggregateConditi
             window=windows,
         ),
         st.builds(
-            m.AggregateExpr, fn=st.just("count"), event=st.sampled_from(EVENTS), where=_filters(anchor), window=windows
+            m.AggregateExpr,
+            fn=st.just("count"),
+            event=st.sampled_from(EVENTS),
+            where=_filters(anchor),
+            window=windows,
         ),
     )
     right = st.one_of(
@@ -248,7 +252,11 @@ traits = st.one_of(
         op=st.sampled_from(["eq", "ne"]),
         value=st.builds(m.Value, value=st.booleans()),
     ),
-    st.builds(m.TraitCondition, name=st.sampled_from(["age", "region"]), op=st.sampled_from(["exists", "not_exists"])),
+    st.builds(
+        m.TraitCondition,
+        name=st.sampled_from(["age", "region"]),
+        op=st.sampled_from(["exists", "not_exists"]),
+    ),
     st.builds(
         m.TraitCondition,
         name=st.sampled_from(["first_seen", "last_seen"]),

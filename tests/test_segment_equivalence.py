@@ -26,8 +26,8 @@ from segmint.store.duckdb import DuckDBEventStore
 from segmint.store.schema import events_to_arrow
 
 DEEP = os.environ.get("SEGMINT_DEEP") == "1"
-TREES_PER_EXAMPLE = 5
-EXAMPLES = 20_000 if DEEP else 400  # x TREES_PER_EXAMPLE cases
+TREES_PER_EXAMPLE = 10
+EXAMPLES = 10_000 if DEEP else 200  # x TREES_PER_EXAMPLE = 2,000 cases (100k deep)
 _CH_DIR = tempfile.mkdtemp(prefix="segeval-chdb-")
 
 

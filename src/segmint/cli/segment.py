@@ -62,8 +62,13 @@ def _store(ctx: typer.Context, engine: str) -> Any:
 
 @seg_app.command("eval")
 @handle_errors
-def eval_cmd(ctx: typer.Context, source: str, as_of: str = typer.Option(None, "--as-of"),
-             fmt: str = typer.Option("ids", "--format"), engine: str = typer.Option("duckdb", "--engine")) -> None:
+def eval_cmd(
+    ctx: typer.Context,
+    source: str,
+    as_of: str = typer.Option(None, "--as-of"),
+    fmt: str = typer.Option("ids", "--format"),
+    engine: str = typer.Option("duckdb", "--engine"),
+) -> None:
     """Print the members (ids one per line, a count, or JSON)."""
     from segmint.segments.evaluate import preview
 
@@ -72,8 +77,12 @@ def eval_cmd(ctx: typer.Context, source: str, as_of: str = typer.Option(None, "-
     if fmt == "count":
         print(result["count"])
     elif fmt == "json":
-        print(json.dumps({"count": result["count"], "members": result["sample"],
-                          "elapsed_ms": result["elapsed_ms"]}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"count": result["count"], "members": result["sample"], "elapsed_ms": result["elapsed_ms"]},
+                ensure_ascii=False,
+            )
+        )
     elif fmt == "ids":
         for uid in result["sample"]:
             print(uid)
@@ -83,8 +92,9 @@ def eval_cmd(ctx: typer.Context, source: str, as_of: str = typer.Option(None, "-
 
 @seg_app.command("sql")
 @handle_errors
-def sql_cmd(source: str, engine: str = typer.Option("duckdb", "--engine"),
-            as_of: str = typer.Option(None, "--as-of")) -> None:
+def sql_cmd(
+    source: str, engine: str = typer.Option("duckdb", "--engine"), as_of: str = typer.Option(None, "--as-of")
+) -> None:
     """Print the compiled SQL and its parameters."""
     from segmint.segments.compile import compile_segment
 
@@ -95,8 +105,12 @@ def sql_cmd(source: str, engine: str = typer.Option("duckdb", "--engine"),
 
 @seg_app.command("explain")
 @handle_errors
-def explain_cmd(ctx: typer.Context, source: str, user: str = typer.Option(..., "--user"),
-                as_of: str = typer.Option(None, "--as-of")) -> None:
+def explain_cmd(
+    ctx: typer.Context,
+    source: str,
+    user: str = typer.Option(..., "--user"),
+    as_of: str = typer.Option(None, "--as-of"),
+) -> None:
     """Explain one user's result node by node (reference evaluator)."""
     from segmint.segments.reference import evaluate_user
 

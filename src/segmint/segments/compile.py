@@ -111,7 +111,8 @@ class Compiler:
                     exp.If(this=t.copy().eq(exp.Literal.string("String")), true=exp.Literal.string("str")),
                     exp.If(
                         this=exp.In(
-                            this=t.copy(), expressions=[exp.Literal.string(x) for x in ("Int64", "UInt64", "Double")]
+                            this=t.copy(),
+                            expressions=[exp.Literal.string(x) for x in ("Int64", "UInt64", "Double")],
                         ),
                         true=exp.Literal.string("num"),
                     ),
@@ -182,7 +183,8 @@ class Compiler:
                     exp.If(this=typ.eq(exp.Literal.string("num")), true=self.to_double(text)),
                     exp.If(
                         this=exp.and_(
-                            typ.copy().eq(exp.Literal.string("str")), self.regex_full(text.copy(), NUMERIC_TEXT)
+                            typ.copy().eq(exp.Literal.string("str")),
+                            self.regex_full(text.copy(), NUMERIC_TEXT),
                         ),
                         true=self.to_double(text.copy()),
                     ),
@@ -223,7 +225,8 @@ class Compiler:
             a = actual(kind)
             inn = exp.In(this=a, expressions=[self.param(x, kind) for x in v.values])
             return exp.and_(
-                exp.Not(this=exp.Is(this=a.copy(), expression=exp.null())), inn if op == "in" else exp.not_(inn)
+                exp.Not(this=exp.Is(this=a.copy(), expression=exp.null())),
+                inn if op == "in" else exp.not_(inn),
             )
         if isinstance(v, m.AnchorRef) and v.factor is None:
             return self.compare_anchor(actual, op, v, b)
@@ -268,7 +271,14 @@ class Compiler:
             elif op == "between":
                 raise UnsupportedInSQL("between with an anchor property", where=v.anchor)
             else:
-                cls = {"eq": exp.EQ, "ne": exp.NEQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
+                cls = {
+                    "eq": exp.EQ,
+                    "ne": exp.NEQ,
+                    "gt": exp.GT,
+                    "gte": exp.GTE,
+                    "lt": exp.LT,
+                    "lte": exp.LTE,
+                }[op]
                 test = cls(this=actual(kind), expression=right)
             parts.append(exp.and_(typ.copy().eq(exp.Literal.string(kind)), exp.paren(test)))
         return exp.or_(*parts) if parts else exp.false()
@@ -290,8 +300,13 @@ class Compiler:
             val = self.value_as(exp.column("properties", table=alias), v.path, "num", None)
             return "num", exp.Mul(this=val, expression=self.param(v.factor, "num"))
         if isinstance(v, m.TraitRef):
-            val = self.value_as(exp.column("traits", table="p"), [v.name], "num", None)
-            return "num", val if v.factor is None else exp.Mul(this=val, expression=self.param(v.factor, "num"))
+            obj = exp.column("traits", table="p")
+            if v.factor is None:  # the raw trait: only a JSON number compares with a number
+                text = self.json_text(obj, [v.name])
+                is_num = self.json_type(obj, [v.name]).eq(exp.Literal.string("num"))
+                return "num", exp.If(this=is_num, true=self.to_double(text), false=exp.null())
+            val = self.value_as(obj, [v.name], "num", None)
+            return "num", exp.Mul(this=val, expression=self.param(v.factor, "num"))
         if isinstance(v, m.AggregateExpr):
             val = self.aggregate(v, b)
             return "num", val if v.factor is None else exp.Mul(this=val, expression=self.param(v.factor, "num"))
@@ -320,7 +335,8 @@ class Compiler:
             parts = [exp.GT(this=ts, expression=at) if after else exp.LT(this=ts, expression=at)]
             if w.within is not None:
                 span = exp.Interval(
-                    this=exp.Literal.number(int(w.within.to_timedelta().total_seconds())), unit=exp.Var(this="SECOND")
+                    this=exp.Literal.number(int(w.within.to_timedelta().total_seconds())),
+                    unit=exp.Var(this="SECOND"),
                 )
                 parts.append(
                     exp.LTE(this=ts.copy(), expression=exp.Add(this=at.copy(), expression=span))
@@ -360,7 +376,8 @@ class Compiler:
         """A non-null value is at the path."""
         if self.ch:
             t = exp.cast(
-                exp.Anonymous(this="JSONType", expressions=[obj, *(self.param(k, "str") for k in path)]), "String"
+                exp.Anonymous(this="JSONType", expressions=[obj, *(self.param(k, "str") for k in path)]),
+                "String",
             )
             return exp.NEQ(this=t, expression=exp.Literal.string("Null"))
         t = exp.Anonymous(this="json_type", expressions=[obj, self.json_path(path)])
@@ -529,7 +546,10 @@ class Compiler:
             .from_(exp.table_("ev", alias="ev"))
             .where(
                 _and(
-                    [self.matches("ev", a.event, a.where, {}), self.window(a.window, exp.column("ts", table="ev"), {})]
+                    [
+                        self.matches("ev", a.event, a.where, {}),
+                        self.window(a.window, exp.column("ts", table="ev"), {}),
+                    ]
                 )
             )
         )
@@ -545,7 +565,8 @@ class Compiler:
                 exp.select("*")
                 .from_(
                     exp.Subquery(
-                        this=inner.select(exp.alias_(rn, "rn")), alias=exp.TableAlias(this=exp.to_identifier("x"))
+                        this=inner.select(exp.alias_(rn, "rn")),
+                        alias=exp.TableAlias(this=exp.to_identifier("x")),
                     )
                 )
                 .where(exp.column("rn").eq(exp.Literal.number(1)))
@@ -563,7 +584,7 @@ class Compiler:
             .join(exp.table_("profiles", alias="p"), on=on_user, join_type="left")
         )
         if inner_aggs:
-            # One row per anchor event: its aggregates over the user's events (a join, not a correlated query).
+            # One row per anchor event: its aggregates over the user's events (a join, not correlated).
             g = (
                 exp.select(exp.alias_(exp.column("message_id", table=name), "aid"), *inner_aggs)
                 .from_(exp.table_(name))

@@ -17,8 +17,9 @@ def _as_of(as_of: datetime | None) -> datetime:
     return as_of if as_of.tzinfo is None else as_of.astimezone(UTC).replace(tzinfo=None)
 
 
-def compile_for(store: EventStore, tree: Any, as_of: datetime | None = None,
-                engine: str | None = None) -> tuple[str, dict[str, Any]]:
+def compile_for(
+    store: EventStore, tree: Any, as_of: datetime | None = None, engine: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """The members SQL and parameters for a store (its dialect unless engine says otherwise)."""
     dialect = engine or store.dialect
     if dialect not in ("duckdb", "clickhouse"):
@@ -26,7 +27,9 @@ def compile_for(store: EventStore, tree: Any, as_of: datetime | None = None,
     return compile_segment(tree, _as_of(as_of), dialect=dialect, typed=store.property_columns())
 
 
-def evaluate(store: EventStore, tree: Any, as_of: datetime | None = None, engine: str | None = None) -> list[str]:
+def evaluate(
+    store: EventStore, tree: Any, as_of: datetime | None = None, engine: str | None = None
+) -> list[str]:
     """Member user_ids of a segment as of a time (default now), sorted."""
     sql, params = compile_for(store, tree, as_of, engine)
     table = store.query(sql, params)
@@ -38,13 +41,19 @@ def count(store: EventStore, tree: Any, as_of: datetime | None = None, engine: s
     return len(evaluate(store, tree, as_of, engine))
 
 
-def preview(store: EventStore, tree: Any, as_of: datetime | None = None, engine: str | None = None,
-            sample: int = 20) -> dict[str, Any]:
+def preview(
+    store: EventStore, tree: Any, as_of: datetime | None = None, engine: str | None = None, sample: int = 20
+) -> dict[str, Any]:
     """Count, a sample of members, the SQL and how long it took."""
     sql, params = compile_for(store, tree, as_of, engine)
     start = time.perf_counter()
     table = store.query(sql, params)
     elapsed = (time.perf_counter() - start) * 1000
     ids = [str(u) for u in table.column(0).to_pylist()] if table.num_rows else []
-    return {"count": len(ids), "sample": ids[:sample], "sql": sql, "params": params,
-            "elapsed_ms": round(elapsed, 2)}
+    return {
+        "count": len(ids),
+        "sample": ids[:sample],
+        "sql": sql,
+        "params": params,
+        "elapsed_ms": round(elapsed, 2),
+    }
