@@ -32,6 +32,9 @@ class WriteBatch:
     state: dict[str, str] = field(default_factory=dict)  # e.g. journal position, sync cursors
     violations: list[dict[str, Any]] = field(default_factory=list)  # taxonomy violations (ingest.violation_record)
     skip_stored: bool = False  # drop events whose message_id is already stored (imports, syncs)
+    # segment membership transitions (schema.TRANSITION_SCHEMA); rows whose id is already stored are skipped,
+    # so re-recording after a crash is harmless
+    transitions: pa.Table | None = None
 
 
 @dataclass

@@ -53,6 +53,9 @@ DDL = [
         ENGINE = MergeTree ORDER BY received_at""",
     "CREATE TABLE IF NOT EXISTS store_state (key String, value String) ENGINE = MergeTree ORDER BY key",
     "CREATE TABLE IF NOT EXISTS property_columns (name String, type String) ENGINE = MergeTree ORDER BY name",
+    """CREATE TABLE IF NOT EXISTS segment_transitions (id String, segment String, version Int32, user_id String,
+        ts DateTime64(6, 'UTC'), kind LowCardinality(String), cause LowCardinality(String),
+        recorded_at DateTime64(6, 'UTC')) ENGINE = ReplacingMergeTree ORDER BY (segment, user_id, ts, id)""",
 ]
 EVENT_COLUMNS = [
     "message_id",
@@ -174,6 +177,13 @@ class ClickHouseEventStore(EventStore):
                 self._merge_profiles(batch)
             if batch.rejected is not None and batch.rejected.num_rows:
                 self._insert("rejected", batch.rejected)
+            if batch.transitions is not None and batch.transitions.num_rows:
+                ids = batch.transitions.column("id").to_pylist()
+                seen = {r["id"] for r in self._with_ids(ids, "SELECT id FROM segment_transitions WHERE id IN {ids}")
+                        .to_pylist()}
+                fresh = batch.transitions.filter(pa.array([i not in seen for i in ids]))
+                if fresh.num_rows:
+                    self._insert("segment_transitions", fresh)
             for key, value in batch.state.items():
                 self._exec("DELETE FROM store_state WHERE key = {k:String}", {"k": key})
                 self._insert("store_state", pa.table({"key": [key], "value": [value]}))

@@ -37,6 +37,18 @@ DDL = [
         event VARCHAR NOT NULL, field VARCHAR NOT NULL, kind VARCHAR NOT NULL, count BIGINT NOT NULL,
         rejected BIGINT NOT NULL, first_seen TIMESTAMP, last_seen TIMESTAMP, reason VARCHAR,
         examples VARCHAR[], PRIMARY KEY (event, field, kind))""",
+    # Segment membership history, append-only: one row per enter/exit (docs/architecture.md).
+    """CREATE TABLE IF NOT EXISTS segment_transitions (
+        id VARCHAR PRIMARY KEY, segment VARCHAR NOT NULL, version INTEGER NOT NULL, user_id VARCHAR NOT NULL,
+        ts TIMESTAMP NOT NULL, kind VARCHAR NOT NULL, cause VARCHAR NOT NULL, recorded_at TIMESTAMP NOT NULL)""",
+    # Spells of membership derived from the transitions: the history table of the issue.
+    """CREATE OR REPLACE VIEW segment_history AS
+        SELECT segment, version, user_id, entered_at, exited_at, cause, exit_cause FROM (
+          SELECT segment, version, user_id, kind, ts AS entered_at, cause,
+                 lead(ts) OVER w AS exited_at, lead(cause) OVER w AS exit_cause
+          FROM segment_transitions
+          WINDOW w AS (PARTITION BY segment, user_id ORDER BY ts, kind = 'enter', id))
+        WHERE kind = 'enter'""",
 ]
 MAX_VIOLATION_EXAMPLES = 5
 
@@ -120,6 +132,13 @@ class DuckDBEventStore(EventStore):
             con.unregister("_rej")
         if batch.violations:
             self._count_violations(con, batch.violations, now)
+        if batch.transitions is not None and batch.transitions.num_rows:
+            con.register("_tr", batch.transitions)
+            con.execute(
+                "INSERT INTO segment_transitions SELECT id, segment, version, user_id, ts, kind, cause, recorded_at "
+                "FROM _tr ON CONFLICT (id) DO NOTHING"
+            )
+            con.unregister("_tr")
         for key, value in batch.state.items():
             con.execute(
                 "INSERT INTO store_state VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -88,3 +88,25 @@ def events_to_arrow(records: Iterable[Mapping[str, Any]]) -> pa.Table:
         cols["context"].append(ctx if isinstance(ctx, str) else dumps(ctx or {}))
         cols["source"].append(r.get("source", "http"))
     return pa.table(cols, schema=EVENT_SCHEMA)
+
+
+TRANSITION_KINDS = ("enter", "exit")
+TRANSITION_CAUSES = ("event", "time", "edit", "manual", "backfill")
+TRANSITION_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),  # deterministic: same transition recorded twice -> same id (dedupe key)
+        ("segment", pa.string()),  # saved segment name
+        ("version", pa.int32()),  # saved segment version the membership was computed with
+        ("user_id", pa.string()),
+        ("ts", pa.timestamp("us")),  # when membership changed (as-of time of the change), naive UTC
+        ("kind", pa.string()),  # TRANSITION_KINDS
+        ("cause", pa.string()),  # TRANSITION_CAUSES
+        ("recorded_at", pa.timestamp("us")),  # wall-clock time it was written
+    ]
+)
+
+
+def transitions_to_arrow(rows: list[dict[str, Any]]) -> pa.Table:
+    """Membership transitions (dicts with TRANSITION_SCHEMA keys) as an Arrow table for WriteBatch.transitions."""
+    return pa.Table.from_pylist([{k: r.get(k) for k in TRANSITION_SCHEMA.names} for r in rows],
+                                schema=TRANSITION_SCHEMA)
