@@ -24,6 +24,7 @@ _WIDTH = None if sys.stdout.isatty() else 200
 console = Console(width=_WIDTH, soft_wrap=_WIDTH is not None)
 err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 SERVER_FILE = "server.json"
 
@@ -75,13 +76,40 @@ def running_server(ws: Workspace) -> str | None:
     return str(info["url"])
 
 
+def server_request(ws: Workspace, method: str, url: str, route: str, *, content: bytes | None = None,
+                   **params: Any) -> Any:
+    """Call an admin API route of the running server with the workspace's admin token; errors keep their `where`."""
+    resp = httpx.request(method, url + route, params={k: v for k, v in params.items() if v is not None},
+                         content=content, timeout=600,
+                         headers={"Authorization": f"Bearer {ws.config.admin_token}"})
+    if resp.status_code >= 400:
+        try:
+            body = resp.json()
+        except ValueError:
+            raise SegmintError(f"server answered {resp.status_code}: {resp.text[:500]}", where=url + route) from None
+        raise SegmintError(str(body.get("message") or body.get("detail") or resp.text[:500]),
+                           where=body.get("where") or url + route)
+    return resp.json()
+
+
 def server_get(ws: Workspace, url: str, route: str, **params: Any) -> Any:
     """GET an admin API route of the running server with the workspace's admin token."""
-    resp = httpx.get(url + route, params=params, timeout=60,
-                     headers={"Authorization": f"Bearer {ws.config.admin_token}"})
-    if resp.status_code >= 400:
-        raise SegmintError(f"server answered {resp.status_code}: {resp.text[:500]}", where=url + route)
-    return resp.json()
+    return server_request(ws, "GET", url, route, **params)
+
+
+def from_server_or_store(ws: Workspace, route: str, local: Callable[[Any], T], **params: Any) -> T | Any:
+    """Read through the running server's API when one holds the store, else run `local` on a read-only store.
+
+    DuckDB lets only one process open the file while it writes, so CLI reads must go through the server.
+    """
+    url = running_server(ws)
+    if url:
+        return server_get(ws, url, route, **params)
+    store = ws.open_store_read_only()
+    try:
+        return local(store)
+    finally:
+        store.close()
 
 
 def print_json(value: Any) -> None:

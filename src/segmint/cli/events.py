@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from segmint.cli.common import console, handle_errors, open_workspace, print_json, running_server, server_get
+from segmint.cli.common import console, from_server_or_store, handle_errors, open_workspace, print_json
 
 events_app = typer.Typer(help="Inspect ingested events.", no_args_is_help=True)
 
@@ -15,13 +15,7 @@ events_app = typer.Typer(help="Inspect ingested events.", no_args_is_help=True)
 def stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
     """Counts per event name (through the running server if there is one)."""
     ws = open_workspace(ctx)
-    url = running_server(ws)
-    if url:
-        rows = server_get(ws, url, "/api/events/stats")
-    else:
-        store = ws.open_store_read_only()
-        rows = [vars(c) for c in store.event_counts()]
-        store.close()
+    rows = from_server_or_store(ws, "/api/events/stats", lambda store: [vars(c) for c in store.event_counts()])
     if as_json:
         print_json(rows)
         return
@@ -42,13 +36,7 @@ def rejected(
 ) -> None:
     """Rejected messages with the reason and the field at fault."""
     ws = open_workspace(ctx)
-    url = running_server(ws)
-    if url:
-        rows = server_get(ws, url, "/api/events/rejected", limit=limit)
-    else:
-        store = ws.open_store_read_only()
-        rows = store.rejected(limit)
-        store.close()
+    rows = from_server_or_store(ws, "/api/events/rejected", lambda store: store.rejected(limit), limit=limit)
     if as_json:
         print_json(rows)
         return

@@ -5,39 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import typer
 from rich.table import Table
 
 from segmint.cli.common import (
     console,
+    from_server_or_store,
     handle_errors,
     open_workspace,
     print_json,
     running_server,
-    server_get,
+    server_request,
 )
-from segmint.errors import InvalidInput, SegmintError
+from segmint.errors import InvalidInput
 from segmint.taxonomy.model import Taxonomy, dump_taxonomy, load_taxonomy
 from segmint.workspace import Workspace
 
 taxonomy_app = typer.Typer(help="Declare, check and infer the event taxonomy.", no_args_is_help=True)
-
-
-def _server_send(ws: Workspace, method: str, url: str, route: str, *, content: bytes | None = None,
-                 **params: Any) -> Any:
-    """Send a POST/PUT to an admin API route of the running server."""
-    resp = httpx.request(method, url + route, params={k: v for k, v in params.items() if v is not None},
-                         content=content, timeout=600,
-                         headers={"Authorization": f"Bearer {ws.config.admin_token}"})
-    if resp.status_code >= 400:
-        try:
-            body = resp.json()
-            raise SegmintError(body.get("message", resp.text), where=body.get("where") or url + route)
-        except ValueError:
-            raise SegmintError(f"server answered {resp.status_code}: {resp.text[:500]}", where=url + route) from None
-    return resp.json()
 
 
 def _flag(value: bool) -> str:
@@ -52,16 +37,10 @@ def show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=
     from segmint.taxonomy.runtime import workspace_taxonomy
 
     ws = open_workspace(ctx)
-    url = running_server(ws)
-    if url:
-        data = server_get(ws, url, "/api/taxonomy")
-    else:
-        store = ws.open_store_read_only()
-        try:
-            data = taxonomy_overview(workspace_taxonomy(ws), store.event_counts(), mode=ws.config.taxonomy.mode,
-                                     file=str(ws.taxonomy_path))
-        finally:
-            store.close()
+    data = from_server_or_store(
+        ws, "/api/taxonomy",
+        lambda store: taxonomy_overview(workspace_taxonomy(ws), store.event_counts(), mode=ws.config.taxonomy.mode,
+                                        file=str(ws.taxonomy_path)))
     if as_json:
         print_json(data)
         return
@@ -160,15 +139,7 @@ def check(
         rows = _check_file(file, tax)
     else:
         ws = open_workspace(ctx)
-        url = running_server(ws)
-        if url:
-            rows = server_get(ws, url, "/api/taxonomy/violations")
-        else:
-            store = ws.open_store_read_only()
-            try:
-                rows = store.violations()
-            finally:
-                store.close()
+        rows = from_server_or_store(ws, "/api/taxonomy/violations", lambda store: store.violations())
     if as_json:
         print_json(rows)
     else:
@@ -206,7 +177,7 @@ def infer(
     ws = open_workspace(ctx)
     url = running_server(ws)
     if url:
-        data = _server_send(ws, "POST", url, "/api/taxonomy/infer", sample=sample)
+        data = server_request(ws, "POST", url, "/api/taxonomy/infer", sample=sample)
     else:
         base = workspace_taxonomy(ws)
         store = ws.open_store_read_only()
@@ -269,7 +240,7 @@ def apply(
     ws = open_workspace(ctx)
     url = running_server(ws)
     if url:
-        result = _server_send(ws, "PUT", url, "/api/taxonomy", content=text.encode(), mode=mode, source=str(file))
+        result = server_request(ws, "PUT", url, "/api/taxonomy", content=text.encode(), mode=mode, source=str(file))
     else:
         try:
             result = apply_taxonomy(ws, text, str(file), mode=mode)
