@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +17,7 @@ from saved_fixtures import shop_workspace
 from segmint.api.app import create_app
 from segmint.cli import app
 from segmint.workspace import Workspace
+from server_util import Server
 
 
 @pytest.fixture
@@ -183,29 +180,11 @@ def test_bad_trees_and_bodies_are_4xx(client: TestClient) -> None:
 # ---------------------------------------------------------------- CLI through a running server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_cli_goes_through_the_running_server(tmp_path: Path) -> None:
     ws = shop_workspace(tmp_path / "ws")
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    server = subprocess.Popen([sys.executable, "-c", "from segmint.cli import main; main()", "-w", str(ws.path),
-                               "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
+    server = Server(ws.path, Workspace(ws.path).config.admin_token).start()
+    port = server.port
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, server.stderr.read().decode()
-            time.sleep(0.2)
         runner = CliRunner()
         w = ["-w", str(ws.path)]
         res = runner.invoke(app, [*w, "segment", "save", "여성", "--text", 'trait gender = "F"'])
@@ -233,8 +212,7 @@ def test_cli_goes_through_the_running_server(tmp_path: Path) -> None:
                        headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and r.json()["sample"] == ["u1", "u4"]
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
 
 def test_static_segment_members_are_frozen(client: TestClient) -> None:

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +20,7 @@ from segmint.taxonomy.model import load_taxonomy, parse_taxonomy
 from segmint.taxonomy.runtime import apply_taxonomy, attach_taxonomy
 from segmint.taxonomy.validate import check_event
 from segmint.workspace import Workspace
+from server_util import Server
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 runner = CliRunner(env={"COLUMNS": "250"})
@@ -387,32 +383,13 @@ def test_cli_show_check_infer_apply(tmp_path: Path) -> None:
     store.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_cli_goes_through_the_running_server(tmp_path: Path) -> None:
     ws = Workspace.init(tmp_path / "ws")
     _mixed_shop(ws)
     ws.close()
-    port = _free_port()
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = {**os.environ, "PYTHONPATH": src}
-    server = subprocess.Popen([sys.executable, "-c", "from segmint.cli import main; main()", "-w", str(ws.path),
-                               "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
+    server = Server(ws.path, Workspace(ws.path).config.admin_token).start()
+    port = server.port
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, server.stderr.read().decode()
-            time.sleep(0.2)
         w = ["-w", str(ws.path)]
         tax = tmp_path / "tax.yaml"
         tax.write_text(TAXONOMY, encoding="utf-8")
@@ -443,5 +420,4 @@ def test_cli_goes_through_the_running_server(tmp_path: Path) -> None:
                              headers={"Authorization": f"Bearer {token}"})
         assert bad_yaml.status_code == 400 and bad_yaml.json()["where"].startswith("taxonomy.yaml:")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
