@@ -70,12 +70,14 @@ def demo(
             f"데모몰 만드는 중: {users:,} users x {days} days, seed {seed}, now {spec.now:%Y-%m-%d %H:%M} UTC"
         )
         ws, info = build_demo(path, spec)
+        _compute_traits(ws, spec.now)
     else:
         s = info.spec
         console.print(
             f"reusing the demo workspace in {ws.path} ({s.users:,} users x {s.days} days, seed {s.seed}, "
             f"now {s.now:%Y-%m-%d %H:%M} UTC); --fresh rebuilds it"
         )
+    _apply_example_segments(ws)
     print_summary(ws, info.spec.now)
     host = "127.0.0.1"
     console.print(f"\nwrite key: [bold]{info.write_key}[/bold]")
@@ -95,6 +97,29 @@ def demo(
         "(Ctrl-C stops)"
     )
     run_server(ws, host, port)
+
+
+EXAMPLE_SEGMENTS = Path(__file__).resolve().parents[3] / "examples" / "segments"
+
+
+def _compute_traits(ws: Workspace, now: datetime) -> None:
+    """Computed traits (RFM, lifecycle, CLV, ...) as of the demo's now, so the seed segments that use them work."""
+    from segmint.traits import compute_traits, load_trait_config
+
+    with console.status("computed traits (RFM, lifecycle, purchase cycle, churn, CLV, ...)"):
+        run = compute_traits(ws.store, load_trait_config(ws.path), as_of=now, publish=True)
+    console.print(f"computed traits: {run.users:,} users, {run.rows:,} values in {run.seconds:.1f} s")
+
+
+def _apply_example_segments(ws: Workspace) -> None:
+    """Save the seed segments of examples/segments/ (segments as code) into the demo workspace, idempotently."""
+    from segmint.segments.saved import apply_dir
+
+    if not EXAMPLE_SEGMENTS.is_dir():  # an installed package without the repository's examples
+        return
+    result = apply_dir(ws, EXAMPLE_SEGMENTS)
+    counts = ", ".join(f"{v} {k}" for k, v in result.counts().items() if v)
+    console.print(f"seed segments from {EXAMPLE_SEGMENTS}: {counts or 'nothing to do'}")
 
 
 def print_summary(ws: Workspace, now: datetime) -> None:
