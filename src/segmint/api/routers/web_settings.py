@@ -9,7 +9,7 @@ from segmint.api.deps import AppState, get_state
 from segmint.api.ingest_common import key_cache
 from segmint.appdb.keys import create_key, list_keys, revoke_key
 from segmint.appdb.users import User, list_users
-from segmint.web.render import current_user, render, require_csrf
+from segmint.web.render import current_user, editor_user, render, require_csrf
 
 router = APIRouter(tags=["web"], include_in_schema=False)
 
@@ -28,7 +28,7 @@ def settings_page(request: Request, state: AppState = Depends(get_state),
 
 @router.post("/settings/keys", response_class=HTMLResponse, dependencies=[Depends(require_csrf)])
 def settings_create_key(request: Request, label: str = Form(""), state: AppState = Depends(get_state),
-                        _user: User = Depends(current_user)) -> HTMLResponse:
+                        _user: User = Depends(editor_user)) -> HTMLResponse:
     """Create a write key and show its secret once."""
     key = create_key(state.workspace.appdb, label=label.strip()[:200])
     return _page(request, state, new_key=key)
@@ -37,7 +37,7 @@ def settings_create_key(request: Request, label: str = Form(""), state: AppState
 @router.post("/settings/keys/{key_id}/revoke", response_class=HTMLResponse,
              dependencies=[Depends(require_csrf)])
 def settings_revoke_key(request: Request, key_id: int, state: AppState = Depends(get_state),
-                        _user: User = Depends(current_user)) -> HTMLResponse:
+                        _user: User = Depends(editor_user)) -> HTMLResponse:
     """Revoke a write key; it stops working at once (this server's key cache is cleared)."""
     revoke_key(state.workspace.appdb, str(key_id))
     key_cache(state).clear()
