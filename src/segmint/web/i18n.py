@@ -107,6 +107,7 @@ _MORE: dict[str, dict[str, str]] = {
         "seg.size_hint": "인원은 지금 시각 기준으로 계산합니다 (정적 세그먼트는 고정된 명단). "
                          "마지막 평가는 실시간 평가가 기록한 가입·이탈 시각입니다.",
         "seg.none": "저장된 세그먼트가 없습니다.", "seg.status_error": "오류",
+        "seg.status_unsupported": "SQL 미지원",
         "seg.export_csv": "CSV 내보내기", "seg.edit": "빌더에서 편집", "seg.snapshot": "정적 스냅샷 만들기",
         "seg.snapshot_of": "스냅샷:", "seg.frozen": "고정된 명단", "seg.definition": "정의",
         "seg.no_members": "지금 해당하는 고객이 없습니다.", "seg.versions": "버전 기록",
@@ -177,6 +178,7 @@ _MORE: dict[str, dict[str, str]] = {
         "seg.size_hint": "Sizes are counted now (a static segment: its frozen list). Last evaluation is when live "
                          "evaluation last recorded an entry or exit.",
         "seg.none": "No saved segments.", "seg.status_error": "error",
+        "seg.status_unsupported": "not in SQL yet",
         "seg.export_csv": "Export CSV", "seg.edit": "Edit in the builder", "seg.snapshot": "Snapshot to static",
         "seg.snapshot_of": "Snapshot of", "seg.frozen": "frozen list", "seg.definition": "Definition",
         "seg.no_members": "No users match now.", "seg.versions": "Version history",

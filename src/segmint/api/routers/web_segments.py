@@ -76,8 +76,9 @@ def segment_size(request: Request, name: str = Query(..., min_length=1, max_leng
         n = len(frozen) if frozen is not None else saved.guarded(
             count_members, ws.store, saved.segment_tree(ws.appdb, name))
     except SegmintError as exc:
-        return HTMLResponse(f'<span class="bad" data-status="error" title="{_esc(exc.message)}">'
-                            f'{_esc(t("seg.status_error"))}</span>')
+        status = "unsupported" if exc.code == "segment_unsupported" else "error"
+        return HTMLResponse(f'<span class="bad" data-status="{status}" title="{_esc(exc.message)}">'
+                            f'{_esc(t("seg.status_" + status))}</span>')
     return HTMLResponse(f'<span data-status="ok" data-count="{n}">{n:,}</span>')
 
 
