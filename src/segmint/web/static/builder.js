@@ -348,7 +348,8 @@ function filterEl(owner, i, path, scope, eventName) {
     setOp(f, v, () => propType(eventName, f.path.join("."))); pendingFocus = `${path}-op`; changed(true);
   })));
   row.append(...operandEls(f, path, scope, () => propType(eventName, f.path.join(".")),
-    () => ({ event: eventName, property: f.path.join(".") })));
+    () => ({ event: eventName, property: f.path.join("."),
+      enumValues: (propsOf(eventName).find((x) => x.name === f.path.join(".")) || {}).enum || [] })));
   row.append(h("button", { type: "button", class: "secondary small", id: `${path}-remove`, text: t("remove"),
     "aria-label": t("remove") + " " + t("property"),
     onclick: () => { owner.where.splice(i, 1); changed(true); } }));
