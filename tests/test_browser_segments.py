@@ -25,6 +25,7 @@ VIEWER = ("viewer@shop.kr", "viewer-password-1")
 A1_NAME = "쿠폰 미다운로드 활성 고객"
 A1_TEXT = ("did not coupon_downloaded and did app_opened in last 1 month and did product_viewed at least 2 times "
            "in last 1 month and did cart_added in last 1 month")
+A1_LINES = A1_TEXT.replace(" and ", "\nand ")  # the builder lays the text out one condition per line
 expect = playwright_api.expect
 
 
@@ -114,7 +115,7 @@ def test_build_a1_save_explain_profile(served, browser) -> None:  # type: ignore
     add_performed(page, 3, "cart_added", "did", "months")
     # the event picker shows the taxonomy's Korean names with counts seen
     assert "쿠폰 다운로드 (coupon_downloaded)" in page.locator("#r\\.0-event option:checked").inner_text()
-    expect(page.locator("#seg-text")).to_have_value(A1_TEXT)
+    expect(page.locator("#seg-text")).to_have_value(A1_LINES)
     expect(page.locator("#preview-count")).to_have_text(f"{facts['a1_count']:,}")
     expect(page.locator("#preview-sample li")).to_have_count(min(20, facts["a1_count"]))
     assert "FROM events" in page.locator("#preview-sql").text_content()
@@ -131,7 +132,7 @@ def test_build_a1_save_explain_profile(served, browser) -> None:  # type: ignore
     page.locator("#seg-text").fill(A1_TEXT.replace("at least 2 times", "at least 3 times"))
     expect(page.locator("#r\\.2-n")).to_have_value("3")
     page.locator("#r\\.2-n").fill("2")
-    expect(page.locator("#seg-text")).to_have_value(A1_TEXT)
+    expect(page.locator("#seg-text")).to_have_value(A1_LINES)
     expect(page.locator("#preview-count")).to_have_text(f"{facts['a1_count']:,}")
 
     page.get_by_role("button", name="세그먼트 저장").click()
@@ -140,7 +141,7 @@ def test_build_a1_save_explain_profile(served, browser) -> None:  # type: ignore
 
     # the segment page: text, versions, members now, analysis slots say "no data yet" (endpoints not there)
     expect(page.locator("#segment-name")).to_have_text(A1_NAME)
-    expect(page.locator("#segment-text")).to_have_text(A1_TEXT)
+    expect(page.locator("#segment-text")).to_have_text(A1_LINES)
     expect(page.locator("#versions tbody tr")).to_have_count(1)
     for panel in ("growth", "overlap", "profile"):
         expect(page.locator(f'.panel-body[data-panel="{panel}"]')).to_have_attribute("data-state", "empty")

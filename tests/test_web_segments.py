@@ -11,20 +11,25 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from segmint.api.app import create_app
 from segmint.appdb.users import create_user
 from segmint.demo.generate import DemoSpec
 from segmint.demo.load import build_demo
+from segmint.segments import model as m
 from segmint.segments import saved
+from segmint.segments.dsl import parse
 from segmint.segments.reference import evaluate_user
+from segmint.web.pretty import pretty_text
 from segmint.workspace import Workspace
 from web_login import sign_in
 
 A1 = ("did not coupon_downloaded and did app_opened in last 1 month "
       "and did product_viewed at least 2 times in last 1 month and did cart_added in last 1 month")
-A2 = Path(__file__).resolve().parents[1] / "examples" / "segments" / "a2-advanced.yaml"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "segments"
+A2 = EXAMPLES / "a2-advanced.yaml"
 VIEWER = ("viewer@shop.kr", "viewer-password-1")
 
 
@@ -99,7 +104,14 @@ def test_print_and_parse_round_trip_for_the_builder(shop) -> None:  # type: igno
     tree = parsed.json()["definition"]
     printed = client.post("/ui/segments/print", json={"definitions": [tree, tree["condition"]]},
                           headers={"X-CSRF-Token": csrf}).json()["texts"]
-    assert printed[0] == parsed.json()["text"] and printed[1].startswith("did not product_purchased")
+    # laid out one condition per line, the `with` body indented; it parses back to the same tree
+    assert printed[0] == ("with any cart_added as cart at least 3 days ago:\n"
+                          "  did not product_purchased where product_id = cart.product_id after cart\n"
+                          "  and did product_viewed where category = cart.category at least 2 times\n"
+                          "  and did not review_viewed where product_id = cart.product_id")
+    assert printed[1].startswith("did not product_purchased")
+    again = client.post("/api/segments/parse", json={"text": printed[0]}, headers={"X-CSRF-Token": csrf}).json()
+    assert again["definition"] == tree
     assert client.post("/ui/segments/print", json={"definitions": [tree]}).status_code == 403  # no CSRF token
     bad = client.post("/api/segments/parse", json={"text": "did not coupon_downloded"},
                       headers={"X-CSRF-Token": csrf}).json()
@@ -112,7 +124,7 @@ def test_segment_page_explain_and_export(shop) -> None:  # type: ignore[no-untyp
     members = saved.segment_members(ws, name)
     html = client.get("/segments/" + quote(name, safe="")).text
     assert f'id="member-count">{len(members):,}<' in html
-    assert "did not coupon_downloaded and did app_opened in last 1 month" in html
+    assert "did not coupon_downloaded\nand did app_opened in last 1 month\nand did product_viewed" in html
     assert f">{members[0]}</a>" in html
     assert f'href="/api/segments/{quote(name, safe="")}/members?format=csv"' in html
     for panel in ("growth", "overlap", "profile"):
@@ -172,6 +184,15 @@ def test_user_profile_traits_timeline_segments(shop) -> None:  # type: ignore[no
     assert html.count('<li class="msg">') == msgs
     missing = client.get("/users/nobody-here")
     assert missing.status_code == 404 and "해당하는 사용자가 없습니다" in missing.text
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_pretty_text_parses_back_to_the_same_tree(path: Path) -> None:
+    tree = parse(yaml.safe_load(path.read_text(encoding="utf-8"))["definition"])
+    text = pretty_text(tree)
+    assert parse(text) == tree
+    if isinstance(tree, m.And | m.Or):
+        assert text.count("\n") >= len(tree.items) - 1
 
 
 def test_viewer_can_look_but_not_save(shop) -> None:  # type: ignore[no-untyped-def]

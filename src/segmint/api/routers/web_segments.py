@@ -17,7 +17,6 @@ from segmint.api.deps import AppState, get_state
 from segmint.appdb.users import User
 from segmint.errors import SegmintError
 from segmint.segments import saved
-from segmint.segments.dsl import to_text
 from segmint.segments.evaluate import count as count_members
 from segmint.segments.model import PROFILE_FIELDS, condition_from_json
 from segmint.segments.reference import evaluate_user
@@ -25,6 +24,7 @@ from segmint.taxonomy.overview import taxonomy_overview
 from segmint.taxonomy.runtime import workspace_taxonomy
 from segmint.traits import TRAITS
 from segmint.web.i18n import js_catalog, request_lang, translator
+from segmint.web.pretty import pretty_text
 from segmint.web.render import current_user, editor_user, render, require_csrf
 
 router = APIRouter(tags=["web"], include_in_schema=False)
@@ -119,11 +119,12 @@ def builder_page(request: Request, state: AppState = Depends(get_state),
     seg = saved.get_segment(state.workspace.appdb, name) if name else None
     data = builder_data(state, request_lang(request))
     data["segment"] = ({"name": seg.name, "description": seg.description, "labels": seg.labels, "kind": seg.kind,
-                        "definition": seg.definition, "text": seg.text, "version": seg.version}
+                        "definition": seg.definition, "text": pretty_text(seg.tree()), "version": seg.version}
                        if seg else None)
     data_json = orjson.dumps(data).decode().replace("<", "\\u003c")  # no "</script>" inside the script tag
     return render(request, "builder.html", {"segment": seg, "data_json": data_json,
-                                            "segment_url": segment_url(seg.name) if seg else ""})
+                                            "segment_url": segment_url(seg.name) if seg else "",
+                                            "text": data["segment"]["text"] if seg else ""})
 
 
 class PrintIn(BaseModel):
@@ -135,7 +136,7 @@ class PrintIn(BaseModel):
 @router.post("/ui/segments/print", dependencies=[Depends(require_csrf)])
 def print_trees(body: PrintIn, _user: User = Depends(current_user)) -> dict[str, list[str]]:
     """Segment text of each tree (the builder shows nodes it has no form for as read-only text)."""
-    return {"texts": [to_text(condition_from_json(d)) for d in body.definitions]}
+    return {"texts": [pretty_text(condition_from_json(d)) for d in body.definitions]}
 
 
 @router.get("/ui/segments/values")
@@ -184,7 +185,8 @@ def segment_page(request: Request, name: str, state: AppState = Depends(get_stat
         error = exc.message
     api = "/api/segments/" + quote(name, safe="")
     context = {
-        "seg": seg, "versions": [{**v.to_dict(), "created_at": _fmt(v.created_at)} for v in versions],
+        "seg": seg, "text": pretty_text(seg.tree()),
+        "versions": [{**v.to_dict(), "created_at": _fmt(v.created_at)} for v in versions],
         "count": len(members), "sample": members[:20], "error": error, "api": api,
         "export_url": api + "/members?format=csv", "frozen": saved.static_members(ws.appdb, name) is not None,
         "builder_url": "/builder?name=" + quote(name, safe=""), "url": segment_url(name),

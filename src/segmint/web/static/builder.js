@@ -536,6 +536,7 @@ async function preview(updateText) {
     return;
   }
   $("builder").dataset.state = "loading";
+  if (updateText) printText(definition, mine);
   const body = { definition, sample: 20 };
   if (asOf()) body.as_of = asOf();
   const res = await api("/api/segments/preview", body);
@@ -554,11 +555,15 @@ async function preview(updateText) {
   $("preview-sql").textContent = p.sql;
   $("preview-sample").replaceChildren(...p.sample.map((u) =>
     h("li", {}, h("a", { href: "/users/" + encodeURIComponent(u), text: u }))));
-  if (updateText) {
-    textEl.value = p.text;
-    showTextError(null);
-  }
   $("builder").dataset.synced = String(mine);
+}
+
+async function printText(definition, mine) {
+  // tree -> text: the print endpoint lays the text out one condition per line
+  const res = await api("/ui/segments/print", { definitions: [definition] });
+  if (mine !== seq || !res.ok) return;
+  textEl.value = res.body.texts[0];
+  showTextError(null);
 }
 
 function errorText(res) {
