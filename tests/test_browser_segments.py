@@ -25,6 +25,10 @@ VIEWER = ("viewer@shop.kr", "viewer-password-1")
 A1_NAME = "쿠폰 미다운로드 활성 고객"
 A1_TEXT = ("did not coupon_downloaded and did app_opened in last 1 month and did product_viewed at least 2 times "
            "in last 1 month and did cart_added in last 1 month")
+A2_TEXT = ("with any cart_added as cart at least 3 days ago:\n"
+           "  did not product_purchased where product_id = cart.product_id after cart\n"
+           "  and did product_viewed where category = cart.category at least 2 times\n"
+           "  and did not review_viewed where product_id = cart.product_id")
 A1_LINES = A1_TEXT.replace(" and ", "\nand ")  # the builder lays the text out one condition per line
 expect = playwright_api.expect
 
@@ -50,9 +54,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, d
     ws.appdb.dispose()
     ws.close()
     as_of = (now - timedelta(hours=1)).isoformat()
-    facts = {"as_of": as_of, "a1_count": int(cli(path, "segment", "eval", A1_TEXT, "--as-of", as_of,
-                                                  "--format", "count").strip())}
-    assert facts["a1_count"] > 0
+    facts = {"as_of": as_of}
+    for key, text in (("a1_count", A1_TEXT), ("a2_count", A2_TEXT)):
+        facts[key] = int(cli(path, "segment", "eval", text, "--as-of", as_of, "--format", "count").strip())
+    assert facts["a1_count"] > 0 and facts["a2_count"] > 0
     server = Server(path, token).start()
     yield server, facts
     server.stop()
@@ -184,6 +189,55 @@ def test_build_a1_save_explain_profile(served, browser) -> None:  # type: ignore
     expect(page.get_by_role("heading", name="세그먼트", exact=True)).to_be_visible()
     shot(page, "17-segments-ko")
     assert errors == []
+    ctx.close()
+
+
+def test_build_the_correlated_a2_by_clicking(served, browser) -> None:  # type: ignore[no-untyped-def]
+    server, facts = served
+    ctx = browser.new_context(locale="ko-KR", extra_http_headers={"Accept-Language": "ko"},
+                              viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(15_000)
+    sign_in(page, server, EMAIL, PASSWORD)
+    page.goto(server.url + "/builder")
+    page.locator("details.asof summary").click()
+    page.get_by_label("기준 시각 (UTC)").fill(facts["as_of"])
+    page.get_by_role("button", name="+ 조건").click()
+    page.locator("#r\\.0-type").select_option("with")  # anchor an event: any cart_added, as "cart"
+    page.locator("#r\\.0-pick").select_option("any")
+    page.locator("#r\\.0-event").select_option("cart_added")
+    page.locator("#r\\.0-as").fill("cart")
+    page.locator("#r\\.0-as").press("Tab")
+    page.locator("#r\\.0-win").select_option("ago")
+    page.locator("#r\\.0-win-amount").fill("3")
+    page.locator("#r\\.0-win-unit").select_option("days")
+    body = "#r\\.0\\.c"
+    for i, (event, freq, prop) in enumerate([("product_purchased", "not", "product_id"),
+                                              ("product_viewed", "did", "category"),
+                                              ("review_viewed", "not", "product_id")]):
+        page.locator(f"{body}-add").click()
+        c = f"{body}\\.{i}"
+        page.locator(f"{c}-event").select_option(event)
+        page.locator(f"{c}-freq").select_option(freq)
+        if freq == "did":
+            page.locator(f"{c}-n").fill("2")
+        if i == 0:
+            page.locator(f"{c}-win").select_option("after")  # after the anchored cart event
+            expect(page.locator(f"{c}-win-anchor")).to_have_value("cart")
+        page.locator(f"{c}-addfilter").click()
+        page.locator(f"{c}-f0-prop").fill(prop)
+        page.locator(f"{c}-f0-vk").select_option("anchor")  # compare with the anchor's own property
+        expect(page.locator(f"{c}-f0-apath")).to_have_value(prop)
+    expect(page.locator("#seg-text")).to_have_value(A2_TEXT)
+    expect(page.locator("#preview-count")).to_have_text(f"{facts['a2_count']:,}")
+    assert unlabelled(page) == []
+    shot(page, "19-builder-a2-correlated", full=True)
+    # renaming the anchor renames its references
+    page.locator("#r\\.0-as").fill("c1")
+    page.locator("#r\\.0-as").press("Tab")
+    expect(page.locator("#seg-text")).to_have_value(A2_TEXT.replace("cart.", "c1.").replace("as cart", "as c1")
+                                                    .replace("after cart", "after c1"))
+    expect(page.locator("#preview-count")).to_have_text(f"{facts['a2_count']:,}")
     ctx.close()
 
 

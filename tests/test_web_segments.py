@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from pathlib import Path
 from urllib.parse import quote
@@ -22,6 +22,8 @@ from segmint.segments import model as m
 from segmint.segments import saved
 from segmint.segments.dsl import parse
 from segmint.segments.reference import evaluate_user
+from segmint.store.base import WriteBatch
+from segmint.store.schema import transitions_to_arrow
 from segmint.web.pretty import pretty_text
 from segmint.workspace import Workspace
 from web_login import sign_in
@@ -65,6 +67,19 @@ def test_list_shows_segments_with_size_kind_labels(shop) -> None:  # type: ignor
     saved.delete_segment(ws.appdb, "연속 미오픈")
     english = client.get("/segments", cookies={"lang": "en"}).text
     assert ">New segment<" in english and ">dynamic<" in english
+
+
+def test_list_shows_the_last_recorded_evaluation(shop) -> None:  # type: ignore[no-untyped-def]
+    client, ws, _ = shop
+    at = datetime(2026, 11, 20, 9, 30)
+    rows = [{"id": f"t{i}", "segment": "여성", "version": 1, "user_id": f"u{i:07d}", "ts": at, "kind": "enter",
+             "cause": "event", "recorded_at": at + timedelta(minutes=i)} for i in range(3)]
+    ws.store.write(WriteBatch(transitions=transitions_to_arrow(rows)))
+    html = client.get("/segments").text
+    row = re.search(r'<tr data-segment="여성">(.*?)</tr>', html, re.S).group(1)
+    assert "2026-11-20 09:32" in row and "변화 3" in row
+    other = re.search(r'<tr data-segment="쿠폰 미다운로드 활성 고객">(.*?)</tr>', html, re.S).group(1)
+    assert "기록 없음" in other
 
 
 def test_builder_offers_taxonomy_names_counts_and_values(shop) -> None:  # type: ignore[no-untyped-def]

@@ -237,8 +237,12 @@ function withEl(node, path, scope) {
     field(`${path}-pick`, t("pick"), select(["first", "last", "any"].map((p) => ({ value: p, label: t("pick_" + p) })),
       a.pick, (v) => { a.pick = v; changed(); })),
     eventField(a, path),
-    field(`${path}-as`, t("anchor_name"), input(a.name, (v) => { a.name = v.trim(); changed(); },
-      { class: "short", pattern: "[A-Za-z_][A-Za-z0-9_]*" })),
+    field(`${path}-as`, t("anchor_name"), input(a.name, (v) => {
+      const old = a.name;
+      a.name = v.trim();
+      renameAnchor(node.condition, old, a.name);
+      changed();
+    }, { class: "short", pattern: "[A-Za-z_][A-Za-z0-9_]*", onchange: () => { pendingFocus = `${path}-as`; render(); } })),
     windowEl(a, "window", path, scope, false));
   if (node.condition.kind !== "and" && node.condition.kind !== "or") {
     node.condition = { kind: "and", items: [node.condition] };
@@ -247,6 +251,14 @@ function withEl(node, path, scope) {
   return h("div", { class: "leaf with" }, row, filtersEl(a, path, scope, a.event),
     h("p", { class: "anchor-then", text: t("anchor_then", { name: a.name }) }),
     groupEl(node.condition, `${path}.c`, inner, null));
+}
+
+function renameAnchor(obj, from, to) {
+  // References to a renamed anchor (property refs and after/before windows) follow the new name.
+  if (!obj || typeof obj !== "object" || from === to) return;
+  if (Array.isArray(obj)) { obj.forEach((x) => renameAnchor(x, from, to)); return; }
+  if ((obj.kind === "anchor_ref" || obj.kind === "after" || obj.kind === "before") && obj.anchor === from) obj.anchor = to;
+  for (const v of Object.values(obj)) renameAnchor(v, from, to);
 }
 
 // ------------------------------------------------------------------ windows
