@@ -415,7 +415,7 @@ function operandEls(f, path, scope, typeOf, valuesFor) {
     const anc = scope.find((s) => s.name === ref.anchor);
     const listId = `${path}-aprops`;
     out.push(datalist(listId, propsOf(anc ? anc.event : "").map((p) => ({ value: p.name, label: p.label }))));
-    out.push(field(`${path}-apath`, t("property"), input(ref.path.join("."), (v) => {
+    out.push(field(`${path}-apath`, t("anchor_prop"), input(ref.path.join("."), (v) => {
       ref.path = v.split(".").filter((x) => x !== ""); changed();
     }, { list: listId, autocomplete: "off" })));
     return out;
