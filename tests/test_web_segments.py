@@ -15,7 +15,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from segmint.api.app import create_app
-from segmint.appdb.users import create_user
+from segmint.appdb.users import create_user, list_users
 from segmint.demo.generate import DemoSpec
 from segmint.demo.load import build_demo
 from segmint.segments import model as m
@@ -253,3 +253,28 @@ def test_marketer_saves_through_the_api_with_the_session(shop) -> None:  # type:
     page = client.get("/segments/" + quote(body["name"], safe="")).text
     assert page.count("<td>v") == 2 and 'trait gender = "M"' in unescape(page)
     saved.delete_segment(ws.appdb, body["name"])
+
+
+def test_only_admins_change_roles_and_not_their_own(shop) -> None:  # type: ignore[no-untyped-def]
+    client, ws, csrf = shop
+    viewer_id = next(u.id for u in list_users(ws.appdb) if u.email == VIEWER[0])
+    # a marketer may not
+    refused = client.post(f"/settings/users/{viewer_id}/role", data={"role": "admin", "csrf_token": csrf})
+    assert refused.status_code == 403 and "관리자만 다른 사용자의 역할을" in refused.text
+    assert 'id="role-' not in client.get("/settings").text
+    create_user(ws.appdb, "boss@shop.kr", "boss-password-1", role="admin")
+    with TestClient(create_app(ws)) as admin:
+        token = sign_in(admin, ws, "boss@shop.kr", "boss-password-1")
+        page = admin.get("/settings").text
+        assert f'id="role-{viewer_id}"' in page and 'for="role-' in page
+        boss_id = next(u.id for u in list_users(ws.appdb) if u.email == "boss@shop.kr")
+        assert f'id="role-{boss_id}"' not in page  # no form for one's own role
+        ok = admin.post(f"/settings/users/{viewer_id}/role", data={"role": "marketer", "csrf_token": token})
+        assert ok.status_code == 200 and 'id="role-changed"' in ok.text
+        assert {u.email: u.role for u in list_users(ws.appdb)}[VIEWER[0]] == "marketer"
+        assert admin.post(f"/settings/users/{boss_id}/role",
+                          data={"role": "viewer", "csrf_token": token}).status_code == 403
+        assert admin.post(f"/settings/users/{viewer_id}/role",
+                          data={"role": "owner", "csrf_token": token}).status_code == 400
+        admin.post(f"/settings/users/{viewer_id}/role", data={"role": "viewer", "csrf_token": token})
+    assert {u.email: u.role for u in list_users(ws.appdb)}[VIEWER[0]] == "viewer"

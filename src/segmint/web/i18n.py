@@ -99,6 +99,8 @@ CATALOG: dict[str, dict[str, str]] = {
 _MORE: dict[str, dict[str, str]] = {
     "ko": {
         "nav.segments": "세그먼트", "nav.users": "고객 프로필", "role.viewer": "뷰어",
+        "settings.set_role": "역할 바꾸기", "settings.role_changed": "역할을 바꿨습니다",
+        "error.admin_only": "관리자만 다른 사용자의 역할을 바꿀 수 있습니다 (자신의 역할은 바꿀 수 없습니다).",
         "error.viewer": "뷰어 권한으로는 저장하거나 설정을 바꿀 수 없습니다. 관리자에게 요청하세요.",
         "seg.list_title": "세그먼트", "seg.new": "새 세그먼트", "seg.filter_label": "라벨로 거르기",
         "seg.filter": "거르기", "seg.labels": "라벨", "seg.kind": "종류", "seg.kind_dynamic": "동적",
@@ -171,6 +173,8 @@ _MORE: dict[str, dict[str, str]] = {
     },
     "en": {
         "nav.segments": "Segments", "nav.users": "User profiles", "role.viewer": "viewer",
+        "settings.set_role": "Change role", "settings.role_changed": "Role changed",
+        "error.admin_only": "Only admins change other users' roles (nobody changes their own).",
         "error.viewer": "Your role is viewer: you can look, but not save or change settings. Ask an admin.",
         "seg.list_title": "Segments", "seg.new": "New segment", "seg.filter_label": "Filter by label",
         "seg.filter": "Filter", "seg.labels": "Labels", "seg.kind": "Kind", "seg.kind_dynamic": "dynamic",

@@ -62,6 +62,12 @@ class RoleRefused(CsrfRejected):
     key = "error.viewer"
 
 
+class AdminOnly(CsrfRejected):
+    """A UI request only admins may make (changing roles)."""
+
+    key = "error.admin_only"
+
+
 async def csrf_rejected_page(request: Request, exc: Exception) -> HTMLResponse:
     """A 403 page in the UI language explaining the refused request (bad CSRF token, or a viewer's change)."""
     t = translator(request_lang(request))

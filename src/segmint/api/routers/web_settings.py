@@ -8,15 +8,16 @@ from fastapi.responses import HTMLResponse
 from segmint.api.deps import AppState, get_state
 from segmint.api.ingest_common import key_cache
 from segmint.appdb.keys import create_key, list_keys, revoke_key
-from segmint.appdb.users import User, list_users
-from segmint.web.render import current_user, editor_user, render, require_csrf
+from segmint.appdb.users import ROLES, User, get_user, list_users, set_role
+from segmint.web.render import AdminOnly, current_user, editor_user, render, require_csrf
 
 router = APIRouter(tags=["web"], include_in_schema=False)
 
 
 def _page(request: Request, state: AppState, **extra: object) -> HTMLResponse:
     engine = state.workspace.appdb
-    return render(request, "settings.html", {"keys": list_keys(engine), "users": list_users(engine), **extra})
+    return render(request, "settings.html", {"keys": list_keys(engine), "users": list_users(engine), "roles": ROLES,
+                                             **extra})
 
 
 @router.get("/settings", response_class=HTMLResponse)
@@ -42,3 +43,14 @@ def settings_revoke_key(request: Request, key_id: int, state: AppState = Depends
     revoke_key(state.workspace.appdb, str(key_id))
     key_cache(state).clear()
     return _page(request, state, revoked=True)
+
+
+@router.post("/settings/users/{user_id}/role", response_class=HTMLResponse, dependencies=[Depends(require_csrf)])
+def settings_set_role(request: Request, user_id: int, role: str = Form(...), state: AppState = Depends(get_state),
+                      me: User = Depends(current_user)) -> HTMLResponse:
+    """Change another user's role (admins only; nobody changes their own, so an admin always remains)."""
+    if me.role != "admin" or me.id == user_id:
+        raise AdminOnly()
+    target = get_user(state.workspace.appdb, user_id)
+    set_role(state.workspace.appdb, target.email, role)
+    return _page(request, state, role_changed=target.email)
