@@ -183,6 +183,8 @@ def test_user_profile_traits_timeline_segments(shop) -> None:  # type: ignore[no
     members = saved.segment_members(ws, "쿠폰 미다운로드 활성 고객")
     uid = members[0]
     assert client.get("/users", params={"q": uid}, follow_redirects=False).headers["location"] == f"/users/{uid}"
+    latest = ws.store.query("SELECT user_id FROM profiles ORDER BY last_seen DESC, user_id LIMIT 1").to_pylist()
+    assert f'id="recent-users"><li><a href="/users/{latest[0]["user_id"]}"' in client.get("/users").text
     prefix = client.get("/users", params={"q": "u00000"}).text
     assert 'id="user-results"' in prefix and f'href="/users/{uid}"' in prefix
     html = client.get(f"/users/{uid}").text

@@ -51,7 +51,11 @@ def users_search(request: Request, q: str = Query("", max_length=512), state: Ap
                            "ORDER BY user_id LIMIT ?", [q, SEARCH_LIMIT]).to_pylist()
         found = [{"id": r["user_id"], "url": user_url(r["user_id"]), "last_seen": _fmt(r["last_seen"])}
                  for r in rows]
-    return render(request, "users.html", {"q": q, "found": found, "searched": bool(q)})
+    recent = [] if q else [{"id": r["user_id"], "url": user_url(r["user_id"]), "last_seen": _fmt(r["last_seen"])}
+                           for r in state.workspace.store.query(
+                               "SELECT user_id, last_seen FROM profiles WHERE last_seen IS NOT NULL "
+                               "ORDER BY last_seen DESC, user_id LIMIT ?", [SEARCH_LIMIT]).to_pylist()]
+    return render(request, "users.html", {"q": q, "found": found, "searched": bool(q), "recent": recent})
 
 
 def current_segments(ws: Any, user_id: str) -> list[dict[str, Any]]:
@@ -120,7 +124,8 @@ def user_page(request: Request, user_id: str, state: AppState = Depends(get_stat
         labels = {}
     timeline = _timeline(ws, user_id, labels)
     if not prof and not timeline:
-        return render(request, "users.html", {"q": user_id, "found": [], "searched": True}, status_code=404)
+        return render(request, "users.html", {"q": user_id, "found": [], "searched": True, "recent": []},
+                      status_code=404)
     raw = orjson.loads(prof[0]["traits"]) if prof and prof[0]["traits"] else {}
     context = {
         "user_id": user_id,
