@@ -128,6 +128,9 @@ def test_print_and_parse_round_trip_for_the_builder(shop) -> None:  # type: igno
     again = client.post("/api/segments/parse", json={"text": printed[0]}, headers={"X-CSRF-Token": csrf}).json()
     assert again["definition"] == tree
     assert client.post("/ui/segments/print", json={"definitions": [tree]}).status_code == 403  # no CSRF token
+    wrong = client.post("/ui/segments/print", json={"definitions": [tree, {"kind": "value", "value": 1}]},
+                        headers={"X-CSRF-Token": csrf})
+    assert wrong.status_code == 400 and wrong.json()["where"].startswith("definitions.1")
     bad = client.post("/api/segments/parse", json={"text": "did not coupon_downloded"},
                       headers={"X-CSRF-Token": csrf}).json()
     assert (bad["line"], bad["column"], bad["suggestion"]) == (1, 9, "coupon_downloaded")

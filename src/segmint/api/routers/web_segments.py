@@ -11,11 +11,11 @@ from urllib.parse import quote
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from segmint.api.deps import AppState, get_state
 from segmint.appdb.users import User
-from segmint.errors import SegmintError
+from segmint.errors import InvalidInput, SegmintError
 from segmint.segments import saved
 from segmint.segments.evaluate import count as count_members
 from segmint.segments.model import PROFILE_FIELDS, condition_from_json
@@ -136,7 +136,16 @@ class PrintIn(BaseModel):
 @router.post("/ui/segments/print", dependencies=[Depends(require_csrf)])
 def print_trees(body: PrintIn, _user: User = Depends(current_user)) -> dict[str, list[str]]:
     """Segment text of each tree (the builder shows nodes it has no form for as read-only text)."""
-    return {"texts": [pretty_text(condition_from_json(d)) for d in body.definitions]}
+    texts = []
+    for i, d in enumerate(body.definitions):  # parts of a tree: anchors may be bound outside, so no scope check
+        try:
+            texts.append(pretty_text(condition_from_json(d)))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"][1:])
+            raise InvalidInput(str(err["msg"]).removeprefix("Value error, "),
+                               where=f"definitions.{i}" + (f".{loc}" if loc else "")) from None
+    return {"texts": texts}
 
 
 @router.get("/ui/segments/values")

@@ -165,7 +165,16 @@ function childEl(parent, i, path, scope, remove) {
   return wrap;
 }
 
+const FORM_OPERANDS = new Set(["value", "values", "datetime", "anchor_ref"]);
+
+function hasFormOperands(filters) {
+  // Operands the forms edit; others (trait refs, aggregates as values, factors) keep the node in the text.
+  return (filters || []).every((f) => [f.value, f.value2].every((v) => !v || (FORM_OPERANDS.has(v.kind) && v.factor == null)));
+}
+
 function leafEl(node, replace, path, scope) {
+  const filters = node.kind === "with" ? node.anchor.where : node.kind === "trait" ? [node] : node.where;
+  if (!hasFormOperands(filters)) return readOnlyEl(node);
   switch (node.kind) {
     case "performed": return performedEl(node, path, scope);
     case "trait": return traitEl(node, replace, path, scope);
