@@ -10,7 +10,9 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
+import httpx
 import pytest
 from playwright import sync_api as playwright_api
 
@@ -238,6 +240,36 @@ def test_build_the_correlated_a2_by_clicking(served, browser) -> None:  # type: 
     expect(page.locator("#seg-text")).to_have_value(A2_TEXT.replace("cart.", "c1.").replace("as cart", "as c1")
                                                     .replace("after cart", "after c1"))
     expect(page.locator("#preview-count")).to_have_text(f"{facts['a2_count']:,}")
+    ctx.close()
+
+
+def test_builder_in_english_keeps_formless_nodes_as_text(served, browser) -> None:  # type: ignore[no-untyped-def]
+    server, _facts = served
+    seq = "did cart_added in last 7 days not followed by order_completed"
+    made = httpx.put(server.url + "/api/segments/" + quote("cart-no-buy", safe=""),
+                     headers={"Authorization": f"Bearer {server.admin_token}"},
+                     json={"definition": f'{seq} and trait gender = "F"'})
+    assert made.status_code == 200, made.text
+    ctx = browser.new_context(locale="en-US", extra_http_headers={"Accept-Language": "en-US,en;q=0.9"},
+                              viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(server.url + "/builder?name=cart-no-buy")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/builder\?name=cart-no-buy$"))
+    expect(page.get_by_role("heading", name="Edit segment: cart-no-buy")).to_be_visible()
+    # the sequence has no form: shown as its text, kept in the tree; the trait has one
+    expect(page.locator("#r\\.0 code.ro, .readonly code").first).to_have_text(seq)
+    expect(page.locator("#r\\.1-trait")).to_have_value("trait:gender")
+    expect(page.get_by_role("button", name="+ Condition").first).to_be_visible()
+    expect(page.locator("#seg-text")).to_have_value(f'{seq}\nand trait gender = "F"')
+    # editing the form part keeps the formless part: the text follows
+    page.locator("#r\\.1-value").fill("M")
+    expect(page.locator("#seg-text")).to_have_value(f'{seq}\nand trait gender = "M"')
+    assert unlabelled(page) == []
+    shot(page, "20-builder-en-readonly", full=True)
     ctx.close()
 
 
