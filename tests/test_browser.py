@@ -5,21 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright import sync_api as playwright_api
 
+from browser_util import launch, shot
 from segmint.appdb.users import create_user
 from segmint.demo.generate import DemoSpec
 from segmint.demo.load import build_demo
 from server_util import Server
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
 EMAIL, PASSWORD = "marketer@shop.kr", "한글도-되는-비밀번호"
 
 
@@ -41,16 +37,7 @@ def served_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """Debian's Chromium, headless (no browser downloads)."""
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
-def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    """Save a screenshot of the viewport as a test artifact."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    yield from launch()
 
 
 def test_marketer_journey_in_korean_and_english(served_demo, browser) -> None:  # type: ignore[no-untyped-def]

@@ -51,3 +51,6 @@ def require_admin(
                            "or a signed-in UI session")
     if request.method in UNSAFE_METHODS and not csrf_matches(sess, request.headers.get(CSRF_HEADER)):
         raise Forbidden(f"missing or wrong {CSRF_HEADER} header", where=CSRF_HEADER)
+    from segmint.web.roles import check_session_write
+
+    check_session_write(state.workspace.appdb, sess.user_id, request.method, request.url.path)

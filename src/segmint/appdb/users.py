@@ -1,4 +1,4 @@
-"""UI users: people who sign in to the web UI (admin or marketer), passwords hashed with scrypt."""
+"""UI users: people who sign in to the web UI (admin, marketer or viewer), passwords hashed with scrypt."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from segmint.appdb.base import Base
 from segmint.errors import Conflict, InvalidInput, NotFound
 
-Role = Literal["admin", "marketer"]
-ROLES: tuple[str, ...] = ("admin", "marketer")
+Role = Literal["admin", "marketer", "viewer"]
+ROLES: tuple[str, ...] = ("admin", "marketer", "viewer")
+EDITOR_ROLES: tuple[str, ...] = ("admin", "marketer")  # may save segments and change settings; viewers look
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD = 8
 
@@ -144,6 +145,23 @@ def set_password(engine: Engine, email: str, password: str) -> User:
             raise NotFound(f"no user {email}", where="email")
         row.password_hash = hash_password(password)
         return _view(row)
+
+
+def set_role(engine: Engine, email: str, role: str) -> User:
+    """Change a user's role (admin, marketer or viewer)."""
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}, not {role!r}", where="role")
+    with Session(engine) as s, s.begin():
+        row = s.scalars(select(UserRow).where(UserRow.email == email.strip().lower())).first()
+        if row is None:
+            raise NotFound(f"no user {email}", where="email")
+        row.role = role
+        return _view(row)
+
+
+def can_edit(user: User | None) -> bool:
+    """Whether a user may save segments and change settings (admin and marketer; not viewer)."""
+    return user is not None and user.role in EDITOR_ROLES
 
 
 def ensure_user(engine: Engine, email: str, *, role: str = "admin") -> tuple[User, str]:

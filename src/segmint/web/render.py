@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from segmint.api.deps import AppState, get_state
-from segmint.appdb.users import User, get_user
+from segmint.appdb.users import User, can_edit, get_user
 from segmint.errors import NotFound
 from segmint.web import TEMPLATES_DIR
 from segmint.web.i18n import request_lang, translator
@@ -53,11 +53,32 @@ def current_user(request: Request, state: AppState = Depends(get_state)) -> User
 class CsrfRejected(Exception):
     """A state-changing UI request without the session's CSRF token."""
 
+    key = "error.csrf"
 
-async def csrf_rejected_page(request: Request, _exc: Exception) -> HTMLResponse:
-    """A 403 page in the UI language explaining the refused request."""
+
+class RoleRefused(CsrfRejected):
+    """A state-changing UI request from a user whose role may not make it (a viewer)."""
+
+    key = "error.viewer"
+
+
+class AdminOnly(CsrfRejected):
+    """A UI request only admins may make (changing roles)."""
+
+    key = "error.admin_only"
+
+
+async def csrf_rejected_page(request: Request, exc: Exception) -> HTMLResponse:
+    """A 403 page in the UI language explaining the refused request (bad CSRF token, or a viewer's change)."""
     t = translator(request_lang(request))
-    return render(request, "error.html", {"message": t("error.csrf")}, status_code=403)
+    return render(request, "error.html", {"message": t(getattr(exc, "key", "error.csrf"))}, status_code=403)
+
+
+def editor_user(user: User = Depends(current_user)) -> User:
+    """The signed-in user, who must be allowed to change things (admin or marketer); viewers get a 403."""
+    if not can_edit(user):
+        raise RoleRefused()
+    return user
 
 
 async def require_csrf(request: Request, state: AppState = Depends(get_state)) -> None:
@@ -82,6 +103,7 @@ def render(request: Request, name: str, context: dict[str, Any], *, status_code:
         "lang": lang,
         "t": translator(lang),
         "user": getattr(request.state, "user", None),
+        "can_edit": can_edit(getattr(request.state, "user", None)),
         "csrf": sess.csrf if sess else "",
         "path": request.url.path,
         **context,

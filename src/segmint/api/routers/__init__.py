@@ -11,8 +11,11 @@ from segmint.api.routers import (
     web,
     web_auth,
     web_events,
+    web_segments,
     web_settings,
+    web_users,
 )
 
 ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, traits.router,
-           inapp.router, web.router, web_auth.router, web_events.router, web_settings.router]
+           inapp.router, web.router, web_auth.router, web_events.router, web_settings.router,
+           web_segments.router, web_users.router]
