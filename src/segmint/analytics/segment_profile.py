@@ -29,7 +29,7 @@ NUMERIC_TYPES = {"BIGINT", "UBIGINT", "DOUBLE"}
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 MAX_TRAITS = 60
 CATEGORICAL_MAX_NUMBERS = 12  # a number trait with at most this many distinct values is shown per value
-IDENTIFIER_SHARE = 0.5  # more distinct values than this share of users (and > 50): identifier-like
+IDENTIFIER_SHARE = 0.9  # distinct values >= this share of the users having the trait (and > 12): identifier-like
 DEFAULT_FLAG = 0.2
 
 MEMBERS = "p.user_id IN (SELECT unnest(?::VARCHAR[]))"
@@ -105,15 +105,15 @@ def trait_names(store: EventStore, limit: int = MAX_TRAITS) -> list[str]:
     return [str(r["k"]) for r in rows]
 
 
-def _types(store: EventStore, names: list[str]) -> dict[str, tuple[set[str], int]]:
-    """Per trait: the JSON types of its non-null values, and how many distinct values it has."""
+def _types(store: EventStore, names: list[str]) -> dict[str, tuple[set[str], int, int]]:
+    """Per trait: the JSON types of its non-null values, how many distinct values, how many users have it."""
     rows = store.query(
         """SELECT k, list(DISTINCT t) FILTER (WHERE t IS NOT NULL AND t <> 'NULL') AS types,
-                  count(DISTINCT v) AS distinct_values
+                  count(DISTINCT v) AS distinct_values, count(v) AS present
            FROM (SELECT unnest(?::VARCHAR[]) AS k, unnest(json_type(traits, ?::VARCHAR[])) AS t,
                         unnest(json_extract_string(traits, ?::VARCHAR[])) AS v FROM profiles)
            GROUP BY k""", [names, [json_path(n) for n in names], [json_path(n) for n in names]]).to_pylist()
-    return {str(r["k"]): (set(r["types"] or []), int(r["distinct_values"])) for r in rows}
+    return {str(r["k"]): (set(r["types"] or []), int(r["distinct_values"]), int(r["present"])) for r in rows}
 
 
 def _tvd(pairs: list[tuple[int, int]], members: int, population: int) -> float:
@@ -169,7 +169,7 @@ def _numeric(store: EventStore, name: str, ids: list[str]) -> tuple[NumericSumma
     edges = [e for e in edges if e is not None]
     bins = store.query(
         f"""SELECT b, count(*) AS pop, count(*) FILTER (WHERE m) AS mem FROM (
-              SELECT CASE WHEN v IS NULL THEN -1 ELSE len(list_filter(?::DOUBLE[], e -> e < v)) END AS b, m
+              SELECT CASE WHEN v IS NULL THEN -1 ELSE len(list_filter(?::DOUBLE[], lambda e: e < v)) END AS b, m
               FROM (SELECT TRY_CAST(json_extract(p.traits, ?) AS DOUBLE) AS v, {MEMBERS} AS m FROM profiles p))
             GROUP BY b""", [edges, path, ids]).to_pylist()
     n_pop = sum(int(r["pop"]) for r in bins)
@@ -197,10 +197,10 @@ def profile(engine: Engine, store: EventStore, name: str, *, traits: Sequence[st
     types = _types(store, names) if names else {}
     out: list[TraitProfile] = []
     for t in names:
-        kinds, distinct = types.get(t, (set(), 0))
+        kinds, distinct, present = types.get(t, (set(), 0, 0))
         source = "computed" if t in COMPUTED else "trait"
         numeric = bool(kinds) and kinds <= NUMERIC_TYPES and distinct > CATEGORICAL_MAX_NUMBERS
-        if not numeric and distinct > 50 and distinct > IDENTIFIER_SHARE * max(n_pop, 1):
+        if not numeric and distinct > CATEGORICAL_MAX_NUMBERS and distinct >= IDENTIFIER_SHARE * present:
             out.append(TraitProfile(t, source, "identifier", None, False, distinct=distinct))
             continue
         if numeric:
