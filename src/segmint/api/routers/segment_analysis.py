@@ -20,7 +20,11 @@ from segmint.segments import saved
 from segmint.segments import static as st
 
 router = APIRouter(prefix="/api/segment-analysis", tags=["segment analysis"], dependencies=[Depends(require_admin)])
-NAME = Query(..., min_length=1, max_length=128, description="Segment name.")
+
+
+def _name(description: str = "Segment name.") -> Any:
+    """A required segment-name query parameter (a new Query each time: FastAPI binds one to one parameter)."""
+    return Query(..., min_length=1, max_length=128, description=description)
 
 
 class GrowthDayOut(BaseModel):
@@ -167,7 +171,7 @@ class CompareOut(BaseModel):
 
 
 @router.get("/growth")
-def growth(state: AppState = Depends(get_state), segment: str = NAME,
+def growth(state: AppState = Depends(get_state), segment: str = _name(),
            days: int = Query(sg.DEFAULT_DAYS, ge=1, le=sg.MAX_DAYS)) -> GrowthOut:
     """Members at each day end, entries and exits per day, for the last `days` days (today included)."""
     ws = state.workspace
@@ -193,7 +197,7 @@ def overlap(state: AppState = Depends(get_state),
 
 
 @router.get("/profile")
-def profile(state: AppState = Depends(get_state), segment: str = NAME,
+def profile(state: AppState = Depends(get_state), segment: str = _name(),
             traits: str = Query("", max_length=5000, description="Comma-separated trait names (default: all)."),
             as_of: datetime | None = None, top: int = Query(10, ge=1, le=100),
             flag: float = Query(sp.DEFAULT_FLAG, gt=0, le=1)) -> ProfileOut:
@@ -232,7 +236,8 @@ async def _body(request: Request) -> bytes:
 
 
 @router.post("/uploads", status_code=201)
-async def upload(request: Request, state: AppState = Depends(get_state), name: str = NAME,
+async def upload(request: Request, state: AppState = Depends(get_state),
+                 name: str = _name("Name of the new static segment."),
                  unknown: Literal["keep", "drop"] = Query("keep", description="Ids the store does not know."),
                  column: str | None = Query(None, max_length=128, description="Header of the user id column."),
                  file_name: str | None = Query(None, max_length=256),
@@ -249,7 +254,7 @@ async def upload(request: Request, state: AppState = Depends(get_state), name: s
 
 
 @router.get("/compare")
-def compare(state: AppState = Depends(get_state), snapshot: str = NAME,
+def compare(state: AppState = Depends(get_state), snapshot: str = _name("Static segment."),
             against: str | None = Query(None, min_length=1, max_length=128,
                                         description="Segment to compare with (default: the snapshot's source)."),
             as_of: datetime | None = None, sample: int = Query(st.SAMPLE, ge=0, le=1000)) -> CompareOut:
