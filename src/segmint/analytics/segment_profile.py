@@ -4,9 +4,11 @@ are distributed against the whole population, with the traits where members dive
 Categorical traits (text, booleans, and numbers with few distinct values) give each value's share among
 members and among everyone, and the lift (member share / population share). Numeric traits give count,
 mean and quantiles for both. Every trait gets one divergence score on one scale, the total variation
-distance (half the sum of absolute share differences, 0 = same distribution, 1 = disjoint): over values for
-categorical traits, over the population's decile bins for numeric ones; a missing trait is its own value or
-bin. Identifier-like traits (almost one value per user) get no score."""
+distance (half the sum of absolute share differences, 0 = same distribution, 1 = disjoint): over the values
+shown for categorical traits (the top values by population, the rest as one "(other)" group), over the
+population's decile bins for numeric ones; a missing trait is its own value or bin. Identifier-like traits
+(almost one value per user) get no score. Traits are read in a few passes over `profiles` for all traits
+at once (one for types, one for categorical values, two for numeric traits), not a query per trait."""
 
 from __future__ import annotations
 
@@ -122,38 +124,59 @@ def _tvd(pairs: list[tuple[int, int]], members: int, population: int) -> float:
     return round(0.5 * sum(abs(m / members - p / population) for m, p in pairs), 4)
 
 
-def _categorical(store: EventStore, name: str, ids: list[str], n_mem: int, n_pop: int,
-                 top: int) -> tuple[list[ValueShare], float]:
-    rows = store.query(
-        f"""SELECT coalesce(json_extract_string(p.traits, ?), ?) AS v, count(*) AS pop,
-                   count(*) FILTER (WHERE {MEMBERS}) AS mem
-            FROM profiles p GROUP BY v ORDER BY pop DESC, v""", [json_path(name), MISSING, ids]).to_pylist()
-    score = _tvd([(int(r["mem"]), int(r["pop"])) for r in rows], n_mem, n_pop)
-    shown = [r for r in rows if r["v"] != MISSING][:top]
-    rest = [r for r in rows if r["v"] != MISSING][top:]
-    missing = [r for r in rows if r["v"] == MISSING]
-    groups = [(str(r["v"]), int(r["mem"]), int(r["pop"])) for r in shown]
-    if rest:
-        groups.append((OTHER, sum(int(r["mem"]) for r in rest), sum(int(r["pop"]) for r in rest)))
-    groups += [(MISSING, int(r["mem"]), int(r["pop"])) for r in missing]
+def _shares(groups: list[tuple[str, int, int]], n_mem: int, n_pop: int) -> list[ValueShare]:
     out = []
     for value, mem, pop in groups:
         ms = mem / n_mem if n_mem else 0.0
         ps = pop / n_pop if n_pop else 0.0
         out.append(ValueShare(value, mem, pop, round(ms, 4), round(ps, 4), round(ms / ps, 3) if ps else None))
-    return out, score
+    return out
 
 
-def _numeric(store: EventStore, name: str, ids: list[str]) -> tuple[NumericSummary, NumericSummary, float]:
-    path = json_path(name)
-    qs = list(QUANTILES)
+def _categorical(store: EventStore, names: list[str], ids: list[str], n_mem: int, n_pop: int,
+                 top: int) -> dict[str, tuple[list[ValueShare], float]]:
+    """Value counts of several traits in one pass over the profiles."""
     rows = store.query(
-        f"""WITH x AS (SELECT TRY_CAST(json_extract(p.traits, ?) AS DOUBLE) AS v, {MEMBERS} AS m FROM profiles p)
-            SELECT g, count(v) AS n, count(*) - count(v) AS missing, avg(v) AS mean,
-                   quantile_cont(v, ?::DOUBLE[]) AS q
-            FROM (SELECT v, 'population' AS g FROM x UNION ALL SELECT v, 'members' FROM x WHERE m)
-            GROUP BY g""", [path, ids, qs]).to_pylist()
-    by = {r["g"]: r for r in rows}
+        f"""SELECT k, coalesce(v, ?) AS v, count(*) AS pop, count(*) FILTER (WHERE m) AS mem
+            FROM (SELECT {MEMBERS} AS m, unnest(?::VARCHAR[]) AS k,
+                         unnest(json_extract_string(p.traits, ?::VARCHAR[])) AS v FROM profiles p)
+            GROUP BY k, v ORDER BY k, pop DESC, v""",
+        [MISSING, ids, names, [json_path(n) for n in names]]).to_pylist()
+    by: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for r in rows:
+        by[str(r["k"])].append(r)
+    out: dict[str, tuple[list[ValueShare], float]] = {}
+    for name, vals in by.items():
+        present = [r for r in vals if r["v"] != MISSING]
+        groups = [(str(r["v"]), int(r["mem"]), int(r["pop"])) for r in present[:top]]
+        if len(present) > top:
+            rest = present[top:]
+            groups.append((OTHER, sum(int(r["mem"]) for r in rest), sum(int(r["pop"]) for r in rest)))
+        groups += [(MISSING, int(r["mem"]), int(r["pop"])) for r in vals if r["v"] == MISSING]
+        # Scored over the groups shown (top values, other, missing): over hundreds of rare values the distance
+        # would mostly measure sampling noise.
+        out[name] = _shares(groups, n_mem, n_pop), _tvd([(m, p) for _, m, p in groups], n_mem, n_pop)
+    return out
+
+
+def _long_numbers(ids: list[str], names: list[str]) -> tuple[str, list[Any]]:
+    """SQL of (m, k, v) rows: member flag, trait name, value as DOUBLE (NULL when missing), and its params."""
+    sql = f"""SELECT m, k, TRY_CAST(j AS DOUBLE) AS v
+              FROM (SELECT {MEMBERS} AS m, unnest(?::VARCHAR[]) AS k,
+                           unnest(json_extract(p.traits, ?::VARCHAR[])) AS j FROM profiles p)"""
+    return sql, [ids, names, [json_path(n) for n in names]]
+
+
+def _numeric(store: EventStore, names: list[str],
+             ids: list[str]) -> dict[str, tuple[NumericSummary, NumericSummary, float]]:
+    """Count, mean, quantiles and the decile-bin divergence of several numeric traits in two passes."""
+    qs = list(QUANTILES)
+    long_sql, long_params = _long_numbers(ids, names)
+    rows = store.query(
+        f"""SELECT k, m, grouping(m) AS everyone, count(v) AS n, count(*) - count(v) AS missing, avg(v) AS mean,
+                   quantile_cont(v, ?::DOUBLE[]) AS q,
+                   quantile_disc(v, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]) AS edges
+            FROM ({long_sql}) GROUP BY GROUPING SETS ((k), (k, m))""", [qs, *long_params]).to_pylist()
 
     def summary(r: dict[str, Any] | None) -> NumericSummary:
         if r is None:
@@ -162,20 +185,22 @@ def _numeric(store: EventStore, name: str, ids: list[str]) -> tuple[NumericSumma
         return NumericSummary(int(r["n"]), int(r["missing"]), None if r["mean"] is None else round(r["mean"], 4),
                               {str(k): (None if v is None else round(v, 4)) for k, v in zip(qs, q, strict=True)})
 
-    # Population decile edges; bin = how many edges lie below the value; a missing value is bin -1.
-    edges = store.query("SELECT DISTINCT unnest(quantile_disc(TRY_CAST(json_extract(traits, ?) AS DOUBLE), "
-                        "[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])) AS e FROM profiles ORDER BY e",
-                        [path]).column(0).to_pylist()
-    edges = [e for e in edges if e is not None]
+    pop = {str(r["k"]): r for r in rows if r["everyone"]}
+    mem = {str(r["k"]): r for r in rows if not r["everyone"] and r["m"]}
+    # Population decile edges per trait; bin = how many edges lie below the value; a missing value is bin -1.
+    edges = {k: sorted({e for e in (r["edges"] or []) if e is not None}) for k, r in pop.items()}
     bins = store.query(
-        f"""SELECT b, count(*) AS pop, count(*) FILTER (WHERE m) AS mem FROM (
-              SELECT CASE WHEN v IS NULL THEN -1 ELSE len(list_filter(?::DOUBLE[], lambda e: e < v)) END AS b, m
-              FROM (SELECT TRY_CAST(json_extract(p.traits, ?) AS DOUBLE) AS v, {MEMBERS} AS m FROM profiles p))
-            GROUP BY b""", [edges, path, ids]).to_pylist()
-    n_pop = sum(int(r["pop"]) for r in bins)
-    n_mem = sum(int(r["mem"]) for r in bins)
-    score = _tvd([(int(r["mem"]), int(r["pop"])) for r in bins], n_mem, n_pop)
-    return summary(by.get("members")), summary(by.get("population")), score
+        f"""WITH e AS (SELECT unnest(?::VARCHAR[]) AS k, unnest(?::DOUBLE[][]) AS edges)
+            SELECT x.k, CASE WHEN x.v IS NULL THEN -1 ELSE len(list_filter(e.edges, lambda q: q < x.v)) END AS b,
+                   count(*) AS pop, count(*) FILTER (WHERE x.m) AS mem
+            FROM ({long_sql}) x JOIN e ON e.k = x.k GROUP BY x.k, b""",
+        [list(edges), list(edges.values()), *long_params]).to_pylist()
+    out: dict[str, tuple[NumericSummary, NumericSummary, float]] = {}
+    for name in names:
+        pairs = [(int(r["mem"]), int(r["pop"])) for r in bins if r["k"] == name]
+        score = _tvd(pairs, sum(m for m, _ in pairs), sum(p for _, p in pairs))
+        out[name] = summary(mem.get(name)), summary(pop.get(name)), score
+    return out
 
 
 def profile(engine: Engine, store: EventStore, name: str, *, traits: Sequence[str] = (),
@@ -195,21 +220,31 @@ def profile(engine: Engine, store: EventStore, name: str, *, traits: Sequence[st
     for t in names:
         json_path(t)  # a quote or control character is refused here with where=name
     types = _types(store, names) if names else {}
-    out: list[TraitProfile] = []
+    kind: dict[str, str] = {}
     for t in names:
         kinds, distinct, present = types.get(t, (set(), 0, 0))
-        source = "computed" if t in COMPUTED else "trait"
-        numeric = bool(kinds) and kinds <= NUMERIC_TYPES and distinct > CATEGORICAL_MAX_NUMBERS
-        if not numeric and distinct > CATEGORICAL_MAX_NUMBERS and distinct >= IDENTIFIER_SHARE * present:
-            out.append(TraitProfile(t, source, "identifier", None, False, distinct=distinct))
-            continue
-        if numeric:
-            mem, pop, score = _numeric(store, t, ids)
+        if bool(kinds) and kinds <= NUMERIC_TYPES and distinct > CATEGORICAL_MAX_NUMBERS:
+            kind[t] = "numeric"
+        elif distinct > CATEGORICAL_MAX_NUMBERS and distinct >= IDENTIFIER_SHARE * present:
+            kind[t] = "identifier"
+        else:
+            kind[t] = "categorical"
+    cats = [t for t in names if kind[t] == "categorical"]
+    nums = [t for t in names if kind[t] == "numeric"]
+    cat = _categorical(store, cats, ids, n_mem, n_pop, top) if cats else {}
+    num = _numeric(store, nums, ids) if nums else {}
+    out: list[TraitProfile] = []
+    for t in names:
+        source, distinct = "computed" if t in COMPUTED else "trait", types.get(t, (set(), 0, 0))[1]
+        if kind[t] == "numeric":
+            mem, pop, score = num[t]
             out.append(TraitProfile(t, source, "numeric", score, score >= flag, members=mem, population=pop,
                                     distinct=distinct))
-        else:
-            values, score = _categorical(store, t, ids, n_mem, n_pop, top)
+        elif kind[t] == "categorical":
+            values, score = cat[t]
             out.append(TraitProfile(t, source, "categorical", score, score >= flag, values=values,
                                     distinct=distinct))
+        else:
+            out.append(TraitProfile(t, source, "identifier", None, False, distinct=distinct))
     out.sort(key=lambda x: (x.divergence is None, -(x.divergence or 0), x.name))
     return Profile(name, as_of, n_mem, len(ids) - n_mem, n_pop, flag, out)
