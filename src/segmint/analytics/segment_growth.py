@@ -192,7 +192,9 @@ def growth(engine: Engine, store: EventStore, name: str, *, zone: ZoneInfo, days
            now: datetime | None = None) -> Growth:
     """Members at each day end and entries/exits per day for the last `days` local days (today included)."""
     _check_days(days)
-    saved.get_segment(engine, name)  # NotFound for an unknown name
+    frozen = saved.static_members(engine, name)  # NotFound for an unknown name
+    if frozen is not None:
+        raise InvalidInput(f"segment {name!r} is static: its {len(frozen):,} members never change", where="name")
     now = now or _now()
     today = local_day(now, zone)
     first_day = today - timedelta(days=days - 1)
