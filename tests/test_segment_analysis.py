@@ -142,7 +142,7 @@ def test_growth_and_backfill_refuse_bad_input(hist: Workspace) -> None:
     saved.freeze_members(ws.appdb, ws.store, "고정")
     with pytest.raises(InvalidInput, match="static"):
         backfill(ws.appdb, ws.store, "고정", zone=zone, days=5)
-    with pytest.raises(InvalidInput, match="static: its [0-9]+ members never change"):
+    with pytest.raises(InvalidInput, match=r"static: its [0-9]+ members never change"):
         growth(ws.appdb, ws.store, "고정", zone=zone, days=5)
     with pytest.raises(NotFound):
         growth(ws.appdb, ws.store, "없음", zone=zone, days=5)

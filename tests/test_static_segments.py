@@ -160,3 +160,20 @@ def test_a_static_save_is_listed_as_saved(shop: Workspace) -> None:
     saved.freeze_members(shop.appdb, shop.store, "고정")
     d = st.describe(shop.appdb, "고정")
     assert (d.origin, d.count, d.source) == ("saved", 2, None)
+
+
+def test_relabelling_keeps_the_frozen_list_and_its_origin(shop: Workspace) -> None:
+    st.upload(shop.appdb, shop.store, "목록", b"u1\nghost\n")
+    st.snapshot(shop.appdb, shop.store, "스냅", source="활성", as_of=NOW - timedelta(days=1, hours=12))
+    for name in ("목록", "스냅"):
+        seg, changed = saved.update_segment(shop.appdb, name, labels=["new"], description="relabelled")
+        assert changed and seg.version == 2
+        saved.freeze_members(shop.appdb, shop.store, name)  # what the API and CLI call after a save
+    assert saved.static_members(shop.appdb, "목록") == ["ghost", "u1"]
+    assert saved.static_members(shop.appdb, "스냅") == ["u1"]  # not re-evaluated now (u1, u4)
+    d = st.describe(shop.appdb, "스냅")
+    assert (d.origin, d.source, d.version, d.labels) == ("snapshot", "활성", 2, ["new"])
+    saved.update_segment(shop.appdb, "스냅", definition="did app_opened")  # a new definition: frozen anew
+    saved.freeze_members(shop.appdb, shop.store, "스냅")
+    assert saved.static_members(shop.appdb, "스냅") == ["u1", "u2", "u3", "u4"]
+    assert st.describe(shop.appdb, "스냅").origin == "saved"

@@ -253,7 +253,11 @@ def update_segment(engine: Engine, name: str, *, definition: str | Mapping[str, 
         if new == old:
             return _view(row, cur), False
         now = _now()
-        ver = SegmentVersionRow(version=row.current_version + 1, created_at=now, **new)
+        # A static segment keeps its frozen members through a relabel or a new description (only a new
+        # definition or kind re-freezes them): a snapshot or an uploaded list must not be silently recomputed.
+        keep = cur.kind == "static" and new["kind"] == "static" and new["definition"] == old["definition"]
+        ver = SegmentVersionRow(version=row.current_version + 1, created_at=now,
+                                members=list(cur.members) if keep and cur.members is not None else None, **new)
         row.versions.append(ver)
         row.current_version = ver.version
         row.updated_at = now

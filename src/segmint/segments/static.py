@@ -96,8 +96,11 @@ def describe(engine: Engine, name: str) -> StaticSegment:
     _ensure_table(engine)
     with Session(engine) as s:
         row = s.scalars(select(StaticOriginRow).join(SegmentRow, SegmentRow.id == StaticOriginRow.segment_id)
-                        .where(SegmentRow.name == name, StaticOriginRow.version == seg.version)).first()
-        if row is None:
+                        .where(SegmentRow.name == name, StaticOriginRow.version <= seg.version)
+                        .order_by(StaticOriginRow.version.desc())).first()
+        # The origin still holds after relabels (members carried over), not after a new definition.
+        if row is None or (row.version != seg.version
+                           and saved.get_segment(engine, name, row.version).definition != seg.definition):
             return StaticSegment(name, seg.description, seg.labels, seg.version, len(members), "saved",
                                  created_at=seg.updated_at)
         return StaticSegment(name, seg.description, seg.labels, seg.version, len(members), row.origin, row.source,
