@@ -55,8 +55,16 @@ def _transitions(ws: Workspace, segment: str) -> list[dict]:
                           [segment]).to_pylist()
 
 
-def test_backfill_growth_equals_as_of_evaluation_per_day(hist: Workspace) -> None:
-    ws, zone = hist, hist.config.zone
+@pytest.mark.parametrize("definition", [
+    ACTIVE,
+    "did order_completed at least 2 times in last 14 days",
+    "did app_opened in last 3 days and did not order_completed in last 10 days",
+    "last app_opened at least 5 days ago",
+])
+def test_backfill_growth_equals_as_of_evaluation_per_day(workspace: Workspace, definition: str) -> None:
+    ws, zone = workspace, workspace.config.zone
+    history(ws, seed=len(definition))
+    saved.create_segment(ws.appdb, "활성", definition)
     tree = saved.segment_tree(ws.appdb, "활성")
     r = backfill(ws.appdb, ws.store, "활성", zone=zone, days=30, now=NOW)
     assert r.evaluated == 30 and r.skipped is None and r.live_since is None
@@ -81,6 +89,9 @@ def test_day_ends_are_local_midnights() -> None:
 
     assert day_end(datetime(2026, 3, 30).date(), ZoneInfo("Asia/Seoul")) == datetime(2026, 3, 30, 15, 0)
     assert day_end(datetime(2026, 3, 30).date(), ZoneInfo("UTC")) == datetime(2026, 3, 31, 0, 0)
+    berlin = ZoneInfo("Europe/Berlin")  # summer time starts on 2026-03-29: that day has 23 hours
+    assert day_end(datetime(2026, 3, 28).date(), berlin) == datetime(2026, 3, 28, 23, 0)
+    assert day_end(datetime(2026, 3, 29).date(), berlin) == datetime(2026, 3, 29, 22, 0)
 
 
 def test_backfill_is_idempotent_and_extends_day_by_day(hist: Workspace) -> None:
