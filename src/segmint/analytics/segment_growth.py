@@ -201,17 +201,17 @@ def growth(engine: Engine, store: EventStore, name: str, *, zone: ZoneInfo, days
     start = day_end(first_day - timedelta(days=1), zone)
     his = [day_end(first_day + timedelta(days=k), zone) for k in range(days)]
     los = [start, *his[:-1]]
-    base = store.query(f"SELECT count(*) FILTER (WHERE kind = 'enter') - count(*) FILTER (WHERE kind = 'exit') "
-                       f"FROM ({CHANGES_SQL}) WHERE ts <= ?", [name, start]).to_pylist()[0]
-    members = int(next(iter(base.values())) or 0)
+    # Bucket -1 holds every change up to the window's start (the members it starts with); one pass in all.
     per_day = store.query(
         f"""WITH c AS ({CHANGES_SQL}),
         d AS (SELECT unnest(?::TIMESTAMP[]) AS lo, unnest(?::TIMESTAMP[]) AS hi, unnest(?::INTEGER[]) AS i)
         SELECT d.i, count(*) FILTER (WHERE c.kind = 'enter') AS entries,
                count(*) FILTER (WHERE c.kind = 'exit') AS exits
         FROM c JOIN d ON c.ts > d.lo AND c.ts <= d.hi GROUP BY d.i""",
-        [name, los, his, list(range(days))]).to_pylist()
+        [name, [datetime.min, *los], [start, *his], [-1, *range(days)]]).to_pylist()
     counts = {int(r["i"]): (int(r["entries"]), int(r["exits"])) for r in per_day}
+    before = counts.pop(-1, (0, 0))
+    members = before[0] - before[1]
     out = Growth(name, zone.key)
     for k in range(days):
         ent, ex = counts.get(k, (0, 0))
