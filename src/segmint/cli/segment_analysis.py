@@ -292,7 +292,8 @@ def compare_cmd(ctx: typer.Context, snapshot: str = typer.Argument(..., help="St
     if as_json:
         print_json(c)
         return
-    console.print(f"{c['snapshot']} ({c['snapshot_count']:,}) vs {c['against']} now ({c['current_count']:,}):",
+    when = f"as of {str(c['as_of'])[:19]} UTC" if as_of else "now"
+    console.print(f"{c['snapshot']} ({c['snapshot_count']:,}) vs {c['against']} {when} ({c['current_count']:,}):",
                   highlight=False, markup=False)
     console.print(f"  both {c['both']:,}, only in snapshot {c['only_in_snapshot']:,}, only now {c['only_now']:,}, "
                   f"Jaccard {c['jaccard']:.3f}", highlight=False)
