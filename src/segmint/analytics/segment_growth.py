@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from segmint.errors import InvalidInput
 from segmint.segments import saved
 from segmint.segments.evaluate import evaluate
+from segmint.segments.static import require_duckdb
 from segmint.store.base import EventStore, WriteBatch
 from segmint.store.schema import transitions_to_arrow
 
@@ -122,6 +123,7 @@ def backfill(engine: Engine, store: EventStore, name: str, *, zone: ZoneInfo, da
     """Record `backfill` transitions for a dynamic segment over the last `days` days: one as-of evaluation of
     the current version at each day end, diffed with the day before (see the module docstring for the rule)."""
     _check_days(days)
+    require_duckdb(store, "segment backfill")
     seg = saved.get_segment(engine, name)
     if seg.kind == "static":
         raise InvalidInput(f"segment {name!r} is static: its members never change, there is nothing to backfill",
@@ -192,6 +194,7 @@ def growth(engine: Engine, store: EventStore, name: str, *, zone: ZoneInfo, days
            now: datetime | None = None) -> Growth:
     """Members at each day end and entries/exits per day for the last `days` local days (today included)."""
     _check_days(days)
+    require_duckdb(store, "segment growth")
     frozen = saved.static_members(engine, name)  # NotFound for an unknown name
     if frozen is not None:
         raise InvalidInput(f"segment {name!r} is static: its {len(frozen):,} members never change", where="name")

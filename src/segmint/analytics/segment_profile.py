@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from segmint.errors import InvalidInput
-from segmint.segments.static import members_of
+from segmint.segments.static import members_of, require_duckdb
 from segmint.store.base import EventStore
 from segmint.store.sqltext import json_path
 from segmint.traits.catalog import TRAITS as COMPUTED
@@ -220,6 +220,7 @@ def profile(engine: Engine, store: EventStore, name: str, *, traits: Sequence[st
         raise InvalidInput(f"flag threshold is {flag}; expected a share in (0, 1]", where="flag")
     if len(traits) > MAX_TRAITS:
         raise InvalidInput(f"at most {MAX_TRAITS} traits per profile", where="traits")
+    require_duckdb(store, "segment profile")
     ids = members_of(engine, store, name, as_of)
     n_pop = int(_scalar(store, "SELECT count(*) FROM profiles", []))
     n_mem = int(_scalar(store, f"SELECT count(*) FROM profiles p WHERE {MEMBERS}", [ids]))

@@ -45,6 +45,13 @@ class StaticOriginRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+def require_duckdb(store: EventStore, what: str) -> None:
+    """Refuse clearly on an engine this SQL is not written for (the analyses are DuckDB SQL for now)."""
+    if store.dialect != "duckdb":
+        raise InvalidInput(f"{what} runs on the DuckDB store; the {store.dialect} store is not supported yet",
+                           where="store")
+
+
 def _ensure_table(engine: Engine) -> None:
     Base.metadata.create_all(engine, tables=[StaticOriginRow.__table__])  # type: ignore[list-item]
 
@@ -233,6 +240,7 @@ def known_users(store: EventStore, ids: Sequence[str]) -> set[str]:
     """Which of these user ids the store has a profile for."""
     if not ids:
         return set()
+    require_duckdb(store, "checking uploaded ids")
     table = store.query("SELECT user_id FROM profiles WHERE user_id IN (SELECT unnest(?::VARCHAR[]))", [list(ids)])
     return {str(u) for u in table.column(0).to_pylist()}
 
