@@ -113,6 +113,29 @@ def test_backfill_is_idempotent_and_extends_day_by_day(hist: Workspace) -> None:
         assert d.members == len(evaluate(ws.store, tree, day_end(d.day, zone)))
 
 
+def test_an_interrupted_backfill_resumes_where_it_stopped(hist: Workspace) -> None:
+    ws, zone = hist, hist.config.zone
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_five(done: int, total: int) -> None:
+        if done == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        backfill(ws.appdb, ws.store, "활성", zone=zone, days=20, now=NOW, progress=stop_after_five)
+    fifth = day_end(NOW.date() - timedelta(days=16), zone)  # points: ends of days -20 .. -1
+    assert ws.store.get_state(WATERMARK_KEY + "활성") == fifth.isoformat()
+    assert max(t["ts"] for t in _transitions(ws, "활성")) <= fifth
+    r = backfill(ws.appdb, ws.store, "활성", zone=zone, days=20, now=NOW)
+    assert r.evaluated == 15 and r.first > fifth
+    tree = saved.segment_tree(ws.appdb, "활성")
+    g = growth(ws.appdb, ws.store, "활성", zone=zone, days=20, now=NOW)
+    for d in g.days[:-1]:
+        assert d.members == len(evaluate(ws.store, tree, day_end(d.day, zone)))
+
+
 def test_backfill_stops_before_the_first_live_transition(hist: Workspace) -> None:
     ws, zone = hist, hist.config.zone
     live_ts = NOW - timedelta(days=10, hours=3)

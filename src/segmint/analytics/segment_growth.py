@@ -8,7 +8,8 @@ that instant and members(d) = members(d-1) + entries(d) - exits(d) holds exactly
 The backfill rule (so it never conflicts with the live path): it writes only at day ends strictly before
 the segment's first non-backfill transition (the moment the live path took over), and only after the
 watermark of earlier backfills (`store_state` key `segment_backfill:<name>`, written in the same
-transaction). Ids are a hash of (segment, version, user, ts, kind), so running it again writes nothing new.
+transaction as each day's transitions, so an interrupted backfill resumes where it stopped). Ids are a
+hash of (segment, version, user, ts, kind), so running it again writes nothing new.
 Entries and exits count only real state changes (an `enter` after no transition or an `exit`, and the
 reverse), so a duplicate `enter` recorded by two paths is never counted twice."""
 
@@ -21,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 from sqlalchemy import Engine
 
 from segmint.errors import InvalidInput
@@ -28,7 +30,7 @@ from segmint.segments import saved
 from segmint.segments.evaluate import evaluate
 from segmint.segments.static import require_duckdb
 from segmint.store.base import EventStore, WriteBatch
-from segmint.store.schema import transitions_to_arrow
+from segmint.store.schema import TRANSITION_SCHEMA
 
 DEFAULT_DAYS = 90
 MAX_DAYS = 730
@@ -108,6 +110,22 @@ class BackfillResult:
         return asdict(self)
 
 
+def _transition_table(segment: str, version: int, at: datetime, entered: list[str], exited: list[str],
+                      recorded: datetime) -> pa.Table | None:
+    """`backfill` transitions at one instant as an Arrow table in TRANSITION_SCHEMA (None when there are none)."""
+    n = len(entered) + len(exited)
+    if not n:
+        return None
+    users = entered + exited
+    kinds = ["enter"] * len(entered) + ["exit"] * len(exited)
+    return pa.table({
+        "id": [transition_id(segment, version, u, at, k) for u, k in zip(users, kinds, strict=True)],
+        "segment": [segment] * n, "version": pa.array([version] * n, pa.int32()), "user_id": users,
+        "ts": pa.array([at] * n, pa.timestamp("us")), "kind": kinds, "cause": ["backfill"] * n,
+        "recorded_at": pa.array([recorded] * n, pa.timestamp("us")),
+    }, schema=TRANSITION_SCHEMA)
+
+
 def backfill_points(zone: ZoneInfo, days: int, now: datetime, live_since: datetime | None,
                     watermark: datetime | None) -> list[datetime]:
     """Day ends to evaluate: the end of the day before the window (the baseline) and of each complete day of
@@ -140,24 +158,19 @@ def backfill(engine: Engine, store: EventStore, name: str, *, zone: ZoneInfo, da
         return result
     tree = saved.segment_tree(engine, name)
     state = members_at(store, name, points[0])
-    rows: list[dict[str, Any]] = []
     recorded = _now()
     for i, at in enumerate(points):
         current = set(saved.guarded(evaluate, store, tree, at))
-        for kind, users in (("enter", current - state), ("exit", state - current)):
-            for uid in sorted(users):
-                rows.append({"id": transition_id(name, seg.version, uid, at, kind), "segment": name,
-                             "version": seg.version, "user_id": uid, "ts": at, "kind": kind, "cause": "backfill",
-                             "recorded_at": recorded})
-            if kind == "enter":
-                result.entries += len(users)
-            else:
-                result.exits += len(users)
+        entered, exited = sorted(current - state), sorted(state - current)
+        # One transaction per day end, watermark included: an interrupted backfill resumes after the last
+        # day it wrote, and memory holds one day's differences at a time.
+        store.write(WriteBatch(transitions=_transition_table(name, seg.version, at, entered, exited, recorded),
+                               state={WATERMARK_KEY + name: at.isoformat()}))
+        result.entries += len(entered)
+        result.exits += len(exited)
         state = current
         if progress is not None:
             progress(i + 1, len(points))
-    store.write(WriteBatch(transitions=transitions_to_arrow(rows) if rows else None,
-                           state={WATERMARK_KEY + name: points[-1].isoformat()}))
     result.evaluated, result.first, result.last = len(points), points[0], points[-1]
     return result
 
