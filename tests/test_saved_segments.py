@@ -258,6 +258,8 @@ def test_static_segment_freezes_members_per_version(ws: Workspace, cat) -> None:
         ws.store, saved.segment_tree(ws.appdb, "고정"), "csv", ["gender"], ids=saved.static_members(ws.appdb, "고정"))
         .decode())))
     assert [(r["user_id"], r["gender"]) for r in rows] == [("u1", "F"), ("u4", "M")]
-    saved.update_segment(ws.appdb, "고정", description="v2")  # a new version freezes anew
-    assert saved.static_members(ws.appdb, "고정") is None
+    saved.update_segment(ws.appdb, "고정", description="v2")  # same definition: the frozen list carries over
+    assert saved.static_members(ws.appdb, "고정") == ["u1", "u4"]
+    saved.update_segment(ws.appdb, "고정", definition="did app_opened in last 8 days")  # a new definition
+    assert saved.static_members(ws.appdb, "고정") is None  # ... freezes anew
     assert saved.freeze_members(ws.appdb, ws.store, "고정") == ["u1", "u2", "u4"]

@@ -162,6 +162,9 @@ def resolver(engine: Engine) -> Callable[[str], m.Condition]:
 
     def resolve(name: str) -> m.Condition:
         if name not in cache:
+            if static_members(engine, name) is not None:  # a frozen list has no definition to inline
+                raise InvalidInput(f"segment {name!r} is static (a frozen list of users); `in segment` "
+                                   "works on dynamic segments only", where=f"in segment {name!r}")
             cache[name] = get_segment(engine, name).tree()
         return cache[name]
 
@@ -250,7 +253,11 @@ def update_segment(engine: Engine, name: str, *, definition: str | Mapping[str, 
         if new == old:
             return _view(row, cur), False
         now = _now()
-        ver = SegmentVersionRow(version=row.current_version + 1, created_at=now, **new)
+        # A static segment keeps its frozen members through a relabel or a new description (only a new
+        # definition or kind re-freezes them): a snapshot or an uploaded list must not be silently recomputed.
+        keep = cur.kind == "static" and new["kind"] == "static" and new["definition"] == old["definition"]
+        ver = SegmentVersionRow(version=row.current_version + 1, created_at=now,
+                                members=list(cur.members) if keep and cur.members is not None else None, **new)
         row.versions.append(ver)
         row.current_version = ver.version
         row.updated_at = now
@@ -347,9 +354,10 @@ def static_members(engine: Engine, name: str) -> list[str] | None:
         return list(ver.members) if ver.kind == "static" and ver.members is not None else None
 
 
-def freeze_members(engine: Engine, store: Any, name: str) -> list[str] | None:
-    """For a static segment, evaluate it now and store the members on its current version (once per
-    version); returns them, or None for a dynamic segment."""
+def freeze_members(engine: Engine, store: Any, name: str, *, as_of: datetime | None = None,
+                   members: Sequence[str] | None = None) -> list[str] | None:
+    """For a static segment, evaluate it now (or as of a time), or take the given `members`, and store them
+    on its current version (once per version); returns them, or None for a dynamic segment."""
     from segmint.segments.evaluate import evaluate
 
     seg = get_segment(engine, name)
@@ -358,7 +366,7 @@ def freeze_members(engine: Engine, store: Any, name: str) -> list[str] | None:
     frozen = static_members(engine, name)
     if frozen is not None:
         return frozen
-    ids = guarded(evaluate, store, segment_tree(engine, name))
+    ids = sorted(set(members)) if members is not None else guarded(evaluate, store, segment_tree(engine, name), as_of)
     with Session(engine) as s, s.begin():
         ver = _current(_load(s, name))
         if ver.members is None:

@@ -5,6 +5,7 @@ from segmint.api.routers import (
     inapp,
     posthog,
     segment,
+    segment_analysis,
     segments,
     taxonomy,
     traits,
@@ -17,5 +18,5 @@ from segmint.api.routers import (
 )
 
 ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, traits.router,
-           inapp.router, web.router, web_auth.router, web_events.router, web_settings.router,
-           web_segments.router, web_users.router]
+           inapp.router, segment_analysis.router, web.router, web_auth.router, web_events.router,
+           web_settings.router, web_segments.router, web_users.router]

@@ -1,0 +1,1 @@
+"""Looking at segments: growth over time, overlap between segments, and member profiles against everyone."""
