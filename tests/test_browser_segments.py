@@ -35,6 +35,7 @@ A2_TEXT = ("with any cart_added as cart at least 3 days ago:\n"
            "  and did not review_viewed where product_id = cart.product_id")
 A1_LINES = A1_TEXT.replace(" and ", "\nand ")  # the builder lays the text out one condition per line
 expect = playwright_api.expect
+expect.set_options(timeout=20_000)  # a loaded 2-core CI machine renders slowly; failures still fail
 
 
 def cli(ws: Path, *args: str) -> str:
@@ -149,13 +150,21 @@ def test_build_a1_save_explain_profile(served, browser) -> None:  # type: ignore
     expect(page.locator("#saved")).to_have_text("저장했습니다 (v1).")
     page.get_by_role("link", name="세그먼트 페이지 열기").click()
 
-    # the segment page: text, versions, members now, analysis slots say "no data yet" (endpoints not there)
+    # the segment page: text, versions, members now; growth chart and profile from the analysis API
     expect(page.locator("#segment-name")).to_have_text(A1_NAME)
     expect(page.locator("#segment-text")).to_have_text(A1_LINES)
     expect(page.locator("#versions tbody tr")).to_have_count(1)
-    for panel in ("growth", "overlap", "profile"):
-        expect(page.locator(f'.panel-body[data-panel="{panel}"]')).to_have_attribute("data-state", "empty")
-    expect(page.locator("#panel-growth")).to_contain_text("아직 데이터가 없습니다.")
+    for panel in ("growth", "profile"):
+        expect(page.locator(f'.panel-body[data-panel="{panel}"]')).to_have_attribute("data-state", "loaded")
+    expect(page.locator('.panel-body[data-panel="overlap"]')).to_have_attribute("data-state", "empty")  # only A1
+    expect(page.locator("#panel-profile canvas")).to_have_count(1)
+    # a new segment has no history yet: fill the last 90 days by as-of evaluation, then the chart shows it
+    page.get_by_role("button", name="지난 90일 채우기 (as-of 재계산)").click()
+    expect(page.locator('.panel-body[data-panel="growth"]')).to_have_attribute("data-backfilled", "true",
+                                                                               timeout=120_000)
+    expect(page.locator("#panel-growth canvas")).to_have_count(1)
+    days = server.admin("/api/segment-analysis/growth", segment=A1_NAME, days=30)["days"]
+    assert sum(d["entries"] for d in days) > 0 and max(d["members"] for d in days) > 0
     count = int(page.locator("#member-count").inner_text().replace(",", ""))
     assert count > 0
     member = page.locator("#segment-sample a").first.inner_text()
@@ -171,7 +180,9 @@ def test_build_a1_save_explain_profile(served, browser) -> None:  # type: ignore
     shot(page, "13-explain", full=True)
 
     # the member's profile: traits, timeline, and A1 among current segments
-    page.locator("#explain-verdict a").click()
+    # by keyboard (a mouse click after the full-page screenshot above can land off target in headless Chromium)
+    page.locator("#explain-verdict a").focus()
+    page.keyboard.press("Enter")
     expect(page.locator("#profile-id")).to_have_text(member)
     expect(page.locator(f'#user-segments li[data-segment="{A1_NAME}"]')).to_have_attribute("data-member", "true")
     expect(page.locator("#traits-declared")).to_contain_text("성별")

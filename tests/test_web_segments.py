@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import pytest
 import yaml
@@ -145,8 +145,11 @@ def test_segment_page_explain_and_export(shop) -> None:  # type: ignore[no-untyp
     assert "did not coupon_downloaded\nand did app_opened in last 1 month\nand did product_viewed" in html
     assert f">{members[0]}</a>" in html
     assert f'href="/api/segments/{quote(name, safe="")}/members?format=csv"' in html
-    for panel in ("growth", "overlap", "profile"):
-        assert f'data-url="/api/segments/{quote(name, safe="")}/{panel}"' in html
+    seg = quote(name, safe="")
+    assert f'data-url="/api/segment-analysis/growth?segment={quote_plus(name)}"' in html
+    assert f'data-url="/api/segment-analysis/profile?segment={quote_plus(name)}&amp;top=5"' in html
+    assert 'data-panel="overlap" data-url="/api/segment-analysis/overlap?segment=' in html
+    assert seg in html
     assert "<td>v1</td>" in html
     csv = client.get(f"/api/segments/{quote(name, safe='')}/members", params={"format": "csv"})
     assert csv.status_code == 200 and len(csv.text.strip().splitlines()) == len(members) + 1

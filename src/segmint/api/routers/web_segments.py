@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -34,6 +34,9 @@ TOP_VALUES = 30
 
 def _fmt(value: Any) -> str:
     return str(value)[:16] if value is not None else "-"
+
+
+MAX_OVERLAP_OTHERS = 7  # segments compared with this one in the overlap panel
 
 
 def segment_url(name: str) -> str:
@@ -193,10 +196,18 @@ def segment_page(request: Request, name: str, state: AppState = Depends(get_stat
     except SegmintError as exc:
         error = exc.message
     api = "/api/segments/" + quote(name, safe="")
+    others = [o.name for o in saved.list_segments(ws.appdb) if o.name != name][:MAX_OVERLAP_OTHERS]
+    analysis = "/api/segment-analysis/"
+    panels = {
+        "growth": analysis + "growth?" + urlencode({"segment": name}),
+        "overlap": analysis + "overlap?" + urlencode([("segment", n) for n in [name, *others]]) if others else "",
+        "profile": analysis + "profile?" + urlencode({"segment": name, "top": 5}),
+    }
     context = {
         "seg": seg, "text": pretty_text(seg.tree()),
         "versions": [{**v.to_dict(), "created_at": _fmt(v.created_at)} for v in versions],
-        "count": len(members), "sample": members[:20], "error": error, "api": api,
+        "count": len(members), "sample": members[:20], "error": error, "api": api, "panels": panels,
+        "backfill_url": analysis + "backfill",
         "export_url": api + "/members?format=csv", "frozen": saved.static_members(ws.appdb, name) is not None,
         "builder_url": "/builder?name=" + quote(name, safe=""), "url": segment_url(name),
         "now": _fmt(datetime.now(UTC)),
