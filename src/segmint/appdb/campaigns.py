@@ -35,6 +35,8 @@ class CampaignRow(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # last time set active
+    trigger_cursor: Mapped[str | None] = mapped_column(String(64), nullable=True)  # received_at scanned up to
 
 
 class OccurrenceRow(Base):

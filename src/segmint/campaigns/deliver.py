@@ -1,0 +1,276 @@
+"""Sending: workers claim due ledger rows (queued -> sending) in a transaction, call the channel, record the result.
+
+Exactly-once mechanics:
+
+- A claim is one `UPDATE ... WHERE id IN (SELECT ... LIMIT n) AND status = 'queued' RETURNING ...` inside
+  `BEGIN IMMEDIATE` (SQLite: one writer at a time) or with `FOR UPDATE SKIP LOCKED` (PostgreSQL), so two
+  workers never claim the same row. The row says `sending` (with the worker id and a lease) **before** the
+  provider is called.
+- The result is written only if the row is still this worker's claim.
+- A worker that dies leaves `sending` rows behind; once their lease expires, `recover` settles them by
+  channel: channels whose receiver dedupes by our idempotency key (webhook, in_app, kakao) are re-queued and
+  re-sent with the same key (exactly-once); the others (email, push, sms, outbox) follow
+  `uncertain`: "resend" (at-least-once, the default) or "fail" (at-most-once, reason `uncertain`).
+- Retryable failures go back to `queued` with exponential backoff until `policy.max_attempts`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.orm import Session
+
+from segmint.appdb.campaigns import CampaignRow, SuppressionRow
+from segmint.campaigns.repo import now_utc
+from segmint.channels.base import Channel, DeliveryResult, OutboundMessage
+from segmint.channels.retry import backoff_delay
+
+log = logging.getLogger(__name__)
+IDEMPOTENT_CHANNELS = frozenset({"webhook", "in_app", "kakao"})
+
+
+@contextmanager
+def write_txn(engine: Engine) -> Iterator[Connection]:
+    """A write transaction that takes the write lock up front (SQLite BEGIN IMMEDIATE; others: BEGIN)."""
+    with engine.connect() as con:
+        if engine.dialect.name == "sqlite":
+            con = con.execution_options(isolation_level="AUTOCOMMIT")
+            con.exec_driver_sql("PRAGMA busy_timeout = 60000")
+            con.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.exec_driver_sql("ROLLBACK")
+                raise
+            con.exec_driver_sql("COMMIT")
+        else:
+            with con.begin():
+                yield con
+
+
+class RateLimiter:
+    """A token bucket per channel (messages per second, per worker process); no entry = unlimited."""
+
+    def __init__(self, rates: dict[str, float]) -> None:
+        self.rates = {k: v for k, v in rates.items() if v > 0}
+        self.tokens = dict(self.rates)
+        self.stamp = {k: time.monotonic() for k in self.rates}
+        self.lock = threading.Lock()
+
+    def acquire(self, channel: str) -> None:
+        """Wait until one message may go out on the channel."""
+        rate = self.rates.get(channel)
+        if rate is None:
+            return
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                self.tokens[channel] = min(rate, self.tokens[channel] + (now - self.stamp[channel]) * rate)
+                self.stamp[channel] = now
+                if self.tokens[channel] >= 1:
+                    self.tokens[channel] -= 1
+                    return
+                wait = (1 - self.tokens[channel]) / rate
+            time.sleep(wait)
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did."""
+
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    suppressed: int = 0
+    recovered: int = 0
+    batches: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+def _claim_sql(dialect: str, campaign_id: str | None) -> str:
+    only = " AND l.campaign_id = :cid" if campaign_id else ""
+    lock = " FOR UPDATE OF l SKIP LOCKED" if dialect == "postgresql" else ""
+    return (
+        "UPDATE campaign_ledger SET status = 'sending', worker = :w, lease_until = :lease, "
+        "attempts = attempts + 1, updated_at = :now "
+        "WHERE id IN (SELECT l.id FROM campaign_ledger l JOIN campaigns c ON c.id = l.campaign_id "
+        f"WHERE l.status = 'queued' AND l.due_at <= :now AND c.status = 'active'{only} "
+        f"ORDER BY l.due_at, l.id LIMIT :n{lock}) AND status = 'queued' "
+        "RETURNING id, campaign_id, occurrence, user_id, variant, channel, message_id, payload, attempts"
+    )
+
+
+_RECORD_SQL = text(
+    "UPDATE campaign_ledger SET status = :status, reason = :reason, detail = :detail, provider_id = :provider_id, "
+    "sent_at = :sent_at, due_at = :due_at, updated_at = :now, worker = NULL, lease_until = NULL "
+    "WHERE id = :id AND worker = :w AND status = 'sending'"
+)
+
+
+class Worker:
+    """Claims and sends due ledger rows until there are none (or forever, with `run(stop=...)`)."""
+
+    def __init__(self, engine: Engine, channels: dict[str, Channel], *, worker_id: str | None = None,
+                 batch: int = 200, lease: timedelta = timedelta(seconds=60), concurrency: int = 8,
+                 campaign_id: str | None = None, uncertain: str = "resend",
+                 rate_limits: dict[str, float] | None = None) -> None:
+        self.engine, self.channels = engine, channels
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.batch, self.lease, self.campaign_id = batch, lease, campaign_id
+        if uncertain not in ("resend", "fail"):
+            raise ValueError("uncertain must be resend or fail")
+        self.uncertain = uncertain
+        self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="segmint-send")
+        self.limiter = RateLimiter(rate_limits or {})
+        self.stats = WorkerStats()
+        self._max_attempts: dict[str, int] = {}
+
+    def close(self) -> None:
+        """Stop the sending threads."""
+        self.pool.shutdown(wait=True)
+
+    # -- recovery ----------------------------------------------------------------------------------
+    def recover(self, now: datetime | None = None) -> int:
+        """Settle `sending` rows whose lease expired (their worker died): re-queue or fail, by channel."""
+        now = now or now_utc()
+        with write_txn(self.engine) as con:
+            rows = con.execute(text("SELECT id, channel FROM campaign_ledger WHERE status = 'sending' AND "
+                                    "lease_until < :now"), {"now": now}).all()
+            if not rows:
+                return 0
+            resend = [r.id for r in rows if r.channel in IDEMPOTENT_CHANNELS or self.uncertain == "resend"]
+            fail = [r.id for r in rows if r.id not in set(resend)]
+            for i in range(0, len(resend), 500):
+                con.execute(text("UPDATE campaign_ledger SET status = 'queued', worker = NULL, lease_until = NULL, "
+                                 "updated_at = :now WHERE status = 'sending' AND id IN (SELECT value FROM "
+                                 "json_each(:ids))" if self.engine.dialect.name == "sqlite" else
+                                 "UPDATE campaign_ledger SET status = 'queued', worker = NULL, lease_until = NULL, "
+                                 "updated_at = :now WHERE status = 'sending' AND id = ANY(:ids)"),
+                            {"now": now, "ids": _ids(self.engine, resend[i:i + 500])})
+            for i in range(0, len(fail), 500):
+                con.execute(text("UPDATE campaign_ledger SET status = 'failed', reason = 'uncertain', detail = "
+                                 "'worker died between the provider call and the record', worker = NULL, "
+                                 "lease_until = NULL, updated_at = :now WHERE status = 'sending' AND id IN "
+                                 "(SELECT value FROM json_each(:ids))" if self.engine.dialect.name == "sqlite" else
+                                 "UPDATE campaign_ledger SET status = 'failed', reason = 'uncertain', worker = NULL, "
+                                 "lease_until = NULL, updated_at = :now WHERE status = 'sending' AND id = ANY(:ids)"),
+                            {"now": now, "ids": _ids(self.engine, fail[i:i + 500])})
+        self.stats.recovered += len(rows)
+        return len(rows)
+
+    # -- claiming and sending ----------------------------------------------------------------------
+    def claim(self, now: datetime | None = None) -> list[Any]:
+        """Claim up to `batch` due rows of active campaigns for this worker."""
+        now = now or now_utc()
+        params = {"w": self.worker_id, "lease": now + self.lease, "now": now, "n": self.batch}
+        if self.campaign_id:
+            params["cid"] = self.campaign_id
+        with write_txn(self.engine) as con:
+            rows = con.execute(text(_claim_sql(self.engine.dialect.name, self.campaign_id)), params).all()
+        self.stats.claimed += len(rows)
+        return rows
+
+    def _attempts_allowed(self, campaign_id: str) -> int:
+        if campaign_id not in self._max_attempts:
+            with Session(self.engine) as s:
+                row = s.get(CampaignRow, campaign_id)
+                policy = (row.definition or {}).get("policy", {}) if row else {}
+                self._max_attempts[campaign_id] = int(policy.get("max_attempts", 5))
+        return self._max_attempts[campaign_id]
+
+    def _send(self, row: Any) -> DeliveryResult:
+        channel = self.channels.get(row.channel)
+        if channel is None:
+            return DeliveryResult("failed", error=f"channel {row.channel!r} is not configured", retryable=False)
+        p = row.payload or {}
+        if isinstance(p, str | bytes):
+            p = orjson.loads(p)
+        message = OutboundMessage(message_id=row.message_id, user_id=row.user_id, to=p.get("to") or "",
+                                  subject=p.get("subject") or "", text=p.get("text") or "", html=p.get("html"),
+                                  data=dict(p.get("data") or {}), campaign_id=row.campaign_id,
+                                  unsubscribe_url=p.get("unsubscribe_url"), advertising=bool(p.get("advertising")))
+        self.limiter.acquire(row.channel)
+        try:
+            return channel.send(message)
+        except Exception as exc:  # an adapter bug must not kill the worker; the row fails with the reason
+            log.exception("channel %s raised", row.channel)
+            return DeliveryResult("failed", error=f"{type(exc).__name__}: {exc}", retryable=True)
+
+    def process(self, rows: list[Any]) -> None:
+        """Send claimed rows (suppression list re-checked first) and record every outcome."""
+        if not rows:
+            return
+        users = {r.user_id for r in rows}
+        with Session(self.engine) as s:
+            blocked = {(u, c) for u, c in s.execute(select(SuppressionRow.user_id, SuppressionRow.channel)
+                                                   .where(SuppressionRow.user_id.in_(users)))}
+        to_send = [r for r in rows if (r.user_id, r.channel) not in blocked and (r.user_id, "*") not in blocked]
+        results = dict(zip([r.id for r in to_send], self.pool.map(self._send, to_send), strict=True))
+        now = now_utc()
+        records = []
+        for r in rows:
+            rec = {"id": r.id, "w": self.worker_id, "now": now, "provider_id": None, "sent_at": None,
+                   "due_at": now, "reason": None, "detail": None}
+            res = results.get(r.id)
+            if res is None:
+                rec.update(status="suppressed", reason="unsubscribed", detail="unsubscribed before sending")
+                self.stats.suppressed += 1
+            elif res.ok:
+                rec.update(status="sent", provider_id=res.provider_message_id, sent_at=now)
+                self.stats.sent += 1
+            elif res.status == "failed" and res.retryable and r.attempts < self._attempts_allowed(r.campaign_id):
+                delay = backoff_delay(r.attempts, 2.0, 600.0)
+                rec.update(status="queued", reason="provider_failed", detail=res.error,
+                           due_at=now + timedelta(seconds=max(delay, 1.0)))
+                self.stats.retried += 1
+            else:
+                rec.update(status="failed", reason="provider_refused" if res.status == "refused" else
+                           "provider_failed", detail=res.error)
+                self.stats.failed += 1
+            self.stats.by_status[rec["status"]] = self.stats.by_status.get(rec["status"], 0) + 1
+            records.append(rec)
+        with write_txn(self.engine) as con:
+            con.execute(_RECORD_SQL, records)
+
+    def run_once(self) -> int:
+        """Claim one batch and send it; returns how many rows were claimed."""
+        rows = self.claim()
+        self.process(rows)
+        self.stats.batches += 1 if rows else 0
+        return len(rows)
+
+    def run(self, *, stop: threading.Event | None = None, until_idle: bool = True, idle_sleep: float = 0.5) -> \
+            WorkerStats:
+        """Recover expired claims, then send batches until none is due (or until `stop` is set)."""
+        self.recover()
+        while stop is None or not stop.is_set():
+            n = self.run_once()
+            if n == 0:
+                if until_idle:
+                    break
+                if stop is not None:
+                    stop.wait(idle_sleep)
+                else:
+                    time.sleep(idle_sleep)
+                self.recover()
+        return self.stats
+
+
+def _ids(engine: Engine, ids: list[int]) -> Any:
+    import json
+
+    return json.dumps(ids) if engine.dialect.name == "sqlite" else ids
