@@ -34,9 +34,11 @@ from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
 from segmint.appdb.campaigns import CampaignRow, SuppressionRow
+from segmint.campaigns.batch_webhook import send_batch
 from segmint.campaigns.repo import now_utc
 from segmint.channels.base import Channel, DeliveryResult, OutboundMessage
 from segmint.channels.retry import backoff_delay
+from segmint.channels.webhook import WebhookChannel
 
 log = logging.getLogger(__name__)
 IDEMPOTENT_CHANNELS = frozenset({"webhook", "in_app", "kakao"})
@@ -137,7 +139,7 @@ class Worker:
         self.pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="segmint-send")
         self.limiter = RateLimiter(rate_limits or {})
         self.stats = WorkerStats()
-        self._max_attempts: dict[str, int] = {}
+        self._policies: dict[str, dict[str, Any]] = {}
 
     def close(self) -> None:
         """Stop the sending threads."""
@@ -184,31 +186,58 @@ class Worker:
         self.stats.claimed += len(rows)
         return rows
 
-    def _attempts_allowed(self, campaign_id: str) -> int:
-        if campaign_id not in self._max_attempts:
+    def _policy(self, campaign_id: str) -> dict[str, Any]:
+        if campaign_id not in self._policies:
             with Session(self.engine) as s:
                 row = s.get(CampaignRow, campaign_id)
-                policy = (row.definition or {}).get("policy", {}) if row else {}
-                self._max_attempts[campaign_id] = int(policy.get("max_attempts", 5))
-        return self._max_attempts[campaign_id]
+                self._policies[campaign_id] = dict((row.definition or {}).get("policy", {})) if row else {}
+        return self._policies[campaign_id]
 
-    def _send(self, row: Any) -> DeliveryResult:
-        channel = self.channels.get(row.channel)
-        if channel is None:
-            return DeliveryResult("failed", error=f"channel {row.channel!r} is not configured", retryable=False)
+    def _attempts_allowed(self, campaign_id: str) -> int:
+        return int(self._policy(campaign_id).get("max_attempts", 5))
+
+    @staticmethod
+    def message(row: Any) -> OutboundMessage:
+        """The OutboundMessage of a claimed row (its rendered payload)."""
         p = row.payload or {}
         if isinstance(p, str | bytes):
             p = orjson.loads(p)
-        message = OutboundMessage(message_id=row.message_id, user_id=row.user_id, to=p.get("to") or "",
-                                  subject=p.get("subject") or "", text=p.get("text") or "", html=p.get("html"),
-                                  data=dict(p.get("data") or {}), campaign_id=row.campaign_id,
-                                  unsubscribe_url=p.get("unsubscribe_url"), advertising=bool(p.get("advertising")))
-        self.limiter.acquire(row.channel)
+        return OutboundMessage(message_id=row.message_id, user_id=row.user_id, to=p.get("to") or "",
+                               subject=p.get("subject") or "", text=p.get("text") or "", html=p.get("html"),
+                               data=dict(p.get("data") or {}), campaign_id=row.campaign_id,
+                               unsubscribe_url=p.get("unsubscribe_url"), advertising=bool(p.get("advertising")))
+
+    def _send_group(self, group: list[Any]) -> list[DeliveryResult]:
+        """Send rows of one campaign and channel: one batch call when the channel and policy allow it."""
+        name = group[0].channel
+        channel = self.channels.get(name)
+        if channel is None:
+            return [DeliveryResult("failed", error=f"channel {name!r} is not configured", retryable=False)
+                    for _ in group]
         try:
-            return channel.send(message)
-        except Exception as exc:  # an adapter bug must not kill the worker; the row fails with the reason
-            log.exception("channel %s raised", row.channel)
-            return DeliveryResult("failed", error=f"{type(exc).__name__}: {exc}", retryable=True)
+            if len(group) > 1 and isinstance(channel, WebhookChannel):
+                for _ in group:
+                    self.limiter.acquire(name)
+                return send_batch(channel, [self.message(r) for r in group])
+            out = []
+            for r in group:
+                self.limiter.acquire(name)
+                out.append(channel.send(self.message(r)))
+            return out
+        except Exception as exc:  # an adapter bug must not kill the worker; the rows fail with the reason
+            log.exception("channel %s raised", name)
+            return [DeliveryResult("failed", error=f"{type(exc).__name__}: {exc}", retryable=True) for _ in group]
+
+    def _groups(self, rows: list[Any]) -> list[list[Any]]:
+        """Rows split into send units: batches of policy.batch_sizes[channel] per (campaign, channel), else 1."""
+        by_key: dict[tuple[str, str], list[Any]] = {}
+        for r in rows:
+            by_key.setdefault((r.campaign_id, r.channel), []).append(r)
+        units: list[list[Any]] = []
+        for (cid, ch), items in by_key.items():
+            size = max(1, int((self._policy(cid).get("batch_sizes") or {}).get(ch, 1)))
+            units += [items[i:i + size] for i in range(0, len(items), size)]
+        return units
 
     def process(self, rows: list[Any]) -> None:
         """Send claimed rows (suppression list re-checked first) and record every outcome."""
@@ -219,7 +248,9 @@ class Worker:
             blocked = {(u, c) for u, c in s.execute(select(SuppressionRow.user_id, SuppressionRow.channel)
                                                    .where(SuppressionRow.user_id.in_(users)))}
         to_send = [r for r in rows if (r.user_id, r.channel) not in blocked and (r.user_id, "*") not in blocked]
-        results = dict(zip([r.id for r in to_send], self.pool.map(self._send, to_send), strict=True))
+        units = self._groups(to_send)
+        results = {r.id: res for unit, out in zip(units, self.pool.map(self._send_group, units), strict=True)
+                   for r, res in zip(unit, out, strict=True)}
         now = now_utc()
         records = []
         for r in rows:
@@ -253,15 +284,30 @@ class Worker:
         self.stats.batches += 1 if rows else 0
         return len(rows)
 
+    def others_in_flight(self) -> datetime | None:
+        """The latest lease of rows other workers are sending (in this worker's scope), or None."""
+        only = " AND campaign_id = :cid" if self.campaign_id else ""
+        with self.engine.connect() as con:
+            value = con.execute(text("SELECT max(lease_until) FROM campaign_ledger WHERE status = 'sending' AND "
+                                     f"worker != :w{only}"), {"w": self.worker_id, "cid": self.campaign_id}).scalar()
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value
+
     def run(self, *, stop: threading.Event | None = None, until_idle: bool = True, idle_sleep: float = 0.5) -> \
             WorkerStats:
-        """Recover expired claims, then send batches until none is due (or until `stop` is set)."""
+        """Recover expired claims, then send batches until nothing is due and no other worker's claim is
+        pending (a dead worker's rows are recovered when their lease expires), or until `stop` is set."""
         self.recover()
         while stop is None or not stop.is_set():
             n = self.run_once()
             if n == 0:
-                if until_idle:
+                if until_idle and self.others_in_flight() is None:
                     break
+                if until_idle:
+                    time.sleep(idle_sleep)
+                    self.recover()
+                    continue
                 if stop is not None:
                     stop.wait(idle_sleep)
                 else:

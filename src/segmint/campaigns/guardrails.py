@@ -191,9 +191,11 @@ class Guardrails:
         return address, None
 
     # -- the whole decision -------------------------------------------------------------------------
-    def decide(self, r: Recipient, occurrence: str, due: datetime) -> Decision:
-        """Run every guardrail for one recipient; the result says queued, suppressed (why) or holdout."""
-        group = assign(self.c.id, r.user_id, self.c.split)
+    def decide(self, r: Recipient, occurrence: str, due: datetime, *, variant: str | None = None) -> Decision:
+        """Run every guardrail for one recipient; the result says queued, suppressed (why) or holdout.
+
+        `variant` forces a variant (previews); otherwise the user's assigned group is used."""
+        group = variant or assign(self.c.id, r.user_id, self.c.split)
         variant = group if group != HOLDOUT else self.c.variants[0].key
         checks: list[dict[str, Any]] = []
         channel, address, first_reason = self.c.channels[0], None, None

@@ -179,6 +179,7 @@ class Policy(_Model):
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
     frequency_caps: list[FrequencyCap] = Field(default_factory=lambda: [FrequencyCap(channel="*", max=3, per="day")])
     rate_limits: dict[str, float] = Field(default_factory=dict)  # channel -> messages per second per worker
+    batch_sizes: dict[str, int] = Field(default_factory=dict)  # channel -> messages per request (webhook)
     max_attempts: int = Field(default=5, ge=1)
 
 

@@ -155,3 +155,15 @@ class CampaignRuntime:
 def utc(dt: datetime) -> datetime:
     """Naive UTC of an aware or naive (taken as UTC) datetime."""
     return dt if dt.tzinfo is None else dt.astimezone(UTC).replace(tzinfo=None)
+
+
+def start_runtime(ws: Any, ingestor: Any) -> CampaignRuntime:
+    """Start the server's campaign runtime (message events go through the ingestor); delivery in the server
+    is on unless $SEGMINT_CAMPAIGN_DELIVERY=0 (then only `segmint campaign worker` processes send)."""
+    import os
+
+    from segmint.campaigns.events import ingestor_sink
+
+    runtime = CampaignRuntime(ws, ingestor_sink(ingestor), deliver=os.environ.get("SEGMINT_CAMPAIGN_DELIVERY") != "0")
+    runtime.start()
+    return runtime

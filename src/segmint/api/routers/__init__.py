@@ -2,11 +2,13 @@
 
 from segmint.api.routers import (
     admin,
+    campaigns,
     inapp,
     posthog,
     segment,
     segments,
     taxonomy,
+    tracking,
     traits,
     web,
     web_auth,
@@ -15,4 +17,5 @@ from segmint.api.routers import (
 )
 
 ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, traits.router,
-           inapp.router, web.router, web_auth.router, web_events.router, web_settings.router]
+           inapp.router, web.router, web_auth.router, web_events.router, web_settings.router,
+           campaigns.router, tracking.router]
