@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from segmint.appdb.campaigns import CampaignRow, SuppressionRow
 from segmint.campaigns.batch_webhook import send_batch
+from segmint.campaigns.plan import sqlite_time
 from segmint.campaigns.repo import now_utc
 from segmint.channels.base import Channel, DeliveryResult, OutboundMessage
 from segmint.channels.retry import backoff_delay
@@ -123,6 +124,13 @@ _RECORD_SQL = text(
 )
 
 
+_RECORD_KEYS = ("status", "reason", "detail", "provider_id", "sent_at", "due_at", "now", "id", "w")
+_RECORD_SQLITE = (
+    "UPDATE campaign_ledger SET status = ?, reason = ?, detail = ?, provider_id = ?, sent_at = ?, due_at = ?, "
+    "updated_at = ?, worker = NULL, lease_until = NULL WHERE id = ? AND worker = ? AND status = 'sending'"
+)
+
+
 class Worker:
     """Claims and sends due ledger rows until there are none (or forever, with `run(stop=...)`)."""
 
@@ -145,13 +153,19 @@ class Worker:
         """Stop the sending threads."""
         self.pool.shutdown(wait=True)
 
+    def _t(self, value: datetime | None) -> Any:
+        """A datetime bound as SQLAlchemy stores it (SQLite: text "YYYY-MM-DD HH:MM:SS.ffffff")."""
+        if value is None or self.engine.dialect.name != "sqlite":
+            return value
+        return sqlite_time(value)
+
     # -- recovery ----------------------------------------------------------------------------------
     def recover(self, now: datetime | None = None) -> int:
         """Settle `sending` rows whose lease expired (their worker died): re-queue or fail, by channel."""
         now = now or now_utc()
         with write_txn(self.engine) as con:
             rows = con.execute(text("SELECT id, channel FROM campaign_ledger WHERE status = 'sending' AND "
-                                    "lease_until < :now"), {"now": now}).all()
+                                    "lease_until < :now"), {"now": self._t(now)}).all()
             if not rows:
                 return 0
             resend = [r.id for r in rows if r.channel in IDEMPOTENT_CHANNELS or self.uncertain == "resend"]
@@ -162,7 +176,7 @@ class Worker:
                                  "json_each(:ids))" if self.engine.dialect.name == "sqlite" else
                                  "UPDATE campaign_ledger SET status = 'queued', worker = NULL, lease_until = NULL, "
                                  "updated_at = :now WHERE status = 'sending' AND id = ANY(:ids)"),
-                            {"now": now, "ids": _ids(self.engine, resend[i:i + 500])})
+                            {"now": self._t(now), "ids": _ids(self.engine, resend[i:i + 500])})
             for i in range(0, len(fail), 500):
                 con.execute(text("UPDATE campaign_ledger SET status = 'failed', reason = 'uncertain', detail = "
                                  "'worker died between the provider call and the record', worker = NULL, "
@@ -170,7 +184,7 @@ class Worker:
                                  "(SELECT value FROM json_each(:ids))" if self.engine.dialect.name == "sqlite" else
                                  "UPDATE campaign_ledger SET status = 'failed', reason = 'uncertain', worker = NULL, "
                                  "lease_until = NULL, updated_at = :now WHERE status = 'sending' AND id = ANY(:ids)"),
-                            {"now": now, "ids": _ids(self.engine, fail[i:i + 500])})
+                            {"now": self._t(now), "ids": _ids(self.engine, fail[i:i + 500])})
         self.stats.recovered += len(rows)
         return len(rows)
 
@@ -178,7 +192,7 @@ class Worker:
     def claim(self, now: datetime | None = None) -> list[Any]:
         """Claim up to `batch` due rows of active campaigns for this worker."""
         now = now or now_utc()
-        params = {"w": self.worker_id, "lease": now + self.lease, "now": now, "n": self.batch}
+        params = {"w": self.worker_id, "lease": self._t(now + self.lease), "now": self._t(now), "n": self.batch}
         if self.campaign_id:
             params["cid"] = self.campaign_id
         with write_txn(self.engine) as con:
@@ -274,8 +288,14 @@ class Worker:
                 self.stats.failed += 1
             self.stats.by_status[rec["status"]] = self.stats.by_status.get(rec["status"], 0) + 1
             records.append(rec)
+        for rec in records:
+            rec["now"], rec["sent_at"], rec["due_at"] = self._t(rec["now"]), self._t(rec["sent_at"]), \
+                self._t(rec["due_at"])
         with write_txn(self.engine) as con:
-            con.execute(_RECORD_SQL, records)
+            if self.engine.dialect.name == "sqlite":  # hot path: plain DB-API executemany
+                con.exec_driver_sql(_RECORD_SQLITE, [tuple(rec[k] for k in _RECORD_KEYS) for rec in records])
+            else:
+                con.execute(_RECORD_SQL, records)
 
     def run_once(self) -> int:
         """Claim one batch and send it; returns how many rows were claimed."""

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from segmint.campaigns.assignment import HOLDOUT, assign
 from segmint.campaigns.links import LinkMaker
 from segmint.campaigns.model import Campaign, Message
-from segmint.campaigns.templates import CompiledTemplate, build_variables, compile_template, render
+from segmint.campaigns.templates import CompiledTemplate, Rendered, build_variables, compile_template, render
 
 REASONS = {
     "no_address": "no address for the channel (email, phone, push token)",
@@ -150,6 +150,10 @@ class Guardrails:
         self.default_zone = default_zone or ZoneInfo("Asia/Seoul")
         self.templates: dict[tuple[str, str], dict[str, CompiledTemplate]] = {}
         self.to_templates: dict[tuple[str, str], CompiledTemplate] = {}
+        self.split = campaign.split
+        self.messages = {v.key: v.messages for v in campaign.variants}
+        self.constant: dict[tuple[str, str, str], str] = {}
+        self.reads_unsubscribe: set[tuple[str, str]] = set()
         for v in campaign.variants:
             for ch, msg in v.messages.items():
                 where = f"variants.{v.key}.messages.{ch}"
@@ -158,6 +162,13 @@ class Guardrails:
                 if msg.html is not None:
                     parts["html"] = compile_template(msg.html, name=f"{where}.html", html=True)
                 self.templates[(v.key, ch)] = parts
+                for part, t in parts.items():  # a template without variables renders the same for everyone
+                    if not t.variables():
+                        out = render({part: t}, {})
+                        if out.ok:
+                            self.constant[(v.key, ch, part)] = out.parts[part]
+                    if any(x.split(".")[0] in ("unsubscribe_url", "links") for x in t.variables()):
+                        self.reads_unsubscribe.add((v.key, ch))
                 if msg.to:
                     self.to_templates[(v.key, ch)] = compile_template(msg.to, name=f"{where}.to")
 
@@ -195,7 +206,7 @@ class Guardrails:
         """Run every guardrail for one recipient; the result says queued, suppressed (why) or holdout.
 
         `variant` forces a variant (previews); otherwise the user's assigned group is used."""
-        group = variant or assign(self.c.id, r.user_id, self.c.split)
+        group = variant or assign(self.c.id, r.user_id, self.split)
         variant = group if group != HOLDOUT else self.c.variants[0].key
         checks: list[dict[str, Any]] = []
         channel, address, first_reason = self.c.channels[0], None, None
@@ -263,14 +274,24 @@ class Guardrails:
         """The payload (to, subject, text, html, data, advertising, unsubscribe_url) or the reason it failed."""
         message_id = f"{self.c.id}:{occurrence}:{r.user_id}"
         ref = {"m": message_id, "u": r.user_id, "c": self.c.id, "v": variant, "ch": channel}
-        unsubscribe = self.links.unsubscribe(ref)
-        msg: Message = self.c.variant(variant).messages[channel]  # type: ignore[index]
+        templates = self.templates[(variant, channel)]
+        ad_law = self.c.advertising and self.c.policy.korean_ad_law
+        unsubscribe = self.links.unsubscribe(ref) if (
+            ad_law or channel == "email" or (variant, channel) in self.reads_unsubscribe) else None
+        msg: Message = self.messages[variant][channel]  # type: ignore[index]
         links = {name: self.links.click(ref, url) for name, url in msg.links.items()}
-        out = render(self.templates[(variant, channel)], self._variables(r, unsubscribe, links))
+        dynamic = {k: t for k, t in templates.items() if (variant, channel, k) not in self.constant}
+        out = render(dynamic, self._variables(r, unsubscribe, links)) if dynamic else None
+        if out is not None and not out.ok:
+            return None, out.suppressed
+        parts = {**{k: self.constant[(variant, channel, k)] for k in templates if k not in dynamic},
+                 **(out.parts if out is not None else {})}
+        out = Rendered(parts)
         if not out.ok:
             return None, out.suppressed
         subject, text, body_html = out.parts.get("subject", ""), out.parts.get("text", ""), out.parts.get("html")
-        if self.c.advertising and self.c.policy.korean_ad_law:
+        if ad_law:
+            assert unsubscribe is not None
             subject, text, body_html = self._ad_law(channel, subject, text, body_html, unsubscribe)
         if body_html is not None and channel == "email":
             pixel = f'<img src="{html_lib.escape(self.links.open_pixel(ref))}" width="1" height="1" alt="">'

@@ -30,9 +30,34 @@ from segmint.store.base import EventStore
 CHUNK = 5000
 
 
+_INSERT_COLUMNS = ("campaign_id", "occurrence", "user_id", "variant", "channel", "segment", "status", "reason",
+                   "detail", "message_id", "provider_id", "attempts", "due_at", "queued_at", "sent_at",
+                   "delivered_at", "updated_at", "worker", "lease_until", "payload", "context", "emitted")
+_JSON_COLUMNS = frozenset({"payload", "context"})
+
+
+def sqlite_time(value: datetime | None) -> str | None:
+    """A naive UTC datetime in SQLAlchemy's SQLite storage format."""
+    return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_value(column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS:
+        return None if value is None else orjson.dumps(value).decode()
+    if isinstance(value, datetime):
+        return sqlite_time(value)
+    return value
+
+
 def ledger_insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
     """Insert ledger rows, skipping any (campaign_id, occurrence, user_id) already there."""
     if not rows:
+        return
+    if engine.dialect.name == "sqlite":  # the hot path: plain DB-API executemany, values pre-serialized
+        sql = (f"INSERT OR IGNORE INTO campaign_ledger ({', '.join(_INSERT_COLUMNS)}) "
+               f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})")
+        with engine.begin() as con:
+            con.exec_driver_sql(sql, [tuple(_sqlite_value(c, r[c]) for c in _INSERT_COLUMNS) for r in rows])
         return
     table = LedgerRow.__table__
     if engine.dialect.name == "postgresql":
@@ -151,9 +176,58 @@ class PlanResult:
                 "statuses": self.statuses, "reasons": self.reasons, "already_planned": self.already_planned}
 
 
+def _decide_chunk(ws: Any, campaign: Campaign, occurrence: str, when: datetime, now: datetime,
+                  work: list[tuple[str, str | None, dict[str, Any], str | None]]) -> int:
+    """Run the guardrails for (user, segment, traits, timezone) items and insert their ledger rows."""
+    rails = guardrails_for(ws, campaign, [w[0] for w in work], now)
+    sched = campaign.schedule
+    rows: list[dict[str, Any]] = []
+    for uid, seg, traits, tz in work:
+        zone = zone_of(tz or traits.get("timezone"), ws.config.zone)
+        due = when
+        if isinstance(sched, OnceSchedule) and sched.local_time and sched.at is not None:
+            due = local_due(sched.at.replace(tzinfo=None), zone, now)
+        d = rails.decide(Recipient(uid, traits, zone, seg), occurrence, due)
+        rows.append(_row(campaign.id, occurrence, d, seg, now))
+        if len(rows) >= CHUNK:
+            ledger_insert(ws.appdb, rows)
+            rows = []
+    ledger_insert(ws.appdb, rows)
+    return len(work)
+
+
+def _child(args: tuple[Any, ...]) -> int:
+    """Process-pool entry: plan one share of the audience with its own app DB connection."""
+    path, campaign_json, occurrence, when, now, work = args
+    from segmint.workspace import Workspace
+
+    ws = Workspace(path)
+    try:
+        return _decide_chunk(ws, Campaign.model_validate(campaign_json), occurrence, when, now, work)
+    finally:
+        ws.appdb.dispose()
+
+
+def _decide_parallel(ws: Any, campaign: Campaign, occurrence: str, when: datetime, now: datetime,
+                     work: list[tuple[str, str | None, dict[str, Any], str | None]], processes: int) -> None:
+    """Split the audience by user across processes (caps are per user, so the shares are independent)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    shares = [work[i::processes] for i in range(processes)]
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(method)) as pool:
+        list(pool.map(_child, [(ws.path, campaign.model_dump(mode="json"), occurrence, when, now, share)
+                               for share in shares]))
+
+
 def plan_occurrence(ws: Any, campaign: Campaign, occurrence: str, scheduled_for: datetime | None = None, *,
-                    now: datetime | None = None, audience: list[tuple[str, str]] | None = None) -> PlanResult:
-    """Write the ledger rows of one occurrence (idempotent: a planned occurrence is left as it is)."""
+                    now: datetime | None = None, audience: list[tuple[str, str]] | None = None,
+                    processes: int = 1) -> PlanResult:
+    """Write the ledger rows of one occurrence (idempotent: a planned occurrence is left as it is).
+
+    `processes` > 1 runs the guardrails and rendering in that many processes (CLI and batch use; the
+    server plans in-process)."""
     now = now or now_utc()
     when = scheduled_for or now
     result = PlanResult(campaign.id, occurrence)
@@ -175,24 +249,15 @@ def plan_occurrence(ws: Any, campaign: Campaign, occurrence: str, scheduled_for:
     with Session(ws.appdb) as s:
         done = set(s.scalars(select(LedgerRow.user_id).where(LedgerRow.campaign_id == campaign.id,
                                                              LedgerRow.occurrence == occurrence)))
-    ids = [u for u, _ in members if u not in done]
+    todo = [(u, seg) for u, seg in members if u not in done]
+    ids = [u for u, _ in todo]
     profiles = load_profiles(ws.store, ids)
-    rails = guardrails_for(ws, campaign, ids, now)
-    sched = campaign.schedule
+    work = [(u, seg, *profiles.get(u, ({}, None))) for u, seg in todo]
+    if processes > 1 and len(work) >= 2 * CHUNK:
+        _decide_parallel(ws, campaign, occurrence, when, now, work, processes)
+    else:
+        _decide_chunk(ws, campaign, occurrence, when, now, work)
     rows: list[dict[str, Any]] = []
-    for uid, seg in members:
-        if uid in done:
-            continue
-        traits, tz = profiles.get(uid, ({}, None))
-        zone = zone_of(tz or traits.get("timezone"), ws.config.zone)
-        due = when
-        if isinstance(sched, OnceSchedule) and sched.local_time and sched.at is not None:
-            due = local_due(sched.at.replace(tzinfo=None), zone, now)
-        d = rails.decide(Recipient(uid, traits, zone, seg), occurrence, due)
-        rows.append(_row(campaign.id, occurrence, d, seg, now))
-        if len(rows) >= CHUNK:
-            ledger_insert(ws.appdb, rows)
-            rows = []
     for uid, seg in capped:
         if uid not in done:
             d = Decision(uid, "-", campaign.channels[0], "suppressed", when, "audience_cap",
