@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pyarrow as pa
 import pytest
-from server_util import SRC, free_port
 
 from segmint.campaigns import repo
 from segmint.campaigns.plan import plan_occurrence
 from segmint.channels.settings import WebhookSettings
 from segmint.segments import saved
 from segmint.workspace import Workspace
+from server_util import SRC, free_port
 
 SECRET = "whsec_test"
 
@@ -67,7 +67,8 @@ def setup_send(path: Path, receiver_url: str, n: int) -> tuple[Path, int]:
         "id": "blast", "name": "webhook blast", "purpose": "informational", "target": ["everyone"],
         "channels": ["webhook"], "holdout": 0.05,
         "policy": {"quiet_hours": {"enabled": False}, "frequency_caps": [], "batch_sizes": {"webhook": 100}},
-        "variants": [{"key": "A", "messages": {"webhook": {"subject": "안녕하세요", "text": "{{ user.name }}님 안녕하세요"}}},
+        "variants": [{"key": "A", "messages": {"webhook": {"subject": "안녕하세요",
+                                                           "text": "{{ user.name }}님 안녕하세요"}}},
                      {"key": "B", "messages": {"webhook": {"subject": "hi", "text": "hi {{ user.name }}"}}}]},
         status="active")
     result = plan_occurrence(ws, sc.campaign, "once")

@@ -33,7 +33,11 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNIT[unit])
 
 
-Duration = Annotated[timedelta, Field(ge=timedelta(0))]
+def _duration_or_iso(value: Any) -> Any:
+    """ISO 8601 durations ("P1D", as JSON dumps write them) pass to pydantic; the rest via parse_duration."""
+    if isinstance(value, str) and value.strip().upper().startswith("P"):
+        return value
+    return parse_duration(value)
 
 
 class _Model(BaseModel):
@@ -93,7 +97,7 @@ class TriggeredSchedule(_Model):
     @field_validator("delay", "delay_max", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return None if value is None else parse_duration(value)
+        return None if value is None else _duration_or_iso(value)
 
     @model_validator(mode="after")
     def _check(self) -> TriggeredSchedule:
@@ -118,7 +122,7 @@ class Goal(_Model):
     @field_validator("window", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return parse_duration(value)
+        return _duration_or_iso(value)
 
 
 class Message(_Model):

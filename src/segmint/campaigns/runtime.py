@@ -21,7 +21,7 @@ from segmint.campaigns.plan import PlanResult, plan_occurrence, prepare_due, sca
 from segmint.campaigns.repo import now_utc
 
 log = logging.getLogger(__name__)
-LOCAL_TIME_LEAD = timedelta(hours=15)  # local-time sends are planned this long before `at` (UTC+14 .. UTC-12)
+LOCAL_TIME_LEAD = timedelta(hours=14)  # local-time sends are planned when `at` first arrives somewhere (UTC+14)
 
 
 def _has_occurrence(ws: Any, campaign_id: str, occurrence: str) -> bool:

@@ -1,0 +1,284 @@
+"""Planning and sending end to end on a real workspace (DuckDB store + SQLite app DB): ledger rows, message
+events in the store, idempotent re-planning, pause, triggers with delay and re-check, recurring, local time."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from segmint.campaigns import repo
+from segmint.campaigns.deliver import Worker
+from segmint.campaigns.events import pump, store_sink
+from segmint.campaigns.ledger import ledger_rows, ledger_table
+from segmint.campaigns.plan import plan_occurrence, prepare_due, scan_triggers
+from segmint.campaigns.runtime import due_cron_time, send_now, status_counts, tick
+from segmint.campaigns.suppression import add_suppression
+from segmint.channels.outbox import OutboxChannel
+from segmint.segments import saved
+from segmint.store.base import WriteBatch
+from segmint.store.schema import events_to_arrow
+from segmint.workspace import Workspace
+
+NOW = datetime(2026, 3, 2, 3, 0)  # noon in Seoul
+
+
+def profiles(ws: Workspace, rows: dict[str, dict[str, Any]], zones: dict[str, str] | None = None) -> None:
+    ids = list(rows)
+    ws.store.load_profiles(pa.table({"user_id": ids, "traits": [json.dumps(rows[u]) for u in ids],
+                                     "first_seen": [datetime(2026, 1, 1)] * len(ids),
+                                     "timezone": [(zones or {}).get(u, "Asia/Seoul") for u in ids]}))
+
+
+def events(ws: Workspace, items: list[tuple[str, str, datetime, dict[str, Any]]]) -> None:
+    recs = [{"message_id": f"e{i}-{u}-{e}", "type": "track", "event": e, "user_id": u, "ts": ts,
+             "received_at": ts + timedelta(seconds=1), "properties": props, "source": "test"}
+            for i, (u, e, ts, props) in enumerate(items)]
+    ws.store.write(WriteBatch(events=events_to_arrow(recs)))
+
+
+def blast(**over: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": "blast", "name": "공지", "purpose": "informational", "target": ["everyone"], "channels": ["outbox"],
+        "policy": {"quiet_hours": {"enabled": False}},
+        "variants": [{"key": "A", "messages": {"outbox": {"subject": "{{ user.name }}님", "text": "공지"}}}]}
+    data.update(over)
+    return data
+
+
+@pytest.fixture
+def ws(workspace: Workspace) -> Workspace:
+    profiles(workspace, {f"u{i}": {"name": f"고객{i}", "email": f"u{i}@x.kr"} for i in range(20)})
+    saved.create_segment(workspace.appdb, "everyone", "trait email exists")
+    return workspace
+
+
+def outbox_lines(ws: Workspace) -> list[dict[str, Any]]:
+    path = ws.path / "outbox" / "outbox.jsonl"
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def test_one_off_send_writes_ledger_messages_and_events(ws: Workspace) -> None:
+    repo.save_campaign(ws.appdb, blast(holdout=0.2))
+    out = send_now(ws, "blast", sink=store_sink(ws.store))
+    counts = status_counts(ws, "blast")
+    assert counts.get("sent", 0) + counts.get("holdout", 0) == 20 and counts["holdout"] > 0
+    lines = outbox_lines(ws)
+    assert len(lines) == counts["sent"] and len({x["message_id"] for x in lines}) == counts["sent"]
+    assert {x["subject"] for x in lines} >= {"고객1님"} or all(x["subject"].endswith("님") for x in lines)
+    rows = ledger_rows(ws.appdb, "blast")
+    held = [r for r in rows if r["status"] == "holdout"]
+    assert all(r["variant"] == "control" and r["sent_at"] is not None and r["provider_id"] is None for r in held)
+    assert ledger_table(ws.appdb, "blast").num_rows == 20
+    stored = ws.store.query("SELECT user_id, CAST(properties AS VARCHAR) FROM events WHERE event = "
+                            "'message_sent'").to_pylist()
+    assert len(stored) == counts["sent"] == out["events_written"]
+    props = json.loads(stored[0]["CAST(properties AS VARCHAR)"])
+    assert props["campaign_id"] == "blast" and props["variant"] == "A" and props["channel"] == "outbox"
+    assert props["message_id_ref"] == f"blast:once:{stored[0]['user_id']}"
+    # sending again plans nothing new and sends nobody twice; events are not written twice
+    again = send_now(ws, "blast", sink=store_sink(ws.store))
+    assert again["plans"] == [] and len(outbox_lines(ws)) == counts["sent"]
+    assert pump(ws.appdb, store_sink(ws.store)) == 0
+
+
+def test_message_events_feed_segments(ws: Workspace) -> None:
+    repo.save_campaign(ws.appdb, blast())
+    send_now(ws, "blast", sink=store_sink(ws.store))
+    from segmint.segments.evaluate import evaluate
+    from segmint.segments.saved import parse_definition
+
+    tree, _ = parse_definition('did message_sent where campaign_id = "blast"')
+    assert len(evaluate(ws.store, tree)) == 20
+
+
+def test_replanning_an_interrupted_occurrence_completes_it_without_duplicates(ws: Workspace) -> None:
+    sc, _ = repo.save_campaign(ws.appdb, blast(), status="active")
+    members = [(f"u{i}", "everyone") for i in range(20)]
+    plan_occurrence(ws, sc.campaign, "once", audience=members[:7])  # as if it crashed after 7 users
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from segmint.appdb.campaigns import OccurrenceRow
+
+    with Session(ws.appdb) as s, s.begin():  # mark it unfinished, as a crash would leave it
+        s.execute(update(OccurrenceRow).values(status="planning"))
+    result = plan_occurrence(ws, sc.campaign, "once")
+    assert result.audience == 20 and len(ledger_rows(ws.appdb, "blast")) == 20
+    assert plan_occurrence(ws, sc.campaign, "once").already_planned
+
+
+def test_pause_stops_claims_and_resume_continues(ws: Workspace) -> None:
+    repo.save_campaign(ws.appdb, blast(), status="active")
+    tick(ws, NOW)
+    repo.set_status(ws.appdb, "blast", "paused")
+    w = Worker(ws.appdb, {"outbox": OutboxChannel(ws.path / "outbox")})
+    assert w.run_once() == 0 and status_counts(ws, "blast") == {"queued": 20}
+    repo.set_status(ws.appdb, "blast", "active")
+    w.run()
+    w.close()
+    assert status_counts(ws, "blast") == {"sent": 20}
+
+
+def test_unsubscribed_between_plan_and_send_is_not_sent(ws: Workspace) -> None:
+    repo.save_campaign(ws.appdb, blast(), status="active")
+    tick(ws, NOW)
+    add_suppression(ws.appdb, "u3", "outbox")
+    w = Worker(ws.appdb, {"outbox": OutboxChannel(ws.path / "outbox")})
+    w.run()
+    w.close()
+    row = next(r for r in ledger_rows(ws.appdb, "blast") if r["user_id"] == "u3")
+    assert (row["status"], row["reason"]) == ("suppressed", "unsubscribed")
+
+
+class Flaky:
+    """A channel that fails (retryable) the first N calls."""
+
+    name = "outbox"
+
+    def __init__(self, fails: int) -> None:
+        self.fails, self.calls = fails, 0
+
+    def send(self, message: Any) -> Any:
+        from segmint.channels.base import DeliveryResult
+
+        self.calls += 1
+        if self.calls <= self.fails:
+            return DeliveryResult("failed", error="503", retryable=True)
+        return DeliveryResult("sent", provider_message_id="p")
+
+
+def test_retryable_failures_back_off_then_give_up_after_max_attempts(ws: Workspace) -> None:
+    repo.save_campaign(ws.appdb, blast(target=["everyone"], policy={"quiet_hours": {"enabled": False},
+                                                                    "max_attempts": 2}), status="active")
+    tick(ws, NOW)
+    w = Worker(ws.appdb, {"outbox": Flaky(fails=100)}, batch=100)
+    w.run_once()
+    rows = ledger_rows(ws.appdb, "blast")
+    assert all(r["status"] == "queued" and r["reason"] == "provider_failed" and r["due_at"] > NOW for r in rows)
+    from sqlalchemy import text
+
+    with ws.appdb.begin() as con:  # make the retries due now
+        con.execute(text("UPDATE campaign_ledger SET due_at = '2000-01-01 00:00:00.000000'"))
+    w.run_once()
+    w.close()
+    rows = ledger_rows(ws.appdb, "blast")
+    assert all(r["status"] == "failed" and r["attempts"] == 2 for r in rows)
+
+
+def test_triggered_cart_reminder_waits_rechecks_and_cancels_buyers(workspace: Workspace) -> None:
+    ws = workspace
+    profiles(ws, {u: {"name": u, "push_token": f"t-{u}", "consent_push": True} for u in ("a", "b", "c")})
+    saved.create_segment(ws.appdb, "has_token", "trait push_token exists")
+    t0 = NOW - timedelta(hours=30)
+    events(ws, [("a", "cart_added", t0, {"product_name": "샴푸"}), ("b", "cart_added", t0, {"product_name": "린스"}),
+                ("c", "cart_added", t0, {"product_name": "비누", "channel": "offline"}),
+                ("b", "order_completed", t0 + timedelta(hours=2), {})])
+    c = {"id": "cart", "name": "장바구니", "target": ["has_token"], "channels": ["push"],
+         "sender": {"name": "데모몰", "contact": "02-1"}, "policy": {"quiet_hours": {"enabled": False}},
+         "schedule": {"type": "triggered", "event": "cart_added", "where": {}, "delay": "1d", "delay_max": "1d",
+                      "cancel_on": ["order_completed"]},
+         "variants": [{"key": "A", "messages": {"push": {
+             "subject": "잊으셨나요?", "text": "{{ event.product_name | josa: '이/가' }} 기다려요"}}}]}
+    sc, _ = repo.save_campaign(ws.appdb, c, status="active")
+    n, cursor = scan_triggers(ws, sc.campaign, (t0 - timedelta(minutes=1)).isoformat(), now=t0)
+    assert n == 3 and cursor is not None
+    assert scan_triggers(ws, sc.campaign, cursor, now=t0)[0] == 0  # the cursor moved past them
+    assert prepare_due(ws, sc.campaign, now=t0 + timedelta(hours=23)) == 0  # not due yet
+    assert prepare_due(ws, sc.campaign, now=t0 + timedelta(hours=25)) == 3
+    rows = {r["user_id"]: r for r in ledger_rows(ws.appdb, "cart")}
+    assert (rows["b"]["status"], rows["b"]["reason"]) == ("suppressed", "cancelled")  # bought since
+    assert rows["a"]["status"] == "queued" and rows["a"]["occurrence"].startswith("e0-a")
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from segmint.appdb.campaigns import LedgerRow
+
+    with Session(ws.appdb) as s:
+        payload = s.scalars(select(LedgerRow.payload).where(LedgerRow.user_id == "a")).one()
+    assert payload["text"].startswith("(광고) 샴푸가 기다려요")
+
+
+def test_trigger_filters_and_segment_entered(workspace: Workspace) -> None:
+    ws = workspace
+    profiles(ws, {"a": {"email": "a@x", "name": "A"}, "b": {"email": "b@x", "name": "B"}})
+    events(ws, [("a", "segment_entered", NOW, {"segment": "VIP", "version": 1}),
+                ("b", "segment_entered", NOW, {"segment": "churn", "version": 1})])
+    c = blast(id="welcome-vip", target=[], schedule={"type": "triggered", "event": "segment_entered",
+                                                     "segment": "VIP"})
+    sc, _ = repo.save_campaign(ws.appdb, c, status="active")
+    n, _ = scan_triggers(ws, sc.campaign, (NOW - timedelta(minutes=1)).isoformat(), now=NOW)
+    assert n == 1
+    prepare_due(ws, sc.campaign, now=NOW + timedelta(seconds=5))
+    assert [(r["user_id"], r["status"], r["segment"]) for r in ledger_rows(ws.appdb, "welcome-vip")] == [
+        ("a", "queued", "VIP")]
+
+
+def test_recurring_plans_the_latest_cron_time_once(ws: Workspace) -> None:
+    from zoneinfo import ZoneInfo
+
+    seoul = ZoneInfo("Asia/Seoul")
+    # every day 10:00 Seoul = 01:00 UTC
+    assert due_cron_time("0 10 * * *", seoul, datetime(2026, 3, 1, 0, 0), NOW) == datetime(2026, 3, 2, 1, 0)
+    assert due_cron_time("0 10 * * *", seoul, datetime(2026, 3, 2, 1, 30), NOW) is None
+    _sc, _ = repo.save_campaign(ws.appdb, blast(id="daily", schedule={"type": "recurring", "cron": "0 10 * * *"}),
+                               status="active")
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from segmint.appdb.campaigns import CampaignRow
+
+    with Session(ws.appdb) as s, s.begin():
+        s.execute(update(CampaignRow).values(activated_at=datetime(2026, 2, 27)))
+    plans = tick(ws, NOW)
+    assert [p.occurrence for p in plans] == ["2026-03-02T01:00:00"]
+    assert tick(ws, NOW + timedelta(hours=1)) == []  # same occurrence is not planned twice
+    assert [p.occurrence for p in tick(ws, NOW + timedelta(days=1))] == ["2026-03-03T01:00:00"]
+
+
+def test_local_time_send_is_due_at_each_users_wall_clock(workspace: Workspace) -> None:
+    ws = workspace
+    profiles(ws, {"seoul": {"email": "s@x", "name": "S"}, "la": {"email": "l@x", "name": "L"}},
+             {"la": "America/Los_Angeles"})
+    saved.create_segment(ws.appdb, "everyone", "trait email exists")
+    _sc, _ = repo.save_campaign(ws.appdb, blast(schedule={"type": "once", "at": "2026-03-05T10:00:00",
+                                                         "local_time": True}), status="active")
+    assert tick(ws, datetime(2026, 3, 4, 12, 0)) == []  # too early to plan (10:00 at UTC+14 is 20:00 UTC)
+    tick(ws, datetime(2026, 3, 4, 21, 0))
+    due = {r["user_id"]: r["due_at"] for r in ledger_rows(ws.appdb, "blast")}
+    assert due == {"seoul": datetime(2026, 3, 5, 1, 0), "la": datetime(2026, 3, 5, 18, 0)}
+
+
+def test_audience_cap_and_exclusions(ws: Workspace) -> None:
+    saved.create_segment(ws.appdb, "first_five", 'trait name in ["고객0", "고객1", "고객2", "고객3", "고객4"]')
+    _sc, _ = repo.save_campaign(ws.appdb, blast(exclude=["first_five"], audience_cap=10), status="active")
+    tick(ws, NOW)
+    rows = ledger_rows(ws.appdb, "blast")
+    assert len(rows) == 15 and not {r["user_id"] for r in rows} & {"u0", "u1", "u2", "u3", "u4"}
+    assert sum(r["reason"] == "audience_cap" for r in rows) == 5
+
+
+def test_parallel_planning_matches_in_process_planning(workspace: Workspace) -> None:
+    ws = workspace
+    profiles(ws, {f"u{i}": {"name": f"n{i}", "email": f"u{i}@x", "consent_email": i % 2 == 0}
+                  for i in range(12_000)})
+    saved.create_segment(ws.appdb, "everyone", "trait email exists")
+    one = blast(id="one", purpose="advertising", channels=["email"], holdout=0.1,
+                sender={"name": "샵", "contact": "02"},
+                variants=[{"key": "A", "messages": {"email": {"subject": "{{ user.name }}", "text": "t"}}}])
+    two = {**one, "id": "two"}
+    a, _ = repo.save_campaign(ws.appdb, one, status="active")
+    b, _ = repo.save_campaign(ws.appdb, two, status="active")
+    ra = plan_occurrence(ws, a.campaign, "once", now=NOW)
+    rb = plan_occurrence(ws, b.campaign, "once", now=NOW, processes=2)
+    assert ra.reasons == rb.reasons == {"no_consent": 6000}
+    from segmint.campaigns.assignment import HOLDOUT, assign
+
+    for res, c in ((ra, a.campaign), (rb, b.campaign)):
+        control = sum(assign(c.id, f"u{i}", c.split) == HOLDOUT for i in range(0, 12_000, 2))
+        assert res.statuses == {"suppressed": 6000, "holdout": control, "queued": 6000 - control}
+    assert {r["user_id"] for r in ledger_rows(ws.appdb, "two")} == {f"u{i}" for i in range(12_000)}
