@@ -102,6 +102,9 @@ class WorkerStats:
     recovered: int = 0
     batches: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
+    started: float | None = None  # epoch seconds of the first claim that found rows
+    finished: float | None = None  # epoch seconds when run() returned
+    cpu_s: float = 0.0  # process CPU seconds spent inside run()
 
 
 def _claim_sql(dialect: str, campaign_id: str | None) -> str:
@@ -300,6 +303,8 @@ class Worker:
     def run_once(self) -> int:
         """Claim one batch and send it; returns how many rows were claimed."""
         rows = self.claim()
+        if rows and self.stats.started is None:
+            self.stats.started = time.time()
         self.process(rows)
         self.stats.batches += 1 if rows else 0
         return len(rows)
@@ -318,6 +323,14 @@ class Worker:
             WorkerStats:
         """Recover expired claims, then send batches until nothing is due and no other worker's claim is
         pending (a dead worker's rows are recovered when their lease expires), or until `stop` is set."""
+        cpu = time.process_time()
+        try:
+            return self._run(stop, until_idle, idle_sleep)
+        finally:
+            self.stats.finished = time.time()
+            self.stats.cpu_s += time.process_time() - cpu
+
+    def _run(self, stop: threading.Event | None, until_idle: bool, idle_sleep: float) -> WorkerStats:
         self.recover()
         while stop is None or not stop.is_set():
             n = self.run_once()

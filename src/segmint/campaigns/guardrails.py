@@ -276,8 +276,9 @@ class Guardrails:
         ref = {"m": message_id, "u": r.user_id, "c": self.c.id, "v": variant, "ch": channel}
         templates = self.templates[(variant, channel)]
         ad_law = self.c.advertising and self.c.policy.korean_ad_law
-        unsubscribe = self.links.unsubscribe(ref) if (
-            ad_law or channel == "email" or (variant, channel) in self.reads_unsubscribe) else None
+        needs_link = channel == "email" or (variant, channel) in self.reads_unsubscribe or (
+            ad_law and (not self.c.sender.opt_out or channel in ("in_app", "outbox")))
+        unsubscribe = self.links.unsubscribe(ref) if needs_link else None
         msg: Message = self.messages[variant][channel]  # type: ignore[index]
         links = {name: self.links.click(ref, url) for name, url in msg.links.items()}
         dynamic = {k: t for k, t in templates.items() if (variant, channel, k) not in self.constant}
@@ -291,7 +292,6 @@ class Guardrails:
             return None, out.suppressed
         subject, text, body_html = out.parts.get("subject", ""), out.parts.get("text", ""), out.parts.get("html")
         if ad_law:
-            assert unsubscribe is not None
             subject, text, body_html = self._ad_law(channel, subject, text, body_html, unsubscribe)
         if body_html is not None and channel == "email":
             pixel = f'<img src="{html_lib.escape(self.links.open_pixel(ref))}" width="1" height="1" alt="">'
@@ -301,7 +301,7 @@ class Guardrails:
                 "advertising": self.c.advertising, "unsubscribe_url": unsubscribe}, None
 
     def _ad_law(self, channel: str, subject: str, text: str, body_html: str | None,
-                unsubscribe: str) -> tuple[str, str, str | None]:
+                unsubscribe: str | None) -> tuple[str, str, str | None]:
         """(광고) at the start, sender name and contact, and a free opt-out line (정보통신망법 제50조)."""
         prefix = self.c.policy.ad_prefix
         s = self.c.sender
@@ -314,8 +314,9 @@ class Guardrails:
         text = f"{text}\n\n{footer}"
         if body_html is not None:
             esc = html_lib.escape
+            link = f' <a href="{esc(unsubscribe)}">수신거부</a>' if unsubscribe else ""
             block = (f'<p style="font-size:12px;color:#666">{esc(s.name)} {esc(s.contact)}<br>'
-                     f'{esc(s.opt_out) if s.opt_out else ""} <a href="{esc(unsubscribe)}">수신거부</a></p>')
+                     f'{esc(s.opt_out) if s.opt_out else ""}{link}</p>')
             body_html = body_html.replace("</body>", block + "</body>") if "</body>" in body_html else \
                 body_html + block
         return subject, text, body_html

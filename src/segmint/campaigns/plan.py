@@ -37,16 +37,24 @@ _JSON_COLUMNS = frozenset({"payload", "context"})
 
 
 def sqlite_time(value: datetime | None) -> str | None:
-    """A naive UTC datetime in SQLAlchemy's SQLite storage format."""
-    return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    """A naive UTC datetime in SQLAlchemy's SQLite storage format ("YYYY-MM-DD HH:MM:SS.ffffff")."""
+    return None if value is None else value.isoformat(" ", "microseconds")
 
 
-def _sqlite_value(column: str, value: Any) -> Any:
-    if column in _JSON_COLUMNS:
-        return None if value is None else orjson.dumps(value).decode()
-    if isinstance(value, datetime):
-        return sqlite_time(value)
-    return value
+_TIME_COLUMNS = frozenset({"due_at", "queued_at", "sent_at", "delivered_at", "updated_at", "lease_until"})
+
+
+def _sqlite_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
+    out = []
+    for c in _INSERT_COLUMNS:
+        v = row[c]
+        if v is not None:
+            if c in _TIME_COLUMNS:
+                v = v.isoformat(" ", "microseconds")
+            elif c in _JSON_COLUMNS:
+                v = orjson.dumps(v).decode()
+        out.append(v)
+    return tuple(out)
 
 
 def ledger_insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
@@ -57,7 +65,7 @@ def ledger_insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
         sql = (f"INSERT OR IGNORE INTO campaign_ledger ({', '.join(_INSERT_COLUMNS)}) "
                f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})")
         with engine.begin() as con:
-            con.exec_driver_sql(sql, [tuple(_sqlite_value(c, r[c]) for c in _INSERT_COLUMNS) for r in rows])
+            con.exec_driver_sql(sql, [_sqlite_tuple(r) for r in rows])
         return
     table = LedgerRow.__table__
     if engine.dialect.name == "postgresql":
