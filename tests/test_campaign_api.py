@@ -134,7 +134,9 @@ def test_cli_goes_through_the_running_server(served: Any, tmp_path: Any) -> None
     assert out.returncode == 0 and "(광고) 고객2님 봄 세일" in out.stdout and "channel:outbox" in out.stdout
     out = cli("send", "spring", "--json")
     assert out.returncode == 0 and json.loads(out.stdout)["plans"][0]["audience"] == 4, out.stderr
-    _wait(lambda: "sent=4" in cli("list").stdout)
+    _wait(lambda: httpx.get(server.url + "/api/campaigns/spring/ledger", headers=_admin(server),
+                            timeout=10).json()["counts"] == {"sent": 4})
+    assert "sent=4" in cli("list").stdout
     out = cli("show", "nope")
     assert out.returncode == 2 and "error:" in out.stderr and "no campaign 'nope'" in out.stderr
     bad = tmp_path / "bad.yaml"
