@@ -12,9 +12,9 @@ import tomllib
 from typing import Any
 
 import httpx
-from server_util import SRC
 
 from segmint.campaigns.links import LinkMaker
+from server_util import SRC
 
 CAMPAIGN: dict[str, Any] = {
     "id": "spring", "name": "봄 세일", "target": ["buyers"], "channels": ["outbox"],
