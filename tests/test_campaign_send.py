@@ -282,3 +282,103 @@ def test_parallel_planning_matches_in_process_planning(workspace: Workspace) -> 
         control = sum(assign(c.id, f"u{i}", c.split) == HOLDOUT for i in range(0, 12_000, 2))
         assert res.statuses == {"suppressed": 6000, "holdout": control, "queued": 6000 - control}
     assert {r["user_id"] for r in ledger_rows(ws.appdb, "two")} == {f"u{i}" for i in range(12_000)}
+
+
+class _Sink:
+    """Keeps every envelope an aiosmtpd server accepts."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted"
+
+
+def test_email_campaign_through_a_real_smtp_server_has_one_click_unsubscribe(ws: Workspace) -> None:
+    import email
+    import email.policy
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    from segmint.campaigns.links import read_token
+    from segmint.channels.smtp import SmtpChannel
+
+    sink = _Sink()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        repo.save_campaign(ws.appdb, blast(
+            id="mail", purpose="advertising", channels=["email"], target=["everyone"], audience_cap=3,
+            sender={"name": "데모몰", "contact": "02-123-4567"},
+            # any trait that is set stands in for night consent, so the test does not depend on the clock
+            policy={"quiet_hours": {"enabled": False}, "night_consent_trait": "email"},
+            variants=[{"key": "A", "messages": {"email": {
+                "subject": "{{ user.name }}님 세일", "text": "세일 중", "html": "<p>{{ user.name }}님 <b>세일</b></p>"}}}]))
+        smtp = SmtpChannel(host="127.0.0.1", port=port, sender="crm@shop.example", security="none")
+        out = send_now(ws, "mail", channels={"email": smtp}, sink=store_sink(ws.store))
+    finally:
+        controller.stop()
+    # no consent trait on these users: advertising email is suppressed, not sent
+    assert out["ledger"].get("suppressed", 0) + out["ledger"].get("holdout", 0) == 20
+    reasons = {r["reason"] for r in ledger_rows(ws.appdb, "mail")}
+    assert reasons == {"no_consent", "audience_cap"} and sink.envelopes == []
+
+    profiles(ws, {f"u{i}": {"consent_email": True} for i in range(20)})  # merged into the traits
+    sink2 = _Sink()
+    controller = Controller(sink2, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        repo.save_campaign(ws.appdb, {**repo.get_campaign(ws.appdb, "mail").campaign.model_dump(mode="json"),
+                                      "id": "mail2"})
+        out = send_now(ws, "mail2", channels={"email": SmtpChannel(host="127.0.0.1", port=port,
+                                                                   sender="crm@shop.example", security="none")},
+                       sink=store_sink(ws.store))
+    finally:
+        controller.stop()
+    assert out["ledger"]["sent"] == len(sink2.envelopes) >= 2
+    mail = email.message_from_bytes(sink2.envelopes[0].content, policy=email.policy.default)
+    assert str(mail["Subject"]).startswith("(광고) 고객")
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = str(mail["List-Unsubscribe"]).strip("<>")
+    data = read_token(ws.config.session_secret, "unsubscribe", url.rsplit("/", 1)[1])
+    assert data["c"] == "mail2" and data["ch"] == "email" and mail["To"] == f"{data['u']}@x.kr"
+    html_part = mail.get_body(("html",)).get_content()
+    assert "/t/o/" in html_part and "수신거부" in html_part and "데모몰 02-123-4567" in html_part
+
+
+def test_delivery_reports_and_bounces(ws: Workspace) -> None:
+    from segmint.campaigns.ledger import record_delivery
+
+    repo.save_campaign(ws.appdb, blast())
+    send_now(ws, "blast", sink=store_sink(ws.store))
+    assert record_delivery(ws.appdb, "blast:once:u1", "delivered")
+    assert record_delivery(ws.appdb, "blast:once:u2", "bounced", detail="550 no such user")
+    assert not record_delivery(ws.appdb, "blast:once:nobody", "delivered")
+    assert pump(ws.appdb, store_sink(ws.store)) == 2  # message_delivered, message_bounced (sent already written)
+    got = ws.store.query("SELECT event, user_id FROM events WHERE event IN ('message_delivered', "
+                         "'message_bounced') ORDER BY event").to_pylist()
+    assert got == [{"event": "message_bounced", "user_id": "u2"}, {"event": "message_delivered", "user_id": "u1"}]
+    from segmint.campaigns.suppression import is_suppressed
+
+    assert is_suppressed(ws.appdb, "u2", "outbox") and not is_suppressed(ws.appdb, "u1", "outbox")
+
+
+def test_preview_of_a_triggered_campaign_uses_the_users_last_trigger_event(ws: Workspace) -> None:
+    from segmint.campaigns.preview import preview_user
+
+    events(ws, [("u1", "cart_added", NOW - timedelta(days=2), {"product_name": "샴푸"}),
+                ("u1", "cart_added", NOW - timedelta(days=1), {"product_name": "린스"})])
+    c = blast(id="cart", schedule={"type": "triggered", "event": "cart_added"},
+              variants=[{"key": "A", "messages": {"outbox": {"text": "{{ event.product_name | josa: '이/가' }} 기다려요"}}},
+                        {"key": "B", "messages": {"outbox": {"text": "{{ event.coupon }}"}}}])
+    sc, _ = repo.save_campaign(ws.appdb, c)
+    out = preview_user(ws, sc.campaign, "u1")
+    a, b = out["variants"]
+    assert a["outcome"] == "queued" and a["message"]["text"] == "린스가 기다려요"
+    assert (b["outcome"], b["reason"]) == ("suppressed", "missing_variable")
+    assert out["in_target"] and out["membership"] == {"everyone": True}

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from segmint.campaigns.assignment import assign
 from segmint.campaigns.guardrails import REASONS, Recipient, zone_of
-from segmint.campaigns.model import Campaign
+from segmint.campaigns.model import Campaign, TriggeredSchedule
 from segmint.campaigns.plan import guardrails_for, load_profiles
 from segmint.campaigns.repo import now_utc
 from segmint.errors import NotFound
 from segmint.store.base import EventStore
+
+
+def last_trigger_event(store: EventStore, event: str, user_id: str) -> dict[str, Any] | None:
+    """The user's latest event of this name as template context ({"event", "timestamp", "properties"})."""
+    ph = ("{e:String}", "{u:String}") if store.dialect == "clickhouse" else ("$e", "$u")
+    sql = (f"SELECT ts, CAST(properties AS VARCHAR) FROM events WHERE event = {ph[0]} AND user_id = {ph[1]} "
+           "ORDER BY ts DESC LIMIT 1")
+    if store.dialect == "clickhouse":
+        sql = sql.replace("CAST(properties AS VARCHAR)", "toString(properties)")
+    rows = store.query(sql, {"e": event, "u": user_id}).to_pylist()
+    if not rows:
+        return None
+    ts, props = list(rows[0].values())
+    return {"event": event, "timestamp": ts.isoformat(), "properties": orjson.loads(props) if props else {}}
 
 
 def preview_user(ws: Any, campaign: Campaign, user_id: str, *, store: EventStore | None = None,
@@ -33,6 +49,8 @@ def preview_user(ws: Any, campaign: Campaign, user_id: str, *, store: EventStore
             membership[name] = user_id in set(guarded(evaluate, store, segment_tree(ws.appdb, name)))
     in_target = (not campaign.target or any(membership[n] for n in campaign.target)) and not any(
         membership[n] for n in campaign.exclude)
+    if event is None and isinstance(campaign.schedule, TriggeredSchedule):
+        event = last_trigger_event(store, campaign.schedule.event, user_id)
     rails = guardrails_for(ws, campaign, [user_id], now)
     segment = next((n for n in campaign.target if membership.get(n)), None)
     recipient = Recipient(user_id, traits, zone, segment, event)
@@ -44,4 +62,5 @@ def preview_user(ws: Any, campaign: Campaign, user_id: str, *, store: EventStore
                          "reason_text": REASONS.get(d.reason or "", d.detail), "detail": d.detail,
                          "due_at": d.due_at, "checks": d.checks, "message": d.payload})
     return {"campaign_id": campaign.id, "user_id": user_id, "group": assign(campaign.id, user_id, campaign.split),
+            "event": event,
             "timezone": str(zone), "in_target": in_target, "membership": membership, "variants": variants}

@@ -115,6 +115,25 @@ def ledger(campaign_id: str = CID, occurrence: str | None = Query(None),
             "rows": rows[:limit]}
 
 
+class DeliveryReport(BaseModel):
+    """A provider's delivery report for one message (by the ledger message id = idempotency key)."""
+
+    message_id: str
+    status: Literal["delivered", "bounced"]
+    at: datetime | None = None
+    detail: str | None = None
+
+
+@router.post("/delivery-reports")
+def delivery_reports(reports: list[DeliveryReport], state: AppState = Depends(get_state)) -> dict[str, int]:
+    """Mark sent messages delivered or bounced (bounces also suppress the user on that channel)."""
+    from segmint.campaigns.ledger import record_delivery
+
+    applied = sum(record_delivery(state.workspace.appdb, r.message_id, r.status, at=r.at, detail=r.detail)
+                  for r in reports)
+    return {"applied": applied, "unknown": len(reports) - applied}
+
+
 @router.post("/{campaign_id}/suppress")
 def suppress(campaign_id: str = CID, user_id: str = Body(..., embed=True), channel: str = Body("*", embed=True),
              state: AppState = Depends(get_state)) -> dict[str, Any]:
