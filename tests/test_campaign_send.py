@@ -318,7 +318,8 @@ def test_email_campaign_through_a_real_smtp_server_has_one_click_unsubscribe(ws:
             # any trait that is set stands in for night consent, so the test does not depend on the clock
             policy={"quiet_hours": {"enabled": False}, "night_consent_trait": "email"},
             variants=[{"key": "A", "messages": {"email": {
-                "subject": "{{ user.name }}님 세일", "text": "세일 중", "html": "<p>{{ user.name }}님 <b>세일</b></p>"}}}]))
+                "subject": "{{ user.name }}님 세일", "text": "세일 중",
+                "html": "<p>{{ user.name }}님 <b>세일</b></p>"}}}]))
         smtp = SmtpChannel(host="127.0.0.1", port=port, sender="crm@shop.example", security="none")
         out = send_now(ws, "mail", channels={"email": smtp}, sink=store_sink(ws.store))
     finally:
@@ -374,7 +375,8 @@ def test_preview_of_a_triggered_campaign_uses_the_users_last_trigger_event(ws: W
     events(ws, [("u1", "cart_added", NOW - timedelta(days=2), {"product_name": "샴푸"}),
                 ("u1", "cart_added", NOW - timedelta(days=1), {"product_name": "린스"})])
     c = blast(id="cart", schedule={"type": "triggered", "event": "cart_added"},
-              variants=[{"key": "A", "messages": {"outbox": {"text": "{{ event.product_name | josa: '이/가' }} 기다려요"}}},
+              variants=[{"key": "A", "messages": {"outbox": {
+                  "text": "{{ event.product_name | josa: '이/가' }} 기다려요"}}},
                         {"key": "B", "messages": {"outbox": {"text": "{{ event.coupon }}"}}}])
     sc, _ = repo.save_campaign(ws.appdb, c)
     out = preview_user(ws, sc.campaign, "u1")
