@@ -244,7 +244,8 @@ loops, excluding process start-up), receiver {receiver_cpu:.1f} s: {total_cpu:.1
 (the wall-clock rates above are depressed by the other jobs sharing this machine during the run).
 
 Planning (plan 2 processes: {r['plan_2_s']:.1f} s) and delivery (2 workers: {r['deliver_2_s']:.1f} s) are separate
-steps; in the server they overlap (workers claim rows as soon as planning commits them). One POST per
+steps here; with worker processes running next to a planner they overlap (planning commits every 5,000 rows
+and workers claim them at once). One POST per
 message is bounded by HTTP round trips (the baseline's first row); the ledger path reaches its rate only with
 the batched webhook contract (`policy.batch_sizes`, docs/campaigns.md). Differences under ~20% between runs
 are noise on this shared machine.

@@ -335,7 +335,11 @@ def scan_triggers(ws: Any, campaign: Campaign, cursor: str | None, *, now: datet
         table = ws.store.query(sql, [sched.event, since, limit])
     rows: list[dict[str, Any]] = []
     last = cursor
-    for mid, uid, ts, received, props in zip(*[table.column(i).to_pylist() for i in range(5)], strict=True):
+    found = list(zip(*[table.column(i).to_pylist() for i in range(5)], strict=True))
+    if len(found) >= limit and found[0][3] != found[-1][3]:
+        # a full page: leave the events sharing the last received_at for the next scan, so none is skipped
+        found = [f for f in found if f[3] != found[-1][3]]
+    for mid, uid, ts, received, props in found:
         last = received.isoformat()
         try:
             properties = orjson.loads(props) if props else {}

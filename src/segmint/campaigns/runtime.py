@@ -45,8 +45,18 @@ def due_cron_time(cron: str, zone: Any, after: datetime, now: datetime) -> datet
     return latest
 
 
+_TICK_LOCK = threading.Lock()
+
+
 def tick(ws: Any, now: datetime | None = None) -> list[PlanResult]:
-    """Plan every active campaign's due occurrence and prepare due triggered rows (needs the event store)."""
+    """Plan every active campaign's due occurrence and prepare due triggered rows (needs the event store).
+
+    One tick at a time per process (the runtime thread and an API send request share it)."""
+    with _TICK_LOCK:
+        return _tick(ws, now)
+
+
+def _tick(ws: Any, now: datetime | None) -> list[PlanResult]:
     now = now or now_utc()
     plans: list[PlanResult] = []
     for sc in repo.list_campaigns(ws.appdb, status="active"):
