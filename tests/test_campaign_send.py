@@ -384,3 +384,17 @@ def test_preview_of_a_triggered_campaign_uses_the_users_last_trigger_event(ws: W
     assert a["outcome"] == "queued" and a["message"]["text"] == "린스가 기다려요"
     assert (b["outcome"], b["reason"]) == ("suppressed", "missing_variable")
     assert out["in_target"] and out["membership"] == {"everyone": True}
+
+
+def test_trigger_scan_pages_never_split_events_that_share_a_received_time(workspace: Workspace) -> None:
+    ws = workspace
+    profiles(ws, {u: {"email": f"{u}@x", "name": u} for u in ("a", "b", "c")})
+    events(ws, [("a", "cart_added", NOW, {}), ("b", "cart_added", NOW + timedelta(seconds=5), {}),
+                ("c", "cart_added", NOW + timedelta(seconds=5), {})])  # b and c arrive at the same instant
+    sc, _ = repo.save_campaign(ws.appdb, blast(id="t", target=[], schedule={"type": "triggered",
+                                                                           "event": "cart_added"}))
+    n1, cursor = scan_triggers(ws, sc.campaign, (NOW - timedelta(minutes=1)).isoformat(), now=NOW, limit=2)
+    n2, cursor = scan_triggers(ws, sc.campaign, cursor, now=NOW, limit=2)
+    n3, _ = scan_triggers(ws, sc.campaign, cursor, now=NOW, limit=2)
+    assert (n1, n2, n3) == (1, 2, 0)
+    assert sorted(r["user_id"] for r in ledger_rows(ws.appdb, "t")) == ["a", "b", "c"]
