@@ -398,3 +398,27 @@ def test_trigger_scan_pages_never_split_events_that_share_a_received_time(worksp
     n3, _ = scan_triggers(ws, sc.campaign, cursor, now=NOW, limit=2)
     assert (n1, n2, n3) == (1, 2, 0)
     assert sorted(r["user_id"] for r in ledger_rows(ws.appdb, "t")) == ["a", "b", "c"]
+
+
+def test_example_campaigns_parse_compile_and_apply(ws: Workspace) -> None:
+    from pathlib import Path
+
+    from segmint.campaigns.guardrails import Recipient
+    from segmint.campaigns.plan import guardrails_for
+    from segmint.errors import NotFound
+
+    folder = Path(__file__).resolve().parents[1] / "examples" / "campaigns"
+    result = repo.apply_dir(ws.appdb, folder, dry_run=True)
+    assert set(result.changes.values()) == {"created"} and len(result.changes) >= 4
+    result = repo.apply_dir(ws.appdb, folder)
+    assert repo.apply_dir(ws.appdb, folder).changes == dict.fromkeys(result.changes, "unchanged")
+    assert all(c.status == "draft" for c in repo.list_campaigns(ws.appdb))
+    with pytest.raises(NotFound, match="is not saved"):
+        repo.set_status(ws.appdb, "cart-reminder", "active")  # its target segment does not exist here
+    shipped = repo.get_campaign(ws.appdb, "order-shipped").campaign
+    rails = guardrails_for(ws, shipped, ["u1"], NOW)
+    from zoneinfo import ZoneInfo
+
+    d = rails.decide(Recipient("u1", {"name": "지민", "phone": "010-1111-2222"}, ZoneInfo("Asia/Seoul")), "e1", NOW)
+    assert d.channel == "kakao" and d.payload["data"] == {"template_code": "SHIP_001",
+                                                          "template_parameters": {"name": "지민"}}

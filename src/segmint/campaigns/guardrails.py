@@ -153,6 +153,7 @@ class Guardrails:
         self.split = campaign.split
         self.messages = {v.key: v.messages for v in campaign.variants}
         self.constant: dict[tuple[str, str, str], str] = {}
+        self.data_templates: dict[tuple[str, str], dict[str, CompiledTemplate]] = {}
         self.reads_unsubscribe: set[tuple[str, str]] = set()
         for v in campaign.variants:
             for ch, msg in v.messages.items():
@@ -171,6 +172,16 @@ class Guardrails:
                         self.reads_unsubscribe.add((v.key, ch))
                 if msg.to:
                     self.to_templates[(v.key, ch)] = compile_template(msg.to, name=f"{where}.to")
+                data_tpl: dict[str, CompiledTemplate] = {}
+                for key, value in msg.data.items():  # string values (and one level below) are templates too
+                    if isinstance(value, str) and "{" in value:
+                        data_tpl[key] = compile_template(value, name=f"{where}.data.{key}")
+                    elif isinstance(value, dict):
+                        for sub, inner in value.items():
+                            if isinstance(inner, str) and "{" in inner:
+                                data_tpl[f"{key}\x1f{sub}"] = compile_template(inner, name=f"{where}.data.{key}.{sub}")
+                if data_tpl:
+                    self.data_templates[(v.key, ch)] = data_tpl
 
     # -- step 1 ------------------------------------------------------------------------------------
     def _address(self, r: Recipient, variant: str, channel: str) -> str | None:
@@ -282,9 +293,21 @@ class Guardrails:
         msg: Message = self.messages[variant][channel]  # type: ignore[index]
         links = {name: self.links.click(ref, url) for name, url in msg.links.items()}
         dynamic = {k: t for k, t in templates.items() if (variant, channel, k) not in self.constant}
-        out = render(dynamic, self._variables(r, unsubscribe, links)) if dynamic else None
+        variables = self._variables(r, unsubscribe, links)
+        out = render(dynamic, variables) if dynamic else None
         if out is not None and not out.ok:
             return None, out.suppressed
+        data = dict(msg.data)
+        if (variant, channel) in self.data_templates:
+            rendered = render(self.data_templates[(variant, channel)], variables)
+            if not rendered.ok:
+                return None, rendered.suppressed
+            for key, value in rendered.parts.items():
+                if "\x1f" in key:
+                    top, sub = key.split("\x1f", 1)
+                    data[top] = {**data[top], sub: value}
+                else:
+                    data[key] = value
         parts = {**{k: self.constant[(variant, channel, k)] for k in templates if k not in dynamic},
                  **(out.parts if out is not None else {})}
         out = Rendered(parts)
@@ -297,7 +320,7 @@ class Guardrails:
             pixel = f'<img src="{html_lib.escape(self.links.open_pixel(ref))}" width="1" height="1" alt="">'
             body_html = body_html.replace("</body>", pixel + "</body>") if "</body>" in body_html else \
                 body_html + pixel
-        return {"to": address, "subject": subject, "text": text, "html": body_html, "data": dict(msg.data),
+        return {"to": address, "subject": subject, "text": text, "html": body_html, "data": data,
                 "advertising": self.c.advertising, "unsubscribe_url": unsubscribe}, None
 
     def _ad_law(self, channel: str, subject: str, text: str, body_html: str | None,

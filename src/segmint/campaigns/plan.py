@@ -352,9 +352,8 @@ def scan_triggers(ws: Any, campaign: Campaign, cursor: str | None, *, now: datet
         rows.append({"campaign_id": campaign.id, "occurrence": occurrence, "user_id": uid, "variant": "-",
                      "channel": campaign.channels[0], "segment": sched.segment, "status": "scheduled",
                      "reason": None, "detail": None, "message_id": f"{campaign.id}:{occurrence}:{uid}",
-                     "provider_id": None, "attempts": 0, "due_at": max(due, now) if due < now - timedelta(
-                         days=1) else due, "queued_at": now, "sent_at": None, "delivered_at": None,
-                     "updated_at": now, "worker": None, "lease_until": None, "payload": None,
+                     "provider_id": None, "attempts": 0, "due_at": due, "queued_at": now, "sent_at": None,
+                     "delivered_at": None, "updated_at": now, "worker": None, "lease_until": None, "payload": None,
                      "context": {"event": sched.event, "timestamp": ts.isoformat(), "properties": properties},
                      "emitted": None})
     ledger_insert(ws.appdb, rows)

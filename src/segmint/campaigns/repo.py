@@ -50,11 +50,26 @@ def check_templates(campaign: Campaign) -> None:
     Guardrails(campaign, links=LinkMaker("http://x", "x"), suppressed=set())
 
 
+def check_segments(engine: Engine, campaign: Campaign) -> None:
+    """Every target and exclusion segment must be saved before a campaign can run."""
+    from segmint.segments.saved import get_segment
+
+    for field_name, names in (("target", campaign.target), ("exclude", campaign.exclude)):
+        for name in names:
+            try:
+                get_segment(engine, name)
+            except NotFound:
+                raise NotFound(f"segment {name!r} is not saved (save it before activating the campaign)",
+                               where=f"{campaign.id}: {field_name}") from None
+
+
 def save_campaign(engine: Engine, data: Campaign | dict[str, Any], *, status: str | None = None,
                   where: str = "campaign") -> tuple[StoredCampaign, str]:
     """Create or update a campaign; returns it and "created" | "updated" | "unchanged"."""
     campaign = data if isinstance(data, Campaign) else parse_campaign(data, where)
     check_templates(campaign)
+    if status == "active":
+        check_segments(engine, campaign)
     if status is not None and status not in CAMPAIGN_STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(CAMPAIGN_STATUSES)}", where="status")
     definition = campaign.model_dump(mode="json")
@@ -108,6 +123,8 @@ def set_status(engine: Engine, campaign_id: str, status: str) -> StoredCampaign:
             raise NotFound(f"no campaign {campaign_id!r}", where="campaign")
         if row.status == "archived" and status != "archived":
             raise Conflict(f"campaign {campaign_id!r} is archived", where="status")
+        if status == "active":
+            check_segments(engine, Campaign.model_validate(row.definition))
         if row.status != status:
             row.status = status
             row.updated_at = now_utc()
