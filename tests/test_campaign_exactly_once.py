@@ -17,6 +17,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
+from pg_server import pg_url  # noqa: F401  (session fixture: a real PostgreSQL server)
 from segmint.campaigns import repo
 from segmint.campaigns.plan import plan_occurrence
 from segmint.channels.settings import WebhookSettings
@@ -53,11 +54,14 @@ def _stats(url: str) -> dict[str, int]:
     return httpx.get(url + "/stats", timeout=10).json()
 
 
-def setup_send(path: Path, receiver_url: str, n: int) -> tuple[Path, int]:
+def setup_send(path: Path, receiver_url: str, n: int, appdb_url: str | None = None) -> tuple[Path, int]:
     """A workspace with n users, a segment of all of them and a planned webhook campaign; returns (ws, queued)."""
     ws = Workspace.init(path)
     ws.config.channels.webhook = WebhookSettings(url=receiver_url + "/hook", secret=SECRET, max_attempts=3)
+    if appdb_url:
+        ws.config.appdb.url = appdb_url
     ws.save()
+    ws = Workspace(path)
     ids = [f"u{i:06d}" for i in range(n)]
     traits = [json.dumps({"name": f"고객{i}", "email": f"u{i}@shop.kr"}) for i in range(n)]
     ws.store.load_profiles(pa.table({"user_id": ids, "traits": traits, "first_seen": [datetime(2026, 1, 1)] * n,
@@ -77,7 +81,12 @@ def setup_send(path: Path, receiver_url: str, n: int) -> tuple[Path, int]:
     return ws.path, result.statuses["queued"]
 
 
-def _counts(ws_path: Path) -> dict[str, int]:
+def _counts(ws_path: Path, appdb_url: str | None = None) -> dict[str, int]:
+    if appdb_url:
+        import psycopg
+
+        with psycopg.connect(appdb_url.replace("+psycopg", "")) as pg:
+            return dict(pg.execute("SELECT status, count(*) FROM campaign_ledger GROUP BY status").fetchall())
     con = sqlite3.connect(ws_path / "app.sqlite", timeout=30)
     try:
         return dict(con.execute("SELECT status, count(*) FROM campaign_ledger GROUP BY status").fetchall())
@@ -133,3 +142,32 @@ def test_two_workers_share_one_send_without_duplicates(tmp_path: Path, receiver:
     got = _stats(receiver)
     assert got["requests"] * 100 >= queued and got["duplicates"] == 0 and got["unique"] == queued
     assert _counts(ws_path).get("sent") == queued
+
+
+def test_postgres_app_db_two_workers_and_recovery(tmp_path: Path, receiver: str, pg_url: str) -> None:  # noqa: F811
+    """The same claims on PostgreSQL (FOR UPDATE SKIP LOCKED): a dead worker's claims are recovered, two workers
+    never duplicate."""
+    import psycopg
+    from sqlalchemy import create_engine, text
+
+    url = pg_url.replace("postgresql://", "postgresql+psycopg://")
+    with psycopg.connect(pg_url, autocommit=True) as pg:  # a clean slate in the shared test database
+        for table in ("campaign_ledger", "campaign_occurrences", "campaign_suppressions", "campaigns",
+                      "segment_versions", "segments"):
+            pg.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+    ws_path, queued = setup_send(tmp_path / "ws", receiver, 6000, appdb_url=url)
+    engine = create_engine(url)
+    with engine.begin() as con:  # a worker that claimed 300 rows and died: its lease is already over
+        con.execute(text("UPDATE campaign_ledger SET status = 'sending', worker = 'dead:1', attempts = 1, "
+                         "lease_until = now() - interval '1 hour' WHERE id IN (SELECT id FROM campaign_ledger "
+                         "WHERE status = 'queued' ORDER BY id LIMIT 300)"))
+    engine.dispose()
+    a, b = _worker(ws_path, "--batch", "100"), _worker(ws_path, "--batch", "100")
+    outs = [p.communicate(timeout=300) for p in (a, b)]
+    assert a.returncode == 0 and b.returncode == 0, [e.decode()[-1000:] for _, e in outs]
+    stats = [json.loads(o) for o, _ in outs]
+    assert sum(s["recovered"] for s in stats) == 300 and sum(s["claimed"] for s in stats) == queued
+    got = _stats(receiver)
+    assert got["duplicates"] == 0 and got["unique"] == queued and got["users_twice"] == 0
+    counts = _counts(ws_path, url)
+    assert counts["sent"] == queued and "sending" not in counts and "queued" not in counts

@@ -422,3 +422,25 @@ def test_example_campaigns_parse_compile_and_apply(ws: Workspace) -> None:
     d = rails.decide(Recipient("u1", {"name": "지민", "phone": "010-1111-2222"}, ZoneInfo("Asia/Seoul")), "e1", NOW)
     assert d.channel == "kakao" and d.payload["data"] == {"template_code": "SHIP_001",
                                                           "template_parameters": {"name": "지민"}}
+
+
+def test_dead_workers_claims_are_settled_by_channel_policy(ws: Workspace) -> None:
+    from sqlalchemy import text
+
+    repo.save_campaign(ws.appdb, blast(), status="active")
+    tick(ws, NOW)
+    dead = Worker(ws.appdb, {}, batch=5, worker_id="dead", lease=timedelta(seconds=-1))
+    assert len(dead.claim()) == 5  # claimed, lease already over, never recorded (the worker "died")
+    live = Worker(ws.appdb, {"outbox": OutboxChannel(ws.path / "outbox")}, uncertain="fail")
+    assert live.recover() == 5
+    rows = ledger_rows(ws.appdb, "blast")
+    assert sum(r["reason"] == "uncertain" and r["status"] == "failed" for r in rows) == 5  # outbox: at-most-once
+    with ws.appdb.begin() as con:
+        con.execute(text("UPDATE campaign_ledger SET status = 'queued', reason = NULL"))
+    assert len(dead.claim()) == 5
+    resend = Worker(ws.appdb, {"outbox": OutboxChannel(ws.path / "outbox")})  # default: resend
+    resend.run()
+    resend.close()
+    live.close()
+    assert status_counts(ws, "blast") == {"sent": 20}
+    assert sorted(r["attempts"] for r in ledger_rows(ws.appdb, "blast"))[-5:] == [3] * 5  # claimed, claimed, resent

@@ -166,30 +166,25 @@ class Worker:
     def recover(self, now: datetime | None = None) -> int:
         """Settle `sending` rows whose lease expired (their worker died): re-queue or fail, by channel."""
         now = now or now_utc()
+        sqlite = self.engine.dialect.name == "sqlite"
+        in_ids = "id IN (SELECT value FROM json_each(:ids))" if sqlite else "id = ANY(:ids)"
+        where = f"WHERE status = 'sending' AND lease_until < :now AND {in_ids}"
+        requeue = text("UPDATE campaign_ledger SET status = 'queued', worker = NULL, lease_until = NULL, "
+                       f"updated_at = :now {where}")
+        fail = text("UPDATE campaign_ledger SET status = 'failed', reason = 'uncertain', detail = 'worker died "
+                    "between the provider call and the record', worker = NULL, lease_until = NULL, "
+                    f"updated_at = :now {where}")
+        done = 0
         with write_txn(self.engine) as con:
             rows = con.execute(text("SELECT id, channel FROM campaign_ledger WHERE status = 'sending' AND "
                                     "lease_until < :now"), {"now": self._t(now)}).all()
-            if not rows:
-                return 0
             resend = [r.id for r in rows if r.channel in IDEMPOTENT_CHANNELS or self.uncertain == "resend"]
-            fail = [r.id for r in rows if r.id not in set(resend)]
-            for i in range(0, len(resend), 500):
-                con.execute(text("UPDATE campaign_ledger SET status = 'queued', worker = NULL, lease_until = NULL, "
-                                 "updated_at = :now WHERE status = 'sending' AND id IN (SELECT value FROM "
-                                 "json_each(:ids))" if self.engine.dialect.name == "sqlite" else
-                                 "UPDATE campaign_ledger SET status = 'queued', worker = NULL, lease_until = NULL, "
-                                 "updated_at = :now WHERE status = 'sending' AND id = ANY(:ids)"),
-                            {"now": self._t(now), "ids": _ids(self.engine, resend[i:i + 500])})
-            for i in range(0, len(fail), 500):
-                con.execute(text("UPDATE campaign_ledger SET status = 'failed', reason = 'uncertain', detail = "
-                                 "'worker died between the provider call and the record', worker = NULL, "
-                                 "lease_until = NULL, updated_at = :now WHERE status = 'sending' AND id IN "
-                                 "(SELECT value FROM json_each(:ids))" if self.engine.dialect.name == "sqlite" else
-                                 "UPDATE campaign_ledger SET status = 'failed', reason = 'uncertain', worker = NULL, "
-                                 "lease_until = NULL, updated_at = :now WHERE status = 'sending' AND id = ANY(:ids)"),
-                            {"now": self._t(now), "ids": _ids(self.engine, fail[i:i + 500])})
-        self.stats.recovered += len(rows)
-        return len(rows)
+            lost = [r.id for r in rows if not (r.channel in IDEMPOTENT_CHANNELS or self.uncertain == "resend")]
+            for stmt, ids in ((requeue, resend), (fail, lost)):
+                for i in range(0, len(ids), 500):
+                    done += con.execute(stmt, {"now": self._t(now), "ids": _ids(self.engine, ids[i:i + 500])}).rowcount
+        self.stats.recovered += done
+        return done
 
     # -- claiming and sending ----------------------------------------------------------------------
     def claim(self, now: datetime | None = None) -> list[Any]:
