@@ -118,45 +118,60 @@ def send_now(ws: Any, campaign_id: str, *, channels: dict[str, Any] | None = Non
 
 
 class CampaignRuntime:
-    """Background thread in the server: tick, deliver due messages, write message events, every second."""
+    """Background threads in the server: one plans (tick) and writes message events every second, one delivers
+    due messages, so a long planning run never holds up sends that are due."""
 
     def __init__(self, ws: Any, sink: Callable[[list[dict[str, Any]]], None], *, interval: float = 1.0,
                  deliver: bool = True) -> None:
         self.ws, self.sink, self.interval, self.deliver = ws, sink, interval, deliver
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.worker: Worker | None = None
 
     def start(self) -> None:
-        """Start the loop."""
+        """Start the threads."""
         from segmint.channels.registry import build_channels
 
+        self._threads.append(threading.Thread(target=self._loop, args=(self.plan_step,), name="segmint-campaigns",
+                                              daemon=True))
         if self.deliver:
             self.worker = Worker(self.ws.appdb, build_channels(self.ws))
-        self._thread = threading.Thread(target=self._run, name="segmint-campaigns", daemon=True)
-        self._thread.start()
+            self._threads.append(threading.Thread(target=self._loop, args=(self.deliver_step,),
+                                                  name="segmint-campaign-worker", daemon=True))
+        for t in self._threads:
+            t.start()
 
     def stop(self) -> None:
         """Stop after the current step."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for t in self._threads:
+            t.join(timeout=30)
         if self.worker is not None:
             self.worker.close()
 
-    def step(self) -> None:
-        """One round: plan, prepare, deliver what is due, write events."""
+    def plan_step(self) -> None:
+        """Plan due occurrences, prepare due triggered rows, write pending message events."""
         tick(self.ws)
-        if self.worker is not None:
-            self.worker.recover()
-            while self.worker.run_once() and not self._stop.is_set():
-                pass
         pump(self.ws.appdb, self.sink)
 
-    def _run(self) -> None:
+    def deliver_step(self) -> None:
+        """Recover expired claims and send everything due now."""
+        assert self.worker is not None
+        self.worker.recover()
+        while self.worker.run_once() and not self._stop.is_set():
+            pass
+
+    def step(self) -> None:
+        """One full round (plan, deliver, events), for callers that drive the runtime themselves."""
+        tick(self.ws)
+        if self.worker is not None:
+            self.deliver_step()
+        pump(self.ws.appdb, self.sink)
+
+    def _loop(self, step: Callable[[], None]) -> None:
         while not self._stop.is_set():
             try:
-                self.step()
+                step()
             except Exception:
                 log.exception("campaign runtime step failed")
             self._stop.wait(self.interval)
