@@ -190,3 +190,23 @@ def test_campaign_model_errors_name_the_field() -> None:
     c = parse_campaign({**base, "schedule": {"type": "triggered", "event": "cart_added", "delay": "1d",
                                              "delay_max": "3d"}})
     assert c.schedule.delay.days == 1 and c.schedule.delay_max.days == 3
+
+
+def test_rate_limiter_spaces_sends_after_the_burst() -> None:
+    from segmint.campaigns.deliver import RateLimiter
+
+    clock = {"t": 100.0}
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        clock["t"] += s
+
+    limiter = RateLimiter({"sms": 5}, clock=lambda: clock["t"], sleep=sleep)
+    for _ in range(15):
+        limiter.acquire("sms")
+    assert abs(sum(waits) - 2.0) < 1e-6  # 5 at once, then 10 more at 5 per second
+    limiter.limit("sms", 10)  # a higher rate does not loosen the provider's limit
+    assert limiter.rates["sms"] == 5
+    limiter.acquire("email")  # no limit: never waits
+    assert abs(sum(waits) - 2.0) < 1e-6

@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,29 +65,46 @@ def write_txn(engine: Engine) -> Iterator[Connection]:
 
 
 class RateLimiter:
-    """A token bucket per channel (messages per second, per worker process); no entry = unlimited."""
+    """A token bucket per channel (messages per second, per worker process); no rate = unlimited.
 
-    def __init__(self, rates: dict[str, float]) -> None:
-        self.rates = {k: v for k, v in rates.items() if v > 0}
-        self.tokens = dict(self.rates)
-        self.stamp = {k: time.monotonic() for k in self.rates}
+    Rates come from the worker's own settings and from `policy.rate_limits` of the campaigns it sends; the
+    lowest rate seen for a channel wins (it is a limit of the provider, shared by every campaign)."""
+
+    def __init__(self, rates: dict[str, float], *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.clock, self.sleep = clock, sleep
+        self.rates: dict[str, float] = {}
+        self.tokens: dict[str, float] = {}
+        self.stamp: dict[str, float] = {}
         self.lock = threading.Lock()
+        for channel, rate in rates.items():
+            self.limit(channel, rate)
+
+    def limit(self, channel: str, rate: float | None) -> None:
+        """Apply a rate to a channel (kept when a lower one is already set)."""
+        if not rate or rate <= 0:
+            return
+        with self.lock:
+            if channel not in self.rates or rate < self.rates[channel]:
+                self.rates[channel] = float(rate)
+                self.tokens[channel] = min(self.tokens.get(channel, rate), rate)
+                self.stamp.setdefault(channel, self.clock())
 
     def acquire(self, channel: str) -> None:
         """Wait until one message may go out on the channel."""
-        rate = self.rates.get(channel)
-        if rate is None:
+        if channel not in self.rates:
             return
         while True:
             with self.lock:
-                now = time.monotonic()
+                rate = self.rates[channel]
+                now = self.clock()
                 self.tokens[channel] = min(rate, self.tokens[channel] + (now - self.stamp[channel]) * rate)
                 self.stamp[channel] = now
-                if self.tokens[channel] >= 1:
+                if self.tokens[channel] >= 1 - 1e-9:  # tolerance: float sums of small waits
                     self.tokens[channel] -= 1
                     return
                 wait = (1 - self.tokens[channel]) / rate
-            time.sleep(wait)
+            self.sleep(wait)
 
 
 @dataclass
@@ -222,6 +239,7 @@ class Worker:
     def _send_group(self, group: list[Any]) -> list[DeliveryResult]:
         """Send rows of one campaign and channel: one batch call when the channel and policy allow it."""
         name = group[0].channel
+        self.limiter.limit(name, (self._policy(group[0].campaign_id).get("rate_limits") or {}).get(name))
         channel = self.channels.get(name)
         if channel is None:
             return [DeliveryResult("failed", error=f"channel {name!r} is not configured", retryable=False)
