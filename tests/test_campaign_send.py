@@ -444,3 +444,37 @@ def test_dead_workers_claims_are_settled_by_channel_policy(ws: Workspace) -> Non
     live.close()
     assert status_counts(ws, "blast") == {"sent": 20}
     assert sorted(r["attempts"] for r in ledger_rows(ws.appdb, "blast"))[-5:] == [3] * 5  # claimed, claimed, resent
+
+
+def test_cli_send_without_a_server_plans_sends_and_writes_events(ws: Workspace, tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from server_util import SRC
+
+    path = tmp_path / "blast.yaml"
+    path.write_text(yaml.safe_dump(blast(), allow_unicode=True), encoding="utf-8")
+    ws.close()  # the CLI opens the store itself
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", "from segmint.cli import main; main()", "-w", str(ws.path),
+                               "campaign", *args], env=env, capture_output=True, text=True, timeout=300)
+
+    assert cli("create", str(path)).returncode == 0
+    out = cli("send", "blast", "--processes", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["ledger"] == {"sent": 20} and result["events_written"] == 20
+    assert len(outbox_lines(ws)) == 20
+    ledger = cli("ledger", "blast", "--json", "--limit", "100")
+    assert len(json.loads(ledger.stdout)) == 20
+    store = ws.open_store_read_only()
+    try:
+        n = store.query("SELECT count(*) FROM events WHERE event = 'message_sent'").column(0).to_pylist()[0]
+    finally:
+        store.close()
+    assert n == 20

@@ -48,15 +48,15 @@ def due_cron_time(cron: str, zone: Any, after: datetime, now: datetime) -> datet
 _TICK_LOCK = threading.Lock()
 
 
-def tick(ws: Any, now: datetime | None = None) -> list[PlanResult]:
+def tick(ws: Any, now: datetime | None = None, *, processes: int = 1) -> list[PlanResult]:
     """Plan every active campaign's due occurrence and prepare due triggered rows (needs the event store).
 
     One tick at a time per process (the runtime thread and an API send request share it)."""
     with _TICK_LOCK:
-        return _tick(ws, now)
+        return _tick(ws, now, processes)
 
 
-def _tick(ws: Any, now: datetime | None) -> list[PlanResult]:
+def _tick(ws: Any, now: datetime | None, processes: int = 1) -> list[PlanResult]:
     now = now or now_utc()
     plans: list[PlanResult] = []
     for sc in repo.list_campaigns(ws.appdb, status="active"):
@@ -67,7 +67,8 @@ def _tick(ws: Any, now: datetime | None) -> list[PlanResult]:
                 at = sched.at.replace(tzinfo=None) if sched.at is not None and sched.at.tzinfo is None else (
                     sched.at.astimezone(UTC).replace(tzinfo=None) if sched.at is not None else None)
                 if (at is None or at - lead <= now) and not _has_occurrence(ws, c.id, "once"):
-                    plans.append(plan_occurrence(ws, c, "once", None if sched.local_time else at, now=now))
+                    plans.append(plan_occurrence(ws, c, "once", None if sched.local_time else at, now=now,
+                                                 processes=processes))
             elif isinstance(sched, RecurringSchedule):
                 from zoneinfo import ZoneInfo
 
@@ -75,7 +76,7 @@ def _tick(ws: Any, now: datetime | None) -> list[PlanResult]:
                 when = due_cron_time(sched.cron, zone, (sc.activated_at or sc.created_at) - timedelta(seconds=1),
                                      now)
                 if when is not None and not _has_occurrence(ws, c.id, when.isoformat()):
-                    plans.append(plan_occurrence(ws, c, when.isoformat(), when, now=now))
+                    plans.append(plan_occurrence(ws, c, when.isoformat(), when, now=now, processes=processes))
             elif isinstance(sched, TriggeredSchedule):
                 cursor = repo.get_cursor(ws.appdb, c.id) or (sc.activated_at or now).isoformat()
                 _n, last = scan_triggers(ws, c, cursor, now=now)
@@ -97,12 +98,12 @@ def status_counts(ws: Any, campaign_id: str) -> dict[str, int]:
 
 def send_now(ws: Any, campaign_id: str, *, channels: dict[str, Any] | None = None,
              sink: Callable[[list[dict[str, Any]]], None] | None = None, deliver: bool = True,
-             concurrency: int = 8) -> dict[str, Any]:
+             concurrency: int = 8, processes: int = 1) -> dict[str, Any]:
     """Activate a campaign, plan its due occurrence now, send what is due, write message events."""
     from segmint.channels.registry import build_channels
 
     sc = repo.set_status(ws.appdb, campaign_id, "active")
-    plans = [p.to_dict() for p in tick(ws)]
+    plans = [p.to_dict() for p in tick(ws, processes=processes)]
     stats = None
     if deliver:
         worker = Worker(ws.appdb, channels if channels is not None else build_channels(ws),

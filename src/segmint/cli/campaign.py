@@ -140,6 +140,8 @@ def preview(ctx: typer.Context, campaign_id: str, user: str = typer.Option(..., 
 def send(ctx: typer.Context, campaign_id: str,
          no_deliver: bool = typer.Option(False, "--plan-only", help="Plan the ledger rows; let workers send."),
          concurrency: int = typer.Option(8, "--concurrency", min=1, max=256),
+         processes: int = typer.Option(1, "--processes", min=1, max=64, help="Plan in this many processes "
+                                       "(without a server)."),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Activate a campaign and send its due occurrence now (one-off now, recurring's latest time)."""
     ws = open_workspace(ctx)
@@ -152,7 +154,7 @@ def send(ctx: typer.Context, campaign_id: str,
 
         try:
             out = send_now(ws, campaign_id, sink=store_sink(ws.store), deliver=not no_deliver,
-                           concurrency=concurrency)
+                           concurrency=concurrency, processes=processes)
         finally:
             ws.close()
     if as_json:
