@@ -242,6 +242,8 @@ CPU used for the {n:,} recipients (2-process run): plan {plan_cpu:.1f} s, delive
 loops, excluding process start-up), receiver {receiver_cpu:.1f} s: {total_cpu:.1f} CPU-seconds, i.e.
 **{n / total_cpu:,.0f} recipients per CPU-second, {capacity:,.0f} recipients/s on 2 otherwise idle cores**
 (the wall-clock rates above are depressed by the other jobs sharing this machine during the run).
+Honest reading: the >= 5k/s target is met by this CPU-time estimate only; the wall-clock end-to-end rate
+measured here, on a machine running other jobs, is the bold row.
 
 Planning (plan 2 processes: {r['plan_2_s']:.1f} s) and delivery (2 workers: {r['deliver_2_s']:.1f} s) are separate
 steps here; with worker processes running next to a planner they overlap (planning commits every 5,000 rows
