@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "demo_gen": "bench.demo_gen",
     "traits": "bench.traits",
     "segment_analysis": "bench.segment_analysis",
+    "campaign_send": "bench.campaign_send",
 }
 
 

@@ -45,9 +45,13 @@ def create_app(ws: Workspace) -> FastAPI:
         ingestor = build_ingestor(ws)
         ingestor.start()
         app.state.segmint = AppState(ws, ingestor)
+        from segmint.campaigns.runtime import start_runtime
+
+        campaigns = start_runtime(ws, ingestor)
         try:
             yield
         finally:
+            campaigns.stop()
             ingestor.stop()
             ws.close()
 

@@ -33,6 +33,6 @@ def make_engine(url: str, base: Path) -> Engine:
 def create_all(engine: Engine) -> None:
     """Create every registered table that does not exist yet."""
     # Import modules that define tables so they register with Base.metadata.
-    from segmint.appdb import inapp, keys, segments, users  # noqa: F401
+    from segmint.appdb import campaigns, inapp, keys, segments, users  # noqa: F401
 
     Base.metadata.create_all(engine)

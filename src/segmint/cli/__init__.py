@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from segmint.cli import (
+    campaign,
     demo,
     events,
     importer,
@@ -30,6 +31,7 @@ segments_saved.register(app)  # after `segment`: adds save/list/show/... to its 
 segment_analysis.register(app)  # growth/overlap/profile/snapshot/upload/compare on the same group
 traits.register(app)
 users.register(app)
+campaign.register(app)
 
 
 def main() -> None:

@@ -2,12 +2,14 @@
 
 from segmint.api.routers import (
     admin,
+    campaigns,
     inapp,
     posthog,
     segment,
     segment_analysis,
     segments,
     taxonomy,
+    tracking,
     traits,
     web,
     web_auth,
@@ -18,5 +20,5 @@ from segmint.api.routers import (
 )
 
 ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, traits.router,
-           inapp.router, segment_analysis.router, web.router, web_auth.router, web_events.router,
-           web_settings.router, web_segments.router, web_users.router]
+           inapp.router, segment_analysis.router, campaigns.router, tracking.router, web.router, web_auth.router,
+           web_events.router, web_settings.router, web_segments.router, web_users.router]
