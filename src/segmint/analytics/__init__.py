@@ -1,0 +1,1 @@
+"""Analytics over the event store: campaign reports, uplift statistics, segment analyses."""
