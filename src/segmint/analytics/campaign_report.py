@@ -17,6 +17,7 @@ Definitions (docs/experiments.md):
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -170,7 +171,7 @@ def recipients_table(recipients: pa.Table | Sequence[Mapping[str, Any]]) -> pa.T
                                                          anchors[i] or datetime.min))
     nxt: list[int | None] = [None] * out.num_rows
     us = anchor_us.to_pylist()
-    for a, b in zip(order, order[1:], strict=False):
+    for a, b in itertools.pairwise(order):
         if (cols["campaign_id"][a], cols["user_id"][a]) == (cols["campaign_id"][b], cols["user_id"][b]):
             nxt[a] = us[b]
     return out.append_column("next_us", pa.array(nxt, pa.int64()))
@@ -265,7 +266,7 @@ def _run(store: EventStore, rcp: pa.Table, sql: str, reasons_sql: str,
          params: dict[str, Any]) -> tuple[pa.Table, pa.Table]:
     """Run both queries with the recipients table visible to the engine under the name _segmint_rcp."""
     if store.dialect == "clickhouse":
-        _segmint_rcp = rcp  # noqa: F841 -- chDB's Python() table function finds it by name in this frame
+        _segmint_rcp = rcp  # chDB's Python() table function finds it by name in this frame
         return store.query(sql, params), store.query(reasons_sql)
     cursor_of = getattr(store, "_cursor", None)
     if cursor_of is None:
