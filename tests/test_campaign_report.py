@@ -175,3 +175,25 @@ def test_bad_ledgers_are_named(duck) -> None:
         Goal.parse("order_completed at least 2 times")
     with pytest.raises(SegmentSyntaxError):
         Goal.parse("order_completed where")
+
+
+def test_goal_from_campaign_model_shape_and_ledger_columns(duck) -> None:
+    class CampaignGoal:  # the campaign model's goal: `where` is a mapping of property == value
+        event = "order_completed"
+        where = {"revenue": 30_000}
+        window = timedelta(days=3)
+        revenue_property = "revenue"
+
+    goal = Goal.coerce(CampaignGoal())
+    assert goal.where[0].op == "eq" and goal.window == timedelta(days=3)
+    # ledger rows as the campaigns ledger writes them: due_at, scheduled rows, segment column
+    ledger = _ledger()
+    for r in ledger:
+        r |= {"segment": None, "due_at": r["queued_at"], "detail": None, "message_id": f"c1:1:{r['user_id']}"}
+    ledger.append({"campaign_id": "c1", "occurrence": "1", "user_id": "u20", "variant": "A", "status": "scheduled",
+                   "due_at": T + D, "queued_at": T, "sent_at": None})
+    rows = _rows(campaign_report(duck, ledger, goal))
+    assert rows["A", None].converted == 1 and rows["A", None].pending == 1 and rows["A", None].audience == 10
+    assert _rows(campaign_report(duck, ledger, {"event": "order_completed", "window": "1d"}))["A", None].converted == 1
+    with pytest.raises(InvalidInput, match="event name"):
+        Goal.coerce({"where": {}})

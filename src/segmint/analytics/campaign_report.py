@@ -34,7 +34,7 @@ from segmint.segments import model as m
 from segmint.segments.compile import Compiler
 from segmint.store.base import EventStore
 
-STATUSES = ("queued", "suppressed", "holdout", "sending", "sent", "failed", "delivered", "bounced")
+STATUSES = ("scheduled", "queued", "suppressed", "holdout", "sending", "sent", "failed", "delivered", "bounced")
 MEASURED = ("holdout", "sending", "sent", "failed", "delivered", "bounced")
 SENT = ("sent", "delivered", "bounced")
 OPENED, CLICKED, UNSUBSCRIBED = "message_opened", "message_clicked", "message_unsubscribed"
@@ -82,6 +82,27 @@ class Goal:
                                where="goal")
         return cls(tree.event, list(tree.where), parse_window(window), revenue_property or None)
 
+    @classmethod
+    def coerce(cls, goal: Any) -> Goal:
+        """A Goal from this class, a mapping or any object with event/where/window/revenue_property attributes
+        (such as the campaign model's goal, whose `where` is a mapping of property equals value)."""
+        if goal is None:
+            return cls()
+        if isinstance(goal, Goal):
+            return goal
+        get = goal.get if isinstance(goal, Mapping) else lambda k, d=None: getattr(goal, k, d)
+        event = get("event")
+        if not isinstance(event, str) or not event:
+            raise InvalidInput("the goal needs an event name", where="goal.event")
+        where = get("where") or []
+        if isinstance(where, Mapping):
+            try:
+                where = [m.PropertyFilter(path=[str(k)], op="eq", value=m.Value(value=v)) for k, v in where.items()]
+            except ValueError as exc:
+                raise InvalidInput(f"goal filter: {exc}", where="goal.where") from None
+        revenue = get("revenue_property", "revenue")
+        return cls(event, list(where), parse_window(get("window") or timedelta(days=3)), revenue or None)
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready description."""
         return {"event": self.event, "where": [f.model_dump(mode="json") for f in self.where],
@@ -123,7 +144,7 @@ def recipients_table(recipients: pa.Table | Sequence[Mapping[str, Any]]) -> pa.T
     channel = [c or "" for c in _column(table, "channel", "")]
     reason = [r or "" for r in _column(table, "reason", "")]
     segment = [s or "" for s in _column(table, "segment", "")]
-    queued, sent = _column(table, "queued_at"), _column(table, "sent_at")
+    queued, due, sent = _column(table, "queued_at"), _column(table, "due_at"), _column(table, "sent_at")
     anchors: list[datetime | None] = []
     seen: set[tuple[str, str, str]] = set()
     for i in range(table.num_rows):
@@ -138,8 +159,8 @@ def recipients_table(recipients: pa.Table | Sequence[Mapping[str, Any]]) -> pa.T
             raise InvalidInput(f"user {key[2]!r} appears twice in campaign {key[0]!r} occurrence {key[1]!r}",
                                where=f"recipients[{i}]")
         seen.add(key)
-        anchor = _utc_naive(sent[i], f"recipients[{i}].sent_at") or _utc_naive(queued[i],
-                                                                                 f"recipients[{i}].queued_at")
+        anchor = (_utc_naive(sent[i], f"recipients[{i}].sent_at") or _utc_naive(due[i], f"recipients[{i}].due_at")
+                  or _utc_naive(queued[i], f"recipients[{i}].queued_at"))
         if anchor is None and cols["status"][i] in MEASURED:
             raise InvalidInput(f"a {cols['status'][i]} row needs sent_at or queued_at (control rows: the time "
                                "they would have been sent)", where=f"recipients[{i}]")
@@ -162,7 +183,7 @@ def recipients_table(recipients: pa.Table | Sequence[Mapping[str, Any]]) -> pa.T
         "is_bounced": pa.array([int(s == "bounced") for s in status], pa.int64()),
         "is_failed": pa.array([int(s == "failed") for s in status], pa.int64()),
         "is_suppressed": pa.array([int(s == "suppressed") for s in status], pa.int64()),
-        "is_pending": pa.array([int(s in ("queued", "sending")) for s in status], pa.int64()),
+        "is_pending": pa.array([int(s in ("scheduled", "queued", "sending")) for s in status], pa.int64()),
     })
     anchor_us = pc.cast(pc.cast(out["anchor"], pa.int64()), pa.int64())
     out = out.append_column("anchor_us", anchor_us)
@@ -177,7 +198,7 @@ def recipients_table(recipients: pa.Table | Sequence[Mapping[str, Any]]) -> pa.T
     return out.append_column("next_us", pa.array(nxt, pa.int64()))
 
 
-class _Sql:
+class DialectSql:
     """Dialect bits for the report query: placeholders, epoch micros, the recipients relation."""
 
     def __init__(self, dialect: str) -> None:
@@ -185,21 +206,24 @@ class _Sql:
         self.params: dict[str, Any] = {}
 
     def param(self, name: str, value: Any, ch_type: str) -> str:
+        """A named placeholder for a bound value."""
         self.params[name] = value
         return f"{{{name}:{ch_type}}}" if self.ch else f"${name}"
 
     def epoch_us(self, col: str) -> str:
+        """Microseconds since the epoch of a timestamp column."""
         return f"toUnixTimestamp64Micro({col})" if self.ch else f"epoch_us({col})"
 
     @property
     def rcp(self) -> str:
+        """The recipients relation as the engine sees it (see query_with_table)."""
         return "Python(_segmint_rcp)" if self.ch else "_segmint_rcp"
 
 
 def report_sql(dialect: str, rcp: pa.Table, goal: Goal, typed: dict[str, str]) -> tuple[str, str, dict[str, Any]]:
     """The per-group metrics query and the suppression-reasons query for a recipients table, with parameters."""
     comp = Compiler(dialect, datetime(1970, 1, 1), dict(typed))
-    q = _Sql(dialect)
+    q = DialectSql(dialect)
     goal_match = comp.matches("g", goal.event, goal.where, {}).sql(dialect=dialect)
     revenue = (comp.prop("g", [goal.revenue_property], "num").sql(dialect=dialect) if goal.revenue_property
                else "0")
@@ -262,25 +286,24 @@ WHERE is_suppressed = 1 GROUP BY campaign_id, variant, segment, reason ORDER BY 
     return sql, reasons, q.params
 
 
-def _run(store: EventStore, rcp: pa.Table, sql: str, reasons_sql: str,
-         params: dict[str, Any]) -> tuple[pa.Table, pa.Table]:
-    """Run both queries with the recipients table visible to the engine under the name _segmint_rcp."""
+def query_with_table(store: EventStore, table: pa.Table,
+                     queries: Sequence[tuple[str, dict[str, Any]]]) -> list[pa.Table]:
+    """Run queries that read `table` as DialectSql.rcp next to the store's events (DuckDB: a registered Arrow
+    table on a private cursor; chDB: the Python() table function, which finds the local variable by name)."""
     if store.dialect == "clickhouse":
-        _segmint_rcp = rcp  # chDB's Python() table function finds it by name in this frame
-        return store.query(sql, params), store.query(reasons_sql)
+        _segmint_rcp = table  # chDB's Python() table function finds it by name in this frame
+        return [store.query(sql, params) for sql, params in queries]
     cursor_of = getattr(store, "_cursor", None)
-    if cursor_of is None:
+    if store.dialect != "duckdb" or cursor_of is None:
         raise InvalidInput(f"campaign reports need a DuckDB or ClickHouse store, not {store.dialect}",
                            where="store")
     cur = cursor_of()
-    cur.register("_segmint_rcp", rcp)
+    cur.register("_segmint_rcp", table)
     try:
-        main = cur.sql(sql, params=params).to_arrow_table()
-        reasons = cur.sql(reasons_sql).to_arrow_table()
+        return [cur.sql(sql, params=params or None).to_arrow_table() for sql, params in queries]
     finally:
         cur.unregister("_segmint_rcp")
         cur.close()
-    return main, reasons
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -400,15 +423,15 @@ def comparisons(rows: list[ReportRow], *, alpha: float = 0.05, mde: float = 0.2)
     return out
 
 
-def campaign_report(store: EventStore, recipients: pa.Table | Sequence[Mapping[str, Any]], goal: Goal | None = None,
+def campaign_report(store: EventStore, recipients: pa.Table | Sequence[Mapping[str, Any]], goal: Any = None,
                     *, alpha: float = 0.05, mde: float = 0.2, simulated: bool = False) -> CampaignReport:
     """The report of one or more campaigns' ledger rows against the store's events (see module docstring)."""
-    goal = goal or Goal()
+    goal = Goal.coerce(goal)
     rcp = recipients_table(recipients)
     if store.dialect not in ("duckdb", "clickhouse"):
         raise InvalidInput(f"unknown store dialect {store.dialect!r}", where="store")
     sql, reasons_sql, params = report_sql(store.dialect, rcp, goal, store.property_columns())
-    main, reasons = _run(store, rcp, sql, reasons_sql, params)
+    main, reasons = query_with_table(store, rcp, [(sql, params), (reasons_sql, {})])
     by_reason: dict[tuple[str, str, str], dict[str, int]] = {}
     for r in reasons.to_pylist():
         by_reason.setdefault((r["campaign_id"], r["variant"], r["segment"]), {})[r["reason"] or "unspecified"] = \
