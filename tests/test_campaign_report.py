@@ -190,7 +190,7 @@ def test_goal_from_campaign_model_shape_and_ledger_columns(duck) -> None:
     ledger = _ledger()
     for r in ledger:
         r |= {"segment": None, "due_at": r["queued_at"], "detail": None, "message_id": f"c1:1:{r['user_id']}"}
-    ledger.append({"campaign_id": "c1", "occurrence": "1", "user_id": "u20", "variant": "A", "status": "scheduled",
+    ledger.append({"campaign_id": "c1", "occurrence": 1, "user_id": "u20", "variant": "A", "status": "scheduled",
                    "due_at": T + D, "queued_at": T, "sent_at": None})
     rows = _rows(campaign_report(duck, ledger, goal))
     assert rows["A", None].converted == 1 and rows["A", None].pending == 1 and rows["A", None].audience == 10
