@@ -133,7 +133,10 @@ def recipients_table(recipients: pa.Table | Sequence[Mapping[str, Any]]) -> pa.T
 
     Errors name the row and column. One row per (campaign, occurrence, user) is required.
     """
-    table = recipients if isinstance(recipients, pa.Table) else pa.Table.from_pylist(list(recipients))
+    try:
+        table = recipients if isinstance(recipients, pa.Table) else pa.Table.from_pylist(list(recipients))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InvalidInput(f"rows do not form a table (mixed types in a column?): {exc}", where="recipients") from None
     if table.num_rows == 0:
         raise InvalidInput("no recipients: the campaign has no ledger rows", where="recipients")
     missing = [c for c in REQUIRED if c not in table.column_names]

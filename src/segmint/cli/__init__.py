@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from segmint.cli import (
+    campaign_report,
     demo,
     events,
     importer,
@@ -28,6 +29,7 @@ segment.register(app)
 segments_saved.register(app)  # after `segment`: adds save/list/show/... to its group
 traits.register(app)
 users.register(app)
+campaign_report.register(app)  # `report campaign`, `demo compare`
 
 
 def main() -> None:
