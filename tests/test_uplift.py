@@ -23,6 +23,13 @@ from segmint.errors import InvalidInput
 Z975 = 1.959963984540054
 
 
+def _wilson(x: int, n: int) -> tuple[float, float]:
+    p, z2 = x / n, Z975**2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z975 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return centre - half, centre + half
+
+
 def test_two_proportions_match_hand_computation() -> None:
     # 120/1000 vs 100/1000: pooled p = 0.11, SE0 = sqrt(.11 * .89 * 2/1000), z = .02 / SE0 = 1.4293, p = 0.1529
     u = proportion_uplift(120, 1000, 100, 1000)
@@ -30,8 +37,14 @@ def test_two_proportions_match_hand_computation() -> None:
     assert u.diff == pytest.approx(0.02)
     assert u.z == pytest.approx(0.02 / se0) and u.z == pytest.approx(1.4293, abs=1e-4)
     assert u.p_value == pytest.approx(2 * stats.norm.sf(0.02 / se0)) and u.p_value == pytest.approx(0.1529, abs=1e-4)
-    se = math.sqrt(0.12 * 0.88 / 1000 + 0.10 * 0.90 / 1000)  # unpooled (Wald) for the interval
-    assert u.diff_ci[0] == pytest.approx(0.02 - Z975 * se) and u.diff_ci[1] == pytest.approx(0.02 + Z975 * se)
+    # Newcombe's hybrid score interval: from the two Wilson intervals
+    (l1, u1), (l2, u2) = _wilson(120, 1000), _wilson(100, 1000)
+    assert u.diff_ci[0] == pytest.approx(0.02 - math.sqrt((0.12 - l1) ** 2 + (u2 - 0.10) ** 2))
+    assert u.diff_ci[1] == pytest.approx(0.02 + math.sqrt((u1 - 0.12) ** 2 + (0.10 - l2) ** 2))
+    # Newcombe (1998), Statistics in Medicine 17:873, example (a): 56/70 vs 48/80 -> 0.0524 to 0.3339 (method 10)
+    textbook = proportion_uplift(56, 70, 48, 80)
+    assert textbook.diff == pytest.approx(0.2)
+    assert textbook.diff_ci == (pytest.approx(0.0524, abs=5e-5), pytest.approx(0.3339, abs=5e-5))
     assert u.relative == pytest.approx(0.2)
     # Katz log interval of the risk ratio, minus one
     se_log = math.sqrt(1 / 120 - 1 / 1000 + 1 / 100 - 1 / 1000)
@@ -48,6 +61,9 @@ def test_two_proportions_match_statsmodels_directly() -> None:
         assert (u.z, u.p_value) == (pytest.approx(z), pytest.approx(p))
     strong = proportion_uplift(530, 5000, 400, 5000)
     assert strong.significant() and strong.diff_ci[0] > 0
+    # small groups with a zero count: the interval still covers what the test says (Wald would exclude 0 here)
+    small = proportion_uplift(8, 80, 0, 30)
+    assert small.p_value > 0.05 and small.diff_ci[0] < 0 < small.diff_ci[1]
 
 
 def test_degenerate_groups_give_none_not_errors() -> None:

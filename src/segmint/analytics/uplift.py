@@ -1,7 +1,8 @@
 """Uplift statistics for campaign experiments: two-proportion tests, Welch tests, bootstrap CIs, sample sizes.
 
 Conversion rate: difference and relative lift of a treatment group over a baseline (the holdout, or another
-variant), with a 95% Wald confidence interval for the difference (statsmodels `confint_proportions_2indep`),
+variant), with a 95% Newcombe (hybrid Wilson score) interval for the difference (statsmodels
+`confint_proportions_2indep`; unlike the Wald interval it keeps its coverage with small groups and zero counts),
 a log-ratio interval for the relative lift, and the pooled two-proportion z-test p-value
 (statsmodels `proportions_ztest`). Revenue per recipient: Welch's t-test from per-group mean, variance and
 size (scipy `ttest_ind_from_stats`), or a bootstrap interval from raw values (scipy `bootstrap`).
@@ -59,9 +60,10 @@ def proportion_uplift(successes: int, n: int, baseline_successes: int, baseline_
                       alpha: float = 0.05) -> ProportionUplift:
     """Uplift of a treatment rate (successes/n) over a baseline rate, with (1 - alpha) intervals.
 
-    Difference CI: Wald (unpooled standard error). Relative CI: log of the risk ratio (Katz). p-value:
-    pooled two-proportion z-test, two-sided. Values that are undefined (an empty group, a zero baseline,
-    zero variance) come back as None rather than an error, so a report can still show the counts.
+    Difference CI: Newcombe's hybrid score interval from two Wilson intervals. Relative CI: log of the risk
+    ratio (Katz). p-value: pooled two-proportion z-test, two-sided. Values that are undefined (an empty
+    group, a zero baseline, zero variance) come back as None rather than an error, so a report can still
+    show the counts.
     """
     _check_alpha(alpha)
     for name, x, size in (("treatment", successes, n), ("baseline", baseline_successes, baseline_n)):
@@ -75,8 +77,8 @@ def proportion_uplift(successes: int, n: int, baseline_successes: int, baseline_
     diff = rate - base
     diff_ci = none2
     z = p = None
-    if 0 < successes + baseline_successes < n + baseline_n:
-        lo, hi = confint_proportions_2indep(successes, n, baseline_successes, baseline_n, method="wald",
+    if 0 < successes + baseline_successes < n + baseline_n:  # some but not all converted: a test is possible
+        lo, hi = confint_proportions_2indep(successes, n, baseline_successes, baseline_n, method="newcomb",
                                             compare="diff", alpha=alpha)
         diff_ci = (_nan_to_none(lo), _nan_to_none(hi))
         zs, ps = proportions_ztest([successes, baseline_successes], [n, baseline_n], alternative="two-sided")
