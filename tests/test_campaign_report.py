@@ -197,3 +197,191 @@ def test_goal_from_campaign_model_shape_and_ledger_columns(duck) -> None:
     assert _rows(campaign_report(duck, ledger, {"event": "order_completed", "window": "1d"}))["A", None].converted == 1
     with pytest.raises(InvalidInput, match="event name"):
         Goal.coerce({"where": {}})
+
+
+# -- simulated responses, the demo comparison, the CLI and the API ------------------------------------------------
+
+NOW = datetime(2026, 11, 20)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A small demo shop (1,000 users, 60 days up to NOW)."""
+    from segmint.demo.generate import DemoSpec
+    from segmint.demo.load import build_demo
+
+    ws, _ = build_demo(tmp_path_factory.mktemp("demo") / "ws", DemoSpec(users=1000, days=60, now=NOW),
+                          progress=False)
+    yield ws
+    ws.close()
+
+
+def _members(store, seed_id: str, as_of: datetime) -> list[str]:
+    from segmint.segments.dsl import parse
+    from segmint.segments.evaluate import evaluate
+    from segmint.segments.seeds import SEEDS
+
+    return evaluate(store, parse(next(s.text for s in SEEDS if s.id == seed_id)), as_of)
+
+
+def _sent(cid: str, users: list[str], at: datetime, channel: str = "kakao") -> list[dict]:
+    return [{"campaign_id": cid, "occurrence": "once", "user_id": u, "variant": "A", "channel": channel,
+             "status": "sent", "sent_at": at} for u in users]
+
+
+def test_simulated_responses_are_labelled_seeded_and_idempotent(demo) -> None:
+    import json
+
+    from segmint.demo.responses import simulate_responses
+
+    at = NOW - 3 * D
+    users = _members(demo.store, "A1-advanced", at)
+    control = {"campaign_id": "sim-test", "occurrence": "once", "user_id": "u9999999", "variant": "control",
+               "channel": "push", "status": "holdout", "sent_at": at}
+    ledger = [*_sent("sim-test", users, at, "push"), control]
+    dry = simulate_responses(demo.store, ledger, seed=7, write=False)
+    again = simulate_responses(demo.store, ledger, seed=7, write=False)
+    assert dry.events.equals(again.events) and dry.written == 0
+    assert dry.counts["sent"] == len(users) and 0 < dry.counts["clicked"] < dry.counts["opened"] < len(users)
+    other = simulate_responses(demo.store, ledger, seed=8, write=False)
+    assert other.counts != dry.counts or not other.events.equals(dry.events)
+    rows = dry.events.to_pylist()
+    assert all(json.loads(r["properties"])["simulated"] is True for r in rows)
+    assert all(json.loads(r["context"])["library"]["name"] == "segmint-simulator" for r in rows)
+    assert "u9999999" not in {r["user_id"] for r in rows}  # the holdout gets no message and no response
+    assert all(at <= r["ts"] <= at + 3 * D for r in rows)
+    written = simulate_responses(demo.store, ledger, seed=7)
+    assert written.written == dry.events.num_rows
+    assert simulate_responses(demo.store, ledger, seed=7).written == 0  # same ids: stored once
+    report = campaign_report(demo.store, ledger, Goal(), simulated=True)
+    a = next(r for r in report.rows if r.variant == "A")
+    assert (a.opened, a.clicked) == (dry.counts["opened"], dry.counts["clicked"])
+    assert a.converted >= dry.counts["converted"]  # simulated orders plus the shop's own
+
+
+def test_a2_advanced_users_respond_better_to_their_cart_category(demo) -> None:
+    from segmint.demo.campaign_compare import _target_items
+    from segmint.demo.responses import response_probabilities, simulate_responses
+
+    at = NOW - 3 * D
+    advanced = _members(demo.store, "A2-advanced", at)
+    basic_only = sorted(set(_members(demo.store, "A2-basic", at)) - set(advanced))
+    assert len(advanced) > 100 and len(basic_only) > 30
+
+    def message(users: list[str]) -> dict:
+        items = _target_items(demo.store, users, "cart", at)
+        return {"targets": {u: c for u, (c, _) in items.items()}, "products": {u: p for u, (_, p) in items.items()}}
+
+    def mean(users: list[str], key) -> float:
+        probs = response_probabilities(demo.store, _sent("a2", users, at), **message(users))
+        return sum(key(p) for p in probs) / len(probs)
+
+    # relevance = recent affinity for the cart item's category, lowered when its reviews were read already
+    assert mean(advanced, lambda p: p["relevance"]) > 1.1 * mean(basic_only, lambda p: p["relevance"])
+    assert mean(advanced, lambda p: p["open"] * p["click_given_open"]) > mean(
+        basic_only, lambda p: p["open"] * p["click_given_open"])
+    # a message about nothing in particular is equally relevant to everyone
+    flat = response_probabilities(demo.store, _sent("a2", advanced[:50], at))
+    assert {p["relevance"] for p in flat} == {1.0}
+    # the draws follow those probabilities: realized clicks within 4 standard deviations of the expectation
+    probs = response_probabilities(demo.store, _sent("a2", advanced, at), **message(advanced))
+    p_click = [p["open"] * p["click_given_open"] for p in probs]
+    sim = simulate_responses(demo.store, _sent("a2", advanced, at), seed=1, write=False, **message(advanced))
+    sd = sum(p * (1 - p) for p in p_click) ** 0.5
+    assert abs(sim.counts["clicked"] - sum(p_click)) < 4 * sd
+
+
+def test_demo_comparison_table(demo) -> None:
+    from segmint.demo.campaign_compare import advanced_vs_basic, compare_seed_campaigns, comparison_rows
+
+    results = compare_seed_campaigns(demo.store, NOW, seeds=["A1", "A2"], holdout=0.3)
+    rows = comparison_rows(results)
+    assert [(r["seed"], r["kind"]) for r in rows] == [("A1", "basic"), ("A1", "advanced"), ("A2", "basic"),
+                                                      ("A2", "advanced")]
+    for res in results:
+        assert res.basic.report.simulated and res.advanced.report.simulated
+        for arm in (res.basic, res.advanced):
+            a, c = arm.row("A"), arm.row("control")
+            assert a.audience + c.audience == a.sent + c.measured + a.suppressed + c.suppressed
+            assert c.sent == 0 and c.opened == 0 and a.sent > 0
+            assert set(a.suppressed_by_reason) <= {"no_consent"}
+            up = arm.uplift()["conversion"]
+            assert up["diff"] == pytest.approx(a.conversion_rate - c.conversion_rate)
+    summary = advanced_vs_basic(results)
+    for r in summary:
+        res = next(x for x in results if x.seed.seed == r["seed"])
+        assert r["ctr_ratio"] == pytest.approx(res.advanced.row("A").ctr / res.basic.row("A").ctr)
+    # the same seed gives the same table (simulated events are stored once)
+    assert comparison_rows(compare_seed_campaigns(demo.store, NOW, seeds=["A1"], holdout=0.3)) == rows[:2]
+    with pytest.raises(InvalidInput, match="unknown seed"):
+        compare_seed_campaigns(demo.store, NOW, seeds=["A9"])
+
+
+def test_cli_report_and_demo_compare(demo, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from segmint.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["-w", str(demo.path), "demo", "compare", "--only", "A1", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["simulated"] is True and [r["kind"] for r in out["rows"]] == ["basic", "advanced"]
+    (tmp_path / "ledger.json").write_text(json.dumps(_ledger(), default=str))
+    res = runner.invoke(app, ["-w", str(demo.path), "report", "campaign", "c1", "--recipients",
+                              str(tmp_path / "ledger.json"), "--json", "--goal", "order_completed", "--window", "2d"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["goal"]["window_seconds"] == 2 * 86_400
+    assert {r["variant"] for r in report["rows"]} == {"A", "B", "control"}
+    table = runner.invoke(app, ["-w", str(demo.path), "report", "campaign", "c1", "--recipients",
+                                str(tmp_path / "ledger.json")])
+    assert table.exit_code == 0 and "uplift" in table.output and "no_consent 2" in table.output
+    bad = runner.invoke(app, ["-w", str(demo.path), "report", "campaign", "c1", "--recipients",
+                              str(tmp_path / "ledger.json"), "--window", "soon"])
+    assert bad.exit_code == 2 and "window" in bad.output
+    missing = runner.invoke(app, ["-w", str(demo.path), "report", "campaign", "nope", "--recipients",
+                                  str(tmp_path / "ledger.json")])
+    assert missing.exit_code == 2 and "no ledger rows for campaign 'nope'" in missing.output
+
+
+def test_api_and_cli_through_a_running_server(tmp_path) -> None:
+    import json
+
+    import httpx
+    from typer.testing import CliRunner
+
+    from segmint.cli import app
+    from segmint.workspace import Workspace
+    from server_util import Server
+
+    ws = Workspace.init(tmp_path / "served")
+    ws.store.write(WriteBatch(events=_events()))
+    token = ws.config.admin_token
+    ws.close()
+    server = Server(ws.path, token).start()
+    try:
+        auth = {"Authorization": f"Bearer {token}"}
+        rows = [dict(r, sent_at=r["sent_at"].isoformat() if r["sent_at"] else None,
+                     queued_at=r["queued_at"].isoformat(), updated_at=None) for r in _ledger()]
+        resp = httpx.post(server.url + "/api/campaign-reports", headers=auth, timeout=60,
+                          json={"recipients": rows, "goal": "order_completed where revenue >= 20000"})
+        assert resp.status_code == 200, resp.text
+        got = {r["variant"]: r for r in resp.json()["rows"]}
+        assert (got["A"]["converted"], got["B"]["converted"], got["control"]["converted"]) == (1, 0, 1)
+        assert got["A"]["suppressed_by_reason"] == {"no_consent": 2, "frequency_cap": 1}
+        bad = httpx.post(server.url + "/api/campaign-reports", headers=auth, timeout=60,
+                         json={"recipients": [dict(rows[0], status="lost")]})
+        assert bad.status_code == 400 and bad.json()["where"] == "recipients[0].status"
+        assert httpx.post(server.url + "/api/campaign-reports", json={"recipients": rows}).status_code == 401
+        unknown = httpx.get(server.url + "/api/campaigns/nope/report", headers=auth, timeout=60)
+        assert unknown.status_code in (400, 404) and unknown.json()["message"]
+        (tmp_path / "ledger.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+        res = CliRunner().invoke(app, ["-w", str(ws.path), "report", "campaign", "--recipients",
+                                       str(tmp_path / "ledger.jsonl"), "--json"])
+        assert res.exit_code == 0, res.output
+        assert {r["variant"]: r["converted"] for r in json.loads(res.output)["rows"]} == {"A": 2, "B": 1, "control": 1}
+    finally:
+        server.stop()

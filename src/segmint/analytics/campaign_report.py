@@ -17,6 +17,7 @@ Definitions (docs/experiments.md):
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import re
 from collections.abc import Mapping, Sequence
@@ -29,7 +30,7 @@ import pyarrow.compute as pc
 
 from segmint.analytics.uplift import GroupStats, compare_groups, sample_size_proportions
 from segmint.campaigns.assignment import HOLDOUT
-from segmint.errors import InvalidInput
+from segmint.errors import InvalidInput, NotFound
 from segmint.segments import model as m
 from segmint.segments.compile import Compiler
 from segmint.store.base import EventStore
@@ -452,3 +453,48 @@ def campaign_report(store: EventStore, recipients: pa.Table | Sequence[Mapping[s
     if has_segments and len({r.segment for r in rows}) > 1:
         rows += _rollup(rows)
     return CampaignReport(goal, rows, comparisons(rows, alpha=alpha, mde=mde), simulated)
+
+
+def campaign_ledger(ws: Any, campaign_id: str) -> tuple[pa.Table, Any]:
+    """A campaign's ledger rows and goal from the campaigns package (imported lazily: reports also run on
+    plain ledger rows where that package is absent)."""
+    try:
+        ledger = importlib.import_module("segmint.campaigns.ledger")
+        repo = importlib.import_module("segmint.campaigns.repo")
+    except ImportError:
+        raise InvalidInput("this install has no campaign ledger; pass the ledger rows (--recipients FILE, or "
+                           "`recipients` in the request)", where="campaign") from None
+    stored = repo.get_campaign(ws.appdb, campaign_id)
+    goal = getattr(getattr(stored, "campaign", stored), "goal", None)
+    return ledger.ledger_table(ws.appdb, campaign_id), goal
+
+
+def workspace_report(ws: Any, campaign_id: str | None, recipients: Any = None, *, goal: Any = None,
+                     window: str | timedelta | None = None, revenue_property: str | None = None, mde: float = 0.2,
+                     alpha: float = 0.05, simulated: bool = False) -> dict[str, Any]:
+    """The JSON report of a workspace's campaign: ledger from the campaigns package unless rows are given;
+    `goal` (segment text or a goal mapping), `window` and `revenue_property` override the campaign's goal."""
+    stored_goal: Any = None
+    if recipients is None:
+        if not campaign_id:
+            raise InvalidInput("name a campaign or give its ledger rows", where="campaign")
+        recipients, stored_goal = campaign_ledger(ws, campaign_id)
+    the_goal = Goal.coerce(stored_goal)
+    if isinstance(goal, str) and goal.strip():
+        parsed = Goal.parse(goal)
+        the_goal.event, the_goal.where = parsed.event, parsed.where
+    elif goal:
+        the_goal = Goal.coerce(goal)
+    if window:
+        the_goal.window = parse_window(window)
+    if revenue_property is not None:
+        the_goal.revenue_property = revenue_property or None
+    if campaign_id:
+        if isinstance(recipients, pa.Table):
+            if "campaign_id" in recipients.column_names:
+                recipients = recipients.filter(pc.equal(recipients["campaign_id"], campaign_id))
+        else:
+            recipients = [r for r in recipients if isinstance(r, Mapping) and r.get("campaign_id") == campaign_id]
+        if (recipients.num_rows if isinstance(recipients, pa.Table) else len(recipients)) == 0:
+            raise NotFound(f"no ledger rows for campaign {campaign_id!r}", where="campaign")
+    return campaign_report(ws.store, recipients, the_goal, alpha=alpha, mde=mde, simulated=simulated).to_dict()

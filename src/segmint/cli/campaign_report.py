@@ -7,7 +7,6 @@ running on the workspace, the report is asked from its API (the server owns the 
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -94,49 +93,6 @@ def read_recipients(path: Path) -> Any:
     raise InvalidInput("use a .parquet, .csv, .json or .jsonl ledger file", where="--recipients")
 
 
-def ledger_for(ws: Any, campaign_id: str) -> tuple[Any, Any]:
-    """The campaign's ledger rows and goal from the campaigns package (when it is installed)."""
-    try:
-        ledger = importlib.import_module("segmint.campaigns.ledger")
-        repo = importlib.import_module("segmint.campaigns.repo")
-    except ImportError:
-        raise InvalidInput("this install has no campaign ledger; pass the ledger rows with --recipients FILE",
-                           where="campaign") from None
-    stored = repo.get_campaign(ws.appdb, campaign_id)
-    goal = getattr(getattr(stored, "campaign", stored), "goal", None)
-    return ledger.ledger_table(ws.appdb, campaign_id), goal
-
-
-def build_report(ws: Any, campaign_id: str | None, recipients: Any, goal_text: str | None, window: str | None,
-                 revenue: str | None, mde: float, alpha: float) -> dict[str, Any]:
-    """The report's JSON form for a workspace (ledger from the campaigns package, or given rows)."""
-    from segmint.analytics.campaign_report import Goal, campaign_report, parse_window
-
-    goal: Any = None
-    if recipients is None:
-        if not campaign_id:
-            raise InvalidInput("name a campaign or pass --recipients", where="campaign")
-        recipients, goal = ledger_for(ws, campaign_id)
-    goal = Goal.coerce(goal)
-    if goal_text:
-        parsed = Goal.parse(goal_text)
-        goal.event, goal.where = parsed.event, parsed.where
-    if window:
-        goal.window = parse_window(window)
-    if revenue is not None:
-        goal.revenue_property = revenue or None
-    if campaign_id and not isinstance(recipients, list):
-        import pyarrow.compute as pc
-
-        if "campaign_id" in recipients.column_names:
-            recipients = recipients.filter(pc.equal(recipients["campaign_id"], campaign_id))
-    elif campaign_id:
-        recipients = [r for r in recipients if r.get("campaign_id") == campaign_id]
-    if (len(recipients) if isinstance(recipients, list) else recipients.num_rows) == 0:
-        raise NotFound(f"no ledger rows for campaign {campaign_id!r}", where="campaign")
-    return campaign_report(ws.store, recipients, goal, alpha=alpha, mde=mde).to_dict()
-
-
 @report_app.command("campaign")
 @handle_errors
 def report_campaign(
@@ -165,7 +121,10 @@ def report_campaign(
             raise SegmintError(f"server answered {resp.status_code}: {resp.text[:500]}", where=url)
         report = resp.json()
     else:
-        report = build_report(ws, campaign_id, rows, goal, window, revenue, mde, alpha)
+        from segmint.analytics.campaign_report import workspace_report
+
+        report = workspace_report(ws, campaign_id, rows, goal=goal, window=window, revenue_property=revenue, mde=mde,
+                                  alpha=alpha)
     if as_json:
         print_json(report)
         return

@@ -93,27 +93,33 @@ class SeedResult:
 
 def _targets(store: EventStore, users: list[str], kind: str, as_of: datetime) -> dict[str, str]:
     """Per user, the category a message is about: last cart item's, or the most-bought category."""
+    return {u: cat for u, (cat, _) in _target_items(store, users, kind, as_of).items()}
+
+
+def _target_items(store: EventStore, users: list[str], kind: str, as_of: datetime) -> dict[str, tuple[str, str]]:
+    """Per user, (category, product_id) a message is about: the last cart item, or the most-bought product."""
     event = "cart_added" if kind == "cart" else "product_purchased"
     comp = Compiler(store.dialect, as_of, store.property_columns())
     q = DialectSql(store.dialect)
     cat = comp.prop("e", ["category"], "str").sql(dialect=store.dialect)
+    pid = comp.prop("e", ["product_id"], "str").sql(dialect=store.dialect)
     ev = comp.param(event, "str").sql(dialect=store.dialect)
     q.params.update(comp.params)
     t = q.param("c_t", as_of, "DateTime64(6, 'UTC')")
     base = f"""WITH r AS (SELECT DISTINCT user_id FROM {q.rcp}),
-x AS (SELECT e.user_id AS user_id, {cat} AS cat, e.ts AS ts, e.message_id AS mid FROM events e
+x AS (SELECT e.user_id AS user_id, {cat} AS cat, {pid} AS pid, e.ts AS ts, e.message_id AS mid FROM events e
       WHERE e.event = {ev} AND e.ts < {t} AND e.user_id IN (SELECT user_id FROM r))"""
     if kind == "cart":
         sql = base + """
-SELECT user_id, cat FROM (SELECT user_id, cat, row_number() OVER (PARTITION BY user_id ORDER BY ts DESC, mid DESC)
-  AS k FROM x WHERE cat IS NOT NULL) y WHERE k = 1"""
+SELECT user_id, cat, pid FROM (SELECT user_id, cat, pid, row_number() OVER (PARTITION BY user_id
+  ORDER BY ts DESC, mid DESC) AS k FROM x WHERE cat IS NOT NULL) y WHERE k = 1"""
     else:
         sql = base + """
-SELECT user_id, cat FROM (SELECT user_id, cat, row_number() OVER (PARTITION BY user_id ORDER BY n DESC, last DESC,
-  cat) AS k FROM (SELECT user_id, cat, count(*) AS n, max(ts) AS last FROM x WHERE cat IS NOT NULL
-  GROUP BY user_id, cat) z) y WHERE k = 1"""
+SELECT user_id, cat, pid FROM (SELECT user_id, cat, pid, row_number() OVER (PARTITION BY user_id
+  ORDER BY n DESC, last DESC, pid) AS k FROM (SELECT user_id, cat, pid, count(*) AS n, max(ts) AS last FROM x
+  WHERE cat IS NOT NULL GROUP BY user_id, cat, pid) z) y WHERE k = 1"""
     (table,) = query_with_table(store, pa.table({"user_id": pa.array(users, pa.string())}), [(sql, q.params)])
-    return {r["user_id"]: r["cat"] for r in table.to_pylist()}
+    return {r["user_id"]: (r["cat"], r["pid"] or "") for r in table.to_pylist()}
 
 
 def _consent(store: EventStore, users: list[str], channel: str) -> set[str]:
@@ -166,13 +172,15 @@ def compare_seed_campaigns(store: EventStore, now: datetime, *, seed: int = 42, 
             cid = f"demo-{sc.seed.lower()}-{kind}"
             users = sorted(u for u in members[kind] if arm[u] == kind)
             consented = _consent(store, users, sc.channel) if users else set()
-            targets = _targets(store, users, sc.target, sent_at) if sc.target and users else None
+            items = _target_items(store, users, sc.target, sent_at) if sc.target and users else {}
+            targets = ({u: c for u, (c, _) in items.items()}, {u: p for u, (_, p) in items.items()}) if items \
+                else (None, None)
             plans.append((sc, kind, cid, len(members[kind]), _ledger(cid, sc, users, consented, split, sent_at,
                                                                      f"{sc.seed}-{kind}"), targets))
-    for sc, _kind, _cid, _size, ledger, targets in plans:
+    for sc, _kind, _cid, _size, ledger, (targets, products) in plans:
         if ledger:
-            simulate_responses(store, ledger, seed=seed, targets=targets, target_event=sc.target_event,
-                               window=window, write=write)
+            simulate_responses(store, ledger, seed=seed, targets=targets, products=products,
+                               target_event=sc.target_event, window=window, write=write)
     arms: dict[tuple[str, str], ArmResult] = {}
     for sc, kind, cid, size, ledger, _ in plans:
         if not ledger:

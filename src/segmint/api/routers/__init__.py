@@ -2,6 +2,7 @@
 
 from segmint.api.routers import (
     admin,
+    campaign_reports,
     inapp,
     posthog,
     segment,
@@ -15,4 +16,4 @@ from segmint.api.routers import (
 )
 
 ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, traits.router,
-           inapp.router, web.router, web_auth.router, web_events.router, web_settings.router]
+           inapp.router, campaign_reports.router, web.router, web_auth.router, web_events.router, web_settings.router]
