@@ -385,3 +385,17 @@ def test_api_and_cli_through_a_running_server(tmp_path) -> None:
         assert {r["variant"]: r["converted"] for r in json.loads(res.output)["rows"]} == {"A": 2, "B": 1, "control": 1}
     finally:
         server.stop()
+
+
+def test_report_joins_a_campaign_cli_group() -> None:
+    import typer
+
+    from segmint.cli.campaign_report import register
+
+    app = typer.Typer()
+    campaign = typer.Typer()
+    app.add_typer(campaign, name="campaign")
+    register(app)
+    register(app)  # idempotent
+    assert [c.name for c in campaign.registered_commands] == ["report"]
+    assert [g.name for g in app.registered_groups] == ["campaign", "report"]

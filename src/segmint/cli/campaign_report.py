@@ -180,8 +180,15 @@ def demo_compare(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `segmint report ...` and `segmint demo compare`."""
+    """Add `segmint report campaign`, `segmint demo compare`, and `segmint campaign report` when the
+    campaigns CLI group is registered before this module."""
     from segmint.cli.demo import demo_app
 
-    app.add_typer(report_app, name="report")
-    demo_app.command("compare")(handle_errors(demo_compare))
+    if not any(g.name == "report" for g in app.registered_groups):
+        app.add_typer(report_app, name="report")
+    if not any(c.name == "compare" for c in demo_app.registered_commands):
+        demo_app.command("compare")(handle_errors(demo_compare))
+    for group in app.registered_groups:
+        if group.name == "campaign" and group.typer_instance is not None:
+            if not any(c.name == "report" for c in group.typer_instance.registered_commands):
+                group.typer_instance.command("report")(report_campaign)
