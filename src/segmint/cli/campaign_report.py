@@ -189,6 +189,7 @@ def register(app: typer.Typer) -> None:
     if not any(c.name == "compare" for c in demo_app.registered_commands):
         demo_app.command("compare")(handle_errors(demo_compare))
     for group in app.registered_groups:
-        if group.name == "campaign" and group.typer_instance is not None:
-            if not any(c.name == "report" for c in group.typer_instance.registered_commands):
-                group.typer_instance.command("report")(report_campaign)
+        sub = group.typer_instance
+        if group.name == "campaign" and sub is not None and not any(c.name == "report"
+                                                                    for c in sub.registered_commands):
+            sub.command("report")(report_campaign)
