@@ -265,9 +265,9 @@ def report_sql(dialect: str, rcp: pa.Table, goal: Goal, typed: dict[str, str]) -
     var = comp.prop("e", ["variant"], "str").sql(dialect=dialect)
     engagement = [comp.param(x, "str").sql(dialect=dialect) for x in (OPENED, CLICKED, UNSUBSCRIBED)]
     q.params.update(comp.params)
-    anchors = [a for a in rcp["anchor"].to_pylist() if a is not None]
-    t0 = min(anchors) if anchors else datetime(1970, 1, 1)
-    t1 = (max(anchors) if anchors else t0) + goal.window
+    bounds = pc.min_max(rcp["anchor"])
+    t0 = bounds["min"].as_py() or datetime(1970, 1, 1)
+    t1 = (bounds["max"].as_py() or t0) + goal.window
     ts_type = "DateTime64(6, 'UTC')"
     p_t0, p_t1 = q.param("r_t0", t0, ts_type), q.param("r_t1", t1, ts_type)
     p_win = q.param("r_win", int(goal.window.total_seconds() * 1_000_000), "Int64")

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from segmint.analytics.campaign_report import DialectSql, query_with_table, recipients_table
 from segmint.demo.catalog import CATEGORY_NAMES
@@ -135,8 +136,8 @@ def recipient_features(store: EventStore, rcp: pa.Table,
     """Per recipient row (in rid order): recent views overall and in the target category (within `interest`
     before the send), past sends and opens on
     the row's channel, last visit, orders and their revenue, and whether the user did the target event."""
-    anchors = [a for a in rcp["anchor"].to_pylist() if a is not None]
-    anchor_max = (max(anchors) if anchors else datetime(1970, 1, 1)) + timedelta(microseconds=1)
+    latest = pc.max(rcp["anchor"]).as_py()
+    anchor_max = (latest or datetime(1970, 1, 1)) + timedelta(microseconds=1)
     sql, params = _features_sql(store.dialect, anchor_max, store.property_columns(), interest)
     (table,) = query_with_table(store, rcp, [(sql, params)])
     return table.to_pylist()
