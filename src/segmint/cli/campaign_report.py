@@ -26,7 +26,7 @@ def _pct(x: float | None) -> str:
 
 
 def _won(x: float | None) -> str:
-    return "-" if x is None else f"₩{x:,.0f}"
+    return "-" if x is None else f"{'-' if x < 0 else ''}₩{abs(x):,.0f}"
 
 
 def _ci(lo: float | None, hi: float | None) -> str:
