@@ -25,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "traits": "bench.traits",
     "segment_analysis": "bench.segment_analysis",
     "campaign_send": "bench.campaign_send",
+    "campaign_report": "bench.campaign_report",
 }
 
 

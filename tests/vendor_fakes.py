@@ -1,4 +1,4 @@
-"""Local fakes of outside vendors (FCM HTTP v1, NHN Cloud SMS v3.0 and AlimTalk v2.3), served by uvicorn.
+"""Local fakes of outside vendors (FCM HTTP v1, NHN Cloud SMS v3.0, AlimTalk v2.3, FriendTalk v2.3), on uvicorn.
 
 They follow the documented contracts: paths, auth headers, request bodies, success and error bodies.
 """
@@ -152,6 +152,58 @@ def nhn_alimtalk_app(app_key: str, secret: str, sender_key: str,
                             "resultMessage": f"missing template parameter {missing}" if missing else "",
                             "recipientGroupingKey": recipient.get("recipientGroupingKey")})
         message = {"requestId": f"alim-{len(state['requests'])}", "senderGroupingKey": body.get("senderGroupingKey"),
+                   "sendResults": results}
+        return JSONResponse({"header": _nhn_header(True, 0, "success"), "message": message})
+
+    return app, state
+
+
+def nhn_friendtalk_app(app_key: str, secret: str, sender_key: str,
+                       friends: set[str] | None = None) -> tuple[FastAPI, dict[str, Any]]:
+    """NHN Cloud KakaoTalk Bizmessage FriendTalk v2.3 fake (brand messages): X-Secret-Key, idempotency key
+    (a repeat within 10 minutes fails), senderKey, content length (1,000; 400 with an image), ad content must
+    start with "(광고)", buttons at most 5, only channel friends receive it; `state["night"] = True` answers
+    like the vendor does between 20:50 and 08:00 KST; `state["fail_http"]` = statuses answered first."""
+    app = FastAPI()
+    state: dict[str, Any] = {"requests": [], "keys": set(), "night": False, "fail_http": []}
+
+    @app.post("/friendtalk/v2.3/appkeys/{key}/messages")
+    async def send(key: str, request: Request) -> JSONResponse:
+        if state["fail_http"]:
+            return JSONResponse({"error": "unavailable"}, state["fail_http"].pop(0))
+        if key != app_key or request.headers.get("x-secret-key") != secret:
+            return JSONResponse({"header": _nhn_header(False, -1001, "Invalid appkey or secret key")})
+        idem = request.headers.get("x-nc-api-idempotency-key")
+        if idem:
+            if idem in state["keys"]:
+                return JSONResponse({"header": _nhn_header(False, -9001, "Duplicated idempotency key")})
+            state["keys"].add(idem)
+        body = await request.json()
+        state["requests"].append({"body": body, "idempotency_key": idem})
+        if body.get("senderKey") != sender_key:
+            return JSONResponse({"header": _nhn_header(False, -1006, "Invalid senderKey")})
+        if state["night"]:
+            return JSONResponse({"header": _nhn_header(False, -1030, "Night delivery restricted (20:50~08:00)")})
+        recipients = body.get("recipientList") or []
+        if not recipients or len(recipients) > 1000:
+            return JSONResponse({"header": _nhn_header(False, -2000, "recipientList must hold 1 to 1000 entries")})
+        results = []
+        for seq, r in enumerate(recipients, start=1):
+            content = r.get("content") or ""
+            limit = 400 if r.get("imageUrl") else 1000
+            if not content or len(content) > limit:
+                code, msg = -1020, f"content must be 1 to {limit} characters"
+            elif r.get("isAd", True) and not content.startswith("(광고)"):
+                code, msg = -1021, "advertising content must start with (광고)"
+            elif len(r.get("buttons") or []) > 5:
+                code, msg = -1022, "at most 5 buttons"
+            elif friends is not None and r.get("recipientNo") not in friends:
+                code, msg = -3026, "recipient is not a friend of the channel"
+            else:
+                code, msg = 0, ""
+            results.append({"recipientSeq": seq, "recipientNo": r.get("recipientNo"), "resultCode": code,
+                            "resultMessage": msg, "recipientGroupingKey": r.get("recipientGroupingKey")})
+        message = {"requestId": f"ft-{len(state['requests'])}", "senderGroupingKey": body.get("senderGroupingKey"),
                    "sendResults": results}
         return JSONResponse({"header": _nhn_header(True, 0, "success"), "message": message})
 

@@ -1,1 +1,1 @@
-"""Looking at segments: growth over time, overlap between segments, and member profiles against everyone."""
+"""Analytics over the event store: segment growth, overlap and profiles; campaign reports and uplift."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from segmint.channels.base import Channel
 from segmint.channels.fcm import FcmChannel
 from segmint.channels.inapp import InAppChannel
+from segmint.channels.kakao_brand import KakaoBrandChannel
 from segmint.channels.nhn import NhnAlimtalkChannel, NhnSmsChannel
 from segmint.channels.outbox import OutboxChannel
 from segmint.channels.smtp import SmtpChannel
@@ -34,6 +35,8 @@ def build_channels(workspace: Workspace) -> dict[str, Channel]:
         channels["sms"] = NhnSmsChannel(**settings.sms.model_dump())
     if settings.kakao:
         channels["kakao"] = NhnAlimtalkChannel(**settings.kakao.model_dump())
+    if settings.kakao_brand:
+        channels["kakao_brand"] = KakaoBrandChannel(**settings.kakao_brand.model_dump())
     return channels
 
 

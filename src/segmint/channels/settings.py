@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from segmint.channels.kakao_brand import KakaoBrandSettings
+
 
 class SmtpSettings(BaseModel):
     """`[channels.email]`: an SMTP relay."""
@@ -65,3 +67,4 @@ class ChannelsConfig(BaseModel):
     push: FcmSettings | None = None
     sms: NhnSmsSettings | None = None
     kakao: NhnAlimtalkSettings | None = None
+    kakao_brand: KakaoBrandSettings | None = None  # FriendTalk brand messages (advertising)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from segmint.cli import (
     campaign,
+    campaign_report,
     demo,
     events,
     importer,
@@ -32,6 +33,7 @@ segment_analysis.register(app)  # growth/overlap/profile/snapshot/upload/compare
 traits.register(app)
 users.register(app)
 campaign.register(app)
+campaign_report.register(app)  # `report campaign`, `demo compare`
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from segmint.api.routers import (
     admin,
+    campaign_reports,
     campaigns,
     inapp,
     posthog,
@@ -20,5 +21,5 @@ from segmint.api.routers import (
 )
 
 ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, traits.router,
-           inapp.router, segment_analysis.router, campaigns.router, tracking.router, web.router, web_auth.router,
-           web_events.router, web_settings.router, web_segments.router, web_users.router]
+           inapp.router, segment_analysis.router, campaigns.router, campaign_reports.router, tracking.router,
+           web.router, web_auth.router, web_events.router, web_settings.router, web_segments.router, web_users.router]
