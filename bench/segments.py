@@ -141,9 +141,11 @@ class Engine:
 
     def members(self, sql: str, params: dict[str, Any]) -> set[str]:
         """The first column of a query's rows, as a set of strings."""
-        if self.name == "clickhouse":
+        if self.name == "clickhouse":  # the same limit, as a query setting
+            limit = f"max_execution_time = {int(self.timeout)}"
+            sql = f"{sql}, {limit}" if "SETTINGS" in sql else f"{sql} SETTINGS {limit}"
             return {str(u) for u in self.store.query(sql, params).column(0).to_pylist()}
-        cur = self.duck._cursor()  # noqa: SLF001 - a private cursor so a timer can interrupt it
+        cur = self.duck._cursor()  # a cursor of our own, so a timer can interrupt it
         timer = threading.Timer(self.timeout, cur.interrupt)
         timer.start()
         try:
@@ -192,8 +194,10 @@ def measure(
             sql, params = compile_for(eng.duck, tree, NOW, engine)
             row: dict[str, Any] = {"key": key}
             try:
-                row["compiled"], row["compiled_runs"], got = timed(lambda s=sql, p=params: eng.members(s, p), runs, slow)
-            except Exception as exc:  # noqa: BLE001 - a failed or interrupted compiled query is a result to report
+                row["compiled"], row["compiled_runs"], got = timed(
+                    lambda s=sql, p=params: eng.members(s, p), runs, slow
+                )
+            except Exception as exc:  # a failed or interrupted compiled query is a result
                 row["compiled_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
                 got = None
             h = hand[key]

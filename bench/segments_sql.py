@@ -112,10 +112,11 @@ CLICKHOUSE: dict[str, str] = {
           WHERE event = 'review_viewed' AND ts <= {{now:{_T}}} AND user_id IS NOT NULL
             AND p_product_id IS NOT NULL)
         SELECT DISTINCT c.user_id FROM c
-        INNER JOIN v ON v.user_id = c.user_id AND v.cat = c.cat
         LEFT JOIN b ON b.user_id = c.user_id AND b.pid = c.pid
-        LEFT ANTI JOIN r ON r.user_id = c.user_id AND r.pid = c.pid
-        WHERE (b.last_buy IS NULL OR b.last_buy <= c.cts) AND c.user_id IN (SELECT user_id FROM profiles)
+        WHERE (c.user_id, c.cat) IN (SELECT user_id, cat FROM v)
+          AND (c.user_id, ifNull(c.pid, '')) NOT IN (SELECT user_id, pid FROM r)
+          AND (b.last_buy IS NULL OR b.last_buy <= c.cts)
+          AND c.user_id IN (SELECT user_id FROM profiles)
         SETTINGS join_use_nulls = 1""",
     "A3": f"""
         SELECT user_id FROM events
@@ -129,24 +130,22 @@ CLICKHOUSE: dict[str, str] = {
            AND countIf(event = 'order_completed' AND ts > {{m3:{_T}}}) >= 1""",
     "A4": f"""
         WITH pp AS (
-          SELECT user_id, p_product_id AS pid, p_category AS cat, count() AS n FROM events
+          SELECT user_id, p_product_id AS pid, p_category AS cat FROM events
           WHERE event = 'product_purchased' AND ts <= {{now:{_T}}} AND user_id IS NOT NULL
-            AND p_product_id IS NOT NULL
-          GROUP BY user_id, pid, cat),
+            AND p_product_id IS NOT NULL),
         rep AS (
-          SELECT user_id, pid, cat FROM (
-            SELECT user_id, pid, cat, sum(n) OVER (PARTITION BY user_id, pid) AS bought FROM pp)
-          WHERE bought >= 2),
+          SELECT user_id, pid FROM pp GROUP BY user_id, pid HAVING count() >= 2),
         recent AS (
           SELECT DISTINCT user_id, p_category AS cat FROM events
           WHERE event = 'product_viewed' AND ts > {{w2:{_T}}} AND ts <= {{now:{_T}}} AND user_id IS NOT NULL
             AND p_category IS NOT NULL)
-        SELECT DISTINCT r.user_id FROM rep r
-        LEFT ANTI JOIN recent v ON v.user_id = r.user_id AND v.cat = r.cat
-        WHERE r.user_id IN (
+        SELECT DISTINCT user_id FROM pp
+        WHERE (user_id, pid) IN (SELECT user_id, pid FROM rep)
+          AND (user_id, ifNull(cat, '')) NOT IN (SELECT user_id, cat FROM recent)
+          AND user_id IN (
             SELECT user_id FROM events WHERE event = 'order_completed' AND ts <= {{now:{_T}}}
               AND user_id IS NOT NULL GROUP BY user_id HAVING max(ts) <= {{m1:{_T}}})
-          AND r.user_id IN (SELECT user_id FROM profiles)""",
+          AND user_id IN (SELECT user_id FROM profiles)""",
     "RFM": f"""
         SELECT user_id FROM events
         WHERE event = 'order_completed' AND ts <= {{now:{_T}}} AND user_id IS NOT NULL
