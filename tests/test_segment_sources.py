@@ -133,3 +133,9 @@ def test_apply_folded_definition_keeps_definition_positions(ws: Workspace, tmp_p
     with pytest.raises(SegmentSyntaxError) as info:
         saved.apply_dir(ws, tmp_path / "segs")
     assert info.value.where.startswith(f"{path}: definition 1:")
+
+
+def test_a_near_miss_name_suggests_the_saved_segment(ws: Workspace) -> None:
+    res = _cli(ws, "segment", "eval", "recent_visitor")
+    assert res.exit_code == 2
+    assert "did you mean saved:recent_visitors?" in res.output

@@ -47,7 +47,7 @@ def resolve_source(source: str, ws: Any | None) -> Any:
     `segmint segment eval vip_buyers` works). Valid segment text always means the text.
     """
     from segmint.segments import saved
-    from segmint.segments.errors import SegmentSyntaxError
+    from segmint.segments.errors import SegmentSyntaxError, suggest
 
     if source.startswith(SAVED_PREFIX):
         if ws is None:
@@ -55,8 +55,13 @@ def resolve_source(source: str, ws: Any | None) -> Any:
         return saved.segment_tree(ws.appdb, source[len(SAVED_PREFIX):])
     try:
         tree = load_tree(source)
-    except SegmentSyntaxError:
-        if ws is None or source.startswith("@") or not _is_saved(ws, source):
+    except SegmentSyntaxError as exc:
+        if ws is None or source.startswith("@"):
+            raise
+        if not _is_saved(ws, source):
+            close = suggest(source, [s.name for s in saved.list_segments(ws.appdb)])
+            if close is not None and exc.suggestion is None:
+                exc.message += f" (nor is it a saved segment; did you mean {SAVED_PREFIX}{close}?)"
             raise
         return saved.segment_tree(ws.appdb, source)
     return saved.inline_segments(tree, saved.resolver(ws.appdb)) if ws is not None else tree
