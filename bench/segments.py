@@ -214,9 +214,12 @@ def measure(
                 )
             rows.append(row)
         sql_rss = rss_gib()
+        frame_load = None
         if pandas:
+            start, cpu = time.perf_counter(), time.process_time()
             df = eng.duck.query(segments_pandas.LOAD_SQL).to_pandas()
             df["event"] = df["event"].astype("category")
+            frame_load = (time.perf_counter() - start, time.process_time() - cpu, len(df))
             population = {str(u) for u in eng.duck.query("SELECT user_id FROM profiles").column(0).to_pylist()}
             for row in rows:
                 fn = segments_pandas.SEGMENTS[row["key"]]
@@ -244,6 +247,7 @@ def measure(
         build_rss=build_rss,
         calibrate=calibrate,
         rss=(rss_before, sql_rss, pandas_rss if pandas else None),
+        frame_load=frame_load,
     )
 
 
@@ -291,7 +295,13 @@ def report(rows: list[dict[str, Any]], **m: Any) -> str:
         + (f", {pandas_rss:.2f} GiB with the pandas frame loaded" if pandas_rss is not None else "")
         + f". Building the demo (child process): {m['build']:.0f} s"
         + (f", peak RSS {m['build_rss']:.2f} GiB" if m["build"] else " (reused)")
-        + f"; choosing the history length took {m['calibrate']:.1f} s.",
+        + f"; choosing the history length took {m['calibrate']:.1f} s."
+        + (
+            f" Loading the pandas frame ({m['frame_load'][2]:,} events of the 8 types used) took "
+            f"{m['frame_load'][0]:.1f} s wall / {m['frame_load'][1]:.1f} s CPU (not in the pandas times)."
+            if m.get("frame_load")
+            else ""
+        ),
     ]
     return "\n".join(lines)
 
