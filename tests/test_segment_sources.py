@@ -139,3 +139,11 @@ def test_a_near_miss_name_suggests_the_saved_segment(ws: Workspace) -> None:
     res = _cli(ws, "segment", "eval", "recent_visitor")
     assert res.exit_code == 2
     assert "did you mean saved:recent_visitors?" in res.output
+
+
+def test_apply_through_a_running_server_gives_file_positions(served, tmp_path: Path) -> None:
+    folder = tmp_path / "segs"
+    path = _write(folder, "t.yaml", "name: t\ndefinition: |\n  did app_opened\n  and did cart_added where\n")
+    res = CliRunner().invoke(app, ["--workspace", str(served.workspace), "apply", str(folder)])
+    assert res.exit_code == 2
+    assert f"{path}:4:27:" in res.output.replace("\n", ""), res.output

@@ -393,6 +393,14 @@ class SegmentFile:
     definition: str | dict[str, Any]
     origin: TextOrigin | None = None  # where a text definition sits in the file (for error positions)
 
+    def locate(self, where: str | None) -> str:
+        """`file:line:column` for a `line:column` of the definition text (else `file: definition WHERE`)."""
+        line, _, col = str(where or "").partition(":")
+        if self.origin is not None and line.isdigit() and col.isdigit():
+            fl, fc = self.origin.locate(int(line), int(col))
+            return f"{self.path}:{fl}:{fc}"
+        return f"{self.path}: definition {where}" if where else f"{self.path}: definition"
+
 
 @dataclass(frozen=True)
 class TextOrigin:
