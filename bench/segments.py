@@ -127,6 +127,17 @@ def timed(fn: Callable[[], set[str]], runs: int, slow: float) -> tuple[tuple[flo
     return (statistics.median(walls), statistics.median(cpus)), len(walls), result
 
 
+def _copy_to_chdb(path: str) -> None:
+    """Child process: make the workspace's chDB copy hold the same events as its DuckDB store."""
+    from segmint.store.clickhouse import ClickHouseEventStore
+
+    ws = Workspace(Path(path))
+    duck = ws.open_store_read_only()
+    ch = ClickHouseEventStore(ws.path / "chdb-bench", database="segmint")
+    if ch.summary()["events"] != duck.summary()["events"]:
+        ch.copy_from(duck)
+
+
 class Engine:
     """Runs SQL on the benchmark store: DuckDB (a cursor that a timer can interrupt) or chDB."""
 
@@ -137,9 +148,13 @@ class Engine:
         if name == "clickhouse":
             from segmint.store.clickhouse import ClickHouseEventStore
 
+            # Copy in a child process, so this process's peak RSS is the queries', not the copy's.
+            proc = mp.get_context("spawn").Process(target=_copy_to_chdb, args=(str(ws.path),))
+            proc.start()
+            proc.join()
+            if proc.exitcode != 0:
+                raise SystemExit(f"error: copying the store into chDB failed (exit {proc.exitcode})")
             self.store = ClickHouseEventStore(ws.path / "chdb-bench", database="segmint")
-            if self.store.summary()["events"] != self.duck.summary()["events"]:
-                self.store.copy_from(self.duck)
 
     def members(self, sql: str, params: dict[str, Any]) -> set[str]:
         """The first column of a query's rows, as a set of strings."""
