@@ -12,7 +12,6 @@ import platform
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -26,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "segment_analysis": "bench.segment_analysis",
     "campaign_send": "bench.campaign_send",
     "campaign_report": "bench.campaign_report",
+    "segments": "bench.segments",
 }
 
 
@@ -66,8 +66,9 @@ def main(names: list[str]) -> None:
         text = importlib.import_module(REGISTRY[name]).run().rstrip() + "\n"
         sections[split_sections(text).keys().__iter__().__next__()] = text
     header = (
-        f"# segmint benchmarks\n\nLast run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
-        f"(`python -m bench.run {' '.join(names)}`).\n\n## Machine\n\n{machine()}\n"
+        "# segmint benchmarks\n\nEach section names the command that produced it and when it ran; all ran on the "
+        "machine below, most\nof them while other jobs shared its 2 cores (each section gives the load), so compare "
+        f"figures within a section.\n\n## Machine\n\n{machine()}\n"
     )
     body = "\n".join(text for title, text in sections.items() if title != "Machine")
     DOC.parent.mkdir(parents=True, exist_ok=True)

@@ -205,7 +205,7 @@ def test_apply_rejects_bad_files_and_changes_nothing(ws: Workspace, tmp_path: Pa
     ws.close()
     res = _cli(ws, "apply", str(folder))
     assert res.exit_code == 2
-    assert "typo.yaml: definition 1:5: unknown event" in res.output and "did you mean cart_added" in res.output
+    assert "typo.yaml:2:17: unknown event" in res.output and "did you mean cart_added" in res.output
     assert saved.list_segments(ws.appdb) == []
     _write(folder, "typo.yaml", "name: ok\ndefinition: did cart_added\n")
     res = _cli(ws, "apply", str(folder))

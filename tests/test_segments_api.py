@@ -196,7 +196,7 @@ def test_cli_goes_through_the_running_server(tmp_path: Path) -> None:
         (folder / "a.yaml").write_text("name: 활성\ndefinition: did app_opened in last 7 days\n", encoding="utf-8")
         (folder / "b.yaml").write_text("name: 오타\ndefinition: did app_opend\n", encoding="utf-8")
         res = runner.invoke(app, [*w, "apply", str(folder)])
-        assert res.exit_code == 2 and "b.yaml: definition 1:5" in res.output and "did you mean app_opened" in res.output
+        assert res.exit_code == 2 and "b.yaml:2:17:" in res.output and "did you mean app_opened" in res.output
         (folder / "b.yaml").unlink()
         res = runner.invoke(app, [*w, "apply", str(folder), "--prune"])
         assert res.exit_code == 0 and "1 created" in res.output and "1 deleted" in res.output, res.output

@@ -17,6 +17,9 @@ from segmint.errors import InvalidInput
 seg_app = typer.Typer(help="Evaluate, explain and compile segments.", no_args_is_help=True)
 
 
+SAVED_PREFIX = "saved:"
+
+
 def load_tree(source: str) -> Any:
     """Segment text, or @file.seg / @file.json / @file.yaml."""
     from segmint.segments import dsl
@@ -34,6 +37,55 @@ def load_tree(source: str) -> Any:
             return condition_from_json(data)
         return dsl.parse(text)
     return dsl.parse(source)
+
+
+def resolve_source(source: str, ws: Any | None) -> Any:
+    """The tree to run for a SOURCE argument, nested `in segment` references inlined.
+
+    `@file` is a file; `saved:NAME` is the saved segment NAME; anything else is segment text, except that
+    text which does not parse but is exactly the name of a saved segment means that segment (so
+    `segmint segment eval vip_buyers` works). Valid segment text always means the text.
+    """
+    from segmint.segments import saved
+    from segmint.segments.errors import SegmentSyntaxError, suggest
+
+    if source.startswith(SAVED_PREFIX):
+        if ws is None:
+            raise InvalidInput("saved segments need a workspace (--workspace)", where=source)
+        return saved.segment_tree(ws.appdb, source[len(SAVED_PREFIX):])
+    try:
+        tree = load_tree(source)
+    except SegmentSyntaxError as exc:
+        if ws is None or source.startswith("@"):
+            raise
+        if not _is_saved(ws, source):
+            close = suggest(source, [s.name for s in saved.list_segments(ws.appdb)])
+            if close is not None and exc.suggestion is None:
+                exc.message += f" (nor is it a saved segment; did you mean {SAVED_PREFIX}{close}?)"
+            raise
+        return saved.segment_tree(ws.appdb, source)
+    return saved.inline_segments(tree, saved.resolver(ws.appdb)) if ws is not None else tree
+
+
+def _is_saved(ws: Any, name: str) -> bool:
+    from segmint.errors import NotFound
+    from segmint.segments import saved
+
+    try:
+        saved.get_segment(ws.appdb, name)
+    except NotFound:
+        return False
+    return True
+
+
+def _optional_workspace(ctx: typer.Context) -> Any | None:
+    """The chosen workspace if there is one (`segment sql` also works without)."""
+    from segmint.errors import SegmintError
+
+    try:
+        return open_workspace(ctx)
+    except SegmintError:
+        return None
 
 
 def _as_of(text: str | None) -> datetime:
@@ -72,7 +124,7 @@ def eval_cmd(
     """Print the members (ids one per line, a count, or JSON)."""
     from segmint.segments.evaluate import preview
 
-    tree = load_tree(source)
+    tree = resolve_source(source, open_workspace(ctx))
     result = preview(_store(ctx, engine), tree, _as_of(as_of), engine, sample=10**12)
     if fmt == "count":
         print(result["count"])
@@ -93,12 +145,16 @@ def eval_cmd(
 @seg_app.command("sql")
 @handle_errors
 def sql_cmd(
-    source: str, engine: str = typer.Option("duckdb", "--engine"), as_of: str = typer.Option(None, "--as-of")
+    ctx: typer.Context,
+    source: str,
+    engine: str = typer.Option("duckdb", "--engine"),
+    as_of: str = typer.Option(None, "--as-of"),
 ) -> None:
     """Print the compiled SQL and its parameters."""
     from segmint.segments.compile import compile_segment
 
-    sql, params = compile_segment(load_tree(source), _as_of(as_of), dialect=engine)
+    tree = resolve_source(source, _optional_workspace(ctx))
+    sql, params = compile_segment(tree, _as_of(as_of), dialect=engine)
     print(sql)
     print(json.dumps(params, default=str, ensure_ascii=False, indent=1))
 
@@ -114,7 +170,9 @@ def explain_cmd(
     """Explain one user's result node by node (reference evaluator)."""
     from segmint.segments.reference import evaluate_user
 
-    node = evaluate_user(load_tree(source), open_workspace(ctx).open_store_read_only(), user, _as_of(as_of))
+    ws = open_workspace(ctx)
+    tree = resolve_source(source, ws)
+    node = evaluate_user(tree, ws.open_store_read_only(), user, _as_of(as_of))
 
     def add(t: Tree, n: Any) -> None:
         mark = "[green]true[/green]" if n.result else "[red]false[/red]"

@@ -203,7 +203,7 @@ def apply(ctx: typer.Context, path: Path = typer.Argument(..., help="Folder of s
             try:
                 _server(ws, "POST", url, "/api/segments/parse", body={"text": text})
             except SegmintError as exc:
-                raise SegmintError(exc.message, where=f"{f.path}: definition {exc.where}") from None
+                raise SegmintError(exc.message, where=f.locate(exc.where)) from None
         catalog = None
     else:
         catalog = _local_catalog(ws)

@@ -32,6 +32,10 @@ from segmint.store.schema import REJECTED_SCHEMA, events_to_arrow
 
 FORMATS = ("jsonl", "csv", "parquet")
 JSONL_BATCH = 50_000
+# Rows per mapped batch (one store transaction each). Each batch pays a scan of the stored message ids
+# (skip_stored) and a profile upsert of its users, so bigger batches cost less per row; 1M rows of mapped
+# events are ~170 MB of Arrow, and at most three are alive at once (mapping, queued, writing).
+BATCH_ROWS = 1_000_000
 Progress = Callable[[int], None]  # called with the number of rows just handled
 
 
@@ -104,7 +108,7 @@ def import_table_file(
     *,
     source: str = "import",
     progress: Progress | None = None,
-    batch_rows: int = 500_000,
+    batch_rows: int = BATCH_ROWS,
     received_at: datetime | None = None,
 ) -> ImportResult:
     """Import a CSV or Parquet file through a column mapping, in Arrow batches."""
@@ -142,7 +146,7 @@ def write_mapped(
     source: str,
     result: ImportResult,
     progress: Progress | None = None,
-    batch_rows: int = 500_000,
+    batch_rows: int = BATCH_ROWS,
     first_line: int = 1,
     received_at: datetime | None = None,
     state: dict[str, str] | None = None,

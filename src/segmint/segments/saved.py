@@ -21,6 +21,7 @@ from segmint.appdb.segments import SegmentRow, SegmentVersionRow
 from segmint.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, SegmintError
 from segmint.segments import model as m
 from segmint.segments.dsl import parse_with_names, to_text
+from segmint.segments.errors import SegmentSyntaxError, caret
 from segmint.segments.validate import Catalog, check_cycles, check_text, ensure_valid, segment_refs
 
 log = logging.getLogger(__name__)
@@ -398,6 +399,60 @@ class SegmentFile:
     kind: str
     labels: list[str]
     definition: str | dict[str, Any]
+    origin: TextOrigin | None = None  # where a text definition sits in the file (for error positions)
+
+    def locate(self, where: str | None) -> str:
+        """`file:line:column` for a `line:column` of the definition text (else `file: definition WHERE`)."""
+        line, _, col = str(where or "").partition(":")
+        if self.origin is not None and line.isdigit() and col.isdigit():
+            fl, fc = self.origin.locate(int(line), int(col))
+            return f"{self.path}:{fl}:{fc}"
+        return f"{self.path}: definition {where}" if where else f"{self.path}: definition"
+
+
+@dataclass(frozen=True)
+class TextOrigin:
+    """Where a text definition sits in its YAML file: its line 1 is file line `line`; columns shift by
+    `indent` (by `first_indent` on its first line)."""
+
+    line: int
+    indent: int
+    first_indent: int
+
+    def locate(self, line: int, column: int) -> tuple[int, int]:
+        """File line and column (1-based) of a line:column (1-based) of the definition text."""
+        return self.line + line - 1, column + (self.first_indent if line == 1 else self.indent)
+
+
+def text_origin(source: str) -> TextOrigin | None:
+    """Where the (stripped) `definition` text of a segment YAML file starts, from the YAML node's marks.
+
+    Literal blocks (`|`) and one-line scalars map exactly; a folded (`>`) or multi-line flow scalar has
+    no line-for-line mapping (None: positions stay relative to the definition).
+    """
+    try:
+        root = yaml.compose(source)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    node = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "definition"), None)
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    raw = node.value
+    lead = raw[: len(raw) - len(raw.lstrip())]  # what read_segment_file's strip() takes off the front
+    skipped, first = lead.count("\n"), len(lead) - lead.rfind("\n") - 1
+    start = node.start_mark
+    if node.style == "|":
+        lines = source.splitlines()
+        body = start.line + 1  # 0-based file line of the block's first line
+        content = next((ln for ln in lines[body:] if ln.strip()), "")
+        indent = len(content) - len(content.lstrip(" "))
+        return TextOrigin(body + skipped + 1, indent, indent + first)
+    if start.line == node.end_mark.line and "\n" not in raw:
+        quote = 1 if node.style in ('"', "'") else 0
+        return TextOrigin(start.line + 1, start.column, start.column + quote + first)
+    return None
 
 
 @dataclass
@@ -433,7 +488,8 @@ def read_segment_file(path: Path) -> SegmentFile:
     """Read one segment YAML file: name, description, kind, labels, definition (text or tree)."""
     where = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        source = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(source)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"not readable YAML: {exc}", where=where) from None
     if not isinstance(data, dict):
@@ -455,7 +511,8 @@ def read_segment_file(path: Path) -> SegmentFile:
     if not isinstance(desc, str) or not isinstance(kind, str):
         raise InvalidInput("`description` and `kind` are strings", where=where)
     return SegmentFile(path, name, desc.strip(), kind, [str(x) for x in labels],
-                       definition.strip() if isinstance(definition, str) else definition)
+                       definition.strip() if isinstance(definition, str) else definition,
+                       text_origin(source) if isinstance(definition, str) else None)
 
 
 def read_segment_dir(path: Path) -> list[SegmentFile]:
@@ -508,7 +565,16 @@ def plan_apply(files: list[SegmentFile], current: Mapping[str, SavedSegment], *,
         try:
             _check_meta(f.name, f.kind, f.labels)
             trees[f.name], texts[f.name] = parse_definition(f.definition, catalog, where=f"{f.path}: definition")
-        except SegmintError as exc:  # say which file; line:col of text errors count within `definition`
+        except SegmentSyntaxError as exc:  # say file:line:column, counted in the YAML file
+            if f.origin is None:
+                exc.where = f"{f.path}: definition {exc.where}"
+                raise
+            exc.line, exc.column = f.origin.locate(exc.line, exc.column)
+            exc.where = f"{f.path}:{exc.line}:{exc.column}"
+            width = max(1, exc.display.rstrip().splitlines()[-1].count("^"))
+            exc.display = caret(f.path.read_text(encoding="utf-8"), exc.line, exc.column, width)
+            raise
+        except SegmintError as exc:  # say which file
             if not str(exc.where or "").startswith(str(f.path)):
                 exc.where = f"{f.path}: definition {exc.where}" if exc.where and exc.where[0].isdigit() else \
                     f"{f.path}: {exc.where or 'definition'}"
