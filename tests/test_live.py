@@ -247,7 +247,7 @@ def test_random_streams_match_as_of_evaluation_at_every_step(workspace, live):
     live.step(clock())
     users = [f"u{i}" for i in range(12)]
     steps: list[tuple[datetime, dict[str, list[str]]]] = []
-    for _ in range(45):
+    for _ in range(30):
         clock.advance(seconds=rnd.choice([5, 30, 60, 90, 200]))
         batch = []
         for _ in range(rnd.randint(0, 4)):

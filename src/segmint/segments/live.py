@@ -28,20 +28,17 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import orjson
 import pyarrow as pa
-import sqlglot
 from sqlalchemy import Engine
-from sqlglot import exp
 
 from segmint.config import LiveConfig
 from segmint.segments import live_log
 from segmint.segments import model as m
 from segmint.segments import reference as ref
-from segmint.segments.compile import compile_segment
+from segmint.segments.live_sql import Template, users_query
 from segmint.segments.live_times import Footprint, candidate_times, footprint
 from segmint.segments.saved import inline_segments, list_segments
 from segmint.store.base import EventStore, WriteBatch
@@ -114,6 +111,14 @@ class Tracked:
     tree: m.Condition
     digest: str  # of the inlined tree: a nested segment's edit changes it without a new version
     fp: Footprint
+    templates: dict[str, Template] = field(default_factory=dict)  # by typed-columns key
+
+    def query(self, store: EventStore, as_of: datetime, typed: dict[str, str]) -> tuple[str, dict[str, Any]]:
+        """The members SQL and parameters as of a time (compiled once per typed-column set)."""
+        key = repr(sorted(typed.items())) + store.dialect
+        if key not in self.templates:
+            self.templates[key] = Template(self.tree, dialect=store.dialect, typed=typed)
+        return self.templates[key].at(as_of)
 
     def affected_by(self, names: Iterable[str]) -> bool:
         """Whether events of these names can change this segment for their user."""
@@ -183,23 +188,6 @@ def load_users(store: EventStore, users: list[str], as_of: datetime) -> dict[str
     for u, rs in evs.items():
         out[u] = (ref.to_events(rs), out[u][1])
     return out
-
-
-U_EVENTS, U_PROFILES = "_live_events", "_live_profiles"
-
-
-@lru_cache(maxsize=512)
-def _restricted(sql: str, prefix: str) -> str:
-    """A compiled members query reading only the touched users' rows, its parameters renamed with a prefix."""
-
-    def swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Table) and not node.args.get("db") and node.name in ("events", "profiles"):
-            return exp.table_(U_EVENTS if node.name == "events" else U_PROFILES, alias=node.alias or node.name)
-        if isinstance(node, exp.Placeholder):
-            return exp.Placeholder(this=prefix + node.name)
-        return node
-
-    return sqlglot.parse_one(sql, read="duckdb").transform(swap).sql(dialect="duckdb")
 
 
 # ---------------------------------------------------------------- the engine
@@ -472,15 +460,8 @@ class LiveSegments:
 
     def _evaluate_users_sql(self, names: list[str], users: list[str], now: datetime) -> dict[str, set[str]]:
         typed = self.store.property_columns()
-        parts, params = [], {"live_users": users}
-        for i, name in enumerate(names):
-            sql, p = compile_segment(self.tracked[name].tree, now, dialect="duckdb", typed=typed)
-            parts.append(f"SELECT {i} AS s, q{i}.user_id FROM ({_restricted(sql, f's{i}_')}) AS q{i}")
-            params.update({f"s{i}_{k}": v for k, v in p.items()})
-        sql = (f"WITH {U_EVENTS} AS MATERIALIZED (SELECT * FROM events WHERE user_id IN "
-               f"(SELECT unnest($live_users))), {U_PROFILES} AS MATERIALIZED (SELECT * FROM profiles WHERE "
-               f"user_id IN (SELECT unnest($live_users))) " + " UNION ALL ".join(parts))
-        table = self.store.query(sql, params)
+        sql, params = users_query([self.tracked[n].query(self.store, now, typed) for n in names])
+        table = self.store.query(sql, {**params, "live_users": users})
         out: dict[str, set[str]] = {n: set() for n in names}
         for s, u in zip(table.column("s").to_pylist(), table.column("user_id").to_pylist(), strict=True):
             out[names[s]].add(u)
@@ -488,8 +469,6 @@ class LiveSegments:
 
     def evaluate_bulk(self, name: str, now: datetime, *, kind: str = "sweep") -> list[Change]:
         """Evaluate one segment for everyone as of now; record the difference (cause time, or edit)."""
-        from segmint.segments.evaluate import evaluate
-
         t = self.tracked.get(name)
         if t is None:
             return []
@@ -498,7 +477,9 @@ class LiveSegments:
         eid = live_log.begin(self.appdb, name, t.version, kind, now, now)
         start = time.perf_counter()
         try:
-            ids = set(evaluate(self.store, t.tree, now))
+            sql, params = t.query(self.store, now, self.store.property_columns())
+            table = self.store.query(sql, params)
+            ids = {str(u) for u in table.column(0).to_pylist()} if table.num_rows else set()
             st = self.state[name]
             cur = {u for u, (inn, _) in st.items() if inn}
             entered, exited = sorted(ids - cur), sorted(cur - ids)
