@@ -43,12 +43,17 @@ def create_app(ws: Workspace) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ingestor = build_ingestor(ws)
+        from segmint.segments.live import start_live
+
+        live = start_live(ws, ingestor)  # dynamic segment membership (docs/live-segments.md)
         ingestor.start()
-        app.state.segmint = AppState(ws, ingestor)
+        app.state.segmint = AppState(ws, ingestor, extras={"live": live})
         try:
             yield
         finally:
             ingestor.stop()
+            if live is not None:
+                live.stop()
             ws.close()
 
     app = FastAPI(title="segmint", version=__version__, lifespan=lifespan,

@@ -7,6 +7,7 @@ from segmint.cli import (
     events,
     importer,
     segment,
+    segment_live,
     segments_saved,
     serve,
     sync,
@@ -26,6 +27,7 @@ taxonomy.register(app)
 demo.register(app)
 segment.register(app)
 segments_saved.register(app)  # after `segment`: adds save/list/show/... to its group
+segment_live.register(app)  # history/evaluations/health/sweep in the same group
 traits.register(app)
 users.register(app)
 

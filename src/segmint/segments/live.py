@@ -618,6 +618,18 @@ class LiveSegments:
                 "next_sweep": self._next_sweep, "error": None if self.error is None else str(self.error)}
 
 
+def start_live(ws: Any, ingestor: Any) -> LiveSegments | None:
+    """Create the workspace's live engine, hook it to the ingest writer and start its thread (None when
+    `[live] enabled = false`)."""
+    cfg = ws.config.live
+    if not cfg.enabled:
+        return None
+    live = LiveSegments(ws.store, ws.appdb, config=cfg, workspace_tz=ws.config.timezone)
+    ingestor.on_stored.append(live.notify)
+    live.start()
+    return live
+
+
 def health(appdb: Engine, config: LiveConfig, now: datetime | None = None) -> list[live_log.Health]:
     """Health of every dynamic saved segment (flags per docs/live-segments.md)."""
     live_log.ensure_table(appdb)

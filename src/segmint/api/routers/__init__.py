@@ -5,6 +5,7 @@ from segmint.api.routers import (
     inapp,
     posthog,
     segment,
+    segment_live,
     segments,
     taxonomy,
     traits,
@@ -15,4 +16,4 @@ from segmint.api.routers import (
 )
 
 ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, traits.router,
-           inapp.router, web.router, web_auth.router, web_events.router, web_settings.router]
+           inapp.router, segment_live.router, web.router, web_auth.router, web_events.router, web_settings.router]
