@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "import_parquet": "bench.import_parquet",
     "demo_gen": "bench.demo_gen",
     "traits": "bench.traits",
+    "live": "bench.live",
 }
 
 

@@ -38,6 +38,7 @@ from segmint.config import LiveConfig
 from segmint.segments import live_log
 from segmint.segments import model as m
 from segmint.segments import reference as ref
+from segmint.segments.compile import UnsupportedInSQL
 from segmint.segments.live_sql import Template, users_query
 from segmint.segments.live_times import Footprint, candidate_times, footprint
 from segmint.segments.saved import inline_segments, list_segments
@@ -53,6 +54,8 @@ CATCH_UP_MARGIN = timedelta(seconds=60)  # received_at is not strictly ordered a
 MAX_EXACT_USERS = 20_000  # a sweep finding more changes than this records them at the sweep time
 MICRO = timedelta(microseconds=1)
 SUMMARY_FIELDS = ("users", "rows", "entered", "exited")
+REFERENCE_CHUNK = 2000  # users per query when a segment the SQL compiler cannot run is evaluated in bulk
+_PROBE_TIME = datetime(2000, 1, 1)
 
 
 def _utc(ts: datetime) -> datetime:
@@ -113,12 +116,23 @@ class Tracked:
     fp: Footprint
     templates: dict[str, Template] = field(default_factory=dict)  # by typed-columns key
 
+    sql_error: str | None = None  # why the SQL compiler cannot run this tree (the reference evaluator does)
+
     def query(self, store: EventStore, as_of: datetime, typed: dict[str, str]) -> tuple[str, dict[str, Any]]:
         """The members SQL and parameters as of a time (compiled once per typed-column set)."""
         key = repr(sorted(typed.items())) + store.dialect
         if key not in self.templates:
             self.templates[key] = Template(self.tree, dialect=store.dialect, typed=typed)
         return self.templates[key].at(as_of)
+
+    def in_sql(self, store: EventStore, typed: dict[str, str]) -> bool:
+        """Whether the SQL compiler handles this tree (else it is evaluated with the reference evaluator)."""
+        if self.sql_error is None:
+            try:
+                self.query(store, _PROBE_TIME, typed)
+            except UnsupportedInSQL as exc:
+                self.sql_error = str(exc)
+        return self.sql_error is None
 
     def affected_by(self, names: Iterable[str]) -> bool:
         """Whether events of these names can change this segment for their user."""
@@ -202,6 +216,22 @@ class StepResult:
     swept: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Bulk:
+    """A finished bulk evaluation of one segment, waiting to be applied by the live thread."""
+
+    name: str
+    version: int
+    digest: str
+    kind: str
+    as_of: datetime
+    eval_id: int
+    started: float  # perf_counter at the start
+    ids: set[str] | None = None
+    error: str | None = None
+    job: int | None = None
+
+
 class LiveSegments:
     """Keeps every dynamic saved segment's membership current (see the module docstring)."""
 
@@ -223,6 +253,14 @@ class LiveSegments:
         self.on_recorded: list[Callable[[list[Change], float], None]] = []  # (changes, monotonic commit time)
         self.error: BaseException | None = None
         self._sweep_queue: list[str] = []
+        self._ready: list[_Bulk] = []  # bulk results from the sweeper thread, applied in order
+        self._done: list[tuple[int, Future[StepResult]]] = []
+        self._jobs: dict[int, StepResult] = {}
+        self._job_ids = iter(range(1, 1 << 62))
+        self._work: queue.SimpleQueue[tuple[list[str], str, int | None, Future[StepResult] | None]] = \
+            queue.SimpleQueue()
+        self._sweeper: threading.Thread | None = None
+        self._sweep_inflight = False
         self._next_sweep: datetime | None = None
         self._summary: dict[str, dict[str, Any]] = {}
         self._summary_since: datetime | None = None
@@ -243,13 +281,27 @@ class LiveSegments:
     def request_sweep(self, segment: str | None = None) -> Future[StepResult]:
         """Ask the live thread to evaluate one segment (or all) in bulk now; the future holds the step result."""
         fut: Future[StepResult] = Future()
-        self._inbox.put(("sweep", (segment, fut)))
+        if self._sweeper is None:
+            self._inbox.put(("sweep", (segment, fut)))
+        else:
+            names = sorted(self.tracked) if segment is None else [segment]
+            job = next(self._job_ids)
+            self._jobs[job] = StepResult(swept=names)
+            self._work.put((names, "sweep", job, fut))
         return fut
 
     def _absorb(self, item: tuple[str, Any], futures: list[tuple[str | None, Future[StepResult]]]) -> None:
         kind, payload = item
         if kind == "sweep":
             futures.append(payload)
+            return
+        if kind == "bulk":
+            self._ready.append(payload)
+            return
+        if kind == "done":
+            self._done.append(payload)
+            return
+        if kind != "events":
             return
         cols = payload.to_pydict()
         for uid, name, ts, rec in zip(cols["user_id"], cols["event"], cols["ts"], cols["received_at"], strict=True):
@@ -332,21 +384,44 @@ class LiveSegments:
         self._summary_since = now
         self.started = True
         if thread:
+            self._sweeper = threading.Thread(target=self._sweep_loop, name="segmint-live-sweeper", daemon=True)
+            self._sweeper.start()
             self._thread = threading.Thread(target=self._run, name="segmint-live", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
-        """Finish what was notified, flush the interval summaries, stop the thread."""
+    def stop(self, *, drain: bool = True) -> None:
+        """Finish what was notified (unless drain=False: the next start catches up), flush the interval
+        summaries, stop the threads."""
         self._stop.set()
         self._inbox.put(("wake", None))
+        if self._sweeper is not None:
+            self._work.put(([], "stop", None, None))
+            self._sweeper.join()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        self._sweeper = None
         try:
-            self.step(self.clock(), sweep=False)
+            if drain:
+                self.step(self.clock(), sweep=False)
             self.flush_summary(self.clock())
         except Exception:
             log.exception("live: final step failed")
+
+    def _sweep_loop(self) -> None:
+        """The sweeper thread: runs bulk queries off the live thread, hands the results back through the inbox."""
+        while True:
+            names, kind, job, fut = self._work.get()
+            if kind == "stop":
+                return
+            for name in names:
+                if self._stop.is_set():
+                    break
+                b = self._bulk_query(name, kind, self.clock())
+                if b is not None:
+                    b.job = job
+                    self._inbox.put(("bulk", b))
+            self._inbox.put(("done", (job, fut)))
 
     def _run(self) -> None:
         window = self.config.batch_window_ms / 1000
@@ -371,19 +446,31 @@ class LiveSegments:
 
     # -- processing ------------------------------------------------------------------------------
     def step(self, now: datetime, *, sweep: bool = True, sweep_budget: int | None = None) -> StepResult:
-        """One round: absorb notified batches, pick up edits, evaluate touched users, continue a due sweep."""
+        """One round: absorb notified batches and bulk results, pick up edits, evaluate touched users, and
+        start (sweeper thread) or continue (inline) a due sweep."""
         result = StepResult()
         with self._lock:
             requests = self.drain_inbox()
             mono = time.monotonic()
             if not self.started or mono - self._defs_checked >= 1.0 or sweep_budget is None or requests:
                 self._defs_checked = mono
-                for name in self.refresh(now):
-                    result.changes += self.evaluate_bulk(name, now, kind="edit")
-                    result.swept.append(name)
+                changed = self.refresh(now)
+                if self._sweeper is not None and changed:
+                    self._work.put((changed, "edit", None, None))
+                else:
+                    for name in changed:
+                        result.changes += self.evaluate_bulk(name, now, kind="edit")
+                        result.swept.append(name)
+            ready, self._ready = self._ready, []
+            for b in ready:
+                changes = self._apply_bulk(b)
+                result.changes += changes
+                result.swept.append(b.name)
+                if b.job in self._jobs:
+                    self._jobs[b.job].changes += changes
             result.users = len(self.pending)
             result.changes += self.process_pending(now)
-            for name, fut in requests:
+            for name, fut in requests:  # inline mode (no sweeper thread)
                 try:
                     names = list(self.tracked) if name is None else [name]
                     res = StepResult(swept=names)
@@ -392,9 +479,21 @@ class LiveSegments:
                     fut.set_result(res)
                 except Exception as exc:
                     fut.set_exception(exc)
-            if sweep and self._next_sweep is not None and now >= self._next_sweep and not self._sweep_queue:
-                self._sweep_queue = sorted(self.tracked)
+            done, self._done = self._done, []
+            for job, fut in done:
+                res = self._jobs.pop(job, None) if job is not None else None
+                if job is None or fut is None:
+                    self._sweep_inflight = False
+                if fut is not None:
+                    fut.set_result(res or StepResult())
+            if sweep and self._next_sweep is not None and now >= self._next_sweep and not self._sweep_queue \
+                    and not self._sweep_inflight:
                 self._next_sweep = now + timedelta(seconds=self.config.sweep_interval_seconds)
+                if self._sweeper is not None:
+                    self._sweep_inflight = True
+                    self._work.put((sorted(self.tracked), "sweep", None, None))
+                else:
+                    self._sweep_queue = sorted(self.tracked)
             while sweep and self._sweep_queue and (sweep_budget is None or len(result.swept) < sweep_budget):
                 name = self._sweep_queue.pop(0)
                 result.changes += self.evaluate_bulk(name, now, kind="sweep")
@@ -428,10 +527,14 @@ class LiveSegments:
                     "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:2000]}
                     for name, us in todo.items()])
                 return []
+            flipped = {name: {u: u in results[name] for u in us
+                              if (u in results[name]) != self.state[name].get(u, (False, None))[0]}
+                       for name, us in todo.items()}
+            who = sorted({u for f in flipped.values() for u in f})
+            data = load_users(self.store, who, now) if who else {}
             for name, us in todo.items():
-                t, st, res = self.tracked[name], self.state[name], results[name]
-                flipped = {u: u in res for u in us if (u in res) != st.get(u, (False, None))[0]}
-                changes += self._exact(t, flipped, now, stamps)
+                t, res = self.tracked[name], results[name]
+                changes += self._exact(t, flipped[name], now, stamps, data)
                 checked = self.checked.setdefault(name, {})
                 for u in us:
                     checked[u] = now
@@ -449,13 +552,20 @@ class LiveSegments:
 
     def _evaluate_users(self, todo: dict[str, list[str]], now: datetime) -> dict[str, set[str]]:
         users = sorted({u for us in todo.values() for u in us})
-        if self.mode == "sql":
-            return self._evaluate_users_sql(list(todo), users, now)
-        data = load_users(self.store, users, now)
         out: dict[str, set[str]] = {}
-        for name, us in todo.items():
-            tree = self.tracked[name].tree
-            out[name] = {u for u in us if ref.evaluate(tree, data[u][0], data[u][1], now, workspace_tz=self.tz)}
+        by_ref = list(todo)
+        if self.mode == "sql":
+            typed = self.store.property_columns()
+            in_sql = [n for n in todo if self.tracked[n].in_sql(self.store, typed)]
+            by_ref = [n for n in todo if n not in in_sql]
+            if in_sql:
+                out.update(self._evaluate_users_sql(in_sql, users, now))
+        if by_ref:
+            data = load_users(self.store, sorted({u for n in by_ref for u in todo[n]}), now)
+            for name in by_ref:
+                tree = self.tracked[name].tree
+                out[name] = {u for u in todo[name]
+                             if ref.evaluate(tree, data[u][0], data[u][1], now, workspace_tz=self.tz)}
         return out
 
     def _evaluate_users_sql(self, names: list[str], users: list[str], now: datetime) -> dict[str, set[str]]:
@@ -469,21 +579,56 @@ class LiveSegments:
 
     def evaluate_bulk(self, name: str, now: datetime, *, kind: str = "sweep") -> list[Change]:
         """Evaluate one segment for everyone as of now; record the difference (cause time, or edit)."""
+        b = self._bulk_query(name, kind, now)
+        return [] if b is None else self._apply_bulk(b)
+
+    def _bulk_query(self, name: str, kind: str, now: datetime) -> _Bulk | None:
+        """Run the bulk evaluation (any thread); the evaluation is logged as running until applied."""
         t = self.tracked.get(name)
         if t is None:
-            return []
-        edit = kind == "edit" or self.evaluated.get(name) != (t.version, t.digest)
-        kind = "edit" if edit else kind
-        eid = live_log.begin(self.appdb, name, t.version, kind, now, now)
-        start = time.perf_counter()
+            return None
+        kind = "edit" if kind == "edit" or self.evaluated.get(name) != (t.version, t.digest) else kind
+        b = _Bulk(name, t.version, t.digest, kind, now, live_log.begin(self.appdb, name, t.version, kind, now, now),
+                  time.perf_counter())
         try:
-            sql, params = t.query(self.store, now, self.store.property_columns())
-            table = self.store.query(sql, params)
-            ids = {str(u) for u in table.column(0).to_pylist()} if table.num_rows else set()
-            st = self.state[name]
-            cur = {u for u, (inn, _) in st.items() if inn}
-            entered, exited = sorted(ids - cur), sorted(cur - ids)
-            if edit:
+            typed = self.store.property_columns()
+            if t.in_sql(self.store, typed):
+                table = self.store.query(*t.query(self.store, now, typed))
+                b.ids = {str(u) for u in table.column(0).to_pylist()} if table.num_rows else set()
+            else:
+                b.ids = self._bulk_reference(t, now)
+        except Exception as exc:
+            log.exception("live: evaluation of %s failed", name)
+            b.error = f"{type(exc).__name__}: {exc}"
+        return b
+
+    def _bulk_reference(self, t: Tracked, now: datetime) -> set[str]:
+        """Members by the reference evaluator over every profile, in chunks (segments SQL cannot run yet)."""
+        ids = [str(u) for u in self.store.query("SELECT user_id FROM profiles ORDER BY user_id").column(0).to_pylist()]
+        out: set[str] = set()
+        for i in range(0, len(ids), REFERENCE_CHUNK):
+            chunk = ids[i:i + REFERENCE_CHUNK]
+            data = load_users(self.store, chunk, now)
+            out.update(u for u in chunk if ref.evaluate(t.tree, data[u][0], data[u][1], now, workspace_tz=self.tz))
+        return out
+
+    def _apply_bulk(self, b: _Bulk) -> list[Change]:
+        """Diff a bulk result against membership (users updated after its as-of time keep their newer state)."""
+        elapsed = lambda: (time.perf_counter() - b.started) * 1000  # noqa: E731
+        t = self.tracked.get(b.name)
+        if b.error is None and (t is None or (t.version, t.digest) != (b.version, b.digest)):
+            b.error = "superseded: the definition changed while this evaluation ran (the new one is evaluated)"
+        if b.error is not None:
+            live_log.fail(self.appdb, b.eval_id, self.clock(), elapsed(), b.error)
+            return []
+        assert t is not None and b.ids is not None
+        now, ids = b.as_of, b.ids
+        st, checked = self.state[b.name], self.checked.get(b.name, {})
+        newer = {u for u, (_, ts) in st.items() if ts > now} | {u for u, at in checked.items() if at > now}
+        cur = {u for u, (inn, _) in st.items() if inn}
+        entered, exited = sorted(ids - cur - newer), sorted(cur - ids - newer)
+        try:
+            if b.kind == "edit":
                 changes = [self._change(t, u, now, True, "edit") for u in entered] + \
                           [self._change(t, u, now, False, "edit") for u in exited]
             else:
@@ -491,20 +636,20 @@ class LiveSegments:
                                       None)
             self.commit(changes, now)
         except Exception as exc:
-            log.exception("live: evaluation of %s failed", name)
-            live_log.fail(self.appdb, eid, self.clock(), (time.perf_counter() - start) * 1000,
-                          f"{type(exc).__name__}: {exc}")
+            log.exception("live: recording the evaluation of %s failed", b.name)
+            live_log.fail(self.appdb, b.eval_id, self.clock(), elapsed(), f"{type(exc).__name__}: {exc}")
             return []
-        self.evaluated[name] = (t.version, t.digest)
-        self.swept_at[name] = now
-        self.checked[name] = {}
-        live_log.finish(self.appdb, eid, self.clock(), (time.perf_counter() - start) * 1000, users=len(ids),
-                        rows=len(ids), members=len(ids), entered=sum(c.kind == "enter" for c in changes),
+        self.evaluated[b.name] = (b.version, b.digest)
+        self.swept_at[b.name] = now
+        self.checked[b.name] = {u: at for u, at in checked.items() if at > now}
+        members = sum(1 for inn, _ in st.values() if inn)
+        live_log.finish(self.appdb, b.eval_id, self.clock(), round(elapsed(), 1), users=len(ids), rows=len(ids),
+                        members=members, entered=sum(c.kind == "enter" for c in changes),
                         exited=sum(c.kind == "exit" for c in changes))
         return changes
 
-    def _exact(self, t: Tracked, changed: dict[str, bool], hi: datetime,
-               stamps: dict[str, set[datetime]] | None) -> list[Change]:
+    def _exact(self, t: Tracked, changed: dict[str, bool], hi: datetime, stamps: dict[str, set[datetime]] | None,
+               data: dict[str, tuple[list[ref.Event], ref.Profile]] | None = None) -> list[Change]:
         """Changes found as of `hi`, each at the instant in (last check, hi] the as-of evaluation changed.
 
         `stamps` (per-user path) are the times of the users' new events: a flip at one of them has cause
@@ -516,7 +661,8 @@ class LiveSegments:
         default = "time" if stamps is None else "event"
         if lo_base is None or len(changed) > MAX_EXACT_USERS:
             return [self._change(t, u, hi, new, default) for u, new in changed.items()]
-        data = load_users(self.store, sorted(changed), hi)
+        if data is None:
+            data = load_users(self.store, sorted(changed), hi)
         st, checked = self.state[t.name], self.checked.get(t.name, {})
         out: list[Change] = []
         for u, new in changed.items():
