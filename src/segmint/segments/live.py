@@ -623,7 +623,9 @@ class LiveSegments:
             return []
         assert t is not None and b.ids is not None
         now, ids = b.as_of, b.ids
-        st, checked = self.state[b.name], self.checked.get(b.name, {})
+        # re-read from the store: transitions other writers recorded (manual, backfill) count as membership
+        st = self.state[b.name] = membership_state(self.store, b.name)
+        checked = self.checked.get(b.name, {})
         newer = {u for u, (_, ts) in st.items() if ts > now} | {u for u, at in checked.items() if at > now}
         cur = {u for u, (inn, _) in st.items() if inn}
         entered, exited = sorted(ids - cur - newer), sorted(cur - ids - newer)
