@@ -1,16 +1,17 @@
 """Benchmark: latency from an accepted event to its recorded membership change, at 2k events/s sustained.
 
-Setup: the demo shop (default 10,000 users, ~840k events), the first 19 seed segments that compile to SQL plus a
-`probe` segment (`did live_probe`), all dynamic. In one process, as in `segmint serve`: the ingest journal and
-writer (flush every 200 ms) and the live engine on its own thread (sweep every 15 s so sweeps happen during the
-run). The load: 100 events every 50 ms for existing users (views, app opens, carts, orders, coupons), plus one
-`live_probe` event of a new user per tick. Accepted = `Ingestor.submit` returned (journal fsynced, the moment
-the HTTP API answers 2xx); recorded = the transaction holding the probe user's `enter` committed.
+Setup: the demo shop (default 5,000 users, ~420k events), the seed segments whose bulk SQL runs in under 1 s
+(filled up to 19 with simple windowed segments) plus a `probe` segment (`did live_probe`), all dynamic. In one
+process, as in `segmint serve`: the ingest journal and writer (flush every 200 ms) and the live engine on its
+own threads (sweep every 30 s, so sweeps happen during the run). The load: 100 events every 50 ms for existing
+users (views, app opens, carts, orders, coupons), plus one `live_probe` event of a new user per tick.
+Accepted = `Ingestor.submit` returned (journal fsynced, the moment the HTTP API answers 2xx); recorded = the
+transaction holding the probe user's `enter` committed.
 
 Rows: the ingest writer alone (accepted -> stored, the floor under any membership latency), then the per-user
 path evaluating touched users with one SQL query (`per_user = "sql"`) and with the reference evaluator.
 
-  PYTHONPATH=src python -m bench.live [--users 10000] [--seconds 30] [--rate 2000]
+  PYTHONPATH=src python -m bench.live [--users 5000] [--seconds 40] [--rate 2000]
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _run_mode(base: Path, mode: str, ids: list[str], seconds: float, rate: int) 
                     done.setdefault(u, t)
         ingestor.on_stored.append(stored)
     else:
-        cfg = LiveConfig(sweep_interval_seconds=15, per_user=mode.split()[-1])  # type: ignore[arg-type]
+        cfg = LiveConfig(sweep_interval_seconds=30, per_user=mode.split()[-1])  # type: ignore[arg-type]
         live = LiveSegments(ws.store, ws.appdb, config=cfg, workspace_tz=ws.config.timezone)
 
         def recorded(changes: list[Any], t: float) -> None:
@@ -165,7 +166,7 @@ def _run_mode(base: Path, mode: str, ids: list[str], seconds: float, rate: int) 
             "transitions": transitions, "behind": behind}
 
 
-def run(users: int = 10_000, seconds: float = 30, rate: int = 2000) -> str:
+def run(users: int = 5_000, seconds: float = 40, rate: int = 2000) -> str:
     """Run every mode and return the markdown section for docs/benchmarks.md."""
     base, ids, events, skipped = _setup(users)
     rows = [_run_mode(base, mode, ids, seconds, rate) for mode in ("ingest only", "live sql", "live reference")]
@@ -176,7 +177,7 @@ def run(users: int = 10_000, seconds: float = 30, rate: int = 2000) -> str:
         f"`python -m bench.live` — demo shop, {users:,} users, {events:,} events; 20 dynamic segments (19 seed "
         f"segments + a probe); {seconds:.0f} s at a target of {rate:,} events/s submitted in-process through the "
         "ingest journal (accepted = fsynced, as an HTTP 2xx); writer flush 200 ms; live batch window 100 ms; sweep "
-        "every 15 s during the run. Latency = a probe user's first event accepted -> the transaction holding its "
+        "every 30 s during the run. Latency = a probe user's first event accepted -> the transaction holding its "
         "`enter` transition and `segment_entered` event committed. `ingest only` is the baseline in the same run: "
         "accepted -> stored, no live engine. Seeds left out of the 20: "
         + (", ".join(skipped) or "none") + "; the gap was filled with simple windowed segments (bench/live.py EXTRA).",
@@ -194,8 +195,8 @@ def run(users: int = 10_000, seconds: float = 30, rate: int = 2000) -> str:
 def main() -> None:
     """Command-line entry: print the section."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--users", type=int, default=10_000)
-    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--users", type=int, default=5_000)
+    ap.add_argument("--seconds", type=float, default=40)
     ap.add_argument("--rate", type=int, default=2000)
     args = ap.parse_args()
     print(run(args.users, args.seconds, args.rate))

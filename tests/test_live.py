@@ -271,3 +271,32 @@ def test_random_streams_match_as_of_evaluation_at_every_step(workspace, live):
             assert members_from_history(ws, name, at) == ids, (name, at)
     causes = {r["cause"] for r in ws.store.query("SELECT cause FROM segment_transitions").to_pylist()}
     assert causes == {"event", "time"}
+
+
+def test_cli_sweep_history_evaluations_health(workspace):
+    import json
+
+    from typer.testing import CliRunner
+
+    from segmint.cli import app
+
+    ws = workspace
+    saved.create_segment(ws.appdb, "buyers", "did purchase")
+    send(ws, None, ("u1", "purchase", T0), ("u2", "view", T0))
+    ws.close()
+    run = CliRunner()
+    base = ["-w", str(ws.path), "segment"]
+    out = run.invoke(app, [*base, "sweep", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["entered"] == 1
+    out = run.invoke(app, [*base, "history", "buyers", "--json"])
+    rows = json.loads(out.output)
+    assert [(r["user_id"], r["cause"], r["exited_at"]) for r in rows] == [("u1", "edit", None)]
+    out = run.invoke(app, [*base, "evaluations", "buyers", "--json"])
+    assert {(r["kind"], r["status"]) for r in json.loads(out.output)} >= {("edit", "ok")}
+    out = run.invoke(app, [*base, "health", "--json"])
+    assert json.loads(out.output)[0]["segment"] == "buyers"
+    out = run.invoke(app, [*base, "history", "nope"])
+    assert out.exit_code == 2 and "no saved segment 'nope'" in out.output
+    out = run.invoke(app, [*base, "evaluations", "--kind", "bogus"])
+    assert out.exit_code == 2 and "--kind" in out.output

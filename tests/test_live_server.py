@@ -84,6 +84,15 @@ def test_kill_9_mid_stream_keeps_transitions_and_events_consistent(tmp_path: Pat
             t.join()
         server.wait_caught_up()
         _check_live(server)
+        hist = server.admin("/api/live/segments/open_no_buy/history")
+        trans = server.admin("/api/live/segments/open_no_buy/transitions")
+        assert hist["count"] == sum(t["kind"] == "enter" for t in trans["transitions"]) > 0
+        evals = server.admin("/api/live/evaluations", limit=1000)
+        assert {e["status"] for e in evals} <= {"ok", "failed"}  # nothing left running
+        assert any(e["kind"] == "sweep" and e["status"] == "ok" for e in evals)
+        missing = httpx.get(server.url + "/api/live/segments/nope/history", timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})
+        assert missing.status_code == 404 and "nope" in missing.json()["message"]
         health = server.admin("/api/live/health")
         assert {s["segment"] for s in health["segments"]} == set(SEGMENTS)
         assert all("failing" not in s["flags"] and "stale" not in s["flags"] for s in health["segments"])

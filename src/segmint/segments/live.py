@@ -83,11 +83,10 @@ class Change:
     ts: datetime
     kind: str  # enter | exit
     cause: str  # event | time | edit | manual | backfill
+    id: str = field(init=False, compare=False)  # the transition id
 
-    @property
-    def id(self) -> str:
-        """The transition id."""
-        return transition_id(self.segment, self.version, self.user_id, self.ts, self.kind)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", transition_id(self.segment, self.version, self.user_id, self.ts, self.kind))
 
 
 def change_batch(changes: list[Change], recorded_at: datetime, state: dict[str, str] | None = None) -> WriteBatch:
@@ -254,13 +253,15 @@ class LiveSegments:
         self.error: BaseException | None = None
         self._sweep_queue: list[str] = []
         self._ready: list[_Bulk] = []  # bulk results from the sweeper thread, applied in order
-        self._done: list[tuple[int, Future[StepResult]]] = []
+        self._done: list[tuple[int | None, Future[StepResult] | None, str]] = []
         self._jobs: dict[int, StepResult] = {}
         self._job_ids = iter(range(1, 1 << 62))
         self._work: queue.SimpleQueue[tuple[list[str], str, int | None, Future[StepResult] | None]] = \
             queue.SimpleQueue()
+        self._edits_queued: set[str] = set()
         self._sweeper: threading.Thread | None = None
         self._sweep_inflight = False
+        self._edits_queued: set[str] = set()
         self._next_sweep: datetime | None = None
         self._summary: dict[str, dict[str, Any]] = {}
         self._summary_since: datetime | None = None
@@ -421,7 +422,7 @@ class LiveSegments:
                 if b is not None:
                     b.job = job
                     self._inbox.put(("bulk", b))
-            self._inbox.put(("done", (job, fut)))
+            self._inbox.put(("done", (job, fut, kind)))
 
     def _run(self) -> None:
         window = self.config.batch_window_ms / 1000
@@ -455,21 +456,27 @@ class LiveSegments:
             if not self.started or mono - self._defs_checked >= 1.0 or sweep_budget is None or requests:
                 self._defs_checked = mono
                 changed = self.refresh(now)
-                if self._sweeper is not None and changed:
-                    self._work.put((changed, "edit", None, None))
+                if self._sweeper is not None:
+                    fresh = [n for n in changed if n not in self._edits_queued]
+                    if fresh:
+                        self._edits_queued.update(fresh)
+                        self._work.put((fresh, "edit", None, None))
                 else:
                     for name in changed:
                         result.changes += self.evaluate_bulk(name, now, kind="edit")
                         result.swept.append(name)
+            result.users = len(self.pending)
+            result.changes += self.process_pending(now)
+            # bulk results after the per-user path: users whose events were stored before a result's as-of
+            # time have just been evaluated, so the result leaves them alone (and does not call them `time`)
             ready, self._ready = self._ready, []
             for b in ready:
+                self._edits_queued.discard(b.name)
                 changes = self._apply_bulk(b)
                 result.changes += changes
                 result.swept.append(b.name)
                 if b.job in self._jobs:
                     self._jobs[b.job].changes += changes
-            result.users = len(self.pending)
-            result.changes += self.process_pending(now)
             for name, fut in requests:  # inline mode (no sweeper thread)
                 try:
                     names = list(self.tracked) if name is None else [name]
@@ -480,9 +487,9 @@ class LiveSegments:
                 except Exception as exc:
                     fut.set_exception(exc)
             done, self._done = self._done, []
-            for job, fut in done:
+            for job, fut, kind in done:
                 res = self._jobs.pop(job, None) if job is not None else None
-                if job is None or fut is None:
+                if job is None and kind == "sweep":  # the scheduled sweep finished
                     self._sweep_inflight = False
                 if fut is not None:
                     fut.set_result(res or StepResult())
@@ -508,11 +515,17 @@ class LiveSegments:
         users, self.pending = self.pending, {}
         stamps, self.pending_ts = self.pending_ts, {}
         wm = self._watermark
+        by_event: dict[str, list[str]] = {}  # event name -> segments reading it
+        wide = [n for n, t in self.tracked.items() if t.fp.profile]  # affected by any event
+        for n, t in self.tracked.items():
+            for e in t.fp.events:
+                by_event.setdefault(e, []).append(n)
         todo: dict[str, list[str]] = {}
-        for name, t in self.tracked.items():
-            hit = [u for u, names in users.items() if t.affected_by(names)]
-            if hit:
-                todo[name] = hit
+        for u, names in users.items():
+            hit = set(self.tracked) if names & set(WIDE_EVENTS) else \
+                {n for e in names for n in by_event.get(e, ())}.union(wide)
+            for n in hit:
+                todo.setdefault(n, []).append(u)
         changes: list[Change] = []
         if todo:
             start = time.perf_counter()
@@ -527,14 +540,14 @@ class LiveSegments:
                     "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:2000]}
                     for name, us in todo.items()])
                 return []
-            flipped = {name: {u: u in results[name] for u in us
-                              if (u in results[name]) != self.state[name].get(u, (False, None))[0]}
-                       for name, us in todo.items()}
-            who = sorted({u for f in flipped.values() for u in f})
-            data = load_users(self.store, who, now) if who else {}
             for name, us in todo.items():
-                t, res = self.tracked[name], results[name]
-                changes += self._exact(t, flipped[name], now, stamps, data)
+                t, st, res = self.tracked[name], self.state[name], results[name]
+                for u in us:
+                    old, last = st.get(u, (False, None))
+                    if (u in res) != old:  # dated at the user's latest new event (not after now)
+                        at = max((x for x in stamps.get(u, ()) if x <= now and (last is None or x > last)),
+                                 default=now)
+                        changes.append(self._change(t, u, at, u in res, "event"))
                 checked = self.checked.setdefault(name, {})
                 for u in us:
                     checked[u] = now
