@@ -583,7 +583,8 @@ class LiveSegments:
 
     def _evaluate_users_sql(self, names: list[str], users: list[str], now: datetime) -> dict[str, set[str]]:
         typed = self.store.property_columns()
-        sql, params = users_query([self.tracked[n].query(self.store, now, typed) for n in names])
+        sql, params = users_query([("g" + self.tracked[n].digest[:12], *self.tracked[n].query(self.store, now, typed))
+                                   for n in names])
         table = self.store.query(sql, {**params, "live_users": users})
         out: dict[str, set[str]] = {n: set() for n in names}
         for s, u in zip(table.column("s").to_pylist(), table.column("user_id").to_pylist(), strict=True):

@@ -67,12 +67,14 @@ def restricted(sql: str, prefix: str) -> str:
     return sqlglot.parse_one(sql, read="duckdb").transform(swap).sql(dialect="duckdb")
 
 
-def users_query(parts: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
-    """One query evaluating several members queries over the users in `$live_users`: rows (s, user_id)."""
+def users_query(parts: list[tuple[str, str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    """One query evaluating several members queries (key, sql, params) over the users in `$live_users`: rows
+    (s, user_id), s = the part's position. The key (stable per segment version) prefixes its parameters, so
+    the rewritten text of each part is cached across steps."""
     selects, params = [], {}
-    for i, (sql, p) in enumerate(parts):
-        selects.append(f"SELECT {i} AS s, q{i}.user_id FROM ({restricted(sql, f's{i}_')}) AS q{i}")
-        params.update({f"s{i}_{k}": v for k, v in p.items()})
+    for i, (key, sql, p) in enumerate(parts):
+        selects.append(f"SELECT {i} AS s, q{i}.user_id FROM ({restricted(sql, f'{key}_')}) AS q{i}")
+        params.update({f"{key}_{k}": v for k, v in p.items()})
     sql = (f"WITH {U_EVENTS} AS MATERIALIZED (SELECT * FROM events WHERE user_id IN (SELECT unnest($live_users))), "
            f"{U_PROFILES} AS MATERIALIZED (SELECT * FROM profiles WHERE user_id IN (SELECT unnest($live_users))) "
            + " UNION ALL ".join(selects))
