@@ -6,9 +6,11 @@ One `LiveSegments` per server process owns the membership of every dynamic saved
   as of now, for the segments their events can affect (indexed by event name; identify/alias and profile
   conditions widen that), all in one query over just those users (`per_user = "sql"`) or with the reference
   evaluator over their events (`per_user = "reference"`);
-- sweep: every `sweep_interval_seconds` each segment is evaluated in bulk SQL as of now; a change found there
-  happened by time alone, and its exact instant is recovered with the reference evaluator
-  (`live_times.candidate_times`), so the transition carries the time the as-of evaluation changed;
+  a flip is dated at the user's latest new event;
+- sweep: every `sweep_interval_seconds` a sweeper thread evaluates each segment in bulk SQL as of now and the
+  live thread applies the result; a change found there happened by time alone, and its exact instant is
+  recovered with the reference evaluator (`live_times.candidate_times`), so the transition carries the time
+  the as-of evaluation changed;
 - edit: a new version (or a changed nested segment) is evaluated at once and the difference recorded with
   cause `edit`.
 
@@ -558,7 +560,7 @@ class LiveSegments:
         if wm is not None and wm != self._watermark_saved and (changes or self._watermark_saved is None or
                                                                 wm - self._watermark_saved > timedelta(seconds=5)):
             state[WATERMARK_KEY] = wm.isoformat()
-        self.commit(changes, now, state)
+        self.commit(changes, now, state, check=False)
         if state:
             self._watermark_saved = wm
         return changes
@@ -729,11 +731,14 @@ class LiveSegments:
             at = last + MICRO
         return Change(t.name, t.version, user, at, "enter" if member else "exit", cause)
 
-    def commit(self, changes: list[Change], now: datetime, state: dict[str, str] | None = None) -> None:
-        """Write transitions + events (+ watermark) in one transaction; then update memory."""
+    def commit(self, changes: list[Change], now: datetime, state: dict[str, str] | None = None, *,
+               check: bool = True) -> None:
+        """Write transitions + events (+ watermark) in one transaction; then update memory. `check` drops
+        transitions already stored (with their events); the per-user path skips it: its ids carry a time
+        later than the user's stored transitions, so they cannot exist yet."""
         if not changes and not state:
             return
-        if changes:
+        if changes and check:
             ids = [c.id for c in changes]
             known = set(self.store.query("SELECT id FROM segment_transitions WHERE id IN (SELECT unnest($ids))",
                                          {"ids": ids}).column("id").to_pylist())
