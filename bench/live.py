@@ -17,6 +17,7 @@ path evaluating touched users with one SQL query (`per_user = "sql"`) and with t
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import tempfile
@@ -168,7 +169,10 @@ def _run_mode(base: Path, mode: str, ids: list[str], seconds: float, rate: int) 
 def run(users: int = 5_000, seconds: float = 40, rate: int = 2000) -> str:
     """Run every mode and return the markdown section for docs/benchmarks.md."""
     base, ids, events, skipped = _setup(users)
-    rows = [_run_mode(base, mode, ids, seconds, rate) for mode in ("ingest only", "live sql", "live reference")]
+    rows = []
+    for mode in ("ingest only", "live sql", "live reference"):
+        rows.append(_run_mode(base, mode, ids, seconds, rate))
+        rows[-1]["load"] = os.getloadavg()[0]
     shutil.rmtree(base.parent, ignore_errors=True)
     lines = [
         "## Live segments: accepted event -> recorded membership change",
@@ -183,12 +187,13 @@ def run(users: int = 5_000, seconds: float = 40, rate: int = 2000) -> str:
         + (", ".join(skipped) or "none") + "; the gap was filled with simple windowed segments (bench/live.py EXTRA).",
         "",
         "| mode | events/s achieved | probes | not recorded | p50 ms | p95 ms | p99 ms | max ms | transitions "
-        "| batches queued at the end of the load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| batches queued at the end of the load | load avg (1 min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(f"| {r['mode']} | {r['rate']:,.0f} | {r['probes']} | {r['missing']} | {r['p50']:.0f} | "
-                     f"{r['p95']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | {r['transitions']:,} | {r['behind']} |")
+                     f"{r['p95']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | {r['transitions']:,} | {r['behind']} | "
+                     f"{r['load']:.1f} |")
     lines.append("")
     return "\n".join(lines)
 
