@@ -186,8 +186,8 @@ def run(users: int = 5_000, seconds: float = 40, rate: int = 2000) -> str:
         f"{LiveConfig().batch_window_ms} ms; sweep "
         "every 30 s during the run. Latency = a probe user's first event accepted -> the transaction holding its "
         "`enter` transition and `segment_entered` event committed. `ingest only` is the baseline in the same run: "
-        "accepted -> stored, no live engine. Seeds left out of the 20: "
-        + (", ".join(skipped) or "none") + "; the gap was filled with simple windowed segments (bench/live.py EXTRA).",
+        "accepted -> stored, no live engine. Seeds excluded as too slow or not compiled: "
+        + (", ".join(skipped) or "none") + ".",
         "",
         "| mode | events/s achieved | probes | not recorded | p50 ms | p95 ms | p99 ms | max ms | transitions "
         "| batches queued at the end of the load | load avg (1 min) |",
