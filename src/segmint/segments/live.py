@@ -243,7 +243,7 @@ class LiveSegments:
         self.config = config or LiveConfig()
         self.tz = workspace_tz
         self.clock = clock
-        self.mode = self.config.per_user if store.dialect == "duckdb" else "reference"
+        self.mode = self.config.per_user
         self.tracked: dict[str, Tracked] = {}
         self.state: dict[str, dict[str, tuple[bool, datetime]]] = {}
         self.evaluated: dict[str, tuple[int, str]] = {}  # segment -> (version, digest) of its last bulk evaluation
@@ -790,6 +790,9 @@ def start_live(ws: Any, ingestor: Any) -> LiveSegments | None:
     `[live] enabled = false`)."""
     cfg = ws.config.live
     if not cfg.enabled:
+        return None
+    if ws.store.dialect != "duckdb":  # the membership reads and the per-user query are DuckDB SQL for now
+        log.warning("live segments need the DuckDB store; %s is not supported yet: disabled", ws.store.dialect)
         return None
     live = LiveSegments(ws.store, ws.appdb, config=cfg, workspace_tz=ws.config.timezone)
     ingestor.on_stored.append(live.notify)
