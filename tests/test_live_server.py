@@ -93,6 +93,17 @@ def test_kill_9_mid_stream_keeps_transitions_and_events_consistent(tmp_path: Pat
         missing = httpx.get(server.url + "/api/live/segments/nope/history", timeout=10,
                             headers={"Authorization": f"Bearer {token}"})
         assert missing.status_code == 404 and "nope" in missing.json()["message"]
+        # an edit through the API is recorded as `edit` under the new version
+        r = httpx.put(server.url + "/api/segments/frequent_openers", timeout=30,
+                      json={"definition": "did app_open at least 100000 times"},
+                      headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json()["version"] == 2
+        _post(server, "/api/live/segments/frequent_openers/evaluate")
+        edits = [t for t in server.admin("/api/live/segments/frequent_openers/transitions")["transitions"]
+                 if t["version"] == 2]
+        assert edits and {t["cause"] for t in edits} == {"edit"} and {t["kind"] for t in edits} == {"exit"}
+        assert server.admin("/api/live/segments/frequent_openers/members")["count"] == 0
+        _check_live(server)
         health = server.admin("/api/live/health")
         assert {s["segment"] for s in health["segments"]} == set(SEGMENTS)
         assert all("failing" not in s["flags"] and "stale" not in s["flags"] for s in health["segments"])

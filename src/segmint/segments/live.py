@@ -284,13 +284,7 @@ class LiveSegments:
     def request_sweep(self, segment: str | None = None) -> Future[StepResult]:
         """Ask the live thread to evaluate one segment (or all) in bulk now; the future holds the step result."""
         fut: Future[StepResult] = Future()
-        if self._sweeper is None:
-            self._inbox.put(("sweep", (segment, fut)))
-        else:
-            names = sorted(self.tracked) if segment is None else [segment]
-            job = next(self._job_ids)
-            self._jobs[job] = StepResult(swept=names)
-            self._work.put((names, "sweep", job, fut))
+        self._inbox.put(("sweep", (segment, fut)))  # via the live thread: it picks up edits first
         return fut
 
     def _absorb(self, item: tuple[str, Any], futures: list[tuple[str | None, Future[StepResult]]]) -> None:
@@ -479,7 +473,12 @@ class LiveSegments:
                 result.swept.append(b.name)
                 if b.job in self._jobs:
                     self._jobs[b.job].changes += changes
-            for name, fut in requests:  # inline mode (no sweeper thread)
+            for name, fut in requests if self._sweeper is not None else ():  # to the sweeper thread
+                names = sorted(self.tracked) if name is None else [name]
+                job = next(self._job_ids)
+                self._jobs[job] = StepResult(swept=names)
+                self._work.put((names, "sweep", job, fut))
+            for name, fut in requests if self._sweeper is None else ():  # inline mode
                 try:
                     names = list(self.tracked) if name is None else [name]
                     res = StepResult(swept=names)
