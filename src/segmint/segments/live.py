@@ -669,8 +669,9 @@ class LiveSegments:
                data: dict[str, tuple[list[ref.Event], ref.Profile]] | None = None) -> list[Change]:
         """Changes found as of `hi`, each at the instant in (last check, hi] the as-of evaluation changed.
 
-        `stamps` (per-user path) are the times of the users' new events: a flip at one of them has cause
-        event, any other cause time; without stamps (sweep) every change has cause time.
+        Used by sweeps (stamps None: every change has cause time). With `stamps`, the times of the users' new
+        events, a flip at one of them gets cause event (kept for callers that can afford reference dating;
+        the per-user path dates at the latest new event instead, see process_pending).
         """
         lo_base = self.swept_at.get(t.name)
         if not changed:
