@@ -26,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "campaign_send": "bench.campaign_send",
     "campaign_report": "bench.campaign_report",
     "segments": "bench.segments",
+    "live": "bench.live",
 }
 
 

@@ -45,6 +45,19 @@ class TaxonomyConfig(BaseModel):
     file: str = "taxonomy.yaml"
 
 
+class LiveConfig(BaseModel):
+    """Live (dynamic) segment membership: the per-user path, the time sweep and health thresholds."""
+
+    enabled: bool = True
+    sweep_interval_seconds: float = Field(60.0, gt=0)
+    batch_window_ms: int = Field(50, ge=0)  # gather users touched this long before evaluating them
+    per_user: Literal["sql", "reference"] = "sql"  # how touched users are evaluated (docs/live-segments.md)
+    stale_after_intervals: int = Field(3, ge=1)  # health: no successful evaluation in this many sweeps
+    size_change_factor: float = Field(2.0, gt=1)  # health: exploding / collapsing vs the previous evaluation
+    min_size_change: int = Field(10, ge=0)  # ... and at least this many members more or fewer
+    churn_limit: float = Field(1.0, gt=0)  # health: entries + exits per member in the last 24 h
+
+
 class ServerConfig(BaseModel):
     """Where `segmint serve` listens by default."""
 
@@ -64,6 +77,7 @@ class Config(BaseModel):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
 
     @field_validator("timezone")

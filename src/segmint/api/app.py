@@ -43,8 +43,11 @@ def create_app(ws: Workspace) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ingestor = build_ingestor(ws)
+        from segmint.segments.live import start_live
+
+        live = start_live(ws, ingestor)  # dynamic segment membership (docs/live-segments.md)
         ingestor.start()
-        app.state.segmint = AppState(ws, ingestor)
+        app.state.segmint = AppState(ws, ingestor, extras={"live": live})
         from segmint.campaigns.runtime import start_runtime
 
         campaigns = start_runtime(ws, ingestor)
@@ -53,6 +56,8 @@ def create_app(ws: Workspace) -> FastAPI:
         finally:
             campaigns.stop()
             ingestor.stop()
+            if live is not None:
+                live.stop()
             ws.close()
 
     app = FastAPI(title="segmint", version=__version__, lifespan=lifespan,

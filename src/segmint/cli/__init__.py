@@ -10,6 +10,7 @@ from segmint.cli import (
     importer,
     segment,
     segment_analysis,
+    segment_live,
     segments_saved,
     serve,
     sync,
@@ -30,6 +31,7 @@ demo.register(app)
 segment.register(app)
 segments_saved.register(app)  # after `segment`: adds save/list/show/... to its group
 segment_analysis.register(app)  # growth/overlap/profile/snapshot/upload/compare on the same group
+segment_live.register(app)  # history/evaluations/health/sweep in the same group
 traits.register(app)
 users.register(app)
 campaign.register(app)

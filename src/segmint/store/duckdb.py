@@ -184,7 +184,10 @@ class DuckDBEventStore(EventStore):
             """INSERT INTO profiles (user_id, traits, first_seen, last_seen, updated_at)
             SELECT COALESCE(b.user_id, i.user_id) AS uid, '{}', min(b.ts), max(b.ts), now()::TIMESTAMP
             FROM _batch b LEFT JOIN identities i ON b.user_id IS NULL AND i.anonymous_id = b.anonymous_id
-            WHERE uid IS NOT NULL GROUP BY uid
+            WHERE uid IS NOT NULL
+              -- segment_entered/exited (segments/live.py) are derived, not activity: they leave last_seen alone
+              AND NOT coalesce(b.source = 'segmint' AND b.event IN ('segment_entered', 'segment_exited'), false)
+            GROUP BY uid
             ON CONFLICT (user_id) DO UPDATE SET
               first_seen = least(profiles.first_seen, excluded.first_seen),
               last_seen = greatest(profiles.last_seen, excluded.last_seen)"""

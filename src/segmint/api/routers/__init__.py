@@ -8,6 +8,7 @@ from segmint.api.routers import (
     posthog,
     segment,
     segment_analysis,
+    segment_live,
     segments,
     taxonomy,
     tracking,
@@ -21,5 +22,6 @@ from segmint.api.routers import (
 )
 
 ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, traits.router,
-           inapp.router, segment_analysis.router, campaigns.router, campaign_reports.router, tracking.router,
-           web.router, web_auth.router, web_events.router, web_settings.router, web_segments.router, web_users.router]
+           inapp.router, segment_analysis.router, segment_live.router, campaigns.router, campaign_reports.router,
+           tracking.router, web.router, web_auth.router, web_events.router, web_settings.router, web_segments.router,
+           web_users.router]
