@@ -22,8 +22,6 @@ from segmint.segments import model as m
 from segmint.segments import saved
 from segmint.segments.dsl import parse
 from segmint.segments.reference import evaluate_user
-from segmint.store.base import WriteBatch
-from segmint.store.schema import transitions_to_arrow
 from segmint.web.pretty import pretty_text
 from segmint.workspace import Workspace
 from web_login import sign_in
@@ -71,16 +69,20 @@ def test_list_shows_segments_with_size_kind_labels(shop) -> None:  # type: ignor
 
 def test_list_shows_the_last_recorded_evaluation(shop) -> None:  # type: ignore[no-untyped-def]
     client, ws, _ = shop
-    at = datetime(2026, 11, 20, 9, 30)
-    rows = [{"id": f"t{i}", "segment": "여성", "version": 1, "user_id": f"u{i:07d}", "ts": at, "kind": "enter",
-             "cause": "event", "recorded_at": at + timedelta(minutes=i)} for i in range(3)]
-    ws.store.write(WriteBatch(transitions=transitions_to_arrow(rows)))
+    from segmint.segments import live_log
+
+    # the newest evaluation of a segment is what the list shows; a failure is shown with its error, not hidden
+    late = datetime(2099, 1, 1, 9, 30)
+    eval_id = live_log.begin(ws.appdb, "여성", 1, "sweep", late, late)
+    live_log.fail(ws.appdb, eval_id, late + timedelta(seconds=2), 2000.0, "SegmentEvalError: boom at 1:5")
     html = client.get("/segments").text
     row = re.search(r'<tr data-segment="여성">(.*?)</tr>', html, re.S).group(1)
-    assert "2026-11-20 09:32" in row and "변화 3" in row
-    other = re.search(r'<tr data-segment="쿠폰 미다운로드 활성 고객">(.*?)</tr>', html, re.S).group(1)
-    assert "기록 없음" in other
-
+    assert 'data-status="failed"' in row and "2099-01-01 09:30" in row and "boom at 1:5" in row
+    assert "실패" in row and "정기 재계산" in row
+    eval_id = live_log.begin(ws.appdb, "여성", 1, "edit", late, late + timedelta(minutes=1))
+    live_log.finish(ws.appdb, eval_id, late + timedelta(minutes=1, seconds=1), 12.0, members=7, entered=3, exited=1)
+    row = re.search(r'<tr data-segment="여성">(.*?)</tr>', client.get("/segments").text, re.S).group(1)
+    assert 'data-status="ok"' in row and "2099-01-01 09:31" in row and "+3 −1" in row and "boom" not in row
 
 def test_builder_offers_taxonomy_names_counts_and_values(shop) -> None:  # type: ignore[no-untyped-def]
     client, ws, _ = shop

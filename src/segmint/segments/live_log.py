@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, Float, Integer, String, Text, select, update
+from sqlalchemy import DateTime, Engine, Float, Integer, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from segmint.appdb.base import Base
@@ -105,6 +105,15 @@ def list_evaluations(engine: Engine, segment: str | None = None, limit: int = 50
         q = q.where(LiveEvaluationRow.kind == kind)
     with Session(engine) as s:
         return [_dict(r) for r in s.scalars(q.limit(limit)).all()]
+
+
+def latest_evaluations(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Per segment, its most recent evaluation (any kind or status): what the segment list shows."""
+    latest = (select(LiveEvaluationRow.segment, func.max(LiveEvaluationRow.id).label("id"))
+              .group_by(LiveEvaluationRow.segment).subquery())
+    q = select(LiveEvaluationRow).join(latest, LiveEvaluationRow.id == latest.c.id)
+    with Session(engine) as s:
+        return {r.segment: _dict(r) for r in s.scalars(q).all()}
 
 
 def last_ok_versions(engine: Engine) -> dict[str, int]:

@@ -106,6 +106,8 @@ _MORE: dict[str, dict[str, str]] = {
         "seg.filter": "거르기", "seg.labels": "라벨", "seg.kind": "종류", "seg.kind_dynamic": "동적",
         "seg.kind_static": "정적", "seg.size": "인원", "seg.last_eval": "마지막 평가", "seg.version": "버전",
         "seg.counting": "계산 중…", "seg.changes": "변화", "seg.not_evaluated": "기록 없음",
+        "eval.ok": "정상", "eval.failed": "실패", "eval.running": "진행 중", "eval.kind.sweep": "정기 재계산",
+        "eval.kind.event": "이벤트 반영", "eval.kind.edit": "정의 변경",
         "seg.size_hint": "인원은 지금 시각 기준으로 계산합니다 (정적 세그먼트는 고정된 명단). "
                          "마지막 평가는 실시간 평가가 기록한 가입·이탈 시각입니다.",
         "seg.none": "저장된 세그먼트가 없습니다.", "seg.status_error": "오류",
@@ -186,6 +188,8 @@ _MORE: dict[str, dict[str, str]] = {
         "seg.filter": "Filter", "seg.labels": "Labels", "seg.kind": "Kind", "seg.kind_dynamic": "dynamic",
         "seg.kind_static": "static", "seg.size": "Size", "seg.last_eval": "Last evaluation", "seg.version": "Version",
         "seg.counting": "counting…", "seg.changes": "changes", "seg.not_evaluated": "none recorded",
+        "eval.ok": "ok", "eval.failed": "failed", "eval.running": "running", "eval.kind.sweep": "sweep",
+        "eval.kind.event": "events", "eval.kind.edit": "definition edit",
         "seg.size_hint": "Sizes are counted now (a static segment: its frozen list). Last evaluation is when live "
                          "evaluation last recorded an entry or exit.",
         "seg.none": "No saved segments.", "seg.status_error": "error",

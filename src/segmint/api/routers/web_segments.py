@@ -44,15 +44,12 @@ def segment_url(name: str) -> str:
     return "/segments/" + quote(name, safe="")
 
 
-def _last_changes(state: AppState) -> dict[str, dict[str, Any]]:
-    """Per segment: when membership changes were last recorded (live evaluation) and how many."""
-    try:
-        rows = state.workspace.store.query(
-            "SELECT segment, max(recorded_at) AS last, count(*) AS n FROM segment_transitions GROUP BY segment"
-        ).to_pylist()
-    except Exception:
-        return {}
-    return {r["segment"]: {"last": _fmt(r["last"]), "n": int(r["n"])} for r in rows}
+def _last_evaluations(state: AppState) -> dict[str, dict[str, Any]]:
+    """Per segment: its latest live evaluation (when, kind, status, members, entered/exited, error)."""
+    from segmint.segments import live_log
+
+    rows = live_log.latest_evaluations(state.workspace.appdb)
+    return {name: {**r, "when": _fmt(r["finished_at"] or r["started_at"])} for name, r in rows.items()}
 
 
 @router.get("/segments", response_class=HTMLResponse)
@@ -61,10 +58,10 @@ def segments_page(request: Request, state: AppState = Depends(get_state),
                   _user: User = Depends(current_user)) -> HTMLResponse:
     """Every saved segment: name, description, labels, kind, size (loaded per row), last evaluation."""
     segs = saved.list_segments(state.workspace.appdb, label or None)
-    changes = _last_changes(state)
+    evaluations = _last_evaluations(state)
     rows = [{"name": s.name, "url": segment_url(s.name), "description": s.description, "labels": s.labels,
              "kind": s.kind, "version": s.version, "updated": _fmt(s.updated_at),
-             "last_eval": changes.get(s.name)} for s in segs]
+             "last_eval": evaluations.get(s.name)} for s in segs]
     return render(request, "segments.html", {"segments": rows, "label": label or ""})
 
 
