@@ -42,12 +42,17 @@ def create_app(ws: Workspace) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from segmint.traits.schedule import TraitScheduler
+
         ingestor = build_ingestor(ws)
         ingestor.start()
         app.state.segmint = AppState(ws, ingestor)
+        scheduler = app.state.segmint.extras["trait_scheduler"] = TraitScheduler(ws)  # due trait refreshes
+        scheduler.start()
         try:
             yield
         finally:
+            scheduler.stop()
             ingestor.stop()
             ws.close()
 
