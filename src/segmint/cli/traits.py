@@ -59,10 +59,12 @@ def compute(
     if running_server(ws):
         raise Conflict("a server holds the store: use POST /api/traits/compute", where=str(ws.path))
     cfg = load_trait_config(ws.path)
-    with console.status("computing traits"):
-        run = compute_traits(ws.store, cfg, as_of=when, names=names, publish=publish, workspace_path=ws.path,
-                             trigger="cli")
-    ws.close()
+    try:
+        with console.status("computing traits"):
+            run = compute_traits(ws.store, cfg, as_of=when, names=names, publish=publish, workspace_path=ws.path,
+                                 trigger="cli")
+    finally:
+        ws.close()
     console.print(f"run {run.run_id}: {', '.join(run.families)} as of {run.as_of:%Y-%m-%d %H:%M:%S} UTC: "
                   f"{run.users:,} users, {run.rows:,} values in {run.seconds:.1f}s"
                   f"{' (published to profiles)' if run.published else ' (history only)'}")
@@ -147,9 +149,11 @@ def train_cmd(
         from segmint.traits.runner import train
 
         cfg = load_trait_config(ws.path)
-        with console.status("training predictive models"):
-            run, reports, scored = train(ws.store, cfg, ws.path, horizon=horizon, trigger="cli")
-        ws.close()
+        try:
+            with console.status("training predictive models"):
+                run, reports, scored = train(ws.store, cfg, ws.path, horizon=horizon, trigger="cli")
+        finally:
+            ws.close()
         out = {"run": asdict(run), "models": [r.metadata for r in reports], "scoring": asdict(scored)}
     if as_json:
         print_json(out)
