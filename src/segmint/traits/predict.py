@@ -303,8 +303,8 @@ def train_models(store: EventStore, cfg: TraitConfig, workspace_path: Path, hori
 def _check_classes(y: pd.Series, what: str, target: str) -> None:
     pos, neg = int(y.sum()), int((1 - y).sum())
     if min(pos, neg) < 10:
-        raise InvalidInput(f"{target}: {what} has {pos} positive and {neg} negative examples; need at least 10 "
-                           "of each (more users or history)", where="--horizon")
+        raise InvalidInput(f"{target} model: {pos} positive and {neg} negative examples in {what}; need at least "
+                           "10 of each (more users or more history)", where="--horizon")
 
 
 def _train_one(cfg: TraitConfig, workspace_path: Path, target: str, horizon: int, frames: list[pd.DataFrame],
