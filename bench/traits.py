@@ -1,9 +1,11 @@
-"""Benchmark: all computed-trait families on a generated demo shop; time per family, end to end, peak memory.
+"""Benchmark: all computed-trait families on a generated demo shop; time per family, end to end, peak memory;
+and training the predictive churn / purchase models (time-based split) with their holdout metrics.
 
 Run: `PYTHONPATH=src python bench/traits.py --users 200000 --days 90` (prints Markdown), or
 `python -m bench.run traits` (section in docs/benchmarks.md). The baseline in the
 same run is one plain scan aggregation over the events table (count, max ts, per user), the floor any
-per-user trait query pays. Compute runs in a child process so its peak RSS is the traits' own.
+per-user trait query pays. Training and computing run in separate child processes so each peak RSS is
+that step's own.
 """
 
 from __future__ import annotations
@@ -22,6 +24,23 @@ from pathlib import Path
 
 NOW = datetime(2026, 11, 25)
 
+_TRAIN = r"""
+import json, resource, sys, time
+from segmint.workspace import Workspace
+from segmint.traits import load_trait_config
+from segmint.traits.runner import train
+ws = Workspace(sys.argv[1]); cfg = load_trait_config(ws.path)
+t = time.perf_counter()
+run, reports, scored = train(ws.store, cfg, ws.path, horizon=30)
+out = {"seconds": time.perf_counter() - t, "train_seconds": run.seconds, "score_seconds": scored.seconds,
+       "scored": scored.users, "models": {r.name: {"rows": r.metadata["rows"], "metrics": {
+           k: v for k, v in r.metadata["metrics"].items() if k != "reliability"},
+           "top": [f["feature"] for f in r.metadata["feature_importance"][:5]]} for r in reports},
+       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+ws.close()
+print(json.dumps(out))
+"""
+
 _CHILD = r"""
 import json, resource, sys, time
 from datetime import datetime
@@ -36,12 +55,12 @@ store.query("SELECT user_id, count(*), max(ts) FROM events WHERE ts <= $a GROUP 
 out["baseline: per-user count/max scan"] = [time.perf_counter() - t, None]
 for f in FAMILIES:
     t = time.perf_counter()
-    table, note = compute_family(store, cfg, f, as_of)
+    table, note = compute_family(store, cfg, f, as_of, ws.path)
     out[f"family {f} (query only)"] = [time.perf_counter() - t, table.num_rows]
     if note:
         out["_clv"] = note
 t = time.perf_counter()
-run = compute_traits(store, cfg, as_of=as_of, publish=True)
+run = compute_traits(store, cfg, as_of=as_of, publish=True, workspace_path=ws.path)
 out["all families: compute + history + publish"] = [time.perf_counter() - t, run.rows]
 out["_users"] = run.users
 for k in ("lifecycle_stage", "rfm_tier", "churn_risk", "purchase_regularity", "clv_tier"):
@@ -76,6 +95,9 @@ def run(users: int = 200_000, days: int = 90) -> str:
         ws.close()
         build = time.perf_counter() - t
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        res = subprocess.run([sys.executable, "-c", _TRAIN, str(tmp / "w")], env=env,
+                             capture_output=True, text=True, check=True)
+        trained = json.loads(res.stdout.strip().splitlines()[-1])
         res = subprocess.run([sys.executable, "-c", _CHILD, str(tmp / "w"), NOW.isoformat()], env=env,
                              capture_output=True, text=True, check=True)
         out = json.loads(res.stdout.strip().splitlines()[-1])
@@ -91,6 +113,17 @@ def run(users: int = 200_000, days: int = 90) -> str:
               f"CLV fit: {json.dumps(out.get('_clv'), ensure_ascii=False)}", "", "Distributions over profiles:", ""]
     lines += [f"- {k[6:]}: " + ", ".join(f"{v} {n:,}" for v, n in d.items())
               for k, d in out.items() if k.startswith("_dist_")]
+    lines += ["", "Predictive models (`traits train --horizon 30`, separate process, before the compute above): "
+              f"{trained['seconds']:.1f} s in all ({trained['train_seconds']:.1f} s features for every cut + "
+              f"training + evaluation, {trained['score_seconds']:.1f} s scoring {trained['scored']:,} users as of "
+              f"now), peak RSS {trained['rss_mb']:.0f} MB.", "",
+              "| model | training rows | holdout rows | holdout AUC | recency baseline AUC | Brier | baseline Brier "
+              "| base-rate Brier | top features |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name, m in trained["models"].items():
+        met = m["metrics"]
+        lines.append(f"| {name} | {m['rows']['train']:,} | {m['rows']['holdout']:,} | {met['auc']:.4f} | "
+                     f"{met['baseline_auc']:.4f} ({met['baseline_feature']}) | {met['brier']:.4f} | "
+                     f"{met['baseline_brier']:.4f} | {met['prevalence_brier']:.4f} | {', '.join(m['top'])} |")
     return "\n".join(lines)
 
 

@@ -89,12 +89,12 @@ def test_cut_times_and_too_little_history() -> None:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo shop (3,000 users x 120 days) with every trait computed and churn / purchase models trained."""
+    """A demo shop (2,000 users x 180 days) with every trait computed and churn / purchase models trained."""
     from segmint.demo.generate import DemoSpec
     from segmint.demo.load import build_demo
 
     path = tmp_path_factory.mktemp("predict") / "shop"
-    ws, _ = build_demo(path, DemoSpec(users=3000, days=120, seed=42, now=NOW), progress=False)
+    ws, _ = build_demo(path, DemoSpec(users=2000, days=180, seed=42, now=NOW), progress=False)
     try:
         cfg = load_trait_config(ws.path)
         compute_traits(ws.store, cfg, as_of=NOW, publish=True, workspace_path=ws.path)
@@ -114,7 +114,9 @@ def test_models_beat_the_recency_baseline_on_the_demo_shop(shop: Path) -> None:
     assert set(models) == {"churn_30d", "purchase_30d"}
     for m in models.values():
         met = m["metrics"]
-        assert met["auc"] > met["baseline_auc"] > 0.75, (m["name"], met["auc"], met["baselines"])
+        # a clear margin: the demo's users differ in visit rate, and the model reads recency against it
+        assert met["auc"] > met["baseline_auc"] + 0.02 and met["baseline_auc"] > 0.75, (m["name"], met)
+        assert m["warnings"] == []
         assert set(met["baselines"]) == {"days_since_last_activity", "rfm_recency_days"}
         assert met["baseline_auc"] == max(b["auc"] for b in met["baselines"].values())
         assert met["brier"] < met["prevalence_brier"]  # better calibrated than always predicting the base rate
@@ -137,7 +139,7 @@ def test_scores_are_published_and_recorded(shop: Path) -> None:
         scored = {u: v for u, v in t.items() if "churn_probability_30d" in v}
         active = {u for u, v in t.items()
                   if "last_active_at" in v and datetime.fromisoformat(v["last_active_at"]) >= since}
-        assert set(scored) == active and len(scored) > 1000
+        assert set(scored) == active and len(scored) > 500
         assert all(0 <= v["churn_probability_30d"] <= 1 and 0 <= v["purchase_probability_30d"] <= 1
                    for v in scored.values())
         # the scores order users sensibly: recently active users are less likely to churn
@@ -162,7 +164,8 @@ def test_trait_seed_segments_have_members_and_validate(shop: Path) -> None:
         sizes = {s.name: len(evaluate(ws.store, saved.segment_tree(ws.appdb, s.name), NOW))
                  for s in saved.list_segments(ws.appdb) if "traits" in s.labels}
         assert len(sizes) == 17 and [n for n, c in sizes.items() if c == 0] == []
-        assert sizes["RFM VIP"] < sizes["RFM 골드"] + sizes["RFM 실버"] + sizes["RFM 플래티넘"] + sizes["RFM VIP"]
+        buyers = sum(1 for v in _profiles(ws).values() if "rfm_tier" in v)
+        assert sum(sizes[f"RFM {t}"] for t in ("VIP", "플래티넘", "골드", "실버")) == buyers  # tiers partition buyers
         cat = saved.workspace_catalog(ws)
         assert {"rfm_tier", "lifecycle_stage", "churn_probability_30d", "clv_tier"} <= cat.traits
         with pytest.raises(SegmentSyntaxError, match=r"unknown trait 'rfm_teir' \(did you mean rfm_tier\?\)"):
@@ -184,6 +187,7 @@ def test_computed_traits_validate_before_their_first_run(workspace: Workspace) -
 def test_cli_train_models_runs_and_versions(shop: Path) -> None:
     runner = CliRunner()
     base = ["-w", str(shop), "traits"]
+    (shop / "traits.yaml").write_text("predict:\n  rounds: 20\n  train_cuts: 1\n")  # the workspace's settings apply
     res = runner.invoke(app, [*base, "train", "--horizon", "30", "--top", "5"])
     assert res.exit_code == 0, res.output
     assert "churn_30d v2" in res.output and "purchase_30d v2" in res.output
@@ -192,6 +196,7 @@ def test_cli_train_models_runs_and_versions(shop: Path) -> None:
     rows = json.loads(res.output)
     assert [(m["name"], m["version"]) for m in rows] == [("churn_30d", 2), ("churn_30d", 1), ("purchase_30d", 2),
                                                          ("purchase_30d", 1)]
+    assert rows[0]["params"]["rounds"] == 20 and len(rows[0]["train_cuts"]) == 1 and rows[1]["params"]["rounds"] == 150
     res = runner.invoke(app, [*base, "models", "churn_30d", "--version", "1"])
     assert res.exit_code == 0 and "churn_30d v1" in res.output
     res = runner.invoke(app, [*base, "models", "churn_90d"])

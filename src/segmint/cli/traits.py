@@ -118,6 +118,8 @@ def _print_model(meta: dict[str, Any], top: int) -> None:
                   f"(baseline {m['baseline_brier']:.4f}, base rate {m['prevalence_brier']:.4f}); "
                   f"{meta['rows']['train']:,} training rows, {meta['rows']['holdout']:,} holdout rows, "
                   f"positive rate {meta['positive_rate']['holdout']:.1%}")
+    for w in meta.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {w}")
     rel = Table("decile", "n", "mean predicted", "observed", title="calibration on the holdout")
     for r in m["reliability"]:
         rel.add_row(str(r["decile"]), f"{r['n']:,}", f"{r['mean_predicted']:.3f}", f"{r['observed_rate']:.3f}")

@@ -293,10 +293,16 @@ def train_models(store: EventStore, cfg: TraitConfig, workspace_path: Path, hori
         frames.append(feature_frame(store, cfg, t, events))
         labs.append(labels(store, cfg, t, horizon))
     frames = _as_categories(frames)
+    history = (cuts[0] - span["lo"]).total_seconds() / 86400
+    warn = []
+    if history < 2 * horizon:
+        warn.append(f"the earliest training cut has only {history:.0f} days of history (less than 2 x the "
+                    f"{horizon}-day horizon): its users are younger than the holdout's, so the model may not beat "
+                    "the recency baseline; use a shorter --horizon or wait for more history")
     reports = []
     for target in TARGETS:
         ys = [labelled(f, lab, target) for f, lab in zip(frames, labs, strict=True)]
-        reports.append(_train_one(cfg, workspace_path, target, horizon, frames, ys, cuts, holdout, events))
+        reports.append(_train_one(cfg, workspace_path, target, horizon, frames, ys, cuts, holdout, events, warn))
     return reports
 
 
@@ -308,7 +314,8 @@ def _check_classes(y: pd.Series, what: str, target: str) -> None:
 
 
 def _train_one(cfg: TraitConfig, workspace_path: Path, target: str, horizon: int, frames: list[pd.DataFrame],
-               ys: list[pd.Series], cuts: list[datetime], holdout: datetime, events: list[str]) -> ModelReport:
+               ys: list[pd.Series], cuts: list[datetime], holdout: datetime, events: list[str],
+               warnings_: list[str]) -> ModelReport:
     x_tr, y_tr = pd.concat(frames[:-1]), pd.concat(ys[:-1])
     x_ho, y_ho = frames[-1], ys[-1]
     _check_classes(y_tr, "the training cuts", target)
@@ -355,6 +362,9 @@ def _train_one(cfg: TraitConfig, workspace_path: Path, target: str, horizon: int
                     "baselines": baselines, "prevalence_brier": brier(y, np.full(len(y), float(y_tr.mean()))),
                     "reliability": reliability(y, p_ho)},
         "feature_importance": importance,
+        "warnings": warnings_ + ([] if auc(y, p_ho) > baselines[best]["auc"] else [
+            f"the model does not beat the recency-only baseline on the holdout ({auc(y, p_ho):.4f} vs "
+            f"{baselines[best]['auc']:.4f}): prefer rules on {best}"]),
         "note": "metrics are of the model trained on the training cuts and scored on the holdout cut; the "
                 "stored model is refit on all cuts with the same settings",
     }
