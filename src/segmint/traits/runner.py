@@ -219,7 +219,7 @@ def user_traits(store: EventStore, user_id: str) -> dict[str, Any]:
     if not prof:
         raise NotFound(f"no profile for user {user_id!r}", where="user_id")
     traits = orjson.loads(prof[0]["traits"]) if prof[0]["traits"] else {}
-    current = {k: traits[k] for k in TRAITS if k in traits}
+    current = {k: v for k, v in traits.items() if k in TRAITS or is_prediction_trait(k)}
     try:
         hist = store.query(
             "SELECT c.run_id, c.name, c.value, c.as_of FROM computed_traits c WHERE c.user_id = ? "
