@@ -9,7 +9,6 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from segmint.traits import runner
 from segmint.traits.catalog import FAMILIES
 from segmint.traits.config import Schedule, TraitConfig, load_trait_config
 
@@ -53,12 +52,25 @@ def schedule_for(cfg: TraitConfig, family: str) -> Schedule:
 def last_attempts(store: Any) -> dict[str, dict[str, Any]]:
     """Per family (and `train`), the latest refresh attempt: a published compute as of its start, or a training."""
     out: dict[str, dict[str, Any]] = {}
-    for r in runner._run_rows(store, "SELECT run_id, started_at, status, families, kind, published FROM trait_runs "
-                                     "ORDER BY run_id DESC LIMIT 1000", []):
+    import duckdb
+
+    try:
+        rows = store.query("SELECT run_id, started_at, status, families, kind, published FROM trait_runs "
+                           "ORDER BY run_id DESC LIMIT 1000").to_pylist()
+    except duckdb.CatalogException:  # no run yet
+        rows = []
+    for r in rows:
         keys = [TRAIN] if r["kind"] == TRAIN else (r["families"] or []) if r["published"] else []
         for k in keys:
             out.setdefault(k, r)
     return out
+
+
+def has_models(workspace_path: Any) -> bool:
+    """Whether any predictive model version is stored (a cheap look at the folder, no model library import)."""
+    from pathlib import Path
+
+    return any((Path(workspace_path) / "models").glob("*/*/metadata.json"))
 
 
 def due_times(cfg: TraitConfig, store: Any, started: datetime, has_models: bool) -> dict[str, datetime | None]:
@@ -123,6 +135,8 @@ class TraitScheduler:
             last = self._last_config_error
             if last is None or last[0] != str(exc) or now - last[1] > timedelta(hours=1):
                 self._last_config_error = (str(exc), now)
+                from segmint.traits import runner
+
                 runner.record_failure(self.ws.store, list(FAMILIES), exc, trigger="schedule")
             return None
 
@@ -135,11 +149,11 @@ class TraitScheduler:
             return 60.0
         if not cfg.refresh.enabled:
             return cfg.refresh.check_seconds
-        from segmint.traits.predict import latest_models
-
         now = now or _now()
-        due = due_times(cfg, self.ws.store, self.started, bool(latest_models(self.ws.path)))
+        due = due_times(cfg, self.ws.store, self.started, has_models(self.ws.path))
         families = [f for f in FAMILIES if due[f] is not None and due[f] <= now]
+        if (families or (due[TRAIN] is not None and due[TRAIN] <= now)) and not self._stop.is_set():
+            from segmint.traits import runner  # pandas, lifetimes, LightGBM: only once something is due
         if families and not self._stop.is_set():
             try:
                 runner.compute_traits(self.ws.store, cfg, names=families, publish=True,
@@ -161,11 +175,9 @@ def _describe(s: Schedule) -> str | None:
 def schedule_status(workspace: Any, store: Any, started: datetime | None) -> dict[str, Any]:
     """Each family's (and training's) schedule, latest attempt and next due time; `started` is the server's
     start (None when no server runs: never-run families then have no due time)."""
-    from segmint.traits.predict import latest_models
-
     cfg = load_trait_config(workspace.path)
     last = last_attempts(store)
-    due = due_times(cfg, store, started or _now(), bool(latest_models(workspace.path)))
+    due = due_times(cfg, store, started or _now(), has_models(workspace.path))
     rows = []
     for name in [*FAMILIES, TRAIN]:
         prev = last.get(name)
