@@ -187,7 +187,8 @@ def test_computed_traits_validate_before_their_first_run(workspace: Workspace) -
 def test_cli_train_models_runs_and_versions(shop: Path) -> None:
     runner = CliRunner()
     base = ["-w", str(shop), "traits"]
-    (shop / "traits.yaml").write_text("predict:\n  rounds: 20\n  train_cuts: 1\n")  # the workspace's settings apply
+    # the workspace's settings apply: fewer rounds, one training cut, populations sampled to 500 users per cut
+    (shop / "traits.yaml").write_text("predict:\n  rounds: 20\n  train_cuts: 1\n  max_rows_per_cut: 500\n")
     res = runner.invoke(app, [*base, "train", "--horizon", "30", "--top", "5"])
     assert res.exit_code == 0, res.output
     assert "churn_30d v2" in res.output and "purchase_30d v2" in res.output
@@ -197,6 +198,7 @@ def test_cli_train_models_runs_and_versions(shop: Path) -> None:
     assert [(m["name"], m["version"]) for m in rows] == [("churn_30d", 2), ("churn_30d", 1), ("purchase_30d", 2),
                                                          ("purchase_30d", 1)]
     assert rows[0]["params"]["rounds"] == 20 and len(rows[0]["train_cuts"]) == 1 and rows[1]["params"]["rounds"] == 150
+    assert rows[0]["rows"] == {"train": 500, "holdout": 500, "final": 1000} and rows[1]["rows"]["holdout"] > 500
     res = runner.invoke(app, [*base, "models", "churn_30d", "--version", "1"])
     assert res.exit_code == 0 and "churn_30d v1" in res.output
     res = runner.invoke(app, [*base, "models", "churn_90d"])

@@ -144,6 +144,7 @@ class PredictDef(_Model):
     learning_rate: float = Field(gt=0, le=1)
     num_leaves: int = Field(ge=2, le=1024)
     min_data_in_leaf: int = Field(ge=1)
+    max_rows_per_cut: int = Field(ge=100)
     seed: int = 7
 
 

@@ -289,8 +289,12 @@ def train_models(store: EventStore, cfg: TraitConfig, workspace_path: Path, hori
     cuts, holdout = cut_times(end, span["lo"], horizon, cfg)
     events = top_events(store, cfg, holdout, cfg.predict.top_events)
     frames, labs = [], []
+    cap = cfg.predict.max_rows_per_cut
     for t in [*cuts, holdout]:
-        frames.append(feature_frame(store, cfg, t, events))
+        frame = feature_frame(store, cfg, t, events)
+        if len(frame) > cap:  # a seeded sample bounds memory and training time on big shops
+            frame = frame.sample(n=cap, random_state=cfg.predict.seed).sort_index()
+        frames.append(frame)
         labs.append(labels(store, cfg, t, horizon))
     frames = _as_categories(frames)
     history = (cuts[0] - span["lo"]).total_seconds() / 86400
