@@ -33,7 +33,8 @@ ws = Workspace(sys.argv[1]); cfg = load_trait_config(ws.path)
 t = time.perf_counter()
 run, reports, scored = train(ws.store, cfg, ws.path, horizon=30)
 out = {"seconds": time.perf_counter() - t, "train_seconds": run.seconds, "score_seconds": scored.seconds,
-       "scored": scored.users, "models": {r.name: {"rows": r.metadata["rows"], "metrics": {
+       "scored": scored.users, "models": {r.name: {
+           "rows": r.metadata["rows"], "seconds": r.metadata["seconds"], "metrics": {
            k: v for k, v in r.metadata["metrics"].items() if k != "reliability"},
            "top": [f["feature"] for f in r.metadata["feature_importance"][:5]]} for r in reports},
        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -116,7 +117,10 @@ def run(users: int = 200_000, days: int = 90) -> str:
     lines += ["", "Predictive models (`traits train --horizon 30`, separate process, before the compute above): "
               f"{trained['seconds']:.1f} s in all ({trained['train_seconds']:.1f} s features for every cut + "
               f"training + evaluation, {trained['score_seconds']:.1f} s scoring {trained['scored']:,} users as of "
-              f"now), peak RSS {trained['rss_mb']:.0f} MB.", "",
+              f"now), peak RSS {trained['rss_mb']:.0f} MB. Features for all cuts (SQL + pandas): "
+              f"{next(iter(trained['models'].values()))['seconds']['features_all_cuts']:.1f} s; per model, fit + "
+              "evaluate + baselines + refit: " + ", ".join(f"{n} {m['seconds']['fit_evaluate_refit']:.1f} s"
+                                                          for n, m in trained["models"].items()) + ".", "",
               "| model | training rows | holdout rows | holdout AUC | recency baseline AUC | Brier | baseline Brier "
               "| base-rate Brier | top features |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, m in trained["models"].items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -290,6 +291,7 @@ def train_models(store: EventStore, cfg: TraitConfig, workspace_path: Path, hori
     events = top_events(store, cfg, holdout, cfg.predict.top_events)
     frames, labs = [], []
     cap = cfg.predict.max_rows_per_cut
+    t0 = time.perf_counter()
     for t in [*cuts, holdout]:
         frame = feature_frame(store, cfg, t, events)
         if len(frame) > cap:  # a seeded sample bounds memory and training time on big shops
@@ -303,10 +305,15 @@ def train_models(store: EventStore, cfg: TraitConfig, workspace_path: Path, hori
         warn.append(f"the earliest training cut has only {history:.0f} days of history (less than 2 x the "
                     f"{horizon}-day horizon): its users are younger than the holdout's, so the model may not beat "
                     "the recency baseline; use a shorter --horizon or wait for more history")
+    feature_seconds = time.perf_counter() - t0
     reports = []
     for target in TARGETS:
+        t1 = time.perf_counter()
         ys = [labelled(f, lab, target) for f, lab in zip(frames, labs, strict=True)]
-        reports.append(_train_one(cfg, workspace_path, target, horizon, frames, ys, cuts, holdout, events, warn))
+        rep = _train_one(cfg, workspace_path, target, horizon, frames, ys, cuts, holdout, events, warn)
+        rep.metadata["seconds"] = {"features_all_cuts": feature_seconds, "fit_evaluate_refit": time.perf_counter() - t1}
+        (rep.path / "metadata.json").write_bytes(orjson.dumps(rep.metadata, option=orjson.OPT_INDENT_2))
+        reports.append(rep)
     return reports
 
 
