@@ -5,7 +5,8 @@ Run: `PYTHONPATH=src python bench/traits.py --users 200000 --days 90` (prints Ma
 `python -m bench.run traits` (section in docs/benchmarks.md). The baseline in the
 same run is one plain scan aggregation over the events table (count, max ts, per user), the floor any
 per-user trait query pays. Training and computing run in separate child processes so each peak RSS is
-that step's own.
+that step's own: VmHWM from /proc/self/status (ru_maxrss would carry over the parent's peak from
+building the shop, since Linux keeps it across exec).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 NOW = datetime(2026, 11, 25)
 
 _TRAIN = r"""
-import json, resource, sys, time
+import json, sys, time
 from segmint.workspace import Workspace
 from segmint.traits import load_trait_config
 from segmint.traits.runner import train
@@ -37,13 +38,13 @@ out = {"seconds": time.perf_counter() - t, "train_seconds": run.seconds, "score_
            "rows": r.metadata["rows"], "seconds": r.metadata["seconds"], "metrics": {
            k: v for k, v in r.metadata["metrics"].items() if k != "reliability"},
            "top": [f["feature"] for f in r.metadata["feature_importance"][:5]]} for r in reports},
-       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+       "rss_mb": int(next(ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("VmHWM"))) / 1024}
 ws.close()
 print(json.dumps(out))
 """
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from datetime import datetime
 from segmint.workspace import Workspace
 from segmint.traits import FAMILIES, compute_traits, load_trait_config
@@ -68,7 +69,7 @@ for k in ("lifecycle_stage", "rfm_tier", "churn_risk", "purchase_regularity", "c
     rows = store.query("SELECT coalesce(traits->>$k, '(none)') AS v, count(*) AS n FROM profiles "
                        "GROUP BY v ORDER BY n DESC", {"k": "$." + k}).to_pylist()
     out["_dist_" + k] = {r["v"]: r["n"] for r in rows}
-out["_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["_rss_mb"] = int(next(ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("VmHWM"))) / 1024
 ws.close()
 print(json.dumps(out))
 """
