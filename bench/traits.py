@@ -1,7 +1,7 @@
 """Benchmark: all computed-trait families on a generated demo shop; time per family, end to end, peak memory;
 and training the predictive churn / purchase models (time-based split) with their holdout metrics.
 
-Run: `PYTHONPATH=src python bench/traits.py --users 200000 --days 90` (prints Markdown), or
+Run: `PYTHONPATH=src python bench/traits.py --users 200000 --days 120 [--horizon 30]` (prints Markdown), or
 `python -m bench.run traits` (section in docs/benchmarks.md). The baseline in the
 same run is one plain scan aggregation over the events table (count, max ts, per user), the floor any
 per-user trait query pays. Training and computing run in separate child processes so each peak RSS is
@@ -32,7 +32,7 @@ from segmint.traits import load_trait_config
 from segmint.traits.runner import train
 ws = Workspace(sys.argv[1]); cfg = load_trait_config(ws.path)
 t = time.perf_counter()
-run, reports, scored = train(ws.store, cfg, ws.path, horizon=30)
+run, reports, scored = train(ws.store, cfg, ws.path, horizon=int(sys.argv[2]))
 out = {"seconds": time.perf_counter() - t, "train_seconds": run.seconds, "score_seconds": scored.seconds,
        "scored": scored.users, "models": {r.name: {
            "rows": r.metadata["rows"], "seconds": r.metadata["seconds"], "metrics": {
@@ -84,7 +84,7 @@ def _machine() -> str:
             f"load {os.getloadavg()[0]:.1f}")
 
 
-def run(users: int = 200_000, days: int = 90) -> str:
+def run(users: int = 200_000, days: int = 90, horizon: int = 30) -> str:
     """Build a demo shop, compute every trait family, return a Markdown report."""
     from segmint.demo.generate import DemoSpec
     from segmint.demo.load import build_demo
@@ -97,7 +97,7 @@ def run(users: int = 200_000, days: int = 90) -> str:
         ws.close()
         build = time.perf_counter() - t
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        res = subprocess.run([sys.executable, "-c", _TRAIN, str(tmp / "w")], env=env,
+        res = subprocess.run([sys.executable, "-c", _TRAIN, str(tmp / "w"), str(horizon)], env=env,
                              capture_output=True, text=True, check=True)
         trained = json.loads(res.stdout.strip().splitlines()[-1])
         res = subprocess.run([sys.executable, "-c", _CHILD, str(tmp / "w"), NOW.isoformat()], env=env,
@@ -115,7 +115,8 @@ def run(users: int = 200_000, days: int = 90) -> str:
               f"CLV fit: {json.dumps(out.get('_clv'), ensure_ascii=False)}", "", "Distributions over profiles:", ""]
     lines += [f"- {k[6:]}: " + ", ".join(f"{v} {n:,}" for v, n in d.items())
               for k, d in out.items() if k.startswith("_dist_")]
-    lines += ["", "Predictive models (`traits train --horizon 30`, separate process, before the compute above): "
+    lines += ["", f"Predictive models (`traits train --horizon {horizon}`, separate process, before the compute "
+              "above): "
               f"{trained['seconds']:.1f} s in all ({trained['train_seconds']:.1f} s features for every cut + "
               f"training + evaluation, {trained['score_seconds']:.1f} s scoring {trained['scored']:,} users as of "
               f"now), peak RSS {trained['rss_mb']:.0f} MB. Features for all cuts (SQL + pandas): "
@@ -137,8 +138,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=200_000)
     ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--horizon", type=int, default=30, help="Days ahead the predictive models look.")
     args = ap.parse_args()
-    print(run(args.users, args.days))
+    print(run(args.users, args.days, args.horizon))
 
 
 if __name__ == "__main__":
