@@ -42,6 +42,8 @@ def create_app(ws: Workspace) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from segmint.traits.schedule import TraitScheduler
+
         ingestor = build_ingestor(ws)
         from segmint.segments.live import start_live
 
@@ -51,9 +53,12 @@ def create_app(ws: Workspace) -> FastAPI:
         from segmint.campaigns.runtime import start_runtime
 
         campaigns = start_runtime(ws, ingestor)
+        scheduler = app.state.segmint.extras["trait_scheduler"] = TraitScheduler(ws)  # due trait refreshes
+        scheduler.start()
         try:
             yield
         finally:
+            scheduler.stop()
             campaigns.stop()
             ingestor.stop()
             if live is not None:

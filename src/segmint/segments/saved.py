@@ -88,8 +88,8 @@ def _current(row: SegmentRow) -> SegmentVersionRow:
 
 
 def workspace_catalog(ws: Any, store: Any = None) -> Catalog | None:
-    """What the workspace knows: events/properties/traits seen in the store plus the taxonomy's; None when
-    nothing is known yet (a fresh workspace accepts any name)."""
+    """What the workspace knows: events/properties/traits seen in the store plus the taxonomy's, and the
+    computed traits (segmint.traits); None when nothing is known yet (a fresh workspace accepts any name)."""
     from segmint.taxonomy.runtime import workspace_taxonomy
 
     cat = Catalog()
@@ -97,7 +97,11 @@ def workspace_catalog(ws: Any, store: Any = None) -> Catalog | None:
     if tax is not None:
         cat = cat.merge(Catalog.from_taxonomy(tax))
     cat = cat.merge(Catalog.from_store(store if store is not None else ws.store))
-    return cat if cat.events or cat.traits else None
+    if not (cat.events or cat.traits):
+        return None
+    from segmint.traits.catalog import trait_names  # computed traits are usable before their first run
+
+    return cat.merge(Catalog({}, trait_names(ws.path)))
 
 
 def parse_definition(definition: str | Mapping[str, Any], catalog: Catalog | None = None,

@@ -38,6 +38,18 @@ class WriteBatch:
 
 
 @dataclass
+class TraitWrite:
+    """One computed-trait run, written in one transaction: its trait_runs record (upserted by run_id) and its
+    values (tables of user_id + one column per trait) appended to the computed_traits history and, with
+    `publish`, merged into profiles.traits (every profile gets the tables' keys; null removes a stale value)."""
+
+    run: dict[str, Any]  # trait_runs row: run_id, started_at, finished_at, as_of, families, status, ...
+    tables: list[pa.Table] = field(default_factory=list)
+    publish: bool = False
+    keep_runs: int | None = None  # then drop the history of runs older than the last `keep_runs`
+
+
+@dataclass
 class EventCount:
     """Events of one name and type, with their time range."""
 
@@ -89,6 +101,10 @@ class EventStore(ABC):
     def violations(self) -> list[dict[str, Any]]:
         """Taxonomy violations counted so far, per (event, field, kind), with a few examples."""
         raise NotImplementedError(f"{type(self).__name__} does not record taxonomy violations yet")
+
+    def write_traits(self, write: TraitWrite) -> int:
+        """Record a computed-trait run and write its values (see TraitWrite); returns history rows written."""
+        raise NotImplementedError(f"{type(self).__name__} does not store computed traits")
 
     @abstractmethod
     def property_columns(self) -> dict[str, str]:

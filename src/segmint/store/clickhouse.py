@@ -16,7 +16,7 @@ import orjson
 import pyarrow as pa
 
 from segmint.errors import InvalidInput, SegmintError, WorkspaceError
-from segmint.store.base import EventCount, EventStore, WriteBatch
+from segmint.store.base import EventCount, EventStore, TraitWrite, WriteBatch
 from segmint.store.schema import PROPERTY_TYPES, property_column
 from segmint.store.sqltext import quote_ident
 
@@ -68,6 +68,16 @@ EVENT_COLUMNS = [
     "properties",
     "context",
     "source",
+]
+# Computed traits (segmint.traits): created on the first trait write; trait_runs keeps the newest row per run_id.
+TRAIT_DDL = [
+    f"""CREATE TABLE IF NOT EXISTS trait_runs (
+        run_id Int64, started_at {TS64}, finished_at Nullable({TS64}), as_of {TS64}, families Array(String),
+        published Nullable(Bool), users Nullable(Int64), rows Nullable(Int64), status String,
+        error Nullable(String), notes Nullable(String), kind Nullable(String), trigger Nullable(String),
+        version {TS64}) ENGINE = ReplacingMergeTree(version) ORDER BY run_id""",
+    f"""CREATE TABLE IF NOT EXISTS computed_traits (run_id Int64, user_id String, name String, value String,
+        as_of {TS64}, computed_at {TS64}) ENGINE = MergeTree ORDER BY (run_id, user_id)""",
 ]
 PROFILE_COLUMNS = ["user_id", "traits", "first_seen", "last_seen", "timezone", "updated_at"]
 
@@ -188,6 +198,60 @@ class ClickHouseEventStore(EventStore):
                 self._exec("DELETE FROM store_state WHERE key = {k:String}", {"k": key})
                 self._insert("store_state", pa.table({"key": [key], "value": [value]}))
             return inserted
+
+    def write_traits(self, write: TraitWrite) -> int:
+        """Record the run (newest row per run_id wins), append values to computed_traits, merge into profiles.
+
+        Values are encoded in Python (this engine is test-sized); chDB has no transactions, so the run record
+        is written last: a run whose record says ok has all its values."""
+        with self._lock:
+            for stmt in TRAIT_DDL:
+                self._exec(stmt)
+            run, now = dict(write.run), _now()
+            hist: dict[str, list[Any]] = {"user_id": [], "name": [], "value": []}
+            patches: dict[str, dict[str, Any]] = {}
+            for table in write.tables:
+                names = [n for n in table.column_names if n != "user_id"]
+                for row in table.to_pylist():
+                    patch = patches.setdefault(row["user_id"], {})
+                    for n in names:
+                        v = _trait_json_value(row[n])
+                        patch[n] = v
+                        if v is not None:
+                            hist["user_id"].append(row["user_id"])
+                            hist["name"].append(n)
+                            hist["value"].append(orjson.dumps(v).decode())
+            k = len(hist["user_id"])
+            self._insert("computed_traits", pa.table({
+                "run_id": pa.array([run["run_id"]] * k, pa.int64()), **{c: pa.array(v, pa.string())
+                                                                        for c, v in hist.items()},
+                "as_of": pa.array([run["as_of"]] * k, pa.timestamp("us")),
+                "computed_at": pa.array([now] * k, pa.timestamp("us"))}))
+            if write.publish and write.tables:
+                keys = {n: None for t in write.tables for n in t.column_names if n != "user_id"}
+                current = self._profiles_for(None)
+                table = pa.Table.from_pylist(list(current.values())) if current else None
+                if table is not None:
+                    traits = [orjson.dumps(_merge_patch(orjson.loads(r["traits"] or "{}"),
+                                                        {**keys, **patches.get(u, {})})).decode()
+                              for u, r in current.items()]
+                    table = table.set_column(table.column_names.index("traits"), "traits", pa.array(traits))
+                    self._exec("TRUNCATE TABLE profiles")
+                    self._insert("profiles", table.select(PROFILE_COLUMNS))
+            if write.keep_runs:
+                self._exec("DELETE FROM computed_traits WHERE run_id <= {r:Int64}",
+                           {"r": run["run_id"] - write.keep_runs})
+            run["version"] = now
+            self._insert("trait_runs", pa.Table.from_pylist([run]).cast(self._trait_run_schema(list(run))))
+            return k
+
+    @staticmethod
+    def _trait_run_schema(cols: list[str]) -> pa.Schema:
+        ts = pa.timestamp("us")
+        types = {"run_id": pa.int64(), "started_at": ts, "finished_at": ts, "as_of": ts, "version": ts,
+                 "families": pa.list_(pa.string()), "published": pa.bool_(), "users": pa.int64(),
+                 "rows": pa.int64()}
+        return pa.schema([(c, types.get(c, pa.string())) for c in cols])
 
     def _insert_events(self, events: pa.Table) -> int:
         events = events.select(EVENT_COLUMNS)
@@ -451,6 +515,17 @@ def _merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any
         else:
             out[k] = v
     return out
+
+
+def _trait_json_value(v: Any) -> Any:
+    """A trait value as JSON-able Python, written the way DuckDB's to_json writes it (NaN is null)."""
+    if isinstance(v, float) and v != v:
+        return None
+    if isinstance(v, datetime):
+        return str(v.replace(tzinfo=None))
+    if isinstance(v, list):
+        return [_trait_json_value(x) for x in v]
+    return v
 
 
 def _typed_column(props: list[str | None], name: str, typ: str) -> pa.Array:

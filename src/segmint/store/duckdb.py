@@ -14,7 +14,7 @@ import orjson
 import pyarrow as pa
 
 from segmint.errors import InvalidInput, WorkspaceError
-from segmint.store.base import EventCount, EventStore, WriteBatch
+from segmint.store.base import EventCount, EventStore, TraitWrite, WriteBatch
 from segmint.store.schema import PROPERTY_TYPES, property_column
 from segmint.store.sqltext import json_path, quote_ident
 
@@ -49,6 +49,18 @@ DDL = [
           FROM segment_transitions
           WINDOW w AS (PARTITION BY segment, user_id ORDER BY ts, kind = 'enter', id))
         WHERE kind = 'enter'""",
+]
+# Computed traits (segmint.traits): run records and the history of values; created on the first trait write.
+TRAIT_DDL = [
+    """CREATE TABLE IF NOT EXISTS trait_runs (
+        run_id BIGINT PRIMARY KEY, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, as_of TIMESTAMP NOT NULL,
+        families VARCHAR[], published BOOLEAN, users BIGINT, rows BIGINT, status VARCHAR NOT NULL,
+        error VARCHAR, notes VARCHAR)""",
+    "ALTER TABLE trait_runs ADD COLUMN IF NOT EXISTS kind VARCHAR",
+    "ALTER TABLE trait_runs ADD COLUMN IF NOT EXISTS trigger VARCHAR",
+    """CREATE TABLE IF NOT EXISTS computed_traits (
+        run_id BIGINT NOT NULL, user_id VARCHAR NOT NULL, name VARCHAR NOT NULL, value JSON,
+        as_of TIMESTAMP NOT NULL, computed_at TIMESTAMP NOT NULL)""",
 ]
 MAX_VIOLATION_EXAMPLES = 5
 
@@ -242,6 +254,63 @@ class DuckDBEventStore(EventStore):
             finally:
                 con.unregister("_bulk_prof")
         return profiles.num_rows
+
+    def write_traits(self, write: TraitWrite) -> int:
+        """Upsert the run record, append values to computed_traits, merge into profiles; one transaction."""
+        with self._lock:
+            con = self._con
+            for stmt in TRAIT_DDL:
+                con.execute(stmt)
+            con.begin()
+            try:
+                rows = self._trait_values(con, write) if write.tables else 0
+                run = dict(write.run)
+                cols = list(run)
+                con.execute(f"INSERT OR REPLACE INTO trait_runs ({', '.join(quote_ident(c) for c in cols)}) "
+                            f"VALUES ({', '.join('?' for _ in cols)})", [run[c] for c in cols])
+                if write.keep_runs:
+                    con.execute("DELETE FROM computed_traits WHERE run_id <= ?",
+                                [run["run_id"] - write.keep_runs]).fetchall()
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+        return rows
+
+    def _trait_values(self, con: duckdb.DuckDBPyConnection, write: TraitWrite) -> int:
+        """History rows (one per non-null value) and, if publishing, one merge UPDATE over all tables (one per
+        table is several times slower on a large profiles table)."""
+        aliases = [f"_trait_w{i}" for i in range(len(write.tables))]
+        cols: list[tuple[str, str]] = []  # (alias, quoted trait name)
+        for alias, table in zip(aliases, write.tables, strict=True):
+            cols += [(alias, quote_ident(n)) for n in table.column_names if n != "user_id"]
+            con.register(alias, table)
+        try:
+            rows = 0
+            for alias, table in zip(aliases, write.tables, strict=True):
+                names = [n for a, n in cols if a == alias]
+                if not names or not table.num_rows:
+                    continue
+                as_json = ", ".join(f"to_json({n}) AS {n}" for n in names)
+                rows += con.execute(
+                    f"""INSERT INTO computed_traits
+                    SELECT ?, user_id, name, value, ?, ? FROM (
+                      UNPIVOT (SELECT user_id, {as_json} FROM {alias}) ON {', '.join(names)}
+                      INTO NAME name VALUE value)""",
+                    [write.run["run_id"], write.run["as_of"], _now()],
+                ).fetchall()[0][0]
+            if write.publish and cols:
+                keys = [n[1:-1] for _, n in cols]  # the names themselves, bound as the object's keys
+                obj = ", ".join(f"?, {a}.{n}" for a, n in cols)
+                joins = " ".join(f"LEFT JOIN {a} USING (user_id)" for a in aliases)
+                con.execute(
+                    f"""UPDATE profiles SET traits = json_merge_patch(profiles.traits, x.obj)
+                    FROM (SELECT p.user_id, json_object({obj}) AS obj FROM profiles p {joins}) x
+                    WHERE profiles.user_id = x.user_id""", keys).fetchall()
+        finally:
+            for alias in aliases:
+                con.unregister(alias)
+        return int(rows)
 
     def _count_violations(self, con: duckdb.DuckDBPyConnection, records: list[dict[str, Any]],
                           now: datetime) -> None:

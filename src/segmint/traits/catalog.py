@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+_MODEL_DIR = re.compile(r"^(churn|purchase)_(\d+)d$")
+
 TRAITS: dict[str, tuple[str, str]] = {
     "rfm_recency_days": ("rfm", "days since the last purchase event"),
     "rfm_frequency": ("rfm", "number of purchase events"),
@@ -45,5 +50,22 @@ TRAITS: dict[str, tuple[str, str]] = {
     "nps_category": ("sentiment", "promoter 9-10 / passive 7-8 / detractor 0-6"),
     "avg_rating": ("sentiment", "average review rating"),
     "review_count": ("sentiment", "number of reviews with a rating"),
+    "churn_probability_30d": ("predict", "probability of no activity in the next 30 days (LightGBM model; other "
+                                         "horizons add churn_probability_<N>d)"),
+    "purchase_probability_30d": ("predict", "probability of a purchase in the next 30 days (LightGBM model; other "
+                                            "horizons add purchase_probability_<N>d)"),
 }
 FAMILIES = list(dict.fromkeys(f for f, _ in TRAITS.values()))
+
+
+def trait_names(workspace_path: Path | None = None) -> set[str]:
+    """Every computed trait name the segment language may use: the catalog, plus the probability traits of the
+    models stored in the workspace (e.g. churn_probability_14d after `segmint traits train --horizon 14`)."""
+    names = set(TRAITS)
+    models = Path(workspace_path) / "models" if workspace_path is not None else None
+    if models is not None and models.is_dir():
+        for d in models.iterdir():
+            m = _MODEL_DIR.match(d.name)
+            if m and d.is_dir():
+                names.add(f"{m.group(1)}_probability_{m.group(2)}d")
+    return names

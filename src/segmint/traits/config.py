@@ -131,6 +131,68 @@ class SentimentDef(_Model):
     rating_property: str
 
 
+class PredictDef(_Model):
+    """Predictive churn / purchase models: default horizon, the time-based split, LightGBM settings."""
+
+    horizon_days: int = Field(ge=1, le=365)
+    population_days: float = Field(gt=0)
+    train_cuts: int = Field(ge=1, le=12)
+    cut_step_days: int = Field(ge=1)
+    min_history_days: int = Field(ge=0)
+    top_events: int = Field(ge=0, le=50)
+    rounds: int = Field(ge=10, le=5000)
+    learning_rate: float = Field(gt=0, le=1)
+    num_leaves: int = Field(ge=2, le=1024)
+    min_data_in_leaf: int = Field(ge=1)
+    max_rows_per_cut: int = Field(ge=100)
+    seed: int = 7
+
+
+class Schedule(_Model):
+    """When to run: `every` (a duration such as 30m, 1h, 1d) or `cron` (five-field cron, UTC); null = never."""
+
+    every: str | None = None
+    cron: str | None = None
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str | None) -> str | None:
+        if v is not None:
+            from segmint.traits.schedule import parse_duration
+
+            parse_duration(v)
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            from croniter import croniter
+
+            if not croniter.is_valid(v):
+                raise ValueError(f"not a valid cron expression: {v!r}")
+        return v
+
+
+class RefreshDef(_Model):
+    """Refresh schedules `segmint serve` runs: per family (others use `default`) and for retraining models."""
+
+    enabled: bool = True
+    check_seconds: float = Field(gt=0)
+    initial_delay: str
+    default: Schedule
+    families: dict[str, Schedule] = Field(default_factory=dict)
+    train: Schedule
+
+    @field_validator("initial_delay")
+    @classmethod
+    def _delay(cls, v: str) -> str:
+        from segmint.traits.schedule import parse_duration
+
+        parse_duration(v, positive=False)
+        return v
+
+
 class HistoryDef(_Model):
     """How much of the computed_traits history to keep."""
 
@@ -151,6 +213,8 @@ class TraitConfig(_Model):
     channels: ChannelDef
     categories: CategoryDef
     sentiment: SentimentDef
+    predict: PredictDef
+    refresh: RefreshDef
     history: HistoryDef
 
 
