@@ -44,7 +44,7 @@ def _check_sizes(users: int, days: int) -> None:
 def demo(
     ctx: typer.Context,
     users: int = typer.Option(5_000, help="How many users."),
-    days: int = typer.Option(90, help="How many days of history up to --now."),
+    days: int = typer.Option(180, help="How many days of history up to --now."),
     seed: int = typer.Option(42, help="Random seed: the same seed gives the same data."),
     now: str = typer.Option(None, help="The demo's 'now' (ISO 8601; default: the current hour)."),
     no_serve: bool = typer.Option(
@@ -109,17 +109,30 @@ def _compute_traits(ws: Workspace, now: datetime) -> None:
     with console.status("computed traits (RFM, lifecycle, purchase cycle, churn, CLV, ...)"):
         run = compute_traits(ws.store, load_trait_config(ws.path), as_of=now, publish=True)
     console.print(f"computed traits: {run.users:,} users, {run.rows:,} values in {run.seconds:.1f} s")
+    from segmint.traits.runner import train
+
+    try:
+        with console.status("predictive models (churn, purchase): training on the shop's own history"):
+            _run, reports, _scored = train(ws.store, load_trait_config(ws.path), ws.path, trigger="demo")
+    except InvalidInput as exc:  # a short demo: too little history for the horizon
+        console.print(f"predictive models skipped: {exc.message}")
+        return
+    for r in reports:
+        m = r.metadata
+        console.print(f"model {m['name']}: holdout AUC {m['metrics']['auc']:.3f}, recency-only baseline "
+                      f"{m['metrics']['baseline_auc']:.3f}" + "".join(f"\n  warning: {w}" for w in m["warnings"]))
 
 
 def _apply_example_segments(ws: Workspace) -> None:
     """Save the seed segments of examples/segments/ (segments as code) into the demo workspace, idempotently."""
     from segmint.segments.saved import apply_dir
 
-    if not EXAMPLE_SEGMENTS.is_dir():  # an installed package without the repository's examples
-        return
-    result = apply_dir(ws, EXAMPLE_SEGMENTS)
-    counts = ", ".join(f"{v} {k}" for k, v in result.counts().items() if v)
-    console.print(f"seed segments from {EXAMPLE_SEGMENTS}: {counts or 'nothing to do'}")
+    for folder in (EXAMPLE_SEGMENTS, EXAMPLE_SEGMENTS / "traits"):
+        if not folder.is_dir():  # an installed package without the repository's examples
+            continue
+        result = apply_dir(ws, folder)
+        counts = ", ".join(f"{v} {k}" for k, v in result.counts().items() if v)
+        console.print(f"seed segments from {folder}: {counts or 'nothing to do'}")
 
 
 def print_summary(ws: Workspace, now: datetime) -> None:
