@@ -12,6 +12,7 @@ from saved_fixtures import shop_workspace
 from segmint.cli import app
 from segmint.errors import NotFound
 from segmint.segments import saved
+from segmint.segments.dsl import parse
 from segmint.segments.errors import SegmentSyntaxError
 from segmint.workspace import Workspace
 
@@ -42,6 +43,27 @@ def test_eval_by_bare_name_and_saved_prefix(ws: Workspace) -> None:
     res = _cli(ws, "segment", "eval", "최근 방문 남성")
     assert res.exit_code == 0, res.output
     assert res.stdout.split() == ["u4"]
+
+
+def test_eval_of_segment_files_text_tree_and_bad_input(ws: Workspace, tmp_path: Path) -> None:
+    seg = tmp_path / "seg.yaml"  # a segments-as-code file: name, description, definition as text
+    seg.write_text("name: x\ndescription: d\ndefinition: |\n  did app_opened in last 7 days\n", encoding="utf-8")
+    res = _cli(ws, "segment", "eval", f"@{seg}")
+    assert res.exit_code == 0 and res.stdout.split() == ["u1", "u4"], res.output
+    tree = tmp_path / "tree.json"  # a JSON tree in a file
+    tree.write_text(parse('trait gender = "M"').model_dump_json(), encoding="utf-8")
+    res = _cli(ws, "segment", "eval", f"@{tree}")
+    assert res.exit_code == 0, res.output
+    males = set(res.stdout.split())
+    assert males and males == set(_cli(ws, "segment", "eval", 'trait gender = "M"').stdout.split())
+    bad = tmp_path / "bad.json"  # a malformed tree is a clear error naming the file, never a traceback
+    bad.write_text('{"type": "trait", "name": 3}', encoding="utf-8")
+    res = _cli(ws, "segment", "eval", f"@{bad}")
+    assert res.exit_code == 2 and f"{bad}" in res.output and "Traceback" not in res.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("definition: [", encoding="utf-8")
+    res = _cli(ws, "segment", "eval", f"@{broken}")
+    assert res.exit_code == 2 and "not valid YAML" in res.output
 
 
 def test_text_still_means_text_and_nested_refs_resolve(ws: Workspace) -> None:
@@ -147,3 +169,4 @@ def test_apply_through_a_running_server_gives_file_positions(served, tmp_path: P
     res = CliRunner().invoke(app, ["--workspace", str(served.workspace), "apply", str(folder)])
     assert res.exit_code == 2
     assert f"{path}:4:27:" in res.output.replace("\n", ""), res.output
+

@@ -62,6 +62,9 @@ def _history() -> list[dict]:
     # categories
     e += [_ev("u1", "product_viewed", -12 + i, category="뷰티") for i in range(3)]
     e += [_ev("u1", "product_viewed", -11, category="식품"), _ev("u1", "product_purchased", -10, category="식품")]
+    # per-category cycle: 식품 on three purchase days 10 days apart (two items on one day count once)
+    e += [_ev("u11", "product_purchased", d, category="식품") for d in (-50, -40.2, -40.1, -30)]
+    e += [_ev("u11", "product_purchased", d, category="생활용품") for d in (-35, -5)]
     # sentiment
     e += [_ev("u1", "survey_answered", -50, nps=6), _ev("u1", "survey_answered", -5, nps=9),
           _ev("u1", "review_written", -8, rating=4), _ev("u1", "review_written", -7, rating=5),
@@ -125,7 +128,7 @@ def test_lifecycle_stages(shop: Workspace) -> None:
     stages = {u: t[u].get("lifecycle_stage") for u in t}
     assert stages == {"u1": "loyal", "u2": "first_time_buyer", "u3": "first_time_buyer", "u4": "reactivated",
                       "u5": "dormant", "u6": "new", "u7": "at_risk", "u8": "active", "u9": "repeat",
-                      "u10": "active"}
+                      "u10": "active", "u11": "active"}  # u11 bought items but completed no order
     assert t["u3"]["days_since_last_activity"] == 5  # the message we sent on day -1 is not activity
     assert t["u4"]["reactivated_at"].startswith("2026-05-12")
 
@@ -142,6 +145,11 @@ def test_purchase_cycle(shop: Workspace) -> None:
     # u9: two orders 15 days apart, last 25 days ago > 15 x 1.5 -> overdue; too few for regularity
     assert t["u9"]["purchase_overdue"] is True and "purchase_regularity" not in t["u9"]
     assert "purchase_median_gap_days" not in t["u2"]  # one order: no cycle
+    # u11's most re-bought category: 식품 on 3 days (생활용품 on 2), gaps 10 and 10, last 30 days ago > 10 x 1.5
+    u11 = t["u11"]
+    assert (u11["cycle_category"], u11["cycle_category_gap_days"], u11["cycle_category_overdue"]) == ("식품", 10, True)
+    assert u11["cycle_category_next_expected_at"].startswith("2026-05-12")
+    assert "cycle_category" not in t["u1"]  # one item purchase: no category cycle
 
 
 def test_churn_risk(shop: Workspace) -> None:

@@ -23,7 +23,6 @@ SAVED_PREFIX = "saved:"
 def load_tree(source: str) -> Any:
     """Segment text, or @file.seg / @file.json / @file.yaml."""
     from segmint.segments import dsl
-    from segmint.segments.model import condition_from_json
 
     if source.startswith("@"):
         path = Path(source[1:])
@@ -31,10 +30,16 @@ def load_tree(source: str) -> Any:
             raise InvalidInput(f"no such file {path}", where=source)
         text = path.read_text(encoding="utf-8")
         if path.suffix in (".json", ".yaml", ".yml"):
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-            if isinstance(data, dict) and "definition" in data:
-                data = data["definition"]
-            return condition_from_json(data)
+            from segmint.segments.saved import parse_definition
+
+            try:
+                data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            except (ValueError, yaml.YAMLError) as exc:
+                raise InvalidInput(f"not valid {path.suffix[1:].upper()}: {exc}", where=str(path)) from None
+            where = str(path)
+            if isinstance(data, dict) and "definition" in data:  # a segment file (name, definition, ...)
+                data, where = data["definition"], f"{path}: definition"
+            return parse_definition(data, where=where)[0]  # text or tree; tree errors say where
         return dsl.parse(text)
     return dsl.parse(source)
 

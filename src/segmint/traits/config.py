@@ -85,6 +85,9 @@ class CycleDef(_Model):
     min_purchases: int = Field(ge=2)
     regular_max_cv: float
     overdue_factor: float
+    item_event: str = "product_purchased"  # one event per purchased item (for the per-category cycle)
+    group_property: str = "category"  # the item property whose values have their own cycle (consumables)
+    min_group_purchases: int = Field(default=2, ge=2)  # purchase days in a group needed for its cycle
 
 
 class ChurnDef(_Model):

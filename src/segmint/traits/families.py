@@ -79,23 +79,39 @@ def lifecycle(q: Query, cfg: TraitConfig) -> pa.Table:
 
 
 def purchase_cycle(q: Query, cfg: TraitConfig) -> pa.Table:
-    """Median days between purchases, their coefficient of variation, regularity, next expected, overdue."""
+    """Median days between purchases, their coefficient of variation, regularity, next expected, overdue; and the
+    same cycle for the user's most re-bought category (consumables: seed A4), counted in purchase days."""
     c = cfg.purchase_cycle
+    group = q.prop(c.group_property, "VARCHAR")
     return q.run(f"""
         WITH o AS (SELECT user_id, ts, date_diff('second', lag(ts) OVER (PARTITION BY user_id ORDER BY ts), ts)
                           / 86400.0 AS gap
                    FROM events WHERE {q.events([cfg.purchase.event])}),
         g AS (SELECT user_id, count(*) AS n, max(ts) AS last_ts, median(gap) AS med,
                      CASE WHEN avg(gap) > 0 THEN stddev_pop(gap) / avg(gap) END AS cv
-              FROM o GROUP BY user_id)
-        SELECT user_id, med AS purchase_median_gap_days,
-               CASE WHEN n >= {q.bind(c.min_purchases)} THEN cv END AS purchase_gap_cv,
-               CASE WHEN n < {q.bind(c.min_purchases)} OR cv IS NULL THEN NULL
-                    WHEN cv <= {q.bind(c.regular_max_cv)} THEN 'regular' ELSE 'irregular' END AS purchase_regularity,
-               last_ts + to_microseconds(CAST(round(med * 86400e6) AS BIGINT)) AS next_purchase_expected_at,
-               CASE WHEN med IS NULL THEN NULL
-                    ELSE {q.days_since('last_ts')} > med * {q.bind(c.overdue_factor)} END AS purchase_overdue
-        FROM g ORDER BY user_id""")
+              FROM o GROUP BY user_id),
+        pd AS (SELECT DISTINCT user_id, {group} AS grp, date_trunc('day', ts) AS d
+               FROM events WHERE {q.events([c.item_event])} AND {group} IS NOT NULL),
+        pg AS (SELECT user_id, grp, d, date_diff('day', lag(d) OVER (PARTITION BY user_id, grp ORDER BY d), d) AS gap
+               FROM pd),
+        gg AS (SELECT user_id, grp, count(*) AS n, max(d) AS last_d, median(gap) AS med FROM pg
+               GROUP BY user_id, grp HAVING count(*) >= {q.bind(c.min_group_purchases)}),
+        best AS (SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY n DESC, last_d DESC, grp) AS rk FROM gg),
+        cat AS (SELECT * FROM best WHERE rk = 1)
+        SELECT coalesce(g.user_id, cat.user_id) AS user_id, g.med AS purchase_median_gap_days,
+               CASE WHEN g.n >= {q.bind(c.min_purchases)} THEN g.cv END AS purchase_gap_cv,
+               CASE WHEN g.n < {q.bind(c.min_purchases)} OR g.cv IS NULL THEN NULL
+                    WHEN g.cv <= {q.bind(c.regular_max_cv)} THEN 'regular' ELSE 'irregular' END AS purchase_regularity,
+               g.last_ts + to_microseconds(CAST(round(g.med * 86400e6) AS BIGINT)) AS next_purchase_expected_at,
+               CASE WHEN g.med IS NULL THEN NULL
+                    ELSE {q.days_since('g.last_ts')} > g.med * {q.bind(c.overdue_factor)} END AS purchase_overdue,
+               cat.grp AS cycle_category, CAST(cat.med AS DOUBLE) AS cycle_category_gap_days,
+               cat.last_d + to_microseconds(CAST(round(cat.med * 86400e6) AS BIGINT))
+                   AS cycle_category_next_expected_at,
+               CASE WHEN cat.med IS NULL THEN NULL
+                    ELSE {q.days_since('cat.last_d')} > cat.med * {q.bind(c.overdue_factor)} END
+                   AS cycle_category_overdue
+        FROM g FULL OUTER JOIN cat ON g.user_id = cat.user_id ORDER BY user_id""")
 
 
 def churn(q: Query, cfg: TraitConfig) -> pa.Table:
