@@ -169,3 +169,16 @@ def test_cli_through_the_running_server(tmp_path: Path) -> None:
         assert server.admin(f"{R}/growth", segment="활성", days=5)["backfilled_until"] is not None
     finally:
         server.stop()
+
+
+def test_a_segment_created_through_the_api_gets_its_history(client: TestClient) -> None:
+    # the builder saves through POST/PUT /api/segments; the 90-day history is filled right after the response
+    r = client.post("/api/segments", json={"name": "새 활성", "definition": ACTIVE})
+    assert r.status_code == 201
+    r = client.put("/api/segments/새 여성", json={"definition": 'trait gender = "F"'})
+    assert r.status_code == 200 and r.json()["status"] == "created"
+    for name in ("새 활성", "새 여성"):
+        g = client.get(f"{R}/growth", params={"segment": name, "days": 90}).json()
+        assert g["backfilled_until"] is not None and max(d["members"] for d in g["days"][:-1]) > 0, g
+    untouched = client.get(f"{R}/growth", params={"segment": "활성", "days": 90}).json()
+    assert untouched["backfilled_until"] is None  # segments saved outside the API are not backfilled by it

@@ -56,6 +56,7 @@ class LiveConfig(BaseModel):
     size_change_factor: float = Field(2.0, gt=1)  # health: exploding / collapsing vs the previous evaluation
     min_size_change: int = Field(10, ge=0)  # ... and at least this many members more or fewer
     churn_limit: float = Field(1.0, gt=0)  # health: entries + exits per member in the last 24 h
+    backfill_days: int = Field(90, ge=0, le=366)  # history filled by as-of evaluation for a new segment (0: off)
 
 
 class ServerConfig(BaseModel):

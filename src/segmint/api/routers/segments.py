@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from segmint.api.deps import AppState, get_state, require_admin
@@ -17,6 +18,8 @@ from segmint.segments.evaluate import preview as run_preview
 from segmint.segments.export import export_members
 from segmint.segments.reference import evaluate_user
 from segmint.segments.validate import Catalog
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["segments"], dependencies=[Depends(require_admin)])
 
@@ -143,13 +146,29 @@ def list_segments(state: AppState = Depends(get_state),
     return [_out(s) for s in saved.list_segments(state.workspace.appdb, label)]
 
 
+def backfill_new(state: AppState, seg: saved.SavedSegment) -> None:
+    """Fill a new dynamic segment's history by as-of evaluation ([live] backfill_days), so its growth chart is
+    full from the start; runs after the response, and a failure is logged, never raised into the request."""
+    ws = state.workspace
+    days = ws.config.live.backfill_days
+    if seg.kind != "dynamic" or days == 0 or ws.store.dialect != "duckdb":
+        return
+    from segmint.analytics import segment_growth
+
+    try:
+        segment_growth.backfill(ws.appdb, ws.store, seg.name, zone=ws.config.zone, days=days)
+    except Exception:
+        log.exception("backfill of new segment %r failed", seg.name)
+
+
 @router.post("/api/segments", status_code=201)
-def create_segment(body: SegmentIn, state: AppState = Depends(get_state)) -> SegmentOut:
-    """Save a new segment (version 1); 409 when the name is taken."""
+def create_segment(body: SegmentIn, background: BackgroundTasks, state: AppState = Depends(get_state)) -> SegmentOut:
+    """Save a new segment (version 1); 409 when the name is taken. Its history is backfilled afterwards."""
     ws = state.workspace
     seg = saved.create_segment(ws.appdb, body.name, body.definition, description=body.description,
                                kind=body.kind, labels=body.labels, catalog=_catalog_for(state, body.definition))
     saved.freeze_members(ws.appdb, ws.store, seg.name)
+    background.add_task(backfill_new, state, seg)
     return _out(seg)
 
 
@@ -232,7 +251,8 @@ def get_segment(name: str = NAME, state: AppState = Depends(get_state),
 
 
 @router.put("/api/segments/{name:path}")
-def put_segment(body: SegmentUpdate, name: str = NAME, state: AppState = Depends(get_state)) -> SaveOut:
+def put_segment(body: SegmentUpdate, background: BackgroundTasks, name: str = NAME,
+                state: AppState = Depends(get_state)) -> SaveOut:
     """Update a segment (a new version when anything changed); creates it when missing and a definition is given."""
     engine = state.workspace.appdb
     cat = _catalog_for(state, body.definition) if body.definition is not None else None
@@ -244,6 +264,7 @@ def put_segment(body: SegmentUpdate, name: str = NAME, state: AppState = Depends
         seg = saved.create_segment(engine, name, body.definition, description=body.description or "",
                                    kind=body.kind or "dynamic", labels=body.labels or [], catalog=cat)
         saved.freeze_members(engine, state.workspace.store, name)
+        background.add_task(backfill_new, state, seg)
         return SaveOut(**seg.to_dict(), status="created")
     seg, changed = saved.update_segment(engine, name, definition=body.definition, description=body.description,
                                         kind=body.kind, labels=body.labels, catalog=cat)
