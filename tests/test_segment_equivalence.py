@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segeval_strategies import AS_OF, TYPED, histories, trees
+from segeval_strategies import AS_OF, TYPED, histories, resolve, trees
 from segmint.segments import reference
 from segmint.segments.compile import compile_segment
 from segmint.segments.evaluate import evaluate
+from segmint.segments.saved import inline_segments
 from segmint.store.base import ProfileUpdate, WriteBatch
 from segmint.store.clickhouse import ClickHouseEventStore
 from segmint.store.duckdb import DuckDBEventStore
@@ -27,7 +28,8 @@ from segmint.store.schema import events_to_arrow
 
 DEEP = os.environ.get("SEGMINT_DEEP") == "1"
 TREES_PER_EXAMPLE = 10
-EXAMPLES = 10_000 if DEEP else 200  # x TREES_PER_EXAMPLE = 2,000 cases (100k deep)
+# x TREES_PER_EXAMPLE = 2,000 cases (100k deep); SEGMINT_EQUIV_EXAMPLES=N overrides (quick runs while developing)
+EXAMPLES = int(os.environ.get("SEGMINT_EQUIV_EXAMPLES", 10_000 if DEEP else 200))
 _CH_DIR = tempfile.mkdtemp(prefix="segeval-chdb-")
 
 
@@ -76,7 +78,7 @@ def oracle(duck: DuckDBEventStore, users: dict[str, Any], tree: Any, as_of: date
     for uid, p in profs.items():
         profile = reference.Profile(uid, json.loads(p["traits"]), p["first_seen"], p["last_seen"], p["timezone"])
         data[uid] = (users[uid]["events"], profile)
-    return reference.members(tree, data, as_of)
+    return reference.members(tree, data, as_of, resolve=resolve)
 
 
 def check(ch: ClickHouseEventStore, users: dict[str, Any], tree_list: list[Any], as_of: datetime) -> None:
@@ -86,9 +88,10 @@ def check(ch: ClickHouseEventStore, users: dict[str, Any], tree_list: list[Any],
         ch.copy_from(duck)
         for tree in tree_list:
             want = oracle(duck, users, tree, as_of)
-            got_duck = set(evaluate(duck, tree, as_of))
-            got_ch = set(evaluate(ch, tree, as_of))
-            sql, params = compile_segment(tree, as_of, dialect="duckdb", typed=TYPED)
+            inlined = inline_segments(tree, resolve)  # what saved.segment_tree hands to evaluate
+            got_duck = set(evaluate(duck, inlined, as_of))
+            got_ch = set(evaluate(ch, inlined, as_of))
+            sql, params = compile_segment(tree, as_of, dialect="duckdb", typed=TYPED, resolve=resolve)
             assert got_duck == want, f"DuckDB differs: tree={tree!r}\nsql={sql}\nparams={params}"
             assert got_ch == want, f"ClickHouse differs: tree={tree!r}"
     finally:
