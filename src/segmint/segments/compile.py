@@ -124,6 +124,7 @@ class Compiler:
     scans: list[Scope] = field(default_factory=list)  # scopes of the event predicates being compiled
     events: set[str] = field(default_factory=set)
     stack: tuple[str, ...] = ()  # saved segments being inlined
+    anchor_cols: dict[str, dict[tuple[str, ...], int]] = field(default_factory=dict)  # anchor -> paths read
     _names: dict[tuple[str, str, Any], str] = field(default_factory=dict)
     _n: int = 0
 
@@ -260,7 +261,22 @@ class Compiler:
                 or (kind == "bool" and t == "boolean")
             ):
                 col = exp.column(property_column(path[0]), table=alias, quoted=True)
+            elif t == "string":  # string-typed properties hold JSON strings (or nothing): no JSON parse needed
+                text = exp.column(property_column(path[0]), table=alias, quoted=True)
+                if kind == "bool":
+                    return exp.null()
+                if kind == "num":
+                    return exp.If(this=self.regex_full(text, NUMERIC_TEXT), true=self.to_double(text.copy()),
+                                  false=exp.null())
         return self.value_as(exp.column("properties", table=alias), path, kind, col)
+
+    def prop_kind(self, alias: str, path: list[str]) -> exp.Expression:
+        """The JSON kind ('str', 'num', 'bool', 'other') of an event property of a row alias."""
+        if len(path) == 1 and self.typed.get(path[0]) == "string":
+            col = exp.column(property_column(path[0]), table=alias, quoted=True)
+            return exp.If(this=exp.Is(this=col, expression=exp.null()), true=exp.Literal.string("other"),
+                          false=exp.Literal.string("str"))
+        return self.json_type(exp.column("properties", table=alias), path)
 
     # ---- comparisons
 
@@ -299,14 +315,22 @@ class Compiler:
         cls = {"eq": exp.EQ, "ne": exp.NEQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
         return cls(this=a, expression=right)
 
+    def anchor_value(self, alias: str, path: list[str], kind: str) -> exp.Expression:
+        """An anchor property's JSON kind ('k') or value as str/num/bool: a column computed once per anchor."""
+        reg = self.anchor_cols.get(alias)
+        if reg is None:  # not an anchor CTE being built (cannot happen from the tree; kept exact anyway)
+            obj = exp.column("properties", table=alias)
+            return self.json_type(obj, path) if kind == "k" else self.value_as(obj, path, kind, None)
+        i = reg.setdefault(tuple(path), len(reg))
+        return exp.column(f"_a{i}{kind[0]}", table=alias)
+
     def compare_anchor(self, actual: Any, op: str, v: m.AnchorRef, b: Scope) -> exp.Expression:
         """Compare with an anchor event's property: the anchor value's JSON type decides the comparison."""
         alias = self.bound(v.anchor, b)
-        obj = exp.column("properties", table=alias)
-        typ = self.json_type(obj, v.path)
+        typ = self.anchor_value(alias, v.path, "k")
         parts = []
         for kind in ("str", "num", "bool"):
-            right = self.value_as(obj, v.path, kind, None)
+            right = self.anchor_value(alias, v.path, kind)
             if kind == "bool" and op not in ("eq", "ne"):
                 continue
             if op in ("contains", "starts_with"):
@@ -330,8 +354,10 @@ class Compiler:
                     "lte": exp.LTE,
                 }[op]
                 test = cls(this=actual(kind), expression=right)
-            parts.append(exp.and_(typ.copy().eq(exp.Literal.string(kind)), exp.paren(test)))
-        return exp.or_(*parts) if parts else exp.false()
+            parts.append(exp.If(this=typ.copy().eq(exp.Literal.string(kind)), true=test))
+        # a CASE (not OR of ANDs): engines evaluate only the branch of the anchor's kind, so the event
+        # side's JSON is not parsed per anchor x event pair when the kind is served by a typed column
+        return exp.Case(ifs=parts, default=exp.false()) if parts else exp.false()
 
     def bound(self, name: str, b: Scope) -> str:
         """Row alias of an anchor bound by an enclosing `with`."""
@@ -347,7 +373,7 @@ class Compiler:
             return "ts", self.param(v.value, "ts")
         if isinstance(v, m.AnchorRef):
             alias = self.bound(v.anchor, b)
-            val = self.value_as(exp.column("properties", table=alias), v.path, "num", None)
+            val = self.anchor_value(alias, v.path, "num")
             return "num", exp.Mul(this=val, expression=self.param(v.factor, "num"))
         if isinstance(v, m.TraitRef):
             obj = exp.column("traits", table="p")
@@ -538,6 +564,8 @@ class Compiler:
         s: Scope,
         pred_fn: Callable[[str], exp.Expression],
         agg_fn: Callable[[str, exp.Expression], exp.Expression],
+        *,
+        count: bool = False,
     ) -> exp.Expression:
         """A per-scope-row aggregate over the user's events: a column of `agg` (top) or of a keyed CTE."""
         if not s.depth and not self.scans:
@@ -547,6 +575,10 @@ class Compiler:
             return exp.column(name, table="agg")
         r = self.name("r")
         pred = self.in_scan(s, lambda: pred_fn(r))
+        if count and s.depth:
+            counted = self.anchored_count(s, r, pred)
+            if counted is not None:
+                return counted
         matched = exp.true() if not s.depth else exp.Not(
             this=exp.Is(this=exp.column("message_id", table=r), expression=exp.null())
         )
@@ -554,6 +586,54 @@ class Compiler:
         sel = self.scan(s, r, pred, left=True).select(
             *s.key_selects(ka), exp.alias_(agg_fn(r, matched), "v")
         ).group_by(*s.keys(ka))
+        name = self.name("g")
+        self.add_cte(name, sel, s.key_names())
+        return exp.column("v", table=name)
+
+    def anchored_count(self, s: Scope, r: str, pred: exp.Expression) -> exp.Expression | None:
+        """How many of the user's events satisfy pred, per anchor row, without an anchor x event product.
+
+        The predicate's conjuncts on the event alone (name, constant filters and windows) filter the events;
+        the event-side parts of the other conjuncts (e.g. the category compared with the anchor's) become
+        group keys of a per-user pre-count; anchor rows then join those groups (a few per user, instead of
+        every event) on user_id plus the anchor-dependent conjuncts, and sum the counts.
+        """
+        conj = list(pred.flatten()) if isinstance(pred, exp.And) else [pred]
+        static = [c for c in conj if _tables(c) <= {r}]
+        dynamic = [c for c in conj if not _tables(c) <= {r}]
+        x = self.name("x")
+        keys: dict[str, tuple[str, exp.Expression]] = {}
+
+        def lift(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.If | exp.Ordered | exp.Star) or not isinstance(node, exp.Expression):
+                return node
+            tables = _tables(node)
+            if tables != {r}:
+                return node
+            sql = node.sql(dialect=self.dialect)
+            if sql not in keys:
+                keys[sql] = (f"k{len(keys)}", node.copy())
+            return exp.column(keys[sql][0], table=x)
+
+        lifted = [c.transform(lift) for c in dynamic]
+        if any(col.name == "properties" for _, e in keys.values() for col in e.find_all(exp.Column)):
+            return None  # a JSON document as a group key would not group anything: join the events instead
+        pre = exp.select(
+            exp.alias_(exp.column("user_id", table=r), "user_id"),
+            *[exp.alias_(e, k) for k, e in keys.values()],
+            exp.alias_(exp.Count(this=exp.Star()), "n"),
+        ).from_(exp.table_("ev", alias=r))
+        if static:
+            pre = pre.where(_and(static))
+        pre = pre.group_by(exp.column("user_id", table=r), *[e.copy() for _, e in keys.values()])
+        pre_name = self.name("pc")
+        self.add_cte(pre_name, pre)
+        sel = self.attach(self.scope_rows(s), s.inner, lifted)
+        on = _and([exp.column("user_id", table=x).eq(exp.column("user_id", table=s.inner)), *lifted])
+        sel = sel.join(exp.table_(pre_name, alias=x), on=on, join_type="left")
+        sel = sel.select(*s.key_selects(s.inner), exp.alias_(exp.Sum(this=exp.column("n", table=x)), "v")).group_by(
+            *s.keys(s.inner)
+        )
         name = self.name("g")
         self.add_cte(name, sel, s.key_names())
         return exp.column("v", table=name)
@@ -592,7 +672,7 @@ class Compiler:
                 value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
             return self.agg_expr(a.fn, value, pred)
 
-        ref = self.scope_value(b, pred_fn, agg_fn)
+        ref = self.scope_value(b, pred_fn, agg_fn, count=a.fn == "count")
         if a.fn in ("count", "count_distinct", "sum"):
             return exp.Coalesce(this=ref, expressions=[exp.Literal.number(0)])
         return ref
@@ -681,7 +761,7 @@ class Compiler:
         def pred_fn(r: str) -> exp.Expression:
             return _and([self.matches(r, c.event, c.where, b), self.window(c.window, exp.column("ts", table=r), b)])
 
-        n = self.scope_value(b, pred_fn, lambda r, pred: self.agg_expr("count", None, pred))
+        n = self.scope_value(b, pred_fn, lambda r, pred: self.agg_expr("count", None, pred), count=True)
         test = self._count_test(exp.Coalesce(this=n, expressions=[exp.Literal.number(0)]), c.count)
         return _safe(self._old_enough(c, test))
 
@@ -987,6 +1067,16 @@ class Compiler:
         ]
         cols += [exp.alias_(exp.column(k, table=ka), k) for k in b.key_names()[1:]]
         cols.append(exp.alias_(exp.column("message_id", table=r), f"_sk{d}"))
+        anc = self.name("anc")
+        slot = len(self.ctes)
+        self.add_cte(anc, exp.select("*"))  # filled below, once the body says which anchor values it reads
+        self.anchor_cols[anc] = {}
+        s2 = Scope((*b.anchors, anc), {**b.names, a.name: anc})
+        body = self.cond(c.condition, s2)
+        for path, i in self.anchor_cols.pop(anc).items():
+            cols.append(exp.alias_(self.prop_kind(r, list(path)), f"_a{i}k"))
+            for kind in ("str", "num", "bool"):
+                cols.append(exp.alias_(self.prop(r, list(path), kind), f"_a{i}{kind[0]}"))
         inner = self.scan(b, r, pred, left=False).select(*cols)
         if a.pick in ("first", "last"):
             order = [
@@ -1000,10 +1090,7 @@ class Compiler:
                                     alias=exp.TableAlias(this=exp.to_identifier("x"))))
                 .where(exp.column("_rn").eq(exp.Literal.number(1)))
             )
-        anc = self.name("anc")
-        self.add_cte(anc, inner)
-        s2 = Scope((*b.anchors, anc), {**b.names, a.name: anc})
-        body = self.cond(c.condition, s2)
+        self.ctes[slot] = (anc, inner)
         sel = self.attach(self.scope_rows(s2), anc, [body]).where(body)
         sel = sel.select(*[exp.alias_(exp.column(k, table=anc), k) for k in b.key_names()],
                          exp.alias_(exp.true(), "hit")).distinct()
@@ -1109,7 +1196,9 @@ def compile_segment(
     q = exp.select(exp.column("user_id", table="p")).from_(exp.table_("profiles", alias="p"))
     q = comp.attach(q, "p", [where], skip=("p",))
     for name, body in ctes:
-        q = q.with_(name, as_=body)
+        # DuckDB would materialize `ev` (JSON included) for its several readers; each reader's filters
+        # (event = X, time) prune better on the table itself
+        q = q.with_(name, as_=body, materialized=False if name == "ev" and dialect == "duckdb" else None)
     q = q.where(where).order_by(exp.column("user_id", table="p"))
     sql = q.sql(dialect=dialect)
     if dialect == "clickhouse":
