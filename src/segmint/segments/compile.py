@@ -46,6 +46,16 @@ class UnsupportedInSQL(SegmintError):
     code = "segment_unsupported"
 
 
+@functools.lru_cache(maxsize=16)
+def _ch_type_cached(kind: str) -> exp.DataType:
+    return exp.DataType.build(CH_TYPES[kind], dialect="clickhouse")
+
+
+def _ch_type(kind: str) -> exp.DataType:
+    """The ClickHouse type of a parameter kind (built once: parsing a type is slow)."""
+    return _ch_type_cached(kind).copy()
+
+
 def _lit_bool(v: bool) -> exp.Expression:
     return exp.true() if v else exp.false()
 
@@ -54,7 +64,7 @@ def _and(parts: list[exp.Expression]) -> exp.Expression:
     parts = [p for p in parts if p is not None and p != exp.true()]  # a literal TRUE in a ClickHouse ON fails
     if not parts:
         return exp.true()
-    return exp.and_(*parts) if len(parts) > 1 else parts[0]
+    return exp.and_(*parts, copy=False) if len(parts) > 1 else parts[0]
 
 
 def _safe(e: exp.Expression) -> exp.Expression:
@@ -127,6 +137,7 @@ class Compiler:
     anchor_cols: dict[str, dict[tuple[str, ...], int]] = field(default_factory=dict)  # anchor -> paths read
     _names: dict[tuple[str, str, Any], str] = field(default_factory=dict)
     _n: int = 0
+    _calendar: dict[str, exp.Expression] = field(default_factory=dict)  # per-user calendar start, by unit
 
     # ---- parameters and dialect bits
 
@@ -145,7 +156,7 @@ class Compiler:
             name = self._names[key] = f"p{len(self.params) + 1}"
             self.params[name] = value
         if self.ch:
-            return exp.Placeholder(this=name, kind=exp.DataType.build(CH_TYPES[kind], dialect="clickhouse"))
+            return exp.Placeholder(this=name, kind=_ch_type(kind))
         return exp.Placeholder(this=name)
 
     def fn(self, duck: str, ch: str, *args: exp.Expression) -> exp.Expression:
@@ -266,16 +277,20 @@ class Compiler:
                 if kind == "bool":
                     return exp.null()
                 if kind == "num":
-                    return exp.If(this=self.regex_full(text, NUMERIC_TEXT), true=self.to_double(text.copy()),
-                                  false=exp.null())
+                    return exp.If(
+                        this=self.regex_full(text, NUMERIC_TEXT), true=self.to_double(text.copy()), false=exp.null()
+                    )
         return self.value_as(exp.column("properties", table=alias), path, kind, col)
 
     def prop_kind(self, alias: str, path: list[str]) -> exp.Expression:
         """The JSON kind ('str', 'num', 'bool', 'other') of an event property of a row alias."""
         if len(path) == 1 and self.typed.get(path[0]) == "string":
             col = exp.column(property_column(path[0]), table=alias, quoted=True)
-            return exp.If(this=exp.Is(this=col, expression=exp.null()), true=exp.Literal.string("other"),
-                          false=exp.Literal.string("str"))
+            return exp.If(
+                this=exp.Is(this=col, expression=exp.null()),
+                true=exp.Literal.string("other"),
+                false=exp.Literal.string("str"),
+            )
         return self.json_type(exp.column("properties", table=alias), path)
 
     # ---- comparisons
@@ -435,21 +450,24 @@ class Compiler:
         ws = _calendar_start(self.as_of, w.unit, self.workspace_tz)
         if w.zone == "workspace":
             return self.param(ws, "ts")
+        cached = self._calendar.get(w.unit)
+        if cached is not None:
+            return cached.copy()
         ifs = []
         for start, zones in _zone_groups(self.as_of, w.unit, self.workspace_tz):
             if start == ws:
                 continue
+            # zone names are tz-database constants (not user input): literals keep the query small
+            zone_list = [exp.Literal.string(z) for z in zones]
             ifs.append(
                 exp.If(
-                    this=exp.In(
-                        this=exp.column("timezone", table="p"), expressions=[self.param(z, "str") for z in zones]
-                    ),
+                    this=exp.In(this=exp.column("timezone", table="p"), expressions=zone_list),
                     true=self.param(start, "ts"),
                 )
             )
-        if not ifs:
-            return self.param(ws, "ts")
-        return exp.Case(ifs=ifs, default=self.param(ws, "ts"))
+        case = exp.Case(ifs=ifs, default=self.param(ws, "ts")) if ifs else self.param(ws, "ts")
+        self._calendar[w.unit] = case
+        return case.copy()
 
     def matches(self, alias: str, event: str, where: list[m.PropertyFilter], b: Scope) -> exp.Expression:
         """Event name equal and every filter true, on a row alias."""
@@ -502,8 +520,9 @@ class Compiler:
         """Microseconds since the epoch (an integer)."""
         return self.fn("epoch_us", "toUnixTimestamp64Micro", ts)
 
-    def attach(self, sel: exp.Select, key_alias: str, exprs: list[exp.Expression], skip: tuple[str, ...] = ()
-               ) -> exp.Select:
+    def attach(
+        self, sel: exp.Select, key_alias: str, exprs: list[exp.Expression], skip: tuple[str, ...] = ()
+    ) -> exp.Select:
         """LEFT JOIN `profiles AS p` and the keyed CTEs that exprs use, on the keys of key_alias."""
         used = _tables(*exprs)
         if "p" in used and "p" not in skip:
@@ -511,27 +530,28 @@ class Compiler:
                 exp.table_("profiles", alias="p"),
                 on=exp.column("user_id", table="p").eq(exp.column("user_id", table=key_alias)),
                 join_type="left",
+                copy=False,
             )
         for name, keys in self.keyed.items():
             if name in used and name not in skip:
                 on = _and([exp.column(k, table=name).eq(exp.column(k, table=key_alias)) for k in keys])
-                sel = sel.join(exp.table_(name, alias=name), on=on, join_type="left")
+                sel = sel.join(exp.table_(name, alias=name), on=on, join_type="left", copy=False)
         return sel
 
     def scope_rows(self, s: Scope, driver: tuple[str, str] | None = None) -> exp.Select:
         """FROM the scope's rows (innermost anchor joined to the outer ones); driver = (CTE, alias) first."""
         sel = exp.Select()
         if driver is not None:
-            sel = sel.from_(exp.table_(driver[0], alias=driver[1]))
+            sel = sel.from_(exp.table_(driver[0], alias=driver[1]), copy=False)
             if s.depth:
                 on = _and([exp.column(k, table=s.inner).eq(exp.column(k, table=driver[1])) for k in s.key_names()])
-                sel = sel.join(exp.table_(s.inner, alias=s.inner), on=on, join_type="inner")
+                sel = sel.join(exp.table_(s.inner, alias=s.inner), on=on, join_type="inner", copy=False)
         else:
-            sel = sel.from_(exp.table_(s.inner, alias=s.inner))
+            sel = sel.from_(exp.table_(s.inner, alias=s.inner), copy=False)
         for i, outer in enumerate(s.anchors[:-1], 1):
             keys = ["user_id", *(f"_sk{j}" for j in range(1, i + 1))]
             on = _and([exp.column(k, table=outer).eq(exp.column(k, table=s.inner)) for k in keys])
-            sel = sel.join(exp.table_(outer, alias=outer), on=on, join_type="inner")
+            sel = sel.join(exp.table_(outer, alias=outer), on=on, join_type="inner", copy=False)
         return sel
 
     def key_alias(self, s: Scope, r: str) -> str:
@@ -545,11 +565,11 @@ class Compiler:
         AND pred, so the predicate (name, time, filters) prunes events in the join itself.
         """
         if not s.depth:
-            sel = exp.Select().from_(exp.table_("ev", alias=r))
-            return self.attach(sel, r, [pred]).where(pred)
+            sel = exp.Select().from_(exp.table_("ev", alias=r), copy=False)
+            return self.attach(sel, r, [pred]).where(pred, copy=False)
         sel = self.attach(self.scope_rows(s), s.inner, [pred])
         on = _and([exp.column("user_id", table=r).eq(exp.column("user_id", table=s.inner)), pred])
-        return sel.join(exp.table_("ev", alias=r), on=on, join_type="left" if left else "inner")
+        return sel.join(exp.table_("ev", alias=r), on=on, join_type="left" if left else "inner", copy=False)
 
     def in_scan(self, s: Scope, build: Callable[[], exp.Expression]) -> exp.Expression:
         """Compile an event predicate: aggregates met inside it become keyed CTEs joined into the scan."""
@@ -579,13 +599,17 @@ class Compiler:
             counted = self.anchored_count(s, r, pred)
             if counted is not None:
                 return counted
-        matched = exp.true() if not s.depth else exp.Not(
-            this=exp.Is(this=exp.column("message_id", table=r), expression=exp.null())
+        matched = (
+            exp.true()
+            if not s.depth
+            else exp.Not(this=exp.Is(this=exp.column("message_id", table=r), expression=exp.null()))
         )
         ka = self.key_alias(s, r)
-        sel = self.scan(s, r, pred, left=True).select(
-            *s.key_selects(ka), exp.alias_(agg_fn(r, matched), "v")
-        ).group_by(*s.keys(ka))
+        sel = (
+            self.scan(s, r, pred, left=True)
+            .select(*s.key_selects(ka), exp.alias_(agg_fn(r, matched), "v"), copy=False)
+            .group_by(*s.keys(ka), copy=False)
+        )
         name = self.name("g")
         self.add_cte(name, sel, s.key_names())
         return exp.column("v", table=name)
@@ -622,18 +646,18 @@ class Compiler:
             exp.alias_(exp.column("user_id", table=r), "user_id"),
             *[exp.alias_(e, k) for k, e in keys.values()],
             exp.alias_(exp.Count(this=exp.Star()), "n"),
-        ).from_(exp.table_("ev", alias=r))
+        ).from_(exp.table_("ev", alias=r), copy=False)
         if static:
-            pre = pre.where(_and(static))
-        pre = pre.group_by(exp.column("user_id", table=r), *[e.copy() for _, e in keys.values()])
+            pre = pre.where(_and(static), copy=False)
+        pre = pre.group_by(exp.column("user_id", table=r), *[e.copy() for _, e in keys.values()], copy=False)
         pre_name = self.name("pc")
         self.add_cte(pre_name, pre)
         sel = self.attach(self.scope_rows(s), s.inner, lifted)
         on = _and([exp.column("user_id", table=x).eq(exp.column("user_id", table=s.inner)), *lifted])
-        sel = sel.join(exp.table_(pre_name, alias=x), on=on, join_type="left")
-        sel = sel.select(*s.key_selects(s.inner), exp.alias_(exp.Sum(this=exp.column("n", table=x)), "v")).group_by(
-            *s.keys(s.inner)
-        )
+        sel = sel.join(exp.table_(pre_name, alias=x), on=on, join_type="left", copy=False)
+        sel = sel.select(
+            *s.key_selects(s.inner), exp.alias_(exp.Sum(this=exp.column("n", table=x)), "v"), copy=False
+        ).group_by(*s.keys(s.inner), copy=False)
         name = self.name("g")
         self.add_cte(name, sel, s.key_names())
         return exp.column("v", table=name)
@@ -776,27 +800,36 @@ class Compiler:
         ka = self.key_alias(b, r)
         unit_us = m.UNIT_SECONDS[w.unit] * 1_000_000
         bucket = exp.IntDiv(
-            this=exp.paren(exp.Sub(this=self.param(self.us_value(self.as_of), "int"), expression=self.us(
-                exp.column("ts", table=r)))),
+            this=exp.paren(
+                exp.Sub(
+                    this=self.param(self.us_value(self.as_of), "int"), expression=self.us(exp.column("ts", table=r))
+                )
+            ),
             expression=self.param(unit_us, "int"),
         )
         per = (
             self.scan(b, r, pred, left=False)
-            .select(*b.key_selects(ka), exp.alias_(bucket, "bk"), exp.alias_(exp.Count(this=exp.Star()), "n"))
-            .group_by(*b.keys(ka), bucket.copy())
+            .select(
+                *b.key_selects(ka), exp.alias_(bucket, "bk"), exp.alias_(exp.Count(this=exp.Star()), "n"), copy=False
+            )
+            .group_by(*b.keys(ka), bucket.copy(), copy=False)
         )
         per_name = self.name("eb")
         self.add_cte(per_name, per)
         name = self.name("each")
         bad = exp.Sum(
-            this=exp.If(this=self._count_test(exp.column("n"), c.count), true=exp.Literal.number(0),
-                        false=exp.Literal.number(1))
+            this=exp.If(
+                this=self._count_test(exp.column("n"), c.count), true=exp.Literal.number(0), false=exp.Literal.number(1)
+            )
         )
         body = (
-            exp.select(*[exp.column(k) for k in b.key_names()], exp.alias_(exp.Count(this=exp.Star()), "ne"),
-                       exp.alias_(bad, "bad"))
-            .from_(exp.table_(per_name))
-            .group_by(*[exp.column(k) for k in b.key_names()])
+            exp.select(
+                *[exp.column(k) for k in b.key_names()],
+                exp.alias_(exp.Count(this=exp.Star()), "ne"),
+                exp.alias_(bad, "bad"),
+            )
+            .from_(exp.table_(per_name), copy=False)
+            .group_by(*[exp.column(k) for k in b.key_names()], copy=False)
         )
         self.add_cte(name, body, b.key_names())
         no_bad = exp.EQ(
@@ -841,15 +874,17 @@ class Compiler:
         """Steps chained by the earliest next matching event (greedy is exact for 'then')."""
         s0 = c.steps[0]
         r = self.name("r")
-        pred = self.in_scan(b, lambda: _and([
-            self.matches(r, s0.event, s0.where, b), self.window(c.window, exp.column("ts", table=r), b)
-        ]))
+        pred = self.in_scan(
+            b,
+            lambda: _and([self.matches(r, s0.event, s0.where, b), self.window(c.window, exp.column("ts", table=r), b)]),
+        )
         ka = self.key_alias(b, r)
         start = self.scan(b, r, pred, left=False).select(
             *b.key_selects(ka),
             exp.alias_(exp.column("message_id", table=r), "sid"),
             exp.alias_(exp.column("ts", table=r), "t0"),
             exp.alias_(exp.column("ts", table=r), "t"),
+            copy=False,
         )
         prev = self.name("sq")
         self.add_cte(prev, start)
@@ -866,31 +901,53 @@ class Compiler:
                     self.matches(rk, step.event, step.where, b),
                 ]
                 if within_us is not None:
-                    parts.insert(1, exp.LTE(
-                        this=self.us(exp.column("ts", table=rk)),
-                        expression=exp.Add(this=self.us(exp.column("t0", table=q)),
-                                           expression=self.param(within_us, "int")),
-                    ))
+                    parts.insert(
+                        1,
+                        exp.LTE(
+                            this=self.us(exp.column("ts", table=rk)),
+                            expression=exp.Add(
+                                this=self.us(exp.column("t0", table=q)), expression=self.param(within_us, "int")
+                            ),
+                        ),
+                    )
                 return _and(parts)
 
             sp = self.in_scan(b, step_pred)
-            sel = self.attach(self.scope_rows(b, (prev, q)) if b.depth else exp.Select().from_(
-                exp.table_(prev, alias=q)), q, [sp])
+            sel = self.attach(
+                self.scope_rows(b, (prev, q)) if b.depth else exp.Select().from_(exp.table_(prev, alias=q), copy=False),
+                q,
+                [sp],
+            )
             on = _and([exp.column("user_id", table=rk).eq(exp.column("user_id", table=q)), sp])
             group = [*b.keys(q), exp.column("sid", table=q), exp.column("t0", table=q)]
             if c.followed:
-                sel = sel.join(exp.table_("ev", alias=rk), on=on, join_type="inner").select(
-                    *b.key_selects(q), exp.alias_(exp.column("sid", table=q), "sid"),
-                    exp.alias_(exp.column("t0", table=q), "t0"),
-                    exp.alias_(exp.Min(this=exp.column("ts", table=rk)), "t"),
-                ).group_by(*group)
+                sel = (
+                    sel.join(exp.table_("ev", alias=rk), on=on, join_type="inner", copy=False)
+                    .select(
+                        *b.key_selects(q),
+                        exp.alias_(exp.column("sid", table=q), "sid"),
+                        exp.alias_(exp.column("t0", table=q), "t0"),
+                        exp.alias_(exp.Min(this=exp.column("ts", table=rk)), "t"),
+                        copy=False,
+                    )
+                    .group_by(*group, copy=False)
+                )
             else:
-                sel = sel.join(exp.table_("ev", alias=rk), on=on, join_type="left").select(
-                    *b.key_selects(q), exp.alias_(exp.column("sid", table=q), "sid"),
-                ).group_by(*group).having(
-                    exp.EQ(this=exp.CountIf(this=exp.Not(this=exp.Is(
-                        this=exp.column("message_id", table=rk), expression=exp.null()))),
-                        expression=exp.Literal.number(0))
+                sel = (
+                    sel.join(exp.table_("ev", alias=rk), on=on, join_type="left", copy=False)
+                    .select(*b.key_selects(q), exp.alias_(exp.column("sid", table=q), "sid"), copy=False)
+                    .group_by(*group, copy=False)
+                    .having(
+                        exp.EQ(
+                            this=exp.CountIf(
+                                this=exp.Not(
+                                    this=exp.Is(this=exp.column("message_id", table=rk), expression=exp.null())
+                                )
+                            ),
+                            expression=exp.Literal.number(0),
+                        ),
+                        copy=False,
+                    )
                 )
             prev = self.name("sq")
             self.add_cte(prev, sel)
@@ -900,7 +957,7 @@ class Compiler:
         keys = [exp.column(k) for k in b.key_names()]
         self.add_cte(
             name,
-            exp.select(*keys, exp.alias_(exp.true(), "hit")).distinct().from_(exp.table_(prev)),
+            exp.select(*keys, exp.alias_(exp.true(), "hit")).distinct(copy=False).from_(exp.table_(prev), copy=False),
             b.key_names(),
         )
         return self._hit(name)
@@ -922,33 +979,41 @@ class Compiler:
         rn = exp.Window(
             this=exp.RowNumber(),
             partition_by=[exp.column("user_id", table=r)],
-            order=exp.Order(expressions=[
-                exp.Ordered(this=exp.column("ts", table=r), desc=True),
-                exp.Ordered(this=exp.column("message_id", table=r), desc=True),
-            ]),
+            order=exp.Order(
+                expressions=[
+                    exp.Ordered(this=exp.column("ts", table=r), desc=True),
+                    exp.Ordered(this=exp.column("message_id", table=r), desc=True),
+                ]
+            ),
         )
         channel = _safe(self.prop(r, ["channel"], "str").eq(self.param(c.channel, "str")))
         sends = (
-            exp.select(exp.alias_(exp.column("user_id", table=r), "user_id"), exp.alias_(ref, "ref"),
-                       exp.alias_(rn, "rn"))
-            .from_(exp.table_("ev", alias=r))
-            .where(_and([exp.column("event", table=r).eq(self.param(c.sent_event, "str")), channel]))
+            exp.select(
+                exp.alias_(exp.column("user_id", table=r), "user_id"), exp.alias_(ref, "ref"), exp.alias_(rn, "rn")
+            )
+            .from_(exp.table_("ev", alias=r), copy=False)
+            .where(_and([exp.column("event", table=r).eq(self.param(c.sent_event, "str")), channel]), copy=False)
         )
         s_name = self.name("ss")
         self.add_cte(s_name, sends)
         resp = (
-            exp.select(exp.alias_(exp.column("user_id", table=r), "user_id"),
-                       exp.alias_(self.json_text(exp.column("properties", table=r), ref_path), "ref"))
-            .distinct()
-            .from_(exp.table_("ev", alias=r))
-            .where(_and([exp.column("event", table=r).eq(self.param(c.response_event, "str")), is_str(ref_path)]))
+            exp.select(
+                exp.alias_(exp.column("user_id", table=r), "user_id"),
+                exp.alias_(self.json_text(exp.column("properties", table=r), ref_path), "ref"),
+            )
+            .distinct(copy=False)
+            .from_(exp.table_("ev", alias=r), copy=False)
+            .where(
+                _and([exp.column("event", table=r).eq(self.param(c.response_event, "str")), is_str(ref_path)]),
+                copy=False,
+            )
         )
         r_name = self.name("sr")
         self.add_cte(r_name, resp)
         n = exp.Literal.number(c.n)
         body = (
             exp.select(exp.alias_(exp.column("user_id", table="s"), "user_id"), exp.alias_(exp.true(), "hit"))
-            .from_(exp.table_(s_name, alias="s"))
+            .from_(exp.table_(s_name, alias="s"), copy=False)
             .join(
                 exp.table_(r_name, alias="x"),
                 on=exp.and_(
@@ -956,13 +1021,17 @@ class Compiler:
                     exp.column("ref", table="x").eq(exp.column("ref", table="s")),
                 ),
                 join_type="left",
+                copy=False,
             )
-            .where(exp.LTE(this=exp.column("rn", table="s"), expression=n))
-            .group_by(exp.column("user_id", table="s"))
-            .having(exp.and_(
-                exp.EQ(this=exp.Count(this=exp.Star()), expression=n.copy()),
-                exp.EQ(this=exp.Count(this=exp.column("ref", table="x")), expression=exp.Literal.number(0)),
-            ))
+            .where(exp.LTE(this=exp.column("rn", table="s"), expression=n), copy=False)
+            .group_by(exp.column("user_id", table="s"), copy=False)
+            .having(
+                exp.and_(
+                    exp.EQ(this=exp.Count(this=exp.Star()), expression=n.copy()),
+                    exp.EQ(this=exp.Count(this=exp.column("ref", table="x")), expression=exp.Literal.number(0)),
+                ),
+                copy=False,
+            )
         )
         name = self.name("streak")
         self.add_cte(name, body, ["user_id"])
@@ -977,31 +1046,47 @@ class Compiler:
         ts = exp.column("ts", table=r)
         order = exp.Order(expressions=[exp.Ordered(this=ts.copy())])
         prev_ts = exp.Window(
-            this=exp.Max(this=ts.copy()), partition_by=[k.copy() for k in part], order=order.copy(),
-            spec=exp.WindowSpec(kind="ROWS", start=exp.Literal.number(1), start_side="PRECEDING",
-                                end=exp.Literal.number(1), end_side="PRECEDING"),
+            this=exp.Max(this=ts.copy()),
+            partition_by=[k.copy() for k in part],
+            order=order.copy(),
+            spec=exp.WindowSpec(
+                kind="ROWS",
+                start=exp.Literal.number(1),
+                start_side="PRECEDING",
+                end=exp.Literal.number(1),
+                end_side="PRECEDING",
+            ),
         )
         rn = exp.Window(this=exp.RowNumber(), partition_by=[k.copy() for k in part], order=order.copy())
         x = self.scan(b, r, pred, left=False).select(
-            *b.key_selects(ka), exp.alias_(ts.copy(), "t"), exp.alias_(prev_ts, "pt"), exp.alias_(rn, "rn")
+            *b.key_selects(ka), exp.alias_(ts.copy(), "t"), exp.alias_(prev_ts, "pt"), exp.alias_(rn, "rn"), copy=False
         )
         x_name = self.name("ix")
         self.add_cte(x_name, x)
         keys = [exp.column(k) for k in b.key_names()]
         gap = exp.Div(
-            this=exp.cast(exp.paren(exp.Sub(this=self.us(exp.column("t")), expression=self.us(exp.column("pt")))),
-                          "DOUBLE"),
+            this=exp.cast(
+                exp.paren(exp.Sub(this=self.us(exp.column("t")), expression=self.us(exp.column("pt")))), "DOUBLE"
+            ),
             expression=exp.Literal.number("1000000.0"),
         )
         g = (
             exp.select(
-                *keys, exp.column("t"), exp.alias_(gap, "gap"),
-                exp.alias_(exp.Window(this=exp.RowNumber(), partition_by=[k.copy() for k in keys],
-                                      order=exp.Order(expressions=[exp.Ordered(this=gap.copy())])), "gr"),
+                *keys,
+                exp.column("t"),
+                exp.alias_(gap, "gap"),
+                exp.alias_(
+                    exp.Window(
+                        this=exp.RowNumber(),
+                        partition_by=[k.copy() for k in keys],
+                        order=exp.Order(expressions=[exp.Ordered(this=gap.copy())]),
+                    ),
+                    "gr",
+                ),
                 exp.alias_(exp.Window(this=exp.Count(this=exp.Star()), partition_by=[k.copy() for k in keys]), "gn"),
             )
-            .from_(exp.table_(x_name))
-            .where(exp.GT(this=exp.column("rn"), expression=exp.Literal.number(1)))
+            .from_(exp.table_(x_name), copy=False)
+            .where(exp.GT(this=exp.column("rn"), expression=exp.Literal.number(1)), copy=False)
         )
         g_name = self.name("ig")
         self.add_cte(g_name, g)
@@ -1009,30 +1094,48 @@ class Compiler:
         gn = exp.column("gn")
 
         def pick(offsets: tuple[int, int]) -> exp.Expression:
-            hit = exp.In(this=two_gr.copy(), expressions=[
-                exp.Add(this=gn.copy(), expression=exp.Literal.number(o)) for o in offsets])
+            hit = exp.In(
+                this=two_gr.copy(),
+                expressions=[exp.Add(this=gn.copy(), expression=exp.Literal.number(o)) for o in offsets],
+            )
             return exp.Max(this=exp.If(this=hit, true=exp.column("gap"), false=exp.null()))
 
-        med = exp.Div(this=exp.paren(exp.Add(this=pick((0, 1)), expression=pick((1, 2)))),
-                      expression=exp.Literal.number("2.0"))
+        med = exp.Div(
+            this=exp.paren(exp.Add(this=pick((0, 1)), expression=pick((1, 2)))), expression=exp.Literal.number("2.0")
+        )
         h = (
-            exp.select(*keys, exp.alias_(exp.Max(this=gn.copy()), "n"),
-                       exp.alias_(exp.Max(this=exp.column("t")), "last"), exp.alias_(med, "med"))
-            .from_(exp.table_(g_name))
-            .group_by(*[k.copy() for k in keys])
+            exp.select(
+                *keys,
+                exp.alias_(exp.Max(this=gn.copy()), "n"),
+                exp.alias_(exp.Max(this=exp.column("t")), "last"),
+                exp.alias_(med, "med"),
+            )
+            .from_(exp.table_(g_name), copy=False)
+            .group_by(*[k.copy() for k in keys], copy=False)
         )
         name = self.name("ir")
         self.add_cte(name, h, b.key_names())
         since = exp.Div(
-            this=exp.cast(exp.paren(exp.Sub(this=self.param(self.us_value(self.as_of), "int"),
-                                            expression=self.us(exp.column("last", table=name)))), "DOUBLE"),
+            this=exp.cast(
+                exp.paren(
+                    exp.Sub(
+                        this=self.param(self.us_value(self.as_of), "int"),
+                        expression=self.us(exp.column("last", table=name)),
+                    )
+                ),
+                "DOUBLE",
+            ),
             expression=exp.Literal.number("1000000.0"),
         )
-        return _safe(exp.and_(
-            exp.GTE(this=exp.column("n", table=name), expression=exp.Literal.number(c.min_gaps)),
-            exp.GTE(this=since, expression=exp.Mul(this=self.param(c.factor, "num"),
-                                                   expression=exp.column("med", table=name))),
-        ))
+        return _safe(
+            exp.and_(
+                exp.GTE(this=exp.column("n", table=name), expression=exp.Literal.number(c.min_gaps)),
+                exp.GTE(
+                    this=since,
+                    expression=exp.Mul(this=self.param(c.factor, "num"), expression=exp.column("med", table=name)),
+                ),
+            )
+        )
 
     def c_InSegment(self, c: m.InSegment, b: Scope) -> exp.Expression:
         """Inline the saved segment's tree (cycles rejected like the reference evaluator)."""
@@ -1077,7 +1180,7 @@ class Compiler:
             cols.append(exp.alias_(self.prop_kind(r, list(path)), f"_a{i}k"))
             for kind in ("str", "num", "bool"):
                 cols.append(exp.alias_(self.prop(r, list(path), kind), f"_a{i}{kind[0]}"))
-        inner = self.scan(b, r, pred, left=False).select(*cols)
+        inner = self.scan(b, r, pred, left=False).select(*cols, copy=False)
         if a.pick in ("first", "last"):
             order = [
                 exp.Ordered(this=exp.column("ts", table=r), desc=a.pick == "last"),
@@ -1086,14 +1189,19 @@ class Compiler:
             rn = exp.Window(this=exp.RowNumber(), partition_by=b.keys(ka), order=exp.Order(expressions=order))
             inner = (
                 exp.select("*")
-                .from_(exp.Subquery(this=inner.select(exp.alias_(rn, "_rn")),
-                                    alias=exp.TableAlias(this=exp.to_identifier("x"))))
-                .where(exp.column("_rn").eq(exp.Literal.number(1)))
+                .from_(
+                    exp.Subquery(
+                        this=inner.select(exp.alias_(rn, "_rn")), alias=exp.TableAlias(this=exp.to_identifier("x"))
+                    ),
+                    copy=False,
+                )
+                .where(exp.column("_rn").eq(exp.Literal.number(1)), copy=False)
             )
         self.ctes[slot] = (anc, inner)
-        sel = self.attach(self.scope_rows(s2), anc, [body]).where(body)
-        sel = sel.select(*[exp.alias_(exp.column(k, table=anc), k) for k in b.key_names()],
-                         exp.alias_(exp.true(), "hit")).distinct()
+        sel = self.attach(self.scope_rows(s2), anc, [body]).where(body, copy=False)
+        sel = sel.select(
+            *[exp.alias_(exp.column(k, table=anc), k) for k in b.key_names()], exp.alias_(exp.true(), "hit"), copy=False
+        ).distinct(copy=False)
         name = self.name("w")
         self.add_cte(name, sel, b.key_names())
         return self._hit(name)
@@ -1184,22 +1292,35 @@ def compile_segment(
         source_pred.append(
             exp.In(this=exp.column("event"), expressions=[comp.param(e, "str") for e in sorted(comp.events)])
         )
-    ctes: list[tuple[str, exp.Expression]] = [("ev", exp.select("*").from_("events").where(_and(source_pred)))]
+    ctes: list[tuple[str, exp.Expression]] = [
+        ("ev", exp.select("*").from_("events", copy=False).where(_and(source_pred), copy=False))
+    ]
     ctes += comp.ctes
     if comp.main_aggs:
-        agg = comp.attach(exp.Select().from_(exp.table_("ev", alias="ev")), "ev", comp.main_aggs)
-        agg = agg.select(exp.alias_(exp.column("user_id", table="ev"), "user_id"), *comp.main_aggs).group_by(
-            exp.column("user_id", table="ev")
-        )
+        agg = comp.attach(exp.Select().from_(exp.table_("ev", alias="ev"), copy=False), "ev", comp.main_aggs)
+        agg = agg.select(
+            exp.alias_(exp.column("user_id", table="ev"), "user_id"), *comp.main_aggs, copy=False
+        ).group_by(exp.column("user_id", table="ev"), copy=False)
         ctes.append(("agg", agg))
         comp.keyed["agg"] = ["user_id"]
-    q = exp.select(exp.column("user_id", table="p")).from_(exp.table_("profiles", alias="p"))
+    q = exp.select(exp.column("user_id", table="p")).from_(exp.table_("profiles", alias="p"), copy=False)
     q = comp.attach(q, "p", [where], skip=("p",))
-    for name, body in ctes:
-        # DuckDB would materialize `ev` (JSON included) for its several readers; each reader's filters
-        # (event = X, time) prune better on the table itself
-        q = q.with_(name, as_=body, materialized=False if name == "ev" and dialect == "duckdb" else None)
-    q = q.where(where).order_by(exp.column("user_id", table="p"))
+    # One WITH node built at once (Select.with_ copies the whole query per CTE). DuckDB would materialize
+    # `ev` (JSON included) for its several readers; each reader's filters prune better on the table itself.
+    q.set(
+        "with_",
+        exp.With(
+            expressions=[
+                exp.CTE(
+                    this=body,
+                    alias=exp.TableAlias(this=exp.to_identifier(name)),
+                    materialized=False if name == "ev" and dialect == "duckdb" else None,
+                )
+                for name, body in ctes
+            ]
+        ),
+    )
+    q = q.where(where, copy=False).order_by(exp.column("user_id", table="p"), copy=False)
     sql = q.sql(dialect=dialect)
     if dialect == "clickhouse":
         sql += " SETTINGS join_use_nulls = 1"
