@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from segmint.segments import reference, saved
-from segmint.segments.compile import UnsupportedInSQL
 from segmint.segments.evaluate import evaluate
 from segmint.segments.seeds import SEEDS
 
@@ -51,14 +50,15 @@ def test_apply_creates_all_and_each_seed_has_members(demo) -> None:
     ws, info, result = demo
     assert result.counts()["created"] == len(SEEDS)
     assert saved.apply_dir(ws, EXAMPLES, dry_run=True).counts()["unchanged"] == len(SEEDS)
-    users = None
+    users = _users(ws.store)
     resolve = saved.resolver(ws.appdb)
     counts = {}
     for seg in saved.list_segments(ws.appdb):
-        try:
-            counts[seg.name] = len(evaluate(ws.store, saved.segment_tree(ws.appdb, seg.name), info.spec.now))
-        except UnsupportedInSQL:  # not compiled to SQL yet: count with the reference evaluator
-            users = users if users is not None else _users(ws.store)
-            counts[seg.name] = len(reference.members(seg.tree(), users, info.spec.now,
-                                                     workspace_tz=ws.config.timezone, resolve=resolve))
+        # every seed compiles to SQL (no reference fallback) and agrees with the reference evaluator
+        got = evaluate(ws.store, saved.segment_tree(ws.appdb, seg.name), info.spec.now,
+                       workspace_tz=ws.config.timezone)
+        want = reference.members(seg.tree(), users, info.spec.now, workspace_tz=ws.config.timezone,
+                                 resolve=resolve)
+        assert set(got) == want, seg.name
+        counts[seg.name] = len(got)
     assert [n for n, c in counts.items() if c == 0] == []
