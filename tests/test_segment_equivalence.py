@@ -127,3 +127,26 @@ def test_hostile_values_are_parameters(ch: ClickHouseEventStore) -> None:
     duck = load(users)
     assert evaluate(duck, tree, AS_OF) == ["u'1"]
     assert duck.query("SELECT count(*) FROM events").column(0)[0].as_py() == 1
+
+
+def test_in_segment_resolves_and_rejects_cycles(ch: ClickHouseEventStore) -> None:
+    """compile_segment inlines saved segments through `resolve`; a cycle is a segment_cycle error."""
+    from segmint.segments import model as m
+    from segmint.segments.reference import SegmentCycleError
+
+    users = {
+        "buyer": {"events": [{"message_id": "m1", "event": "order_completed", "ts": AS_OF, "properties": {}}],
+                  "traits": {}, "profile_ts": AS_OF, "timezone": None, "has_profile": True},
+        "other": {"events": [], "traits": {}, "profile_ts": AS_OF, "timezone": None, "has_profile": True},
+    }
+    duck = load(users)
+    try:
+        tree = m.Not(item=m.InSegment(segment="buyers"))
+        sql, params = compile_segment(tree, AS_OF, typed=TYPED, resolve=resolve)
+        assert [r["user_id"] for r in duck.query(sql, params).to_pylist()] == ["other"]
+        assert oracle(duck, users, tree, AS_OF) == {"other"}
+    finally:
+        duck.close()
+    loop = {"a": m.InSegment(segment="b"), "b": m.Or(items=[m.InSegment(segment="a"), m.InSegment(segment="b")])}
+    with pytest.raises(SegmentCycleError, match="a -> b -> a"):
+        compile_segment(m.InSegment(segment="a"), AS_OF, resolve=loop.__getitem__)
