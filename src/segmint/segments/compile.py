@@ -272,6 +272,13 @@ class Compiler:
                 or (kind == "bool" and t == "boolean")
             ):
                 col = exp.column(property_column(path[0]), table=alias, quoted=True)
+            elif t == "integer" and kind == "num":  # the JSON only when the integer column has no value
+                icol = exp.column(property_column(path[0]), table=alias, quoted=True)
+                return exp.If(
+                    this=exp.Not(this=exp.Is(this=icol, expression=exp.null())),
+                    true=exp.cast(icol.copy(), "DOUBLE"),
+                    false=self.value_as(exp.column("properties", table=alias), path, kind, None),
+                )
             elif t == "string":  # string-typed properties hold JSON strings (or nothing): no JSON parse needed
                 text = exp.column(property_column(path[0]), table=alias, quoted=True)
                 if kind == "bool":
