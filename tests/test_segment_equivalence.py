@@ -91,8 +91,9 @@ def check(ch: ClickHouseEventStore, users: dict[str, Any], tree_list: list[Any],
             inlined = inline_segments(tree, resolve)  # what saved.segment_tree hands to evaluate
             got_duck = set(evaluate(duck, inlined, as_of))
             got_ch = set(evaluate(ch, inlined, as_of))
-            sql, params = compile_segment(tree, as_of, dialect="duckdb", typed=TYPED, resolve=resolve)
-            assert got_duck == want, f"DuckDB differs: tree={tree!r}\nsql={sql}\nparams={params}"
+            if got_duck != want:  # compile once more only to show the SQL
+                sql, params = compile_segment(tree, as_of, dialect="duckdb", typed=TYPED, resolve=resolve)
+                raise AssertionError(f"DuckDB differs: tree={tree!r}\nsql={sql}\nparams={params}")
             assert got_ch == want, f"ClickHouse differs: tree={tree!r}"
     finally:
         duck.close()

@@ -64,12 +64,32 @@ def _and(parts: list[exp.Expression]) -> exp.Expression:
     parts = [p for p in parts if p is not None and p != exp.true()]  # a literal TRUE in a ClickHouse ON fails
     if not parts:
         return exp.true()
-    return exp.and_(*parts, copy=False) if len(parts) > 1 else parts[0]
+    return _conj(*parts, copy=False) if len(parts) > 1 else parts[0]
+
+
+def _paren(e: exp.Expression, copy: bool = False) -> exp.Expression:
+    """Parenthesize without copying (sqlglot's helpers deep-copy their arguments by default)."""
+    return exp.paren(e, copy=copy)
+
+
+def _conj(*es: exp.Expression, copy: bool = False) -> exp.Expression:
+    """AND without copying."""
+    return exp.and_(*es, copy=copy)
+
+
+def _disj(*es: exp.Expression, copy: bool = False) -> exp.Expression:
+    """OR without copying."""
+    return exp.or_(*es, copy=copy)
+
+
+def _neg(e: exp.Expression, copy: bool = False) -> exp.Expression:
+    """NOT without copying."""
+    return exp.not_(e, copy=copy)
 
 
 def _safe(e: exp.Expression) -> exp.Expression:
     """Two-valued: NULL becomes FALSE."""
-    return exp.Coalesce(this=exp.paren(e), expressions=[exp.false()])
+    return exp.Coalesce(this=_paren(e), expressions=[exp.false()])
 
 
 def _kind_of(v: Any) -> str:
@@ -244,7 +264,7 @@ class Compiler:
                 ifs=[
                     exp.If(this=typ.eq(exp.Literal.string("num")), true=self.to_double(text)),
                     exp.If(
-                        this=exp.and_(
+                        this=_conj(
                             typ.copy().eq(exp.Literal.string("str")),
                             self.regex_full(text.copy(), NUMERIC_TEXT),
                         ),
@@ -307,14 +327,14 @@ class Compiler:
         if op == "exists":
             return actual(None)
         if op == "not_exists":
-            return exp.not_(actual(None))
+            return _neg(actual(None))
         if isinstance(v, m.ValueList):
             kind = _kind_of(v.values[0])
             a = actual(kind)
             inn = exp.In(this=a, expressions=[self.param(x, kind) for x in v.values])
-            return exp.and_(
+            return _conj(
                 exp.Not(this=exp.Is(this=a.copy(), expression=exp.null())),
-                inn if op == "in" else exp.not_(inn),
+                inn if op == "in" else _neg(inn),
             )
         if isinstance(v, m.AnchorRef) and v.factor is None:
             return self.compare_anchor(actual, op, v, b)
@@ -331,7 +351,7 @@ class Compiler:
             kind2, right2 = self.operand(v2, b)
             if kind2 != kind or kind == "bool":
                 return exp.false()
-            return exp.and_(exp.GTE(this=a, expression=right), exp.LTE(this=a.copy(), expression=right2))
+            return _conj(exp.GTE(this=a, expression=right), exp.LTE(this=a.copy(), expression=right2))
         if kind == "bool" and op not in ("eq", "ne"):
             return exp.false()
         cls = {"eq": exp.EQ, "ne": exp.NEQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
@@ -718,13 +738,13 @@ class Compiler:
         return method(c, b)
 
     def c_And(self, c: m.And, b: Scope) -> exp.Expression:
-        return exp.and_(*(exp.paren(self.cond(i, b)) for i in c.items))
+        return _conj(*(_paren(self.cond(i, b)) for i in c.items))
 
     def c_Or(self, c: m.Or, b: Scope) -> exp.Expression:
-        return exp.paren(exp.or_(*(exp.paren(self.cond(i, b)) for i in c.items)))
+        return _paren(_disj(*(_paren(self.cond(i, b)) for i in c.items)))
 
     def c_Not(self, c: m.Not, b: Scope) -> exp.Expression:
-        return exp.not_(exp.paren(self.cond(c.item, b)))
+        return _neg(_paren(self.cond(c.item, b)))
 
     def c_TraitCondition(self, c: m.TraitCondition, b: Scope) -> exp.Expression:
         if c.source == "profile":
@@ -743,7 +763,7 @@ class Compiler:
                 d = c.duration.to_timedelta()  # type: ignore[union-attr]
                 if c.op == "within_last":
                     return _safe(
-                        exp.and_(
+                        _conj(
                             exp.GT(this=col, expression=self.param(self.as_of - d, "ts")),
                             exp.LTE(this=col.copy(), expression=self.param(self.as_of, "ts")),
                         )
@@ -759,7 +779,7 @@ class Compiler:
         obj = exp.column("traits", table="p")
         if c.op in ("exists", "not_exists"):
             e = self._exists_obj(obj, [c.name])
-            return e if c.op == "exists" else exp.not_(e)
+            return e if c.op == "exists" else _neg(e)
 
         def actual(kind: str | None) -> exp.Expression:
             if kind == "ts":
@@ -783,7 +803,7 @@ class Compiler:
             return test
         span = c.window.duration.to_timedelta() if isinstance(c.window, m.LastWindow) else _each_span(c.window)
         start = self.param(self.as_of - span, "ts")
-        return exp.and_(_safe(exp.LTE(this=exp.column("first_seen", table="p"), expression=start)), exp.paren(test))
+        return _conj(_safe(exp.LTE(this=exp.column("first_seen", table="p"), expression=start)), _paren(test))
 
     def c_Performed(self, c: m.Performed, b: Scope) -> exp.Expression:
         if isinstance(c.window, m.EachWindow):
@@ -807,7 +827,7 @@ class Compiler:
         ka = self.key_alias(b, r)
         unit_us = m.UNIT_SECONDS[w.unit] * 1_000_000
         bucket = exp.IntDiv(
-            this=exp.paren(
+            this=_paren(
                 exp.Sub(
                     this=self.param(self.us_value(self.as_of), "int"), expression=self.us(exp.column("ts", table=r))
                 )
@@ -845,7 +865,7 @@ class Compiler:
         )
         test = no_bad
         if not _count_ok(c.count, 0):  # empty periods fail: every period must have events
-            test = exp.and_(
+            test = _conj(
                 no_bad,
                 exp.EQ(
                     this=exp.Coalesce(this=exp.column("ne", table=name), expressions=[exp.Literal.number(0)]),
@@ -869,7 +889,7 @@ class Compiler:
             return exp.Min(this=val) if c.kind == "first" else exp.Max(this=val)
 
         t = self.scope_value(b, lambda r: self.matches(r, c.event, c.where, b), agg_fn)
-        return _safe(exp.and_(exp.Not(this=exp.Is(this=t, expression=exp.null())), self.window(c.window, t.copy(), b)))
+        return _safe(_conj(exp.Not(this=exp.Is(this=t, expression=exp.null())), self.window(c.window, t.copy(), b)))
 
     c_FirstCondition = _first_last
     c_LastCondition = _first_last
@@ -1023,7 +1043,7 @@ class Compiler:
             .from_(exp.table_(s_name, alias="s"), copy=False)
             .join(
                 exp.table_(r_name, alias="x"),
-                on=exp.and_(
+                on=_conj(
                     exp.column("user_id", table="x").eq(exp.column("user_id", table="s")),
                     exp.column("ref", table="x").eq(exp.column("ref", table="s")),
                 ),
@@ -1033,7 +1053,7 @@ class Compiler:
             .where(exp.LTE(this=exp.column("rn", table="s"), expression=n), copy=False)
             .group_by(exp.column("user_id", table="s"), copy=False)
             .having(
-                exp.and_(
+                _conj(
                     exp.EQ(this=exp.Count(this=exp.Star()), expression=n.copy()),
                     exp.EQ(this=exp.Count(this=exp.column("ref", table="x")), expression=exp.Literal.number(0)),
                 ),
@@ -1073,7 +1093,7 @@ class Compiler:
         keys = [exp.column(k) for k in b.key_names()]
         gap = exp.Div(
             this=exp.cast(
-                exp.paren(exp.Sub(this=self.us(exp.column("t")), expression=self.us(exp.column("pt")))), "DOUBLE"
+                _paren(exp.Sub(this=self.us(exp.column("t")), expression=self.us(exp.column("pt")))), "DOUBLE"
             ),
             expression=exp.Literal.number("1000000.0"),
         )
@@ -1108,7 +1128,7 @@ class Compiler:
             return exp.Max(this=exp.If(this=hit, true=exp.column("gap"), false=exp.null()))
 
         med = exp.Div(
-            this=exp.paren(exp.Add(this=pick((0, 1)), expression=pick((1, 2)))), expression=exp.Literal.number("2.0")
+            this=_paren(exp.Add(this=pick((0, 1)), expression=pick((1, 2)))), expression=exp.Literal.number("2.0")
         )
         h = (
             exp.select(
@@ -1124,7 +1144,7 @@ class Compiler:
         self.add_cte(name, h, b.key_names())
         since = exp.Div(
             this=exp.cast(
-                exp.paren(
+                _paren(
                     exp.Sub(
                         this=self.param(self.us_value(self.as_of), "int"),
                         expression=self.us(exp.column("last", table=name)),
@@ -1135,7 +1155,7 @@ class Compiler:
             expression=exp.Literal.number("1000000.0"),
         )
         return _safe(
-            exp.and_(
+            _conj(
                 exp.GTE(this=exp.column("n", table=name), expression=exp.Literal.number(c.min_gaps)),
                 exp.GTE(
                     this=since,
