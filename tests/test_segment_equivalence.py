@@ -31,6 +31,8 @@ TREES_PER_EXAMPLE = 10
 # x TREES_PER_EXAMPLE = 2,000 cases (100k deep); SEGMINT_EQUIV_EXAMPLES=N overrides (quick runs while developing)
 EXAMPLES = int(os.environ.get("SEGMINT_EQUIV_EXAMPLES", 10_000 if DEEP else 200))
 _CH_DIR = tempfile.mkdtemp(prefix="segeval-chdb-")
+# hypothesis warns when it builds the (large, unused unless failing) repr of a history
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 
 
 @pytest.fixture(scope="module")
