@@ -2,7 +2,13 @@
 
 Histories put timestamps exactly on window edges (and one microsecond either side), give several events
 the same timestamp, mix nulls, missing keys, numeric text, booleans, unicode and hostile strings, and
-include young profiles and users in other time zones.
+include young profiles and users in other time zones. Timestamps also fall exactly on calendar edges
+(midnight in Seoul, Los Angeles and UTC; the Monday of the week), and message sends/opens feed streaks.
+
+Trees cover every node type: traits, performed (every window kind, `each`, calendar in the user's or the
+workspace zone), aggregates (compared with numbers, traits, other aggregates; property filters compared
+with aggregates), first/last, sequences (then / not followed by), streaks, interval ratios, saved
+segments (`in segment`, resolved by SAVED), and `with` anchors nested two deep.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from segmint.segments import model as m
 
 AS_OF = datetime(2024, 6, 1, 12, 0, 0)
 EVENTS = ["cart_added", "product_viewed", "order_completed", "review_viewed", "app_opened"]
+MESSAGE_EVENTS = ["message_sent", "message_opened"]
+CHANNELS = ["push", "email"]
 CATEGORIES = ["뷰티", "패션", "식품", "x'; DROP TABLE events; --", 'q"uote', "a\\b\tc"]
 PRODUCTS = ["p1", "p2", "p3", "샴푸"]
 DAYS = [0, 1, 3, 7, 14, 30, 90]
@@ -30,7 +38,11 @@ def _offsets() -> st.SearchStrategy[timedelta]:
         )
     )
     free = st.integers(min_value=-2 * 86400, max_value=100 * 86400).map(lambda s: timedelta(seconds=s))
-    return st.one_of(edge, edge, free)
+    # calendar edges before AS_OF (Sat 2024-06-01 12:00 UTC): midnight UTC / LA / Seoul, and that week's Monday
+    cal = st.sampled_from([timedelta(hours=h) for h in (12, 5, 21, 5 * 24 + 12, 5 * 24 + 5, 5 * 24 + 21)]).flatmap(
+        lambda d: st.sampled_from([d, d + timedelta(microseconds=1), d - timedelta(microseconds=1)])
+    )
+    return st.one_of(edge, edge, free, cal)
 
 
 _price = st.one_of(
@@ -58,6 +70,17 @@ def properties(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
+def message_properties(draw: st.DrawFn, refs: list[str]) -> dict[str, Any]:
+    """Properties of message_sent / message_opened: a channel and a reference to a send (sometimes odd)."""
+    props: dict[str, Any] = {}
+    if draw(st.integers(0, 5)) > 0:
+        props["channel"] = draw(st.one_of(st.sampled_from(CHANNELS), st.just(1), st.none()))
+    if refs and draw(st.integers(0, 3)) > 0:
+        props["message_id_ref"] = draw(st.one_of(st.sampled_from(refs), st.just(7)))
+    return props
+
+
+@st.composite
 def histories(draw: st.DrawFn, max_users: int = 12) -> dict[str, Any]:
     """Users -> events and profile traits; message ids unique; some timestamps shared."""
     n = draw(st.integers(1, max_users))
@@ -71,14 +94,14 @@ def histories(draw: st.DrawFn, max_users: int = 12) -> dict[str, Any]:
         for _ in range(k):
             ts = shared if draw(st.integers(0, 3)) == 0 else AS_OF - draw(_offsets())
             mid += 1
-            events.append(
-                {
-                    "message_id": f"m{mid:05d}",
-                    "event": draw(st.sampled_from(EVENTS)),
-                    "ts": ts,
-                    "properties": draw(properties()),
-                }
-            )
+            if draw(st.integers(0, 3)) == 0:  # a message send or open
+                name = draw(st.sampled_from(MESSAGE_EVENTS))
+                refs = [e["message_id"] for e in events if e["event"] == "message_sent"] + [f"m{mid:05d}"]
+                props = draw(message_properties(refs))
+            else:
+                name = draw(st.sampled_from(EVENTS))
+                props = draw(properties())
+            events.append({"message_id": f"m{mid:05d}", "event": name, "ts": ts, "properties": props})
         traits: dict[str, Any] = {}
         if draw(st.booleans()):
             traits["age"] = draw(st.one_of(st.integers(10, 70), st.sampled_from(["29", "n/a"]), st.none()))
@@ -109,10 +132,41 @@ windows = st.one_of(
         start=st.sampled_from([AS_OF - timedelta(days=d) for d in DAYS]),
         end=st.sampled_from([None, AS_OF + timedelta(days=1)]),
     ),
+    st.builds(m.CalendarWindow, unit=st.sampled_from(["day", "week", "month"]),
+              zone=st.sampled_from(["user", "workspace"])),
+    st.builds(m.EachWindow, periods=st.integers(1, 4), unit=st.sampled_from(["days", "weeks"])),
 )
 
 
-def _filters(anchor: str | None = None) -> st.SearchStrategy[list[m.PropertyFilter]]:
+Anchors = str | tuple[str, ...] | None
+
+
+def _names(anchor: Anchors) -> st.SearchStrategy[str]:
+    """One of the bound anchor names."""
+    return st.sampled_from([anchor] if isinstance(anchor, str) else list(anchor or ()))
+
+
+def _agg_expr(fn: str, event: str, window: Any, factor: float | None, where: list[Any]) -> m.AggregateExpr:
+    return m.AggregateExpr(fn=fn, event=event, property=None if fn == "count" else ["price"], window=window,
+                           factor=factor, where=where)
+
+
+def _avg_price(anchor: Anchors) -> st.SearchStrategy[m.AggregateExpr]:
+    """The user's average / max price (or count) of an event, x factor: a right-hand side."""
+    where = st.just([]) if not anchor else st.lists(st.builds(
+        m.PropertyFilter, path=st.just(["category"]), op=st.just("eq"),
+        value=st.builds(m.AnchorRef, anchor=_names(anchor), path=st.just(["category"]))), max_size=1)
+    return st.builds(
+        _agg_expr,
+        st.sampled_from(["avg", "max", "count"]),
+        st.sampled_from(EVENTS),
+        st.sampled_from([m.EverWindow(), m.LastWindow(duration=m.Duration(amount=7, unit="days"))]),
+        st.sampled_from([None, 2.0, 0.5]),
+        where,
+    )
+
+
+def _filters(anchor: Anchors = None) -> st.SearchStrategy[list[m.PropertyFilter]]:
     cat = st.builds(
         m.PropertyFilter,
         path=st.just(["category"]),
@@ -155,7 +209,10 @@ def _filters(anchor: str | None = None) -> st.SearchStrategy[list[m.PropertyFilt
         op=st.just("eq"),
         value=st.builds(m.Value, value=st.sampled_from(["ad", "기사"])),
     )
-    options = [cat, cat_in, price, price_b, pid, ex, nested]
+    vs_agg = st.builds(
+        m.PropertyFilter, path=st.just(["price"]), op=st.sampled_from(["gte", "lt"]), value=_avg_price(anchor)
+    )
+    options = [cat, cat_in, price, price_b, pid, ex, nested, vs_agg]
     if anchor:
         options.append(
             st.builds(
@@ -164,7 +221,7 @@ def _filters(anchor: str | None = None) -> st.SearchStrategy[list[m.PropertyFilt
                 op=st.sampled_from(["eq", "ne", "gte"]),
                 value=st.builds(
                     m.AnchorRef,
-                    anchor=st.just(anchor),
+                    anchor=_names(anchor),
                     path=st.sampled_from([["category"], ["product_id"], ["price"]]),
                 ),
             )
@@ -178,15 +235,20 @@ _count = st.one_of(
 )
 
 
-def performed(anchor: str | None = None) -> st.SearchStrategy[m.Performed]:
+def _windows(anchor: Anchors = None) -> st.SearchStrategy[Any]:
+    """Windows, with windows relative to a bound anchor when there is one."""
+    if not anchor:
+        return windows
+    return st.one_of(
+        windows,
+        st.builds(m.AfterAnchorWindow, anchor=_names(anchor), within=st.one_of(st.none(), _dur)),
+        st.builds(m.BeforeAnchorWindow, anchor=_names(anchor), within=st.one_of(st.none(), _dur)),
+    )
+
+
+def performed(anchor: Anchors = None) -> st.SearchStrategy[m.Performed]:
     """A Performed leaf (anchor windows when an anchor is bound)."""
-    w = windows
-    if anchor:
-        w = st.one_of(
-            windows,
-            st.builds(m.AfterAnchorWindow, anchor=st.just(anchor), within=st.one_of(st.none(), _dur)),
-            st.builds(m.BeforeAnchorWindow, anchor=st.just(anchor), within=st.one_of(st.none(), _dur)),
-        )
+    w = _windows(anchor)
     return st.builds(
         m.Performed,
         event=st.sampled_from(EVENTS),
@@ -197,8 +259,8 @@ def performed(anchor: str | None = None) -> st.SearchStrategy[m.Performed]:
     )
 
 
-def aggregate(anchor: str | None = None) -> st.SearchStrategy[m.AggregateCondition]:
-    """An aggregate over price compared with a number or the user's age trait."""
+def aggregate(anchor: Anchors = None) -> st.SearchStrategy[m.AggregateCondition]:
+    """An aggregate over price compared with a number, the user's age trait, or another aggregate."""
     agg = st.one_of(
         st.builds(
             m.AggregateExpr,
@@ -219,6 +281,7 @@ def aggregate(anchor: str | None = None) -> st.SearchStrategy[m.AggregateConditi
     right = st.one_of(
         st.builds(m.Value, value=st.sampled_from([0, 1, 2, 1000, 20000])),
         st.builds(m.TraitRef, name=st.just("age"), factor=st.sampled_from([None, 2.0])),
+        _avg_price(anchor),
     )
     return st.builds(
         m.AggregateCondition, agg=agg, op=st.sampled_from(["gt", "gte", "lt", "lte", "eq", "ne"]), value=right
@@ -267,9 +330,68 @@ traits = st.one_of(
 )
 
 
-def leaves(anchor: str | None = None) -> st.SearchStrategy[Any]:
+
+
+
+def sequence(anchor: Anchors = None) -> st.SearchStrategy[m.Sequence]:
+    """E1 then E2 [then E3] within T, or E1 not followed by E2 within T (window of the first step)."""
+    steps = st.builds(m.Step, event=st.sampled_from(EVENTS), where=_filters(anchor))
+    within = st.one_of(st.none(), _dur, st.just(m.Duration(amount=0, unit="days")))
+    return st.one_of(
+        st.builds(m.Sequence, steps=st.lists(steps, min_size=2, max_size=3), within=within,
+                  window=_windows(anchor)),
+        st.builds(m.Sequence, steps=st.lists(steps, min_size=2, max_size=2), within=within,
+                  window=_windows(anchor), followed=st.just(False)),
+    )
+
+
+streak = st.builds(m.Streak, channel=st.sampled_from(CHANNELS), n=st.integers(1, 3))
+interval_ratio = st.builds(
+    m.IntervalRatio,
+    event=st.sampled_from([*EVENTS, "message_sent"]),
+    where=st.lists(st.builds(m.PropertyFilter, path=st.just(["price"]), op=st.just("exists")), max_size=1),
+    factor=st.sampled_from([0.5, 1.0, 2.0, 3.0]),
+    min_gaps=st.integers(1, 3),
+)
+
+
+def _ir_anchor(anchor: Anchors) -> st.SearchStrategy[m.IntervalRatio]:
+    """Interval ratio whose events must share the anchor's category."""
+    return st.builds(
+        m.IntervalRatio, event=st.sampled_from(EVENTS), factor=st.sampled_from([1.0, 2.0]),
+        where=st.just([m.PropertyFilter(path=["category"], op="eq", value=m.AnchorRef(
+            anchor=anchor if isinstance(anchor, str) else anchor[-1], path=["category"]))]),
+    )
+
+
+# saved segments for `in segment` (the reference resolves them; the SQL side compiles them inlined)
+SAVED: dict[str, m.Condition] = {
+    "buyers": m.Performed(event="order_completed", window=m.LastWindow(duration=m.Duration(amount=30, unit="days"))),
+    "viewers_not_buyers": m.And(items=[
+        m.Performed(event="product_viewed", count=m.CountSpec(op="gte", n=2)),
+        m.Not(item=m.InSegment(segment="buyers")),
+    ]),
+    "carts_this_week": m.Correlated(
+        anchor=m.Anchor(name="c", pick="last", event="cart_added", window=m.CalendarWindow(unit="week")),
+        condition=m.Performed(event="order_completed", count=m.CountSpec(op="eq", n=0),
+                              window=m.AfterAnchorWindow(anchor="c")),
+    ),
+}
+in_segment = st.builds(m.InSegment, segment=st.sampled_from(sorted(SAVED)))
+
+
+def resolve(name: str) -> m.Condition:
+    """The SAVED tree for a segment name."""
+    return SAVED[name]
+
+
+def leaves(anchor: Anchors = None) -> st.SearchStrategy[Any]:
     """Any leaf condition."""
-    return st.one_of(performed(anchor), performed(anchor), aggregate(anchor), first_last, traits)
+    opts = [performed(anchor), performed(anchor), aggregate(anchor), first_last, traits, sequence(anchor),
+            streak, interval_ratio, in_segment]
+    if anchor:
+        opts.append(_ir_anchor(anchor))
+    return st.one_of(*opts)
 
 
 def _combine(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -279,6 +401,19 @@ def _combine(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         st.builds(m.Not, item=children),
     )
 
+
+_inner = st.builds(
+    m.Correlated,
+    anchor=st.builds(
+        m.Anchor,
+        name=st.just("item"),
+        pick=st.sampled_from(["first", "last", "any"]),
+        event=st.sampled_from(EVENTS),
+        where=_filters("cart"),
+        window=_windows("cart"),
+    ),
+    condition=st.recursive(leaves(("cart", "item")), _combine, max_leaves=2),
+)
 
 correlated = st.builds(
     m.Correlated,
@@ -290,7 +425,7 @@ correlated = st.builds(
         where=_filters(),
         window=windows,
     ),
-    condition=st.recursive(leaves("cart"), _combine, max_leaves=3),
+    condition=st.recursive(st.one_of(leaves("cart"), leaves("cart"), _inner), _combine, max_leaves=3),
 )
 
 trees = st.recursive(st.one_of(leaves(), leaves(), correlated), _combine, max_leaves=5)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from segmint.segments import reference, saved
-from segmint.segments.compile import UnsupportedInSQL
 from segmint.segments.evaluate import evaluate
 from segmint.segments.seeds import SEEDS
+from segmint.store.clickhouse import ClickHouseEventStore
+from test_segment_equivalence import _CH_DIR
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "segments"
 
@@ -51,14 +52,19 @@ def test_apply_creates_all_and_each_seed_has_members(demo) -> None:
     ws, info, result = demo
     assert result.counts()["created"] == len(SEEDS)
     assert saved.apply_dir(ws, EXAMPLES, dry_run=True).counts()["unchanged"] == len(SEEDS)
-    users = None
+    all_users = _users(ws.store)
+    users = {u: all_users[u] for u in sorted(all_users)[::3]}  # the reference on a third keeps this test quick
     resolve = saved.resolver(ws.appdb)
+    ch = ClickHouseEventStore(_CH_DIR, database="examples")  # the chDB path of this process (one per process)
+    ch.copy_from(ws.store)
     counts = {}
     for seg in saved.list_segments(ws.appdb):
-        try:
-            counts[seg.name] = len(evaluate(ws.store, saved.segment_tree(ws.appdb, seg.name), info.spec.now))
-        except UnsupportedInSQL:  # not compiled to SQL yet: count with the reference evaluator
-            users = users if users is not None else _users(ws.store)
-            counts[seg.name] = len(reference.members(seg.tree(), users, info.spec.now,
-                                                     workspace_tz=ws.config.timezone, resolve=resolve))
+        # every seed compiles to SQL (no reference fallback) and agrees with the reference evaluator
+        tree = saved.segment_tree(ws.appdb, seg.name)
+        got = evaluate(ws.store, tree, info.spec.now, workspace_tz=ws.config.timezone)
+        assert evaluate(ch, tree, info.spec.now, workspace_tz=ws.config.timezone) == got, seg.name
+        want = reference.members(seg.tree(), users, info.spec.now, workspace_tz=ws.config.timezone,
+                                 resolve=resolve)
+        assert set(got) & users.keys() == want, seg.name
+        counts[seg.name] = len(got)
     assert [n for n, c in counts.items() if c == 0] == []

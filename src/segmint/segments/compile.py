@@ -1,14 +1,20 @@
 """Segment tree -> ONE SQL query (sqlglot expressions) returning member user_ids as of a time.
 
-Shape of the query (both dialects):
+Every condition is evaluated in a *scope*: the top scope has one row per user (the `profiles` table);
+inside `with ... as NAME` the scope has one row per bound anchor event (per outer anchor row when nested).
+Scope rows carry key columns (user_id, _sk1.._skN: the message ids of the bound anchors, outermost first).
 
-    WITH ev AS (events pruned by name and time, ts <= as_of),
-         agg AS (one row per user: conditional aggregates for every top-level event condition),
-         anc_k AS (anchor events of `with` conditions, first/last picked with row_number)
-    SELECT p.user_id FROM profiles AS p LEFT JOIN agg AS a ON a.user_id = p.user_id
-    WHERE <boolean over the aggregates, traits, and EXISTS over anchors>
+    WITH ev AS (events pruned by name and time: event IN (...) AND ts <= as_of),
+         <keyed CTEs: one row per scope key> ...,
+         agg AS (top scope: one scan of ev with a conditional aggregate per event condition)
+    SELECT p.user_id FROM profiles AS p LEFT JOIN agg AS agg ... LEFT JOIN <keyed CTEs of the top scope>
+    WHERE <boolean over the aggregates, traits and keyed CTE columns>
 
-Conditions inside `with` refer to the anchor row and compile to correlated subqueries over `ev`.
+Keyed CTEs: per-anchor aggregates (anchor rows LEFT JOIN the user's events on user_id AND the event
+predicate, grouped by the anchor keys), anchors (`with`: events picked per outer scope row), sequences,
+streaks, interval ratios, `each` windows, and aggregates used inside event filters (joined into the scan
+that filters). docs/segment-engine.md lists how every node compiles.
+
 Values are bound parameters (DuckDB `$pN`, ClickHouse `{pN:Type}`); names are quoted identifiers or
 bound JSON paths. Every condition compiles to a non-NULL boolean (COALESCE(..., FALSE)) so NOT agrees
 with the reference evaluator's two-valued logic. The population is the `profiles` table (the stores
@@ -17,13 +23,16 @@ create a profile for every user who has events).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
 from sqlglot import exp
 
-from segmint.errors import InvalidInput, SegmintError
+from segmint.errors import InvalidInput, NotFound, SegmintError
 from segmint.segments import model as m
 from segmint.store.schema import is_safe_name, property_column
 
@@ -37,20 +46,50 @@ class UnsupportedInSQL(SegmintError):
     code = "segment_unsupported"
 
 
+@functools.lru_cache(maxsize=16)
+def _ch_type_cached(kind: str) -> exp.DataType:
+    return exp.DataType.build(CH_TYPES[kind], dialect="clickhouse")
+
+
+def _ch_type(kind: str) -> exp.DataType:
+    """The ClickHouse type of a parameter kind (built once: parsing a type is slow)."""
+    return _ch_type_cached(kind).copy()
+
+
 def _lit_bool(v: bool) -> exp.Expression:
     return exp.true() if v else exp.false()
 
 
 def _and(parts: list[exp.Expression]) -> exp.Expression:
-    parts = [p for p in parts if p is not None]
+    parts = [p for p in parts if p is not None and p != exp.true()]  # a literal TRUE in a ClickHouse ON fails
     if not parts:
         return exp.true()
-    return exp.and_(*parts) if len(parts) > 1 else parts[0]
+    return _conj(*parts, copy=False) if len(parts) > 1 else parts[0]
+
+
+def _paren(e: exp.Expression, copy: bool = False) -> exp.Expression:
+    """Parenthesize without copying (sqlglot's helpers deep-copy their arguments by default)."""
+    return exp.paren(e, copy=copy)
+
+
+def _conj(*es: exp.Expression, copy: bool = False) -> exp.Expression:
+    """AND without copying."""
+    return exp.and_(*es, copy=copy)
+
+
+def _disj(*es: exp.Expression, copy: bool = False) -> exp.Expression:
+    """OR without copying."""
+    return exp.or_(*es, copy=copy)
+
+
+def _neg(e: exp.Expression, copy: bool = False) -> exp.Expression:
+    """NOT without copying."""
+    return exp.not_(e, copy=copy)
 
 
 def _safe(e: exp.Expression) -> exp.Expression:
     """Two-valued: NULL becomes FALSE."""
-    return exp.Coalesce(this=exp.paren(e), expressions=[exp.false()])
+    return exp.Coalesce(this=_paren(e), expressions=[exp.false()])
 
 
 def _kind_of(v: Any) -> str:
@@ -64,18 +103,61 @@ def _kind_of(v: Any) -> str:
 
 
 @dataclass
+class Scope:
+    """Where a condition is evaluated: the top (one row per user) or inside nested `with` anchors."""
+
+    anchors: tuple[str, ...] = ()  # anchor CTE names, outermost first (each is also its alias)
+    names: dict[str, str] = field(default_factory=dict)  # anchor name -> CTE alias
+
+    @property
+    def depth(self) -> int:
+        """How many anchors are bound."""
+        return len(self.anchors)
+
+    @property
+    def inner(self) -> str:
+        """The innermost anchor's alias."""
+        return self.anchors[-1]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __getitem__(self, name: str) -> str:
+        return self.names[name]
+
+    def key_names(self) -> list[str]:
+        """Key columns of the scope's rows: user_id, then the bound anchors' message ids."""
+        return ["user_id", *(f"_sk{i}" for i in range(1, self.depth + 1))]
+
+    def keys(self, alias: str) -> list[exp.Expression]:
+        """The key columns on a row alias."""
+        return [exp.column(k, table=alias) for k in self.key_names()]
+
+    def key_selects(self, alias: str) -> list[exp.Expression]:
+        """The key columns on a row alias, aliased to their key names."""
+        return [exp.alias_(exp.column(k, table=alias), k) for k in self.key_names()]
+
+
+@dataclass
 class Compiler:
-    """Compiles one tree for one dialect; collects bound parameters as it goes."""
+    """Compiles one tree for one dialect; collects bound parameters and CTEs as it goes."""
 
     dialect: str  # duckdb | clickhouse
     as_of: datetime
     typed: dict[str, str] = field(default_factory=dict)
+    workspace_tz: str = "Asia/Seoul"
+    resolve: Callable[[str], Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    aggs: list[exp.Expression] = field(default_factory=list)
     ctes: list[tuple[str, exp.Expression]] = field(default_factory=list)
+    keyed: dict[str, list[str]] = field(default_factory=dict)  # CTE -> key columns (joined where used)
+    main_aggs: list[exp.Expression] = field(default_factory=list)  # columns of `agg` (top scope)
+    scans: list[Scope] = field(default_factory=list)  # scopes of the event predicates being compiled
     events: set[str] = field(default_factory=set)
+    stack: tuple[str, ...] = ()  # saved segments being inlined
+    anchor_cols: dict[str, dict[tuple[str, ...], int]] = field(default_factory=dict)  # anchor -> paths read
     _names: dict[tuple[str, str, Any], str] = field(default_factory=dict)
-    agg_alias: str = "a"
+    _n: int = 0
+    _calendar: dict[str, exp.Expression] = field(default_factory=dict)  # per-user calendar start, by unit
 
     # ---- parameters and dialect bits
 
@@ -94,7 +176,7 @@ class Compiler:
             name = self._names[key] = f"p{len(self.params) + 1}"
             self.params[name] = value
         if self.ch:
-            return exp.Placeholder(this=name, kind=exp.DataType.build(CH_TYPES[kind], dialect="clickhouse"))
+            return exp.Placeholder(this=name, kind=_ch_type(kind))
         return exp.Placeholder(this=name)
 
     def fn(self, duck: str, ch: str, *args: exp.Expression) -> exp.Expression:
@@ -182,7 +264,7 @@ class Compiler:
                 ifs=[
                     exp.If(this=typ.eq(exp.Literal.string("num")), true=self.to_double(text)),
                     exp.If(
-                        this=exp.and_(
+                        this=_conj(
                             typ.copy().eq(exp.Literal.string("str")),
                             self.regex_full(text.copy(), NUMERIC_TEXT),
                         ),
@@ -210,23 +292,49 @@ class Compiler:
                 or (kind == "bool" and t == "boolean")
             ):
                 col = exp.column(property_column(path[0]), table=alias, quoted=True)
+            elif t == "integer" and kind == "num":  # the JSON only when the integer column has no value
+                icol = exp.column(property_column(path[0]), table=alias, quoted=True)
+                return exp.If(
+                    this=exp.Not(this=exp.Is(this=icol, expression=exp.null())),
+                    true=exp.cast(icol.copy(), "DOUBLE"),
+                    false=self.value_as(exp.column("properties", table=alias), path, kind, None),
+                )
+            elif t == "string":  # string-typed properties hold JSON strings (or nothing): no JSON parse needed
+                text = exp.column(property_column(path[0]), table=alias, quoted=True)
+                if kind == "bool":
+                    return exp.null()
+                if kind == "num":
+                    return exp.If(
+                        this=self.regex_full(text, NUMERIC_TEXT), true=self.to_double(text.copy()), false=exp.null()
+                    )
         return self.value_as(exp.column("properties", table=alias), path, kind, col)
+
+    def prop_kind(self, alias: str, path: list[str]) -> exp.Expression:
+        """The JSON kind ('str', 'num', 'bool', 'other') of an event property of a row alias."""
+        if len(path) == 1 and self.typed.get(path[0]) == "string":
+            col = exp.column(property_column(path[0]), table=alias, quoted=True)
+            return exp.If(
+                this=exp.Is(this=col, expression=exp.null()),
+                true=exp.Literal.string("other"),
+                false=exp.Literal.string("str"),
+            )
+        return self.json_type(exp.column("properties", table=alias), path)
 
     # ---- comparisons
 
-    def compare(self, actual: Any, op: str, v: Any, v2: Any, b: dict[str, str]) -> exp.Expression:
+    def compare(self, actual: Any, op: str, v: Any, v2: Any, b: Scope) -> exp.Expression:
         """actual(kind) op operand; `actual` is a function kind -> typed SQL value."""
         if op == "exists":
             return actual(None)
         if op == "not_exists":
-            return exp.not_(actual(None))
+            return _neg(actual(None))
         if isinstance(v, m.ValueList):
             kind = _kind_of(v.values[0])
             a = actual(kind)
             inn = exp.In(this=a, expressions=[self.param(x, kind) for x in v.values])
-            return exp.and_(
+            return _conj(
                 exp.Not(this=exp.Is(this=a.copy(), expression=exp.null())),
-                inn if op == "in" else exp.not_(inn),
+                inn if op == "in" else _neg(inn),
             )
         if isinstance(v, m.AnchorRef) and v.factor is None:
             return self.compare_anchor(actual, op, v, b)
@@ -243,20 +351,28 @@ class Compiler:
             kind2, right2 = self.operand(v2, b)
             if kind2 != kind or kind == "bool":
                 return exp.false()
-            return exp.and_(exp.GTE(this=a, expression=right), exp.LTE(this=a.copy(), expression=right2))
+            return _conj(exp.GTE(this=a, expression=right), exp.LTE(this=a.copy(), expression=right2))
         if kind == "bool" and op not in ("eq", "ne"):
             return exp.false()
         cls = {"eq": exp.EQ, "ne": exp.NEQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
         return cls(this=a, expression=right)
 
-    def compare_anchor(self, actual: Any, op: str, v: m.AnchorRef, b: dict[str, str]) -> exp.Expression:
+    def anchor_value(self, alias: str, path: list[str], kind: str) -> exp.Expression:
+        """An anchor property's JSON kind ('k') or value as str/num/bool: a column computed once per anchor."""
+        reg = self.anchor_cols.get(alias)
+        if reg is None:  # not an anchor CTE being built (cannot happen from the tree; kept exact anyway)
+            obj = exp.column("properties", table=alias)
+            return self.json_type(obj, path) if kind == "k" else self.value_as(obj, path, kind, None)
+        i = reg.setdefault(tuple(path), len(reg))
+        return exp.column(f"_a{i}{kind[0]}", table=alias)
+
+    def compare_anchor(self, actual: Any, op: str, v: m.AnchorRef, b: Scope) -> exp.Expression:
         """Compare with an anchor event's property: the anchor value's JSON type decides the comparison."""
         alias = self.bound(v.anchor, b)
-        obj = exp.column("properties", table=alias)
-        typ = self.json_type(obj, v.path)
+        typ = self.anchor_value(alias, v.path, "k")
         parts = []
         for kind in ("str", "num", "bool"):
-            right = self.value_as(obj, v.path, kind, None)
+            right = self.anchor_value(alias, v.path, kind)
             if kind == "bool" and op not in ("eq", "ne"):
                 continue
             if op in ("contains", "starts_with"):
@@ -280,16 +396,18 @@ class Compiler:
                     "lte": exp.LTE,
                 }[op]
                 test = cls(this=actual(kind), expression=right)
-            parts.append(exp.and_(typ.copy().eq(exp.Literal.string(kind)), exp.paren(test)))
-        return exp.or_(*parts) if parts else exp.false()
+            parts.append(exp.If(this=typ.copy().eq(exp.Literal.string(kind)), true=test))
+        # a CASE (not OR of ANDs): engines evaluate only the branch of the anchor's kind, so the event
+        # side's JSON is not parsed per anchor x event pair when the kind is served by a typed column
+        return exp.Case(ifs=parts, default=exp.false()) if parts else exp.false()
 
-    def bound(self, name: str, b: dict[str, str]) -> str:
+    def bound(self, name: str, b: Scope) -> str:
         """Row alias of an anchor bound by an enclosing `with`."""
         if name not in b:
             raise SegmintError(f"{name!r} is not bound by an enclosing 'with ... as {name}'", where=name)
         return b[name]
 
-    def operand(self, v: Any, b: dict[str, str]) -> tuple[str, exp.Expression]:
+    def operand(self, v: Any, b: Scope) -> tuple[str, exp.Expression]:
         """(kind, SQL) of a right-hand side."""
         if isinstance(v, m.Value):
             return _kind_of(v.value), self.param(v.value)
@@ -297,7 +415,7 @@ class Compiler:
             return "ts", self.param(v.value, "ts")
         if isinstance(v, m.AnchorRef):
             alias = self.bound(v.anchor, b)
-            val = self.value_as(exp.column("properties", table=alias), v.path, "num", None)
+            val = self.anchor_value(alias, v.path, "num")
             return "num", exp.Mul(this=val, expression=self.param(v.factor, "num"))
         if isinstance(v, m.TraitRef):
             obj = exp.column("traits", table="p")
@@ -314,14 +432,18 @@ class Compiler:
 
     # ---- windows and event predicates
 
-    def window(self, w: Any, ts: exp.Expression, b: dict[str, str]) -> exp.Expression:
+    def window(self, w: Any, ts: exp.Expression, b: Scope) -> exp.Expression:
         """Whether ts is inside the window (ts <= as_of is applied by the event source)."""
         if isinstance(w, m.EverWindow):
             return exp.true()
         if isinstance(w, m.LastWindow):
             return exp.GT(this=ts, expression=self.param(self.as_of - w.duration.to_timedelta(), "ts"))
+        if isinstance(w, m.EachWindow):  # outside `performed`: the whole span of the periods
+            return exp.GT(this=ts, expression=self.param(self.as_of - _each_span(w), "ts"))
         if isinstance(w, m.AgoWindow):
             return exp.LTE(this=ts, expression=self.param(self.as_of - w.duration.to_timedelta(), "ts"))
+        if isinstance(w, m.CalendarWindow):
+            return exp.GTE(this=ts, expression=self.calendar_start(w))
         if isinstance(w, m.BetweenWindow):
             parts = []
             if w.start is not None:
@@ -346,7 +468,35 @@ class Compiler:
             return _and(parts)
         raise UnsupportedInSQL(f"{getattr(w, 'kind', w)} windows are not compiled to SQL yet")
 
-    def matches(self, alias: str, event: str, where: list[m.PropertyFilter], b: dict[str, str]) -> exp.Expression:
+    def calendar_start(self, w: m.CalendarWindow) -> exp.Expression:
+        """Start of the current day/week/month as UTC: a parameter, or per user zone a CASE on p.timezone.
+
+        The user's zone is resolved at compile time for every zone the tz database knows (zones that
+        start the period at the same instant share one branch); unknown or empty zones use the workspace's.
+        """
+        ws = _calendar_start(self.as_of, w.unit, self.workspace_tz)
+        if w.zone == "workspace":
+            return self.param(ws, "ts")
+        cached = self._calendar.get(w.unit)
+        if cached is not None:
+            return cached.copy()
+        ifs = []
+        for start, zones in _zone_groups(self.as_of, w.unit, self.workspace_tz):
+            if start == ws:
+                continue
+            # zone names are tz-database constants (not user input): literals keep the query small
+            zone_list = [exp.Literal.string(z) for z in zones]
+            ifs.append(
+                exp.If(
+                    this=exp.In(this=exp.column("timezone", table="p"), expressions=zone_list),
+                    true=self.param(start, "ts"),
+                )
+            )
+        case = exp.Case(ifs=ifs, default=self.param(ws, "ts")) if ifs else self.param(ws, "ts")
+        self._calendar[w.unit] = case
+        return case.copy()
+
+    def matches(self, alias: str, event: str, where: list[m.PropertyFilter], b: Scope) -> exp.Expression:
         """Event name equal and every filter true, on a row alias."""
         self.events.add(event)
         parts: list[exp.Expression] = [exp.column("event", table=alias).eq(self.param(event, "str"))]
@@ -354,8 +504,8 @@ class Compiler:
             parts.append(self.filter(alias, f, b))
         return _and(parts)
 
-    def filter(self, alias: str, f: m.PropertyFilter, b: dict[str, str]) -> exp.Expression:
-        """One property filter."""
+    def filter(self, alias: str, f: m.PropertyFilter, b: Scope) -> exp.Expression:
+        """One property filter (aggregates on the right are joined into the scan as keyed CTEs)."""
 
         def actual(kind: str | None) -> exp.Expression:
             if kind is None:  # existence
@@ -364,9 +514,6 @@ class Compiler:
                 raise UnsupportedInSQL("comparing an event property with a date", where=".".join(f.path))
             return self.prop(alias, f.path, kind)
 
-        if isinstance(f.value, m.AggregateExpr) or isinstance(f.value2, m.AggregateExpr):
-            # The per-user aggregate is not in scope inside the event scan yet (reference handles it).
-            raise UnsupportedInSQL("an event property compared with an aggregate", where=".".join(f.path))
         return _safe(self.compare(actual, f.op, f.value, f.value2, b))
 
     def _exists(self, alias: str, path: list[str]) -> exp.Expression:
@@ -383,78 +530,223 @@ class Compiler:
         t = exp.Anonymous(this="json_type", expressions=[obj, self.json_path(path)])
         return _safe(exp.NEQ(this=t, expression=exp.Literal.string("NULL")))
 
-    # ---- aggregates: a column of `agg` at top level, a correlated subquery under anchors
+    # ---- scopes, scans and keyed CTEs
 
-    def agg_column(self, expr: exp.Expression) -> exp.Expression:
-        """Add an aggregate to the current scope's CTE (`agg` per user, or `gK` per anchor event)."""
-        name = f"c{len(self.aggs)}"
-        self.aggs.append(exp.alias_(expr, name))
-        return exp.column(name, table=self.agg_alias)
+    def name(self, prefix: str) -> str:
+        """A fresh CTE or row alias."""
+        self._n += 1
+        return f"{prefix}{self._n}"
 
-    def event_agg(
-        self, fn: str, value: exp.Expression | None, pred: exp.Expression, b: dict[str, str]
-    ) -> exp.Expression:
-        """fn over the user's events satisfying pred (count and sum never NULL)."""
-        if fn == "count":
-            agg: exp.Expression = exp.CountIf(this=pred)
-        else:
-            cond_val = exp.If(this=pred, true=value, false=exp.null())
-            agg = (
-                {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[fn](this=cond_val)
-                if fn != "count_distinct"
-                else exp.Count(this=exp.Distinct(expressions=[cond_val]))
+    def add_cte(self, name: str, body: exp.Expression, keys: list[str] | None = None) -> None:
+        """Add a CTE; keyed CTEs (one row per scope key) are LEFT JOINed wherever their columns are used."""
+        self.ctes.append((name, body))
+        if keys is not None:
+            self.keyed[name] = keys
+
+    def us(self, ts: exp.Expression) -> exp.Expression:
+        """Microseconds since the epoch (an integer)."""
+        return self.fn("epoch_us", "toUnixTimestamp64Micro", ts)
+
+    def attach(
+        self, sel: exp.Select, key_alias: str, exprs: list[exp.Expression], skip: tuple[str, ...] = ()
+    ) -> exp.Select:
+        """LEFT JOIN `profiles AS p` and the keyed CTEs that exprs use, on the keys of key_alias."""
+        used = _tables(*exprs)
+        if "p" in used and "p" not in skip:
+            sel = sel.join(
+                exp.table_("profiles", alias="p"),
+                on=exp.column("user_id", table="p").eq(exp.column("user_id", table=key_alias)),
+                join_type="left",
+                copy=False,
             )
-        ref = self.agg_column(agg)
-        if fn in ("count", "count_distinct", "sum"):
+        for name, keys in self.keyed.items():
+            if name in used and name not in skip:
+                on = _and([exp.column(k, table=name).eq(exp.column(k, table=key_alias)) for k in keys])
+                sel = sel.join(exp.table_(name, alias=name), on=on, join_type="left", copy=False)
+        return sel
+
+    def scope_rows(self, s: Scope, driver: tuple[str, str] | None = None) -> exp.Select:
+        """FROM the scope's rows (innermost anchor joined to the outer ones); driver = (CTE, alias) first."""
+        sel = exp.Select()
+        if driver is not None:
+            sel = sel.from_(exp.table_(driver[0], alias=driver[1]), copy=False)
+            if s.depth:
+                on = _and([exp.column(k, table=s.inner).eq(exp.column(k, table=driver[1])) for k in s.key_names()])
+                sel = sel.join(exp.table_(s.inner, alias=s.inner), on=on, join_type="inner", copy=False)
+        else:
+            sel = sel.from_(exp.table_(s.inner, alias=s.inner), copy=False)
+        for i, outer in enumerate(s.anchors[:-1], 1):
+            keys = ["user_id", *(f"_sk{j}" for j in range(1, i + 1))]
+            on = _and([exp.column(k, table=outer).eq(exp.column(k, table=s.inner)) for k in keys])
+            sel = sel.join(exp.table_(outer, alias=outer), on=on, join_type="inner", copy=False)
+        return sel
+
+    def key_alias(self, s: Scope, r: str) -> str:
+        """The alias whose columns hold the scope keys in a scan with event row r."""
+        return s.inner if s.depth else r
+
+    def scan(self, s: Scope, r: str, pred: exp.Expression, *, left: bool) -> exp.Select:
+        """The scope's rows joined to the user's events `ev AS r` satisfying pred (no projection yet).
+
+        Top scope: FROM ev AS r ... WHERE pred. Inside anchors: anchor rows [LEFT] JOIN ev AS r ON user_id
+        AND pred, so the predicate (name, time, filters) prunes events in the join itself.
+        """
+        if not s.depth:
+            sel = exp.Select().from_(exp.table_("ev", alias=r), copy=False)
+            return self.attach(sel, r, [pred]).where(pred, copy=False)
+        sel = self.attach(self.scope_rows(s), s.inner, [pred])
+        on = _and([exp.column("user_id", table=r).eq(exp.column("user_id", table=s.inner)), pred])
+        return sel.join(exp.table_("ev", alias=r), on=on, join_type="left" if left else "inner", copy=False)
+
+    def in_scan(self, s: Scope, build: Callable[[], exp.Expression]) -> exp.Expression:
+        """Compile an event predicate: aggregates met inside it become keyed CTEs joined into the scan."""
+        self.scans.append(s)
+        try:
+            return build()
+        finally:
+            self.scans.pop()
+
+    def scope_value(
+        self,
+        s: Scope,
+        pred_fn: Callable[[str], exp.Expression],
+        agg_fn: Callable[[str, exp.Expression], exp.Expression],
+        *,
+        count: bool = False,
+    ) -> exp.Expression:
+        """A per-scope-row aggregate over the user's events: a column of `agg` (top) or of a keyed CTE."""
+        if not s.depth and not self.scans:
+            pred = self.in_scan(s, lambda: pred_fn("ev"))
+            name = f"c{len(self.main_aggs)}"
+            self.main_aggs.append(exp.alias_(agg_fn("ev", pred), name))
+            return exp.column(name, table="agg")
+        r = self.name("r")
+        pred = self.in_scan(s, lambda: pred_fn(r))
+        if count and s.depth:
+            counted = self.anchored_count(s, r, pred)
+            if counted is not None:
+                return counted
+        matched = (
+            exp.true()
+            if not s.depth
+            else exp.Not(this=exp.Is(this=exp.column("message_id", table=r), expression=exp.null()))
+        )
+        ka = self.key_alias(s, r)
+        sel = (
+            self.scan(s, r, pred, left=True)
+            .select(*s.key_selects(ka), exp.alias_(agg_fn(r, matched), "v"), copy=False)
+            .group_by(*s.keys(ka), copy=False)
+        )
+        name = self.name("g")
+        self.add_cte(name, sel, s.key_names())
+        return exp.column("v", table=name)
+
+    def anchored_count(self, s: Scope, r: str, pred: exp.Expression) -> exp.Expression | None:
+        """How many of the user's events satisfy pred, per anchor row, without an anchor x event product.
+
+        The predicate's conjuncts on the event alone (name, constant filters and windows) filter the events;
+        the event-side parts of the other conjuncts (e.g. the category compared with the anchor's) become
+        group keys of a per-user pre-count; anchor rows then join those groups (a few per user, instead of
+        every event) on user_id plus the anchor-dependent conjuncts, and sum the counts.
+        """
+        conj = list(pred.flatten()) if isinstance(pred, exp.And) else [pred]
+        static = [c for c in conj if _tables(c) <= {r}]
+        dynamic = [c for c in conj if not _tables(c) <= {r}]
+        x = self.name("x")
+        keys: dict[str, tuple[str, exp.Expression]] = {}
+
+        def lift(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.If | exp.Ordered | exp.Star) or not isinstance(node, exp.Expression):
+                return node
+            tables = _tables(node)
+            if tables != {r}:
+                return node
+            sql = node.sql(dialect=self.dialect)
+            if sql not in keys:
+                keys[sql] = (f"k{len(keys)}", node.copy())
+            return exp.column(keys[sql][0], table=x)
+
+        lifted = [c.transform(lift) for c in dynamic]
+        if any(col.name == "properties" for _, e in keys.values() for col in e.find_all(exp.Column)):
+            return None  # a JSON document as a group key would not group anything: join the events instead
+        pre = exp.select(
+            exp.alias_(exp.column("user_id", table=r), "user_id"),
+            *[exp.alias_(e, k) for k, e in keys.values()],
+            exp.alias_(exp.Count(this=exp.Star()), "n"),
+        ).from_(exp.table_("ev", alias=r), copy=False)
+        if static:
+            pre = pre.where(_and(static), copy=False)
+        pre = pre.group_by(exp.column("user_id", table=r), *[e.copy() for _, e in keys.values()], copy=False)
+        pre_name = self.name("pc")
+        self.add_cte(pre_name, pre)
+        sel = self.attach(self.scope_rows(s), s.inner, lifted)
+        on = _and([exp.column("user_id", table=x).eq(exp.column("user_id", table=s.inner)), *lifted])
+        sel = sel.join(exp.table_(pre_name, alias=x), on=on, join_type="left", copy=False)
+        sel = sel.select(
+            *s.key_selects(s.inner), exp.alias_(exp.Sum(this=exp.column("n", table=x)), "v"), copy=False
+        ).group_by(*s.keys(s.inner), copy=False)
+        name = self.name("g")
+        self.add_cte(name, sel, s.key_names())
+        return exp.column("v", table=name)
+
+    # ---- aggregates
+
+    def agg_expr(self, fn: str, value: exp.Expression | None, pred: exp.Expression) -> exp.Expression:
+        """fn over the rows where pred holds (pred TRUE: every row)."""
+        always = pred == exp.true()
+        if fn == "count":
+            return exp.Count(this=exp.Star()) if always else exp.CountIf(this=pred)
+        cond_val = value if always else exp.If(this=pred, true=value, false=exp.null())
+        if fn == "count_distinct":
+            return exp.Count(this=exp.Distinct(expressions=[cond_val]))
+        return {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[fn](this=cond_val)
+
+    def aggregate(self, a: m.AggregateExpr, b: Scope) -> exp.Expression:
+        """An AggregateExpr's value (NULL when undefined, like the reference)."""
+
+        def pred_fn(r: str) -> exp.Expression:
+            return _and([self.matches(r, a.event, a.where, b), self.window(a.window, exp.column("ts", table=r), b)])
+
+        def agg_fn(r: str, pred: exp.Expression) -> exp.Expression:
+            value = None
+            if a.fn == "count_distinct":
+                value = self.json_raw(exp.column("properties", table=r), a.property or [])
+                if self.ch:
+                    value = exp.If(
+                        this=exp.In(this=value, expressions=[exp.Literal.string(""), exp.Literal.string("null")]),
+                        true=exp.null(),
+                        false=value.copy(),
+                    )
+            elif a.fn != "count":
+                value = self.prop(r, a.property or [], "num")
+            if a.fn == "sum":
+                value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
+            return self.agg_expr(a.fn, value, pred)
+
+        ref = self.scope_value(b, pred_fn, agg_fn, count=a.fn == "count")
+        if a.fn in ("count", "count_distinct", "sum"):
             return exp.Coalesce(this=ref, expressions=[exp.Literal.number(0)])
         return ref
 
-    def row(self, b: dict[str, str]) -> str:
-        """Alias of the event row inside aggregates: `e2` under anchors, `ev` at top level."""
-        return "e2" if b else "ev"
-
-    def aggregate(self, a: m.AggregateExpr, b: dict[str, str]) -> exp.Expression:
-        """An AggregateExpr's value (NULL when undefined, like the reference)."""
-        r = self.row(b)
-        pred = _and([self.matches(r, a.event, a.where, b), self.window(a.window, exp.column("ts", table=r), b)])
-        value = None
-        if a.fn == "count_distinct":
-            value = self.json_raw(exp.column("properties", table=r), a.property or [])
-            if self.ch:
-                value = exp.If(
-                    this=exp.In(this=value, expressions=[exp.Literal.string(""), exp.Literal.string("null")]),
-                    true=exp.null(),
-                    false=value.copy(),
-                )
-        elif a.fn != "count":
-            value = self.prop(r, a.property or [], "num")
-        if a.fn == "sum":
-            value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
-        return self.event_agg(a.fn, value, pred, b)
-
     # ---- conditions
 
-    def cond(self, c: Any, b: dict[str, str]) -> exp.Expression:
-        """A condition as a non-NULL boolean expression."""
+    def cond(self, c: Any, b: Scope) -> exp.Expression:
+        """A condition as a non-NULL boolean expression over the scope's row."""
         method = getattr(self, "c_" + type(c).__name__, None)
         if method is None:
-            raise UnsupportedInSQL(
-                f"{c.kind} conditions are not compiled to SQL yet (the reference evaluator "
-                "and `segmint segment explain` handle them)",
-                where=c.kind,
-            )
+            raise UnsupportedInSQL(f"{c.kind} conditions are not compiled to SQL yet", where=c.kind)
         return method(c, b)
 
-    def c_And(self, c: m.And, b: dict[str, str]) -> exp.Expression:
-        return exp.and_(*(exp.paren(self.cond(i, b)) for i in c.items))
+    def c_And(self, c: m.And, b: Scope) -> exp.Expression:
+        return _conj(*(_paren(self.cond(i, b)) for i in c.items))
 
-    def c_Or(self, c: m.Or, b: dict[str, str]) -> exp.Expression:
-        return exp.paren(exp.or_(*(exp.paren(self.cond(i, b)) for i in c.items)))
+    def c_Or(self, c: m.Or, b: Scope) -> exp.Expression:
+        return _paren(_disj(*(_paren(self.cond(i, b)) for i in c.items)))
 
-    def c_Not(self, c: m.Not, b: dict[str, str]) -> exp.Expression:
-        return exp.not_(exp.paren(self.cond(c.item, b)))
+    def c_Not(self, c: m.Not, b: Scope) -> exp.Expression:
+        return _neg(_paren(self.cond(c.item, b)))
 
-    def c_TraitCondition(self, c: m.TraitCondition, b: dict[str, str]) -> exp.Expression:
+    def c_TraitCondition(self, c: m.TraitCondition, b: Scope) -> exp.Expression:
         if c.source == "profile":
             col = exp.column(c.name, table="p")
             if c.name == "timezone":
@@ -471,7 +763,7 @@ class Compiler:
                 d = c.duration.to_timedelta()  # type: ignore[union-attr]
                 if c.op == "within_last":
                     return _safe(
-                        exp.and_(
+                        _conj(
                             exp.GT(this=col, expression=self.param(self.as_of - d, "ts")),
                             exp.LTE(this=col.copy(), expression=self.param(self.as_of, "ts")),
                         )
@@ -487,7 +779,7 @@ class Compiler:
         obj = exp.column("traits", table="p")
         if c.op in ("exists", "not_exists"):
             e = self._exists_obj(obj, [c.name])
-            return e if c.op == "exists" else exp.not_(e)
+            return e if c.op == "exists" else _neg(e)
 
         def actual(kind: str | None) -> exp.Expression:
             if kind == "ts":
@@ -505,120 +797,519 @@ class Compiler:
             return exp.EQ(this=n, expression=exp.Literal.number(c.n))
         return exp.Between(this=n, low=exp.Literal.number(c.n), high=exp.Literal.number(c.n2))
 
-    def c_Performed(self, c: m.Performed, b: dict[str, str]) -> exp.Expression:
-        if isinstance(c.window, m.EachWindow):
-            raise UnsupportedInSQL("'each' windows are not compiled to SQL yet", where=c.event)
-        r = self.row(b)
-        pred = _and([self.matches(r, c.event, c.where, b), self.window(c.window, exp.column("ts", table=r), b)])
-        test = self._count_test(self.event_agg("count", None, pred, b), c.count)
-        if c.new_profiles == "exclude" and isinstance(c.window, m.LastWindow):
-            first = exp.column("first_seen", table="p")
-            start = self.param(self.as_of - c.window.duration.to_timedelta(), "ts")
-            test = exp.and_(_safe(exp.LTE(this=first, expression=start)), exp.paren(test))
-        return _safe(test)
+    def _old_enough(self, c: m.Performed, test: exp.Expression) -> exp.Expression:
+        """new_profiles=exclude: the profile must start at or before the window's start."""
+        if c.new_profiles != "exclude" or not isinstance(c.window, m.LastWindow | m.EachWindow):
+            return test
+        span = c.window.duration.to_timedelta() if isinstance(c.window, m.LastWindow) else _each_span(c.window)
+        start = self.param(self.as_of - span, "ts")
+        return _conj(_safe(exp.LTE(this=exp.column("first_seen", table="p"), expression=start)), _paren(test))
 
-    def c_AggregateCondition(self, c: m.AggregateCondition, b: dict[str, str]) -> exp.Expression:
+    def c_Performed(self, c: m.Performed, b: Scope) -> exp.Expression:
+        if isinstance(c.window, m.EachWindow):
+            return self._each(c, b)
+
+        def pred_fn(r: str) -> exp.Expression:
+            return _and([self.matches(r, c.event, c.where, b), self.window(c.window, exp.column("ts", table=r), b)])
+
+        n = self.scope_value(b, pred_fn, lambda r, pred: self.agg_expr("count", None, pred), count=True)
+        test = self._count_test(exp.Coalesce(this=n, expressions=[exp.Literal.number(0)]), c.count)
+        return _safe(self._old_enough(c, test))
+
+    def _each(self, c: m.Performed, b: Scope) -> exp.Expression:
+        """In each of the last K periods: events bucketed by period (0 = latest), counts tested per bucket."""
+        w = c.window
+        assert isinstance(w, m.EachWindow)
+        r = self.name("r")
+        pred = self.in_scan(
+            b, lambda: _and([self.matches(r, c.event, c.where, b), self.window(w, exp.column("ts", table=r), b)])
+        )
+        ka = self.key_alias(b, r)
+        unit_us = m.UNIT_SECONDS[w.unit] * 1_000_000
+        bucket = exp.IntDiv(
+            this=_paren(
+                exp.Sub(
+                    this=self.param(self.us_value(self.as_of), "int"), expression=self.us(exp.column("ts", table=r))
+                )
+            ),
+            expression=self.param(unit_us, "int"),
+        )
+        per = (
+            self.scan(b, r, pred, left=False)
+            .select(
+                *b.key_selects(ka), exp.alias_(bucket, "bk"), exp.alias_(exp.Count(this=exp.Star()), "n"), copy=False
+            )
+            .group_by(*b.keys(ka), bucket.copy(), copy=False)
+        )
+        per_name = self.name("eb")
+        self.add_cte(per_name, per)
+        name = self.name("each")
+        bad = exp.Sum(
+            this=exp.If(
+                this=self._count_test(exp.column("n"), c.count), true=exp.Literal.number(0), false=exp.Literal.number(1)
+            )
+        )
+        body = (
+            exp.select(
+                *[exp.column(k) for k in b.key_names()],
+                exp.alias_(exp.Count(this=exp.Star()), "ne"),
+                exp.alias_(bad, "bad"),
+            )
+            .from_(exp.table_(per_name), copy=False)
+            .group_by(*[exp.column(k) for k in b.key_names()], copy=False)
+        )
+        self.add_cte(name, body, b.key_names())
+        no_bad = exp.EQ(
+            this=exp.Coalesce(this=exp.column("bad", table=name), expressions=[exp.Literal.number(0)]),
+            expression=exp.Literal.number(0),
+        )
+        test = no_bad
+        if not _count_ok(c.count, 0):  # empty periods fail: every period must have events
+            test = _conj(
+                no_bad,
+                exp.EQ(
+                    this=exp.Coalesce(this=exp.column("ne", table=name), expressions=[exp.Literal.number(0)]),
+                    expression=exp.Literal.number(w.periods),
+                ),
+            )
+        return _safe(self._old_enough(c, test))
+
+    def us_value(self, t: datetime) -> int:
+        """Microseconds since the epoch of a naive UTC time."""
+        return (t - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+
+    def c_AggregateCondition(self, c: m.AggregateCondition, b: Scope) -> exp.Expression:
         value = self.aggregate(c.agg, b)
         return _safe(self.compare(lambda k: value if k == "num" else exp.null(), c.op, c.value, c.value2, b))
 
-    def _first_last(self, c: m.FirstCondition | m.LastCondition, b: dict[str, str]) -> exp.Expression:
-        r = self.row(b)
-        pred = self.matches(r, c.event, c.where, b)
-        ts = exp.column("ts", table=r)
-        agg = (
-            exp.Min(this=exp.If(this=pred, true=ts, false=exp.null()))
-            if c.kind == "first"
-            else exp.Max(this=exp.If(this=pred, true=ts, false=exp.null()))
-        )
-        t = self.agg_column(agg)
-        return _safe(exp.and_(exp.Not(this=exp.Is(this=t, expression=exp.null())), self.window(c.window, t.copy(), b)))
+    def _first_last(self, c: m.FirstCondition | m.LastCondition, b: Scope) -> exp.Expression:
+        def agg_fn(r: str, pred: exp.Expression) -> exp.Expression:
+            ts = exp.column("ts", table=r)
+            val = ts if pred == exp.true() else exp.If(this=pred, true=ts, false=exp.null())
+            return exp.Min(this=val) if c.kind == "first" else exp.Max(this=val)
+
+        t = self.scope_value(b, lambda r: self.matches(r, c.event, c.where, b), agg_fn)
+        return _safe(_conj(exp.Not(this=exp.Is(this=t, expression=exp.null())), self.window(c.window, t.copy(), b)))
 
     c_FirstCondition = _first_last
     c_LastCondition = _first_last
 
-    def c_Correlated(self, c: m.Correlated, b: dict[str, str]) -> exp.Expression:
-        a = c.anchor
-        if b:
-            raise UnsupportedInSQL("nested 'with' conditions are not compiled to SQL yet", where=a.name)
-        name = f"anc{len(self.ctes)}"
-        inner = (
-            exp.select("*")
-            .from_(exp.table_("ev", alias="ev"))
-            .where(
-                _and(
-                    [
-                        self.matches("ev", a.event, a.where, {}),
-                        self.window(a.window, exp.column("ts", table="ev"), {}),
-                    ]
+    def _hit(self, name: str) -> exp.Expression:
+        return _safe(exp.column("hit", table=name))
+
+    def c_Sequence(self, c: m.Sequence, b: Scope) -> exp.Expression:
+        """Steps chained by the earliest next matching event (greedy is exact for 'then')."""
+        s0 = c.steps[0]
+        r = self.name("r")
+        pred = self.in_scan(
+            b,
+            lambda: _and([self.matches(r, s0.event, s0.where, b), self.window(c.window, exp.column("ts", table=r), b)]),
+        )
+        ka = self.key_alias(b, r)
+        start = self.scan(b, r, pred, left=False).select(
+            *b.key_selects(ka),
+            exp.alias_(exp.column("message_id", table=r), "sid"),
+            exp.alias_(exp.column("ts", table=r), "t0"),
+            exp.alias_(exp.column("ts", table=r), "t"),
+            copy=False,
+        )
+        prev = self.name("sq")
+        self.add_cte(prev, start)
+        within_us = None if c.within is None else c.within.to_timedelta() // timedelta(microseconds=1)
+        steps = c.steps[1:]
+        for i, step in enumerate(steps):
+            q = self.name("q")
+            rk = self.name("r")
+            last = not c.followed or i == len(steps) - 1
+
+            def step_pred(q: str = q, rk: str = rk, step: m.Step = step) -> exp.Expression:
+                parts = [
+                    exp.GT(this=exp.column("ts", table=rk), expression=exp.column("t", table=q)),
+                    self.matches(rk, step.event, step.where, b),
+                ]
+                if within_us is not None:
+                    parts.insert(
+                        1,
+                        exp.LTE(
+                            this=self.us(exp.column("ts", table=rk)),
+                            expression=exp.Add(
+                                this=self.us(exp.column("t0", table=q)), expression=self.param(within_us, "int")
+                            ),
+                        ),
+                    )
+                return _and(parts)
+
+            sp = self.in_scan(b, step_pred)
+            sel = self.attach(
+                self.scope_rows(b, (prev, q)) if b.depth else exp.Select().from_(exp.table_(prev, alias=q), copy=False),
+                q,
+                [sp],
+            )
+            on = _and([exp.column("user_id", table=rk).eq(exp.column("user_id", table=q)), sp])
+            group = [*b.keys(q), exp.column("sid", table=q), exp.column("t0", table=q)]
+            if c.followed:
+                sel = (
+                    sel.join(exp.table_("ev", alias=rk), on=on, join_type="inner", copy=False)
+                    .select(
+                        *b.key_selects(q),
+                        exp.alias_(exp.column("sid", table=q), "sid"),
+                        exp.alias_(exp.column("t0", table=q), "t0"),
+                        exp.alias_(exp.Min(this=exp.column("ts", table=rk)), "t"),
+                        copy=False,
+                    )
+                    .group_by(*group, copy=False)
                 )
+            else:
+                sel = (
+                    sel.join(exp.table_("ev", alias=rk), on=on, join_type="left", copy=False)
+                    .select(*b.key_selects(q), exp.alias_(exp.column("sid", table=q), "sid"), copy=False)
+                    .group_by(*group, copy=False)
+                    .having(
+                        exp.EQ(
+                            this=exp.CountIf(
+                                this=exp.Not(
+                                    this=exp.Is(this=exp.column("message_id", table=rk), expression=exp.null())
+                                )
+                            ),
+                            expression=exp.Literal.number(0),
+                        ),
+                        copy=False,
+                    )
+                )
+            prev = self.name("sq")
+            self.add_cte(prev, sel)
+            if last:
+                break
+        name = self.name("seq")
+        keys = [exp.column(k) for k in b.key_names()]
+        self.add_cte(
+            name,
+            exp.select(*keys, exp.alias_(exp.true(), "hit")).distinct(copy=False).from_(exp.table_(prev), copy=False),
+            b.key_names(),
+        )
+        return self._hit(name)
+
+    def c_Streak(self, c: m.Streak, b: Scope) -> exp.Expression:
+        """The last N sends of the channel (by ts, message_id) exist and none has a response."""
+        self.events.update((c.sent_event, c.response_event))
+        r = "r"
+        ref_path = ["message_id_ref"]
+
+        def is_str(path: list[str]) -> exp.Expression:
+            return _safe(self.json_type(exp.column("properties", table=r), path).eq(exp.Literal.string("str")))
+
+        ref = exp.If(
+            this=is_str(ref_path),
+            true=self.json_text(exp.column("properties", table=r), ref_path),
+            false=exp.column("message_id", table=r),
+        )
+        rn = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[exp.column("user_id", table=r)],
+            order=exp.Order(
+                expressions=[
+                    exp.Ordered(this=exp.column("ts", table=r), desc=True),
+                    exp.Ordered(this=exp.column("message_id", table=r), desc=True),
+                ]
+            ),
+        )
+        channel = _safe(self.prop(r, ["channel"], "str").eq(self.param(c.channel, "str")))
+        sends = (
+            exp.select(
+                exp.alias_(exp.column("user_id", table=r), "user_id"), exp.alias_(ref, "ref"), exp.alias_(rn, "rn")
+            )
+            .from_(exp.table_("ev", alias=r), copy=False)
+            .where(_and([exp.column("event", table=r).eq(self.param(c.sent_event, "str")), channel]), copy=False)
+        )
+        s_name = self.name("ss")
+        self.add_cte(s_name, sends)
+        resp = (
+            exp.select(
+                exp.alias_(exp.column("user_id", table=r), "user_id"),
+                exp.alias_(self.json_text(exp.column("properties", table=r), ref_path), "ref"),
+            )
+            .distinct(copy=False)
+            .from_(exp.table_("ev", alias=r), copy=False)
+            .where(
+                _and([exp.column("event", table=r).eq(self.param(c.response_event, "str")), is_str(ref_path)]),
+                copy=False,
             )
         )
+        r_name = self.name("sr")
+        self.add_cte(r_name, resp)
+        n = exp.Literal.number(c.n)
+        body = (
+            exp.select(exp.alias_(exp.column("user_id", table="s"), "user_id"), exp.alias_(exp.true(), "hit"))
+            .from_(exp.table_(s_name, alias="s"), copy=False)
+            .join(
+                exp.table_(r_name, alias="x"),
+                on=_conj(
+                    exp.column("user_id", table="x").eq(exp.column("user_id", table="s")),
+                    exp.column("ref", table="x").eq(exp.column("ref", table="s")),
+                ),
+                join_type="left",
+                copy=False,
+            )
+            .where(exp.LTE(this=exp.column("rn", table="s"), expression=n), copy=False)
+            .group_by(exp.column("user_id", table="s"), copy=False)
+            .having(
+                _conj(
+                    exp.EQ(this=exp.Count(this=exp.Star()), expression=n.copy()),
+                    exp.EQ(this=exp.Count(this=exp.column("ref", table="x")), expression=exp.Literal.number(0)),
+                ),
+                copy=False,
+            )
+        )
+        name = self.name("streak")
+        self.add_cte(name, body, ["user_id"])
+        return self._hit(name)
+
+    def c_IntervalRatio(self, c: m.IntervalRatio, b: Scope) -> exp.Expression:
+        """Gaps between consecutive matching events (sorted by ts); exact median of the gaps."""
+        r = self.name("r")
+        pred = self.in_scan(b, lambda: self.matches(r, c.event, c.where, b))
+        ka = self.key_alias(b, r)
+        part = b.keys(ka)
+        ts = exp.column("ts", table=r)
+        order = exp.Order(expressions=[exp.Ordered(this=ts.copy())])
+        prev_ts = exp.Window(
+            this=exp.Max(this=ts.copy()),
+            partition_by=[k.copy() for k in part],
+            order=order.copy(),
+            spec=exp.WindowSpec(
+                kind="ROWS",
+                start=exp.Literal.number(1),
+                start_side="PRECEDING",
+                end=exp.Literal.number(1),
+                end_side="PRECEDING",
+            ),
+        )
+        rn = exp.Window(this=exp.RowNumber(), partition_by=[k.copy() for k in part], order=order.copy())
+        x = self.scan(b, r, pred, left=False).select(
+            *b.key_selects(ka), exp.alias_(ts.copy(), "t"), exp.alias_(prev_ts, "pt"), exp.alias_(rn, "rn"), copy=False
+        )
+        x_name = self.name("ix")
+        self.add_cte(x_name, x)
+        keys = [exp.column(k) for k in b.key_names()]
+        gap = exp.Div(
+            this=exp.cast(
+                _paren(exp.Sub(this=self.us(exp.column("t")), expression=self.us(exp.column("pt")))), "DOUBLE"
+            ),
+            expression=exp.Literal.number("1000000.0"),
+        )
+        g = (
+            exp.select(
+                *keys,
+                exp.column("t"),
+                exp.alias_(gap, "gap"),
+                exp.alias_(
+                    exp.Window(
+                        this=exp.RowNumber(),
+                        partition_by=[k.copy() for k in keys],
+                        order=exp.Order(expressions=[exp.Ordered(this=gap.copy())]),
+                    ),
+                    "gr",
+                ),
+                exp.alias_(exp.Window(this=exp.Count(this=exp.Star()), partition_by=[k.copy() for k in keys]), "gn"),
+            )
+            .from_(exp.table_(x_name), copy=False)
+            .where(exp.GT(this=exp.column("rn"), expression=exp.Literal.number(1)), copy=False)
+        )
+        g_name = self.name("ig")
+        self.add_cte(g_name, g)
+        two_gr = exp.Mul(this=exp.Literal.number(2), expression=exp.column("gr"))
+        gn = exp.column("gn")
+
+        def pick(offsets: tuple[int, int]) -> exp.Expression:
+            hit = exp.In(
+                this=two_gr.copy(),
+                expressions=[exp.Add(this=gn.copy(), expression=exp.Literal.number(o)) for o in offsets],
+            )
+            return exp.Max(this=exp.If(this=hit, true=exp.column("gap"), false=exp.null()))
+
+        med = exp.Div(
+            this=_paren(exp.Add(this=pick((0, 1)), expression=pick((1, 2)))), expression=exp.Literal.number("2.0")
+        )
+        h = (
+            exp.select(
+                *keys,
+                exp.alias_(exp.Max(this=gn.copy()), "n"),
+                exp.alias_(exp.Max(this=exp.column("t")), "last"),
+                exp.alias_(med, "med"),
+            )
+            .from_(exp.table_(g_name), copy=False)
+            .group_by(*[k.copy() for k in keys], copy=False)
+        )
+        name = self.name("ir")
+        self.add_cte(name, h, b.key_names())
+        since = exp.Div(
+            this=exp.cast(
+                _paren(
+                    exp.Sub(
+                        this=self.param(self.us_value(self.as_of), "int"),
+                        expression=self.us(exp.column("last", table=name)),
+                    )
+                ),
+                "DOUBLE",
+            ),
+            expression=exp.Literal.number("1000000.0"),
+        )
+        return _safe(
+            _conj(
+                exp.GTE(this=exp.column("n", table=name), expression=exp.Literal.number(c.min_gaps)),
+                exp.GTE(
+                    this=since,
+                    expression=exp.Mul(this=self.param(c.factor, "num"), expression=exp.column("med", table=name)),
+                ),
+            )
+        )
+
+    def c_InSegment(self, c: m.InSegment, b: Scope) -> exp.Expression:
+        """Inline the saved segment's tree (cycles rejected like the reference evaluator)."""
+        from segmint.segments.reference import SegmentCycleError
+
+        if c.segment in self.stack:
+            raise SegmentCycleError(" -> ".join([*self.stack, c.segment]), where=f"segment {c.segment!r}")
+        if self.resolve is None:
+            raise NotFound(f"segment {c.segment!r}: no segment resolver given", where=f"segment {c.segment!r}")
+        tree = self.resolve(c.segment)
+        self.stack = (*self.stack, c.segment)
+        try:
+            return self.cond(tree, b)
+        finally:
+            self.stack = self.stack[:-1]
+
+    def c_Correlated(self, c: m.Correlated, b: Scope) -> exp.Expression:
+        """Anchor rows per outer scope row (first/last by row_number over ts, message_id), then a new scope."""
+        a = c.anchor
+        r = self.name("r")
+        pred = self.in_scan(
+            b, lambda: _and([self.matches(r, a.event, a.where, b), self.window(a.window, exp.column("ts", table=r), b)])
+        )
+        ka = self.key_alias(b, r)
+        d = b.depth + 1
+        cols: list[exp.Expression] = [
+            exp.alias_(exp.column(k, table=r), k) for k in ("user_id", "message_id", "event", "ts", "properties")
+        ]
+        cols += [
+            exp.alias_(exp.column(property_column(k), table=r, quoted=True), property_column(k), quoted=True)
+            for k in sorted(self.typed)
+        ]
+        cols += [exp.alias_(exp.column(k, table=ka), k) for k in b.key_names()[1:]]
+        cols.append(exp.alias_(exp.column("message_id", table=r), f"_sk{d}"))
+        anc = self.name("anc")
+        slot = len(self.ctes)
+        self.add_cte(anc, exp.select("*"))  # filled below, once the body says which anchor values it reads
+        self.anchor_cols[anc] = {}
+        s2 = Scope((*b.anchors, anc), {**b.names, a.name: anc})
+        body = self.cond(c.condition, s2)
+        for path, i in self.anchor_cols.pop(anc).items():
+            cols.append(exp.alias_(self.prop_kind(r, list(path)), f"_a{i}k"))
+            for kind in ("str", "num", "bool"):
+                cols.append(exp.alias_(self.prop(r, list(path), kind), f"_a{i}{kind[0]}"))
+        inner = self.scan(b, r, pred, left=False).select(*cols, copy=False)
         if a.pick in ("first", "last"):
             order = [
-                exp.Ordered(this=exp.column("ts"), desc=a.pick == "last"),
-                exp.Ordered(this=exp.column("message_id"), desc=a.pick == "last"),
+                exp.Ordered(this=exp.column("ts", table=r), desc=a.pick == "last"),
+                exp.Ordered(this=exp.column("message_id", table=r), desc=a.pick == "last"),
             ]
-            rn = exp.Window(
-                this=exp.RowNumber(), partition_by=[exp.column("user_id")], order=exp.Order(expressions=order)
-            )
+            rn = exp.Window(this=exp.RowNumber(), partition_by=b.keys(ka), order=exp.Order(expressions=order))
             inner = (
                 exp.select("*")
                 .from_(
                     exp.Subquery(
-                        this=inner.select(exp.alias_(rn, "rn")),
-                        alias=exp.TableAlias(this=exp.to_identifier("x")),
-                    )
+                        this=inner.select(exp.alias_(rn, "_rn")), alias=exp.TableAlias(this=exp.to_identifier("x"))
+                    ),
+                    copy=False,
                 )
-                .where(exp.column("rn").eq(exp.Literal.number(1)))
+                .where(exp.column("_rn").eq(exp.Literal.number(1)), copy=False)
             )
-        self.ctes.append((name, inner))
-        saved, saved_alias = self.aggs, self.agg_alias
-        self.aggs, self.agg_alias = [], f"g{name}"
-        body = self.cond(c.condition, {a.name: name})
-        inner_aggs, self.aggs, self.agg_alias = self.aggs, saved, saved_alias
-        anc = exp.table_(name)
-        on_user = exp.column("user_id", table="p").eq(exp.column("user_id", table=name))
-        members = (
-            exp.select(exp.column("user_id", table=name))
-            .from_(anc)
-            .join(exp.table_("profiles", alias="p"), on=on_user, join_type="left")
-        )
-        if inner_aggs:
-            # One row per anchor event: its aggregates over the user's events (a join, not correlated).
-            g = (
-                exp.select(exp.alias_(exp.column("message_id", table=name), "aid"), *inner_aggs)
-                .from_(exp.table_(name))
-                .join(
-                    exp.table_("ev", alias="e2"),
-                    on=exp.column("user_id", table="e2").eq(exp.column("user_id", table=name)),
-                    join_type="left",
-                )
-                .join(exp.table_("profiles", alias="p"), on=on_user.copy(), join_type="left")
-                .group_by(exp.column("message_id", table=name))
-            )
-            self.ctes.append((f"g{name}", g))
-            members = members.join(
-                exp.table_(f"g{name}"),
-                on=exp.column("aid", table=f"g{name}").eq(exp.column("message_id", table=name)),
-                join_type="left",
-            )
-        members = members.where(body)
-        return _safe(exp.In(this=exp.column("user_id", table="p"), query=exp.Subquery(this=members)))
+        self.ctes[slot] = (anc, inner)
+        sel = self.attach(self.scope_rows(s2), anc, [body]).where(body, copy=False)
+        sel = sel.select(
+            *[exp.alias_(exp.column(k, table=anc), k) for k in b.key_names()], exp.alias_(exp.true(), "hit"), copy=False
+        ).distinct(copy=False)
+        name = self.name("w")
+        self.add_cte(name, sel, b.key_names())
+        return self._hit(name)
+
+
+def _tables(*es: exp.Expression) -> set[str]:
+    """Table aliases referenced by columns in expressions."""
+    out: set[str] = set()
+    for e in es:
+        for col in e.find_all(exp.Column):
+            if col.table:
+                out.add(col.table)
+    return out
+
+
+def _each_span(w: m.EachWindow) -> timedelta:
+    return timedelta(seconds=w.periods * m.UNIT_SECONDS[w.unit])
+
+
+def _count_ok(c: m.CountSpec, n: int) -> bool:
+    if c.op == "gte":
+        return n >= c.n
+    if c.op == "lte":
+        return n <= c.n
+    if c.op == "eq":
+        return n == c.n
+    return c.n <= n <= (c.n2 if c.n2 is not None else c.n)
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError... handled below
+        return None
+    except KeyError:
+        return None
+
+
+def _calendar_start(as_of: datetime, unit: str, zone: str | None) -> datetime:
+    """Start of the current day / week (Monday) / month in a zone (workspace zone, else UTC), naive UTC."""
+    tz = _zone(zone) or ZoneInfo("UTC")
+    local = as_of.replace(tzinfo=UTC).astimezone(tz)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    if unit == "week":
+        start -= timedelta(days=start.weekday())
+    elif unit == "month":
+        start = start.replace(day=1)
+    return start.replace(tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+
+
+@functools.lru_cache(maxsize=64)
+def _zone_groups(as_of: datetime, unit: str, workspace_tz: str) -> list[tuple[datetime, list[str]]]:
+    """Every known zone grouped by the instant its current day/week/month starts."""
+    groups: dict[datetime, list[str]] = {}
+    for z in sorted(available_timezones()):
+        groups.setdefault(_calendar_start(as_of, unit, z), []).append(z)
+    return sorted(groups.items())
 
 
 def compile_segment(
-    tree: Any, as_of: datetime, *, dialect: str = "duckdb", typed: dict[str, str] | None = None
+    tree: Any,
+    as_of: datetime,
+    *,
+    dialect: str = "duckdb",
+    typed: dict[str, str] | None = None,
+    workspace_tz: str = "Asia/Seoul",
+    resolve: Callable[[str], Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The members query for a tree as of a time, in a dialect; returns (sql_text, params)."""
+    """The members query for a tree as of a time, in a dialect; returns (sql_text, params).
+
+    workspace_tz is the zone of calendar windows (and of users without a valid zone); resolve maps a
+    saved segment name to its tree for `in segment` (trees from saved.segment_tree come inlined).
+    """
     if dialect not in ("duckdb", "clickhouse"):
         raise InvalidInput(f"unknown SQL dialect {dialect!r} (duckdb or clickhouse)", where="engine")
-    as_of = (
-        as_of.replace(tzinfo=None)
-        if as_of.tzinfo is None
-        else as_of.astimezone(__import__("datetime").UTC).replace(tzinfo=None)
-    )
-    comp = Compiler(dialect, as_of, dict(typed or {}))
-    where = comp.cond(tree, {})
+    as_of = as_of.replace(tzinfo=None) if as_of.tzinfo is None else as_of.astimezone(UTC).replace(tzinfo=None)
+    comp = Compiler(dialect, as_of, dict(typed or {}), workspace_tz=workspace_tz, resolve=resolve)
+    top = Scope()
+    where = comp.cond(tree, top)
     as_of_p = comp.param(as_of, "ts")
     source_pred = [
         exp.Not(this=exp.Is(this=exp.column("user_id"), expression=exp.null())),
@@ -628,20 +1319,35 @@ def compile_segment(
         source_pred.append(
             exp.In(this=exp.column("event"), expressions=[comp.param(e, "str") for e in sorted(comp.events)])
         )
-    ev = exp.select("*").from_("events").where(_and(source_pred))
-    q = exp.select(exp.column("user_id", table="p")).from_(exp.table_("profiles", alias="p"))
-    q = q.with_("ev", as_=ev)
-    for name, body in comp.ctes:
-        q = q.with_(name, as_=body)
-    if comp.aggs:
-        agg = exp.select(exp.column("user_id"), *comp.aggs).from_(exp.table_("ev")).group_by(exp.column("user_id"))
-        q = q.with_("agg", as_=agg)
-        q = q.join(
-            exp.table_("agg", alias="a"),
-            on=exp.column("user_id", table="a").eq(exp.column("user_id", table="p")),
-            join_type="left",
-        )
-    q = q.where(where).order_by(exp.column("user_id", table="p"))
+    ctes: list[tuple[str, exp.Expression]] = [
+        ("ev", exp.select("*").from_("events", copy=False).where(_and(source_pred), copy=False))
+    ]
+    ctes += comp.ctes
+    if comp.main_aggs:
+        agg = comp.attach(exp.Select().from_(exp.table_("ev", alias="ev"), copy=False), "ev", comp.main_aggs)
+        agg = agg.select(
+            exp.alias_(exp.column("user_id", table="ev"), "user_id"), *comp.main_aggs, copy=False
+        ).group_by(exp.column("user_id", table="ev"), copy=False)
+        ctes.append(("agg", agg))
+        comp.keyed["agg"] = ["user_id"]
+    q = exp.select(exp.column("user_id", table="p")).from_(exp.table_("profiles", alias="p"), copy=False)
+    q = comp.attach(q, "p", [where], skip=("p",))
+    # One WITH node built at once (Select.with_ copies the whole query per CTE). DuckDB would materialize
+    # `ev` (JSON included) for its several readers; each reader's filters prune better on the table itself.
+    q.set(
+        "with_",
+        exp.With(
+            expressions=[
+                exp.CTE(
+                    this=body,
+                    alias=exp.TableAlias(this=exp.to_identifier(name)),
+                    materialized=False if name == "ev" and dialect == "duckdb" else None,
+                )
+                for name, body in ctes
+            ]
+        ),
+    )
+    q = q.where(where, copy=False).order_by(exp.column("user_id", table="p"), copy=False)
     sql = q.sql(dialect=dialect)
     if dialect == "clickhouse":
         sql += " SETTINGS join_use_nulls = 1"
@@ -651,6 +1357,3 @@ def compile_segment(
 def duckdb_params(params: dict[str, Any]) -> dict[str, Any]:
     """DuckDB takes the same named parameters ($pN)."""
     return params
-
-
-_ = timedelta
