@@ -64,11 +64,14 @@ class Workspace:
         """The event store, opened for writing on first use (one writer process per workspace)."""
         if self._store is None:
             self._store = open_store(self.config.store.url, self.path)
+            self._store.workspace_tz = self.config.timezone
         return self._store
 
     def open_store_read_only(self) -> EventStore:
         """A read-only handle on the store, for inspection while nothing else writes."""
-        return open_store(self.config.store.url, self.path, read_only=True)
+        store = open_store(self.config.store.url, self.path, read_only=True)
+        store.workspace_tz = self.config.timezone
+        return store
 
     @property
     def journal_dir(self) -> Path:

@@ -158,8 +158,10 @@ def sql_cmd(
     """Print the compiled SQL and its parameters."""
     from segmint.segments.compile import compile_segment
 
-    tree = resolve_source(source, _optional_workspace(ctx))
-    sql, params = compile_segment(tree, _as_of(as_of), dialect=engine)
+    ws = _optional_workspace(ctx)
+    tree = resolve_source(source, ws)
+    sql, params = compile_segment(tree, _as_of(as_of), dialect=engine,
+                                  workspace_tz=ws.config.timezone if ws is not None else "Asia/Seoul")
     print(sql)
     print(json.dumps(params, default=str, ensure_ascii=False, indent=1))
 

@@ -19,19 +19,20 @@ def _as_of(as_of: datetime | None) -> datetime:
 
 def compile_for(
     store: EventStore, tree: Any, as_of: datetime | None = None, engine: str | None = None,
-    workspace_tz: str = "Asia/Seoul",
+    workspace_tz: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The members SQL and parameters for a store (its dialect unless engine says otherwise)."""
+    """The members SQL and parameters for a store (its dialect unless engine says otherwise); calendar windows
+    in `workspace_tz`, by default the zone of the workspace the store belongs to."""
     dialect = engine or store.dialect
     if dialect not in ("duckdb", "clickhouse"):
         raise InvalidInput(f"unknown engine {dialect!r} (duckdb or clickhouse)", where="engine")
     return compile_segment(tree, _as_of(as_of), dialect=dialect, typed=store.property_columns(),
-                           workspace_tz=workspace_tz)
+                           workspace_tz=workspace_tz or store.workspace_tz)
 
 
 def evaluate(
     store: EventStore, tree: Any, as_of: datetime | None = None, engine: str | None = None,
-    workspace_tz: str = "Asia/Seoul",
+    workspace_tz: str | None = None,
 ) -> list[str]:
     """Member user_ids of a segment as of a time (default now), sorted; calendar windows in workspace_tz."""
     sql, params = compile_for(store, tree, as_of, engine, workspace_tz)

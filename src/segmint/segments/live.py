@@ -123,7 +123,8 @@ class Tracked:
         """The members SQL and parameters as of a time (compiled once per typed-column set)."""
         key = repr(sorted(typed.items())) + store.dialect
         if key not in self.templates:
-            self.templates[key] = Template(self.tree, dialect=store.dialect, typed=typed)
+            self.templates[key] = Template(self.tree, dialect=store.dialect, typed=typed,
+                                               workspace_tz=store.workspace_tz)
         return self.templates[key].at(as_of)
 
     def in_sql(self, store: EventStore, typed: dict[str, str]) -> bool:

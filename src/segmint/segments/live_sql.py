@@ -27,8 +27,9 @@ U_EVENTS, U_PROFILES = "_live_events", "_live_profiles"
 class Template:
     """The members query of one tree for any as-of time (DuckDB or ClickHouse dialect)."""
 
-    def __init__(self, tree: Any, *, dialect: str = "duckdb", typed: dict[str, str] | None = None) -> None:
-        self.tree, self.dialect, self.typed = tree, dialect, dict(typed or {})
+    def __init__(self, tree: Any, *, dialect: str = "duckdb", typed: dict[str, str] | None = None,
+                 workspace_tz: str = "Asia/Seoul") -> None:
+        self.tree, self.dialect, self.typed, self.workspace_tz = tree, dialect, dict(typed or {}), workspace_tz
         sql_a, pa = self._compile(_A)
         sql_b, pb = self._compile(_B)
         self.sql, self.base = sql_a, pa
@@ -40,7 +41,8 @@ class Template:
             self.ok = sql_c == sql_a and pc == self._params(_C)
 
     def _compile(self, as_of: datetime) -> tuple[str, dict[str, Any]]:
-        return compile_segment(self.tree, as_of, dialect=self.dialect, typed=self.typed)
+        return compile_segment(self.tree, as_of, dialect=self.dialect, typed=self.typed,
+                               workspace_tz=self.workspace_tz)
 
     def _params(self, as_of: datetime) -> dict[str, Any]:
         shift = as_of - _A

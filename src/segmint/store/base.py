@@ -65,6 +65,8 @@ class EventStore(ABC):
     """Append-only event log plus profiles; engines differ only in SQL dialect and storage."""
 
     dialect: str
+    # the workspace time zone: calendar windows ("today", "this week") of segments evaluated on this store
+    workspace_tz: str = "Asia/Seoul"
 
     @abstractmethod
     def write(self, batch: WriteBatch) -> int:
