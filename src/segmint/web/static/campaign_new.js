@@ -167,7 +167,11 @@
   const syncWhen = () => { $("c-at").disabled = !$("c-when-at").checked; };
   $("c-when-now").addEventListener("change", syncWhen);
   $("c-when-at").addEventListener("change", syncWhen);
-  const syncSender = () => { $("sender-box").hidden = !$("c-purpose-ad").checked; };
+  const syncSender = () => {  // style too: the fieldset's CSS display would override [hidden]
+    const off = !$("c-purpose-ad").checked;
+    $("sender-box").hidden = off;
+    $("sender-box").style.display = off ? "none" : "";
+  };
   $("c-purpose-ad").addEventListener("change", syncSender);
   $("c-purpose-info").addEventListener("change", syncSender);
   form.addEventListener("input", schedulePreview);
