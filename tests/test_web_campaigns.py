@@ -77,6 +77,7 @@ def test_report_page_matches_the_report_api(shop) -> None:  # type: ignore[no-un
     assert api["rows"] == orjson.loads(orjson.dumps(report["rows"]))
     html = client.get("/campaigns/winter-ab/report").text
     assert 'id="funnel-chart"' in html and "/static/campaign_report.js" in html
+    assert '<code id="goal">order_completed</code>' in html and '<code id="goal-window">3d</code>' in html
     chart = orjson.loads(unescape(re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1)))
     assert chart["stages"] == ["대상", "제외", "발송", "도달", "오픈", "클릭", "전환"]
     totals = {r["variant"]: r for r in report["rows"] if r["segment"] is None}

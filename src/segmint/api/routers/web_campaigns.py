@@ -115,6 +115,14 @@ def uplift_cell(cmp: dict[str, Any] | None, t: Any) -> dict[str, Any]:
             "significant": conv["p_value"] is not None and conv["p_value"] < 0.05 and not note, "note": note}
 
 
+def window_text(seconds: float) -> str:
+    """An attribution window in seconds as 3d / 12h / 90m."""
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def report_view(report: dict[str, Any], t: Any) -> dict[str, Any]:
     """The report API's JSON turned into table rows and chart data for the page."""
     rows = report["rows"]
@@ -147,7 +155,10 @@ def report_view(report: dict[str, Any], t: Any) -> dict[str, Any]:
         "labels": {"count": t("camp.users")},
     }
     return {"table": table, "chart": chart, "has_control": has_control, "multi_segment": len(segments) > 1,
-            "suppressed_total": sum(r["suppressed"] for r in overall), "goal": report["goal"]}
+            "suppressed_total": sum(r["suppressed"] for r in overall), "goal": report["goal"],
+            "window": window_text(report["goal"]["window_seconds"]),
+            "where": ", ".join(f"{'.'.join(f.get('path') or [])} {f.get('op')} {f.get('value')}" for f in report["goal"]["where"]
+                               if isinstance(f, dict))}
 
 
 @router.get("/campaigns/{campaign_id}/report", response_class=HTMLResponse)
