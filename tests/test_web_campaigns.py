@@ -34,6 +34,11 @@ CAMPAIGN: dict[str, Any] = {
                  {"key": "B", "messages": {"outbox": {"text": "겨울 세일 최대 50%"}}}],
     "goal": {"event": "order_completed", "window": "3d"},
 }
+AD: dict[str, Any] = {  # advertising on the outbox, which needs the email consent trait: some users are suppressed
+    **CAMPAIGN, "id": "ad-consent", "name": "광고 동의 확인", "purpose": "advertising", "holdout": 0.1,
+    "sender": {"name": "데모몰", "contact": "02-123-4567"},
+    "policy": {"quiet_hours": {"enabled": False}, "consent_traits": {"outbox": "consent_email"}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +51,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient,
     saved.create_segment(ws.appdb, "남성", 'trait gender = "M"')
     repo.save_campaign(ws.appdb, CAMPAIGN)
     send_now(ws, "winter-ab")
+    repo.save_campaign(ws.appdb, AD)
+    send_now(ws, "ad-consent")
     create_user(ws.appdb, *VIEWER, role="viewer")
     with TestClient(create_app(ws)) as client:
         yield client, ws, sign_in(client, ws)
@@ -150,3 +157,30 @@ def test_viewer_may_preview_but_not_save_or_send(shop) -> None:  # type: ignore[
         assert send.status_code == 403
         assert "viewer-try" not in {c.campaign.id for c in repo.list_campaigns(ws.appdb)}
         assert 'id="new-campaign"' not in viewer.get("/campaigns").text
+
+
+def test_suppression_reasons_chart_and_a_blocking_check_in_the_preview(shop) -> None:  # type: ignore[no-untyped-def]
+    client, ws, csrf = shop
+    report = workspace_report(ws, "ad-consent")
+    totals = {r["variant"]: r for r in report["rows"] if r["segment"] is None}
+    assert totals["A"]["suppressed_by_reason"].get("no_consent", 0) > 0
+    html = client.get("/campaigns/ad-consent/report").text
+    assert 'id="suppression-chart"' in html and 'id="no-suppression"' not in html
+    chart = orjson.loads(unescape(re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1)))
+    assert "수신 동의 없음" in chart["reasons"]
+    i = chart["reasons"].index("수신 동의 없음")
+    by_name = {s["name"]: s["data"][i] for s in chart["reason_series"]}
+    assert by_name["A"] == totals["A"]["suppressed_by_reason"]["no_consent"]
+    assert next(s for s in chart["series"] if s["name"] == "A")["data"][1] == totals["A"]["suppressed"]
+    en = orjson.loads(unescape(re.search(r'id="report-data">(.*?)</script>',
+                                         client.get("/campaigns/ad-consent/report", cookies={"lang": "en"}).text,
+                                         re.S).group(1)))
+    assert "no consent" in en["reasons"] and en["stages"][1] == "Suppressed"
+    # the composer's preview call for a user without consent names the guardrail that stops them
+    user = ws.store.query("SELECT user_id FROM profiles WHERE coalesce(json_extract_string(traits, '$.consent_email'), "
+                          "'false') <> 'true' ORDER BY user_id LIMIT 1").to_pylist()[0]["user_id"]
+    pv = client.post("/api/campaigns/preview", params={"user_id": user}, json=AD, headers={"X-CSRF-Token": csrf})
+    assert pv.status_code == 200, pv.text
+    variant = pv.json()["variants"][0]
+    assert variant["outcome"] == "suppressed" and variant["reason"] == "no_consent"
+    assert any(not c["ok"] for c in variant["checks"])
