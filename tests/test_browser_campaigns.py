@@ -115,6 +115,14 @@ def test_compose_preview_save_send_and_report(served, browser) -> None:  # type:
     expect(page.locator("#preview-summary")).to_contain_text("대상 포함: 예")
     shot(page, "30-campaign-composer", full=True)
 
+    # "at a time" without a time is refused in the page, and the send button says it schedules
+    page.get_by_label("지정 시각").check()
+    expect(page.locator("#send-now")).to_have_text("예약 발송 (활성화)")
+    page.get_by_role("button", name="저장 (초안)").click()
+    expect(page.locator("#status [role=alert]")).to_have_text("발송 시각을 입력하세요 (UTC).")
+    expect(page.get_by_label("발송 시각 (UTC)")).to_be_focused()
+    page.get_by_label("지금", exact=True).check()
+    expect(page.locator("#send-now")).to_have_text("지금 발송")
     page.get_by_role("button", name="저장 (초안)").click()
     expect(page.locator("#saved-note")).to_contain_text("winter-ab v1")
     stored = server.admin("/api/campaigns/winter-ab")
@@ -123,6 +131,7 @@ def test_compose_preview_save_send_and_report(served, browser) -> None:  # type:
 
     page.get_by_role("button", name="지금 발송").click()
     page.wait_for_url(server.url + "/campaigns/winter-ab/report")
+    expect(page.locator("#pending-note, #funnel-chart").first).to_be_visible()  # still sending, or done
     counts = settled(server, "winter-ab")
     assert counts.get("sent", 0) > 0 and counts.get("holdout", 0) > 0
     report = server.admin("/api/campaigns/winter-ab/report")
@@ -131,6 +140,7 @@ def test_compose_preview_save_send_and_report(served, browser) -> None:  # type:
 
     page.reload()
     expect(page.locator("#funnel-chart")).to_have_attribute("data-ready", "1")
+    expect(page.locator("#pending-note")).to_have_count(0)
     expect(page.locator("#funnel-chart canvas")).to_have_count(1)
     for variant in ("A", "B"):
         row = page.locator(f'tr.variant-row[data-variant="{variant}"][data-segment="전체"]')

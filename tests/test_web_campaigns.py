@@ -108,6 +108,12 @@ def test_report_of_unsent_and_unknown_campaigns(shop) -> None:  # type: ignore[n
     repo.save_campaign(ws.appdb, {**CAMPAIGN, "id": "not-yet"})
     html = client.get("/campaigns/not-yet/report").text
     assert 'id="not-sent"' in html and 'id="funnel-chart"' not in html
+    # planned but not delivered yet: the page says how many are pending (and reloads itself a few times)
+    repo.save_campaign(ws.appdb, {**CAMPAIGN, "id": "queued-one"})
+    counts = send_now(ws, "queued-one", deliver=False)["ledger"]
+    queued = re.search(r'id="pending-note" role="status" data-pending="(\d+)"',
+                       client.get("/campaigns/queued-one/report").text)
+    assert queued and int(queued.group(1)) == counts["queued"] > 0
     missing = client.get("/campaigns/nope/report")
     assert missing.status_code == 404 and "nope" in missing.text
 

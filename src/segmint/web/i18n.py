@@ -313,6 +313,9 @@ _CAMPAIGNS: dict[str, dict[str, str]] = {
         "camp.no_test": "전환이 없거나 모두 전환해 검정할 수 없습니다",
         "camp.underpowered": "표본 부족: {mde}% 상승을 찾으려면 그룹당 {need}명이 필요합니다",
         "camp.not_sent": "아직 발송 기록이 없습니다. 발송하면 여기에 퍼널과 지표가 나옵니다.",
+        "camp.pending": "아직 {n}건이 발송 대기 중입니다 (예약 또는 발송 중). 잠시 후 다시 보세요.",
+        "camp.reload": "새로고침", "camp.schedule_send": "예약 발송 (활성화)",
+        "camp.need_time": "발송 시각을 입력하세요 (UTC).",
         "camp.goal_desc": "목표", "camp.window": "기여 기간", "camp.json": "리포트 JSON (API)",
         "camp.unknown": "캠페인 {id}이(가) 없습니다", "camp.back": "← 캠페인 목록",
         "camp.definitions": "오픈율·클릭률·수신거부율은 발송 건 기준, "
@@ -370,6 +373,9 @@ _CAMPAIGNS: dict[str, dict[str, str]] = {
         "camp.no_test": "No test possible: nobody (or everybody) converted",
         "camp.underpowered": "Underpowered: detecting a {mde}% lift needs {need} users per group",
         "camp.not_sent": "Nothing sent yet. The funnel and metrics appear here once the campaign sends.",
+        "camp.pending": "{n} messages are still scheduled or sending. Look again shortly.",
+        "camp.reload": "Reload", "camp.schedule_send": "Schedule (activate)",
+        "camp.need_time": "Enter the send time (UTC).",
         "camp.goal_desc": "Goal", "camp.window": "Attribution window", "camp.json": "Report JSON (API)",
         "camp.unknown": "No campaign {id}", "camp.back": "← Campaigns",
         "camp.definitions": "Open rate, CTR and unsubscribe rate are over sent messages; conversion rate and "

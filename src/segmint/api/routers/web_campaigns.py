@@ -156,6 +156,7 @@ def report_view(report: dict[str, Any], t: Any) -> dict[str, Any]:
     }
     return {"table": table, "chart": chart, "has_control": has_control, "multi_segment": len(segments) > 1,
             "suppressed_total": sum(r["suppressed"] for r in overall), "goal": report["goal"],
+            "pending": sum(r["pending"] for r in overall),
             "window": window_text(report["goal"]["window_seconds"]),
             "where": ", ".join(f"{'.'.join(f.get('path') or [])} {f.get('op')} {f.get('value')}"
                                for f in report["goal"]["where"] if isinstance(f, dict))}

@@ -135,6 +135,10 @@
   function schedulePreview() { clearTimeout(timer); timer = setTimeout(preview, 400); }
 
   async function save(status) {
+    if ($("c-when-at").checked && !$("c-at").value) {
+      $("c-at").focus();
+      throw new Error(T.need_time);
+    }
     const def = definition();
     const url = status ? `/api/campaigns?status=${status}` : "/api/campaigns";
     return api("POST", url, def);
@@ -164,7 +168,11 @@
     addVariant(key, "", "").focus();
     schedulePreview();
   });
-  const syncWhen = () => { $("c-at").disabled = !$("c-when-at").checked; };
+  const syncWhen = () => {
+    const at = $("c-when-at").checked;
+    $("c-at").disabled = !at;
+    if ($("send-now")) $("send-now").textContent = at ? T.schedule_send : T.send_now;
+  };
   $("c-when-now").addEventListener("change", syncWhen);
   $("c-when-at").addEventListener("change", syncWhen);
   const syncSender = () => {  // style too: the fieldset's CSS display would override [hidden]

@@ -17,6 +17,14 @@
     window.addEventListener("resize", () => chart.resize());
     el.dataset.ready = "1";
   };
+  // messages still planned or sending (e.g. right after "send now"): reload a few times until they settle
+  const pending = document.getElementById("pending-note");
+  const key = `segmint.reload.${location.pathname}`;
+  const tries = Number(sessionStorage.getItem(key) || 0);
+  if (pending && tries < 12) {
+    sessionStorage.setItem(key, String(tries + 1));
+    setTimeout(() => location.reload(), 3000);
+  } else if (!pending) sessionStorage.removeItem(key);
   const funnel = document.getElementById("funnel-chart");
   if (funnel) bars(funnel, data.stages, data.series);
   const supp = document.getElementById("suppression-chart");
