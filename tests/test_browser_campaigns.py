@@ -185,5 +185,16 @@ def test_compose_preview_save_send_and_report(served, browser) -> None:  # type:
     expect(row.locator("td[data-status]")).to_have_text("활성")
     expect(row.locator(".last-send")).to_contain_text(datetime.now(UTC).strftime("%Y-%m-%d"))
     shot(page, "33-campaign-list")
+    # edit: the composer comes back filled with the stored campaign
+    row.get_by_role("link", name="편집 겨울 세일 A/B").click()
+    expect(page.locator("#composer")).to_have_attribute("data-ready", "1")
+    expect(page.get_by_label("캠페인 ID")).to_have_value("winter-ab")
+    expect(page.get_by_label("홀드아웃 (%)")).to_have_value("20")
+    expect(page.locator("fieldset.variant")).to_have_count(2)
+    expect(page.locator("#v0-text")).to_have_value("{{ user.name }}님, 겨울 세일이 시작됐어요")
+    expect(page.get_by_label("정보성")).to_be_checked()
+    expect(page.get_by_label("채널")).to_have_value("outbox")
+    assert page.eval_on_selector("#c-target", "s => [...s.selectedOptions].map(o => o.value)") == ["남성", "여성"]
+    expect(page.locator("#sender-box")).to_be_hidden()
     assert errors == []
     ctx.close()

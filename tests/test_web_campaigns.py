@@ -143,7 +143,14 @@ def test_composer_lists_segments_users_and_labels_every_field(shop) -> None:  # 
     ids = re.findall(r'<(?:input|select|textarea)[^>]*\bid="([^"]+)"', html)
     labelled = set(re.findall(r'<label[^>]*\bfor="([^"]+)"', html))
     assert ids and [i for i in ids if i not in labelled] == []
-    assert 'id="save"' in html and 'id="send-now"' in html
+    assert 'id="save"' in html and 'id="send-now"' in html and 'id="composer-prefill"' not in html
+    # editing (or copying) a stored campaign: the composer gets its definition
+    edit = client.get("/campaigns/new", params={"from": "winter-ab"}).text
+    prefill = orjson.loads(unescape(re.search(r'id="composer-prefill">(.*?)</script>', edit, re.S).group(1)))
+    assert prefill == repo.get_campaign(_ws.appdb, "winter-ab").campaign.model_dump(mode="json")
+    assert "캠페인 편집" in edit
+    assert 'href="/campaigns/new?from=winter-ab"' in client.get("/campaigns").text
+    assert client.get("/campaigns/new", params={"from": "nope"}).status_code == 404
 
 
 def test_viewer_may_preview_but_not_save_or_send(shop) -> None:  # type: ignore[no-untyped-def]
@@ -162,7 +169,8 @@ def test_viewer_may_preview_but_not_save_or_send(shop) -> None:  # type: ignore[
         send = viewer.post("/api/campaigns/winter-ab/send", headers=headers)
         assert send.status_code == 403
         assert "viewer-try" not in {c.campaign.id for c in repo.list_campaigns(ws.appdb)}
-        assert 'id="new-campaign"' not in viewer.get("/campaigns").text
+        listing = viewer.get("/campaigns").text
+        assert 'id="new-campaign"' not in listing and "edit-link" not in listing and "report-link" in listing
 
 
 def test_suppression_reasons_chart_and_a_blocking_check_in_the_preview(shop) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -62,16 +62,27 @@ def campaigns_page(request: Request, state: AppState = Depends(get_state),
     rows = [{"id": sc.campaign.id, "name": sc.campaign.name or sc.campaign.id, "status": sc.status,
              "channels": sc.campaign.channels, "target": sc.campaign.target, "exclude": sc.campaign.exclude,
              "created": _when(sc.created_at), "last_send": _when(sent.get(sc.campaign.id)),
-             "report_url": report_url(sc.campaign.id)} for sc in repo.list_campaigns(engine)]
+             "report_url": report_url(sc.campaign.id),
+             "edit_url": "/campaigns/new?from=" + quote(sc.campaign.id, safe="")} for sc in repo.list_campaigns(engine)]
     rows.sort(key=lambda r: r["created"], reverse=True)
     return render(request, "campaigns.html", {"campaigns": rows})
 
 
 @router.get("/campaigns/new", response_class=HTMLResponse)
 def composer_page(request: Request, state: AppState = Depends(get_state),
+                  from_id: str | None = Query(None, alias="from", pattern=r"^[A-Za-z0-9_.-]{1,128}$"),
                   _user: User = Depends(current_user)) -> HTMLResponse:
-    """The campaign composer (viewers see it read-only: the API refuses their save and send)."""
+    """The campaign composer, empty or filled from a stored campaign (`?from=ID`: edit, or copy under a new id);
+    viewers see it read-only (the API refuses their save and send)."""
     ws = state.workspace
+    prefill = None
+    if from_id:
+        try:
+            prefill = repo.get_campaign(ws.appdb, from_id).campaign.model_dump(mode="json")
+        except NotFound:
+            t = translator(request_lang(request))
+            return render(request, "error.html", {"message": t("camp.unknown").format(id=from_id)},
+                          status_code=404)
     users = [r["user_id"] for r in ws.store.query(
         "SELECT user_id FROM profiles ORDER BY last_seen DESC NULLS LAST, user_id LIMIT ?",
         [SAMPLE_USERS]).to_pylist()]
@@ -81,7 +92,7 @@ def composer_page(request: Request, state: AppState = Depends(get_state),
     except SegmintError:
         events = []
     context = {"segments": [s.name for s in saved.list_segments(ws.appdb)], "channels": CHANNELS,
-               "users": users, "events": events or ["order_completed"]}
+               "users": users, "events": events or ["order_completed"], "prefill": prefill}
     return render(request, "campaign_new.html", context)
 
 

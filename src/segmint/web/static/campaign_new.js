@@ -187,7 +187,44 @@
   $("preview-run").addEventListener("click", preview);
   $("preview-user").addEventListener("change", schedulePreview);
 
-  addVariant("A", "{{ user.name | default: '고객' }}님을 위한 소식", "");
-  addVariant("B", "", "");
+  // a stored campaign to edit (or copy under a new id): /campaigns/new?from=ID
+  function fill(c) {
+    const channel = (c.channels || [])[0] || "email";
+    $("c-id").value = c.id || "";
+    $("c-name").value = c.name || "";
+    (c.purpose === "informational" ? $("c-purpose-info") : $("c-purpose-ad")).checked = true;
+    $("c-channel").value = channel;
+    const pick = (id, names) => [...$(id).options].forEach((o) => { o.selected = (names || []).includes(o.value); });
+    pick("c-target", c.target);
+    pick("c-exclude", c.exclude);
+    $("c-sender-name").value = c.sender?.name || "";
+    $("c-sender-contact").value = c.sender?.contact || "";
+    $("c-opt-out").value = c.sender?.opt_out || "";
+    box.replaceChildren();
+    (c.variants || []).forEach((v) => {
+      const m = (v.messages || {})[channel] || {};
+      addVariant(v.key, m.subject || "", m.text || "");
+      $(`v${seq - 1}-weight`).value = String(v.weight ?? 1);
+    });
+    $("c-holdout").value = String(Math.round((c.holdout || 0) * 1000) / 10);
+    if (c.goal) {
+      $("c-goal-event").value = c.goal.event;
+      const days = /^P(\d+)D$/.exec(String(c.goal.window || ""));
+      $("c-goal-window").value = days ? days[1] : "3";
+    }
+    const at = c.schedule && c.schedule.type === "once" && c.schedule.at;
+    (at ? $("c-when-at") : $("c-when-now")).checked = true;
+    if (at) $("c-at").value = String(at).slice(0, 16);
+    $("c-quiet").checked = c.policy?.quiet_hours?.enabled !== false;
+  }
+
+  const prefill = $("composer-prefill");
+  if (prefill) fill(JSON.parse(prefill.textContent));
+  else {
+    addVariant("A", "{{ user.name | default: '고객' }}님을 위한 소식", "");
+    addVariant("B", "", "");
+  }
+  syncWhen();
+  syncSender();
   $("composer").dataset.ready = "1";
 })();
