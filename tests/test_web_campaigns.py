@@ -123,6 +123,7 @@ def test_uplift_cell_says_when_groups_are_too_small_or_underpowered() -> None:
 
     def cmp(n: int, base_n: int, p: float | None, need: int | None) -> dict[str, Any]:
         return {"conversion": {"n": n, "baseline_n": base_n, "p_value": p, "diff": 0.02, "diff_ci": [-0.01, 0.05]},
+                "revenue_per_recipient": {"diff": 1250.4, "diff_ci": [-300.0, 2800.9], "p_value": 0.1234},
                 "sample_size_per_group": need, "mde_relative": 0.2}
 
     small = uplift_cell(cmp(12, 20, 0.4, 5000), t)
@@ -130,7 +131,8 @@ def test_uplift_cell_says_when_groups_are_too_small_or_underpowered() -> None:
     weak = uplift_cell(cmp(400, 400, 0.03, 5000), t)
     assert "needs 5,000 users per group" in weak["note"] and not weak["significant"]
     strong = uplift_cell(cmp(9000, 9000, 0.001, 5000), t)
-    assert strong == {"text": "+2.0%p", "ci": "[-1.0%p, +5.0%p]", "p": "0.001", "significant": True, "note": ""}
+    assert strong == {"text": "+2.0%p", "ci": "[-1.0%p, +5.0%p]", "p": "0.001", "significant": True, "note": "",
+                      "rpr": "+1,250", "rpr_ci": "[-300, +2,801]", "rpr_p": "0.123"}
     assert uplift_cell(None, t)["note"].startswith("No holdout")
 
 

@@ -316,7 +316,7 @@ _CAMPAIGNS: dict[str, dict[str, str]] = {
         "camp.pending": "아직 {n}건이 발송 대기 중입니다 (예약 또는 발송 중). 잠시 후 다시 보세요.",
         "camp.reload": "새로고침", "camp.edit": "편집", "camp.edit_title": "캠페인 편집",
         "camp.schedule_send": "예약 발송 (활성화)",
-        "camp.need_time": "발송 시각을 입력하세요 (UTC).",
+        "camp.need_time": "발송 시각을 입력하세요 (UTC).", "camp.rpr_uplift": "수신자당 매출 차이 (원)",
         "camp.goal_desc": "목표", "camp.window": "기여 기간", "camp.json": "리포트 JSON (API)",
         "camp.unknown": "캠페인 {id}이(가) 없습니다", "camp.back": "← 캠페인 목록",
         "camp.definitions": "오픈율·클릭률·수신거부율은 발송 건 기준, "
@@ -377,7 +377,7 @@ _CAMPAIGNS: dict[str, dict[str, str]] = {
         "camp.pending": "{n} messages are still scheduled or sending. Look again shortly.",
         "camp.reload": "Reload", "camp.edit": "Edit", "camp.edit_title": "Edit campaign",
         "camp.schedule_send": "Schedule (activate)",
-        "camp.need_time": "Enter the send time (UTC).",
+        "camp.need_time": "Enter the send time (UTC).", "camp.rpr_uplift": "Revenue per recipient diff (KRW)",
         "camp.goal_desc": "Goal", "camp.window": "Attribution window", "camp.json": "Report JSON (API)",
         "camp.unknown": "No campaign {id}", "camp.back": "← Campaigns",
         "camp.definitions": "Open rate, CTR and unsubscribe rate are over sent messages; conversion rate and "

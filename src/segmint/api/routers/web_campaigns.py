@@ -120,10 +120,15 @@ def uplift_cell(cmp: dict[str, Any] | None, t: Any) -> dict[str, Any]:
         note = t("camp.underpowered").format(need=f"{need:,}", mde=f"{cmp.get('mde_relative', 0.2) * 100:.0f}")
     diff, (lo, hi) = conv["diff"], conv["diff_ci"]
     pp = (lambda v: f"{v * 100:+.1f}%p")  # noqa: E731
+    rev = cmp.get("revenue_per_recipient") or {}
+    rlo, rhi = (rev.get("diff_ci") or [None, None])[:2]
     return {"text": "-" if diff is None else pp(diff),
             "ci": "" if lo is None or hi is None else f"[{pp(lo)}, {pp(hi)}]",
             "p": "" if conv["p_value"] is None else f"{conv['p_value']:.3f}",
-            "significant": conv["p_value"] is not None and conv["p_value"] < 0.05 and not note, "note": note}
+            "significant": conv["p_value"] is not None and conv["p_value"] < 0.05 and not note, "note": note,
+            "rpr": "" if rev.get("diff") is None else f"{rev['diff']:+,.0f}",
+            "rpr_ci": "" if rlo is None or rhi is None else f"[{rlo:+,.0f}, {rhi:+,.0f}]",
+            "rpr_p": "" if rev.get("p_value") is None else f"{rev['p_value']:.3f}"}
 
 
 def window_text(seconds: float) -> str:
