@@ -9,8 +9,8 @@ from sqlalchemy import Engine
 from segmint.appdb.users import can_edit, get_user
 from segmint.errors import Forbidden, NotFound
 
-# POSTs that only read (count, parse, explain): viewers may call them.
-READ_ONLY_POSTS = re.compile(r"^/api/segments/(preview|parse|.+/explain)$")
+# POSTs that only read (count, parse, explain, a draft campaign's preview, a report): viewers may call them.
+READ_ONLY_POSTS = re.compile(r"^/api/(segments/(preview|parse|.+/explain)|campaigns/preview|campaign-reports)$")
 VIEWER_MESSAGE = "your role is viewer: you can look at segments but not save or change anything (ask an admin)"
 
 

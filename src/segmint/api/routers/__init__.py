@@ -15,6 +15,7 @@ from segmint.api.routers import (
     traits,
     web,
     web_auth,
+    web_campaigns,
     web_events,
     web_segments,
     web_settings,
@@ -24,4 +25,4 @@ from segmint.api.routers import (
 ROUTERS = [admin.router, segment.router, posthog.router, taxonomy.router, segments.router, traits.router,
            inapp.router, segment_analysis.router, segment_live.router, campaigns.router, campaign_reports.router,
            tracking.router, web.router, web_auth.router, web_events.router, web_settings.router, web_segments.router,
-           web_users.router]
+           web_users.router, web_campaigns.router]

@@ -1,0 +1,201 @@
+"""UI campaign pages: the list (`/campaigns`), the composer (`/campaigns/new`) and a campaign's report
+(`/campaigns/ID/report`: funnel, suppression reasons, metrics and uplift per variant x segment).
+
+Saving, previewing and sending go to the campaign REST API (/api/campaigns) with the UI session and its
+CSRF header; that API refuses viewers (web/roles.py lets them call only the read-only draft preview)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from segmint.analytics.campaign_report import workspace_report
+from segmint.api.deps import AppState, get_state
+from segmint.appdb.campaigns import LedgerRow
+from segmint.appdb.users import User
+from segmint.campaigns import repo
+from segmint.campaigns.assignment import HOLDOUT
+from segmint.campaigns.model import CHANNELS
+from segmint.errors import NotFound, SegmintError
+from segmint.segments import saved
+from segmint.web.i18n import CATALOG, request_lang, translator
+from segmint.web.render import current_user, render
+
+router = APIRouter(tags=["web"], include_in_schema=False)
+CID = Path(..., pattern=r"^[A-Za-z0-9_.-]{1,128}$")
+FUNNEL = ("audience", "suppressed", "sent", "delivered", "opened", "clicked", "converted")
+SAMPLE_USERS = 30
+MIN_GROUP = 30  # below this many measured users per group an uplift is not worth reading
+
+
+def report_url(campaign_id: str) -> str:
+    """The report page of a campaign."""
+    return "/campaigns/" + quote(campaign_id, safe="") + "/report"
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def last_sends(engine: Any) -> dict[str, datetime]:
+    """The latest send time per campaign (from the delivery ledger; holdout rows do not count)."""
+    with Session(engine) as s:
+        q = (select(LedgerRow.campaign_id, func.max(LedgerRow.sent_at))
+             .where(LedgerRow.status.in_(("sent", "delivered", "bounced")))
+             .group_by(LedgerRow.campaign_id))
+        return {cid: at for cid, at in s.execute(q) if at is not None}
+
+
+@router.get("/campaigns", response_class=HTMLResponse)
+def campaigns_page(request: Request, state: AppState = Depends(get_state),
+                   _user: User = Depends(current_user)) -> HTMLResponse:
+    """Every campaign: name, status, channel, target segments, created, last send, link to its report."""
+    engine = state.workspace.appdb
+    sent = last_sends(engine)
+    rows = [{"id": sc.campaign.id, "name": sc.campaign.name or sc.campaign.id, "status": sc.status,
+             "channels": sc.campaign.channels, "target": sc.campaign.target, "exclude": sc.campaign.exclude,
+             "created": _when(sc.created_at), "last_send": _when(sent.get(sc.campaign.id)),
+             "report_url": report_url(sc.campaign.id),
+             "edit_url": "/campaigns/new?from=" + quote(sc.campaign.id, safe="")} for sc in repo.list_campaigns(engine)]
+    rows.sort(key=lambda r: r["created"], reverse=True)
+    return render(request, "campaigns.html", {"campaigns": rows})
+
+
+@router.get("/campaigns/new", response_class=HTMLResponse)
+def composer_page(request: Request, state: AppState = Depends(get_state),
+                  from_id: str | None = Query(None, alias="from", pattern=r"^[A-Za-z0-9_.-]{1,128}$"),
+                  _user: User = Depends(current_user)) -> HTMLResponse:
+    """The campaign composer, empty or filled from a stored campaign (`?from=ID`: edit, or copy under a new id);
+    viewers see it read-only (the API refuses their save and send)."""
+    ws = state.workspace
+    prefill = None
+    if from_id:
+        try:
+            prefill = repo.get_campaign(ws.appdb, from_id).campaign.model_dump(mode="json")
+        except NotFound:
+            t = translator(request_lang(request))
+            return render(request, "error.html", {"message": t("camp.unknown").format(id=from_id)},
+                          status_code=404)
+    users = [r["user_id"] for r in ws.store.query(
+        "SELECT user_id FROM profiles ORDER BY last_seen DESC NULLS LAST, user_id LIMIT ?",
+        [SAMPLE_USERS]).to_pylist()]
+    try:
+        events = [r["event"] for r in ws.store.query(
+            "SELECT DISTINCT event FROM events ORDER BY event LIMIT 500").to_pylist()]
+    except SegmintError:
+        events = []
+    context = {"segments": [s.name for s in saved.list_segments(ws.appdb)], "channels": CHANNELS,
+               "users": users, "events": events or ["order_completed"], "prefill": prefill}
+    return render(request, "campaign_new.html", context)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _won(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def uplift_cell(cmp: dict[str, Any] | None, t: Any) -> dict[str, Any]:
+    """Conversion uplift vs control as display text, with a note when the groups are too small to tell."""
+    if cmp is None:
+        return {"text": "-", "ci": "", "p": "", "note": t("camp.no_control")}
+    conv = cmp["conversion"]
+    n, base_n = conv["n"], conv["baseline_n"]
+    need = cmp.get("sample_size_per_group")
+    note = ""
+    if min(n, base_n) < MIN_GROUP:
+        note = t("camp.too_small").format(n=min(n, base_n), min=MIN_GROUP)
+    elif conv["p_value"] is None:
+        note = t("camp.no_test")
+    elif need and min(n, base_n) < need:
+        note = t("camp.underpowered").format(need=f"{need:,}", mde=f"{cmp.get('mde_relative', 0.2) * 100:.0f}")
+    diff, (lo, hi) = conv["diff"], conv["diff_ci"]
+    pp = (lambda v: f"{v * 100:+.1f}%p")  # noqa: E731
+    rev = cmp.get("revenue_per_recipient") or {}
+    rlo, rhi = (rev.get("diff_ci") or [None, None])[:2]
+    return {"text": "-" if diff is None else pp(diff),
+            "ci": "" if lo is None or hi is None else f"[{pp(lo)}, {pp(hi)}]",
+            "p": "" if conv["p_value"] is None else f"{conv['p_value']:.3f}",
+            "significant": conv["p_value"] is not None and conv["p_value"] < 0.05 and not note, "note": note,
+            "rpr": "" if rev.get("diff") is None else f"{rev['diff']:+,.0f}",
+            "rpr_ci": "" if rlo is None or rhi is None else f"[{rlo:+,.0f}, {rhi:+,.0f}]",
+            "rpr_p": "" if rev.get("p_value") is None else f"{rev['p_value']:.3f}"}
+
+
+def window_text(seconds: float) -> str:
+    """An attribution window in seconds as 3d / 12h / 90m."""
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def report_view(report: dict[str, Any], t: Any) -> dict[str, Any]:
+    """The report API's JSON turned into table rows and chart data for the page."""
+    rows = report["rows"]
+    segments = {r["segment"] for r in rows}
+    overall = [r for r in rows if r["segment"] is None] or rows  # one segment: the rows are the totals
+    order = sorted({r["variant"] for r in rows}, key=lambda v: (v == HOLDOUT, v))
+    overall.sort(key=lambda r: order.index(r["variant"]))
+    cmps = {(c["segment"], c["variant"]): c for c in report["comparisons"] if c["kind"] == "vs_control"}
+    has_control = any(r["variant"] == HOLDOUT for r in rows)
+    table = []
+    for r in sorted(rows, key=lambda r: (r["segment"] is None, r["segment"] or "", order.index(r["variant"]))):
+        control = r["variant"] == HOLDOUT
+        table.append({
+            "variant": t("camp.control") if control else r["variant"], "control": control,
+            "segment": r["segment"] if r["segment"] is not None else t("camp.all_segments"),
+            "audience": f"{r['audience']:,}", "suppressed": f"{r['suppressed']:,}", "sent": f"{r['sent']:,}",
+            "measured": f"{r['measured']:,}", "open_rate": _pct(r["open_rate"]), "ctr": _pct(r["ctr"]),
+            "conversion_rate": _pct(r["conversion_rate"]), "rpr": _won(r["revenue_per_recipient"]),
+            "unsubscribe_rate": _pct(r["unsubscribe_rate"]),
+            "uplift": None if control else uplift_cell(cmps.get((r["segment"], r["variant"])) if has_control
+                                                       else None, t)})
+    reasons = sorted({k for r in overall for k in r["suppressed_by_reason"]})
+    chart = {
+        "stages": [t("camp.stage_" + s) for s in FUNNEL],
+        "series": [{"name": t("camp.control") if r["variant"] == HOLDOUT else r["variant"],
+                    "data": [r[s] for s in FUNNEL]} for r in overall],
+        "reasons": [t("reason." + k) if "reason." + k in CATALOG["ko"] else k for k in reasons],
+        "reason_series": [{"name": t("camp.control") if r["variant"] == HOLDOUT else r["variant"],
+                           "data": [r["suppressed_by_reason"].get(k, 0) for k in reasons]} for r in overall],
+        "labels": {"count": t("camp.users")},
+    }
+    return {"table": table, "chart": chart, "has_control": has_control, "multi_segment": len(segments) > 1,
+            "suppressed_total": sum(r["suppressed"] for r in overall), "goal": report["goal"],
+            "pending": sum(r["pending"] for r in overall),
+            "window": window_text(report["goal"]["window_seconds"]),
+            "where": ", ".join(f"{'.'.join(f.get('path') or [])} {f.get('op')} {f.get('value')}"
+                               for f in report["goal"]["where"] if isinstance(f, dict))}
+
+
+@router.get("/campaigns/{campaign_id}/report", response_class=HTMLResponse)
+async def report_page(request: Request, campaign_id: str = CID, state: AppState = Depends(get_state),
+                      _user: User = Depends(current_user)) -> HTMLResponse:
+    """A campaign's funnel, suppression reasons and per variant x segment metrics with uplift vs control."""
+    t = translator(request_lang(request))
+    try:
+        sc = repo.get_campaign(state.workspace.appdb, campaign_id)
+    except NotFound:
+        return render(request, "error.html", {"message": t("camp.unknown").format(id=campaign_id)},
+                      status_code=404)
+    try:
+        report = await run_in_threadpool(workspace_report, state.workspace, campaign_id)
+    except NotFound:
+        report = None  # nothing planned yet
+    except SegmintError as exc:
+        return render(request, "campaign_report.html",
+                      {"c": sc, "view": None, "error": getattr(exc, "message", str(exc))})
+    view = report_view(report, t) if report else None
+    return render(request, "campaign_report.html", {"c": sc, "view": view, "error": "",
+                                                    "report_api": f"/api/campaigns/{quote(campaign_id)}/report"})
+
