@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime, timedelta
 
 import pyarrow as pa
@@ -74,10 +73,10 @@ def duck(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clickhouse():
+    from chdb_util import process_chdb_path
     from segmint.store import clickhouse as ch
 
-    path = next(iter(ch._SESSIONS), None) or tempfile.mkdtemp(prefix="report-chdb-")  # one chDB path per process
-    store = ch.ClickHouseEventStore(path, database="campaign_report_test")
+    store = ch.ClickHouseEventStore(process_chdb_path(), database="campaign_report_test")
     store._exec("TRUNCATE TABLE events")
     store.write(WriteBatch(events=_events()))
     return store

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from chdb_util import process_chdb_path
 from segmint.segments import reference, saved
 from segmint.segments.evaluate import evaluate
 from segmint.segments.seeds import SEEDS
 from segmint.store.clickhouse import ClickHouseEventStore
-from test_segment_equivalence import _CH_DIR
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "segments"
 
@@ -55,7 +55,7 @@ def test_apply_creates_all_and_each_seed_has_members(demo) -> None:
     all_users = _users(ws.store)
     users = {u: all_users[u] for u in sorted(all_users)[::3]}  # the reference on a third keeps this test quick
     resolve = saved.resolver(ws.appdb)
-    ch = ClickHouseEventStore(_CH_DIR, database="examples")  # the chDB path of this process (one per process)
+    ch = ClickHouseEventStore(process_chdb_path(), database="examples")  # chDB: one data path per process
     ch.copy_from(ws.store)
     counts = {}
     for seg in saved.list_segments(ws.appdb):

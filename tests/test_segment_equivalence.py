@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chdb_util import process_chdb_path
 from segeval_strategies import AS_OF, TYPED, histories, resolve, trees
 from segmint.segments import reference
 from segmint.segments.compile import compile_segment
@@ -30,7 +30,6 @@ DEEP = os.environ.get("SEGMINT_DEEP") == "1"
 TREES_PER_EXAMPLE = 10
 # x TREES_PER_EXAMPLE = 2,000 cases (100k deep); SEGMINT_EQUIV_EXAMPLES=N overrides (quick runs while developing)
 EXAMPLES = int(os.environ.get("SEGMINT_EQUIV_EXAMPLES", 10_000 if DEEP else 200))
-_CH_DIR = tempfile.mkdtemp(prefix="segeval-chdb-")
 # hypothesis warns when it builds the (large, unused unless failing) repr of a history
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 
@@ -38,7 +37,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWar
 @pytest.fixture(scope="module")
 def ch() -> ClickHouseEventStore:
     """One chDB store per test process (chDB allows one data path per process)."""
-    return ClickHouseEventStore(_CH_DIR, database="equivalence")
+    return ClickHouseEventStore(process_chdb_path(), database="equivalence")
 
 
 def load(users: dict[str, Any]) -> DuckDBEventStore:

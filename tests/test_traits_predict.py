@@ -160,10 +160,10 @@ def test_trait_seed_segments_have_members_and_validate(shop: Path) -> None:
     ws = Workspace(shop)
     try:
         result = saved.apply_dir(ws, ROOT / "examples" / "segments" / "traits")
-        assert result.counts()["created"] == 17
+        assert result.counts()["created"] == 18
         sizes = {s.name: len(evaluate(ws.store, saved.segment_tree(ws.appdb, s.name), NOW))
                  for s in saved.list_segments(ws.appdb) if "traits" in s.labels}
-        assert len(sizes) == 17 and [n for n, c in sizes.items() if c == 0] == []
+        assert len(sizes) == 18 and [n for n, c in sizes.items() if c == 0] == []
         buyers = sum(1 for v in _profiles(ws).values() if "rfm_tier" in v)
         assert sum(sizes[f"RFM {t}"] for t in ("VIP", "플래티넘", "골드", "실버")) == buyers  # tiers partition buyers
         cat = saved.workspace_catalog(ws)
