@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
 import typer
 import yaml
 from rich.table import Table
@@ -19,24 +17,14 @@ from rich.table import Table
 from segmint.campaigns import repo
 from segmint.campaigns.ledger import ledger_rows
 from segmint.campaigns.model import read_campaign_file
-from segmint.cli.common import console, handle_errors, open_workspace, print_json, running_server
-from segmint.errors import InvalidInput, SegmintError
-from segmint.workspace import Workspace
+from segmint.cli.common import console, handle_errors, open_workspace, print_json, running_server, server_request
+from segmint.errors import InvalidInput
 
 group = typer.Typer(help="Campaigns: define, preview, send; guardrails and the delivery ledger.",
                     no_args_is_help=True)
 
 
-def _server(ws: Workspace, method: str, url: str, route: str, *, body: Any = None, **params: Any) -> Any:
-    resp = httpx.request(method, url + route, params={k: v for k, v in params.items() if v is not None}, json=body,
-                         timeout=600, headers={"Authorization": f"Bearer {ws.config.admin_token}"})
-    if resp.status_code >= 400:
-        try:
-            data = resp.json()
-        except ValueError:
-            raise SegmintError(f"server answered {resp.status_code}: {resp.text[:500]}", where=url + route) from None
-        raise SegmintError(str(data.get("message", resp.text)), where=str(data.get("where") or url + route))
-    return resp.json()
+_server = server_request  # the running server's admin API (cli/common.py)
 
 
 @group.command("create")

@@ -77,19 +77,20 @@ def running_server(ws: Workspace) -> str | None:
 
 
 def server_request(ws: Workspace, method: str, url: str, route: str, *, content: bytes | None = None,
-                   **params: Any) -> Any:
-    """Call an admin API route of the running server with the workspace's admin token; errors keep their `where`."""
+                   body: Any = None, raw: bool = False, timeout: float = 600, **params: Any) -> Any:
+    """Call an admin API route of the running server with the workspace's admin token (`body` as JSON, or raw
+    `content`); a 4xx/5xx becomes a SegmintError keeping the server's `where`; `raw` returns the bytes."""
     resp = httpx.request(method, url + route, params={k: v for k, v in params.items() if v is not None},
-                         content=content, timeout=600,
+                         content=content, json=body, timeout=timeout,
                          headers={"Authorization": f"Bearer {ws.config.admin_token}"})
     if resp.status_code >= 400:
         try:
-            body = resp.json()
+            data = resp.json()
         except ValueError:
             raise SegmintError(f"server answered {resp.status_code}: {resp.text[:500]}", where=url + route) from None
-        raise SegmintError(str(body.get("message") or body.get("detail") or resp.text[:500]),
-                           where=body.get("where") or url + route)
-    return resp.json()
+        raise SegmintError(str(data.get("message") or data.get("detail") or resp.text[:500]),
+                           where=str(data.get("where") or url + route))
+    return resp.content if raw else resp.json()
 
 
 def server_get(ws: Workspace, url: str, route: str, **params: Any) -> Any:

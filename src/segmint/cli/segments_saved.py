@@ -7,29 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import typer
 from rich.table import Table
 
-from segmint.cli.common import console, handle_errors, open_workspace, print_json, running_server
+from segmint.cli.common import console, handle_errors, open_workspace, print_json, running_server, server_request
 from segmint.errors import InvalidInput, SegmintError
 from segmint.segments import saved
 from segmint.segments.dsl import to_text
 from segmint.workspace import Workspace
 
-
-def _server(ws: Workspace, method: str, url: str, route: str, *, body: Any = None, raw: bool = False,
-            **params: Any) -> Any:
-    """Call an admin API route of the running server; its 4xx JSON becomes a SegmintError."""
-    resp = httpx.request(method, url + route, params={k: v for k, v in params.items() if v is not None},
-                         json=body, timeout=600, headers={"Authorization": f"Bearer {ws.config.admin_token}"})
-    if resp.status_code >= 400:
-        try:
-            data = resp.json()
-        except ValueError:
-            raise SegmintError(f"server answered {resp.status_code}: {resp.text[:500]}", where=url + route) from None
-        raise SegmintError(str(data.get("message", resp.text)), where=str(data.get("where") or url + route))
-    return resp.content if raw else resp.json()
+_server = server_request  # the running server's admin API (cli/common.py); also used by segment_live/analysis
 
 
 def _local_catalog(ws: Workspace) -> Any:

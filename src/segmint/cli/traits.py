@@ -7,12 +7,19 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import typer
 from rich.table import Table
 
-from segmint.cli.common import console, handle_errors, open_workspace, print_json, running_server, server_get
-from segmint.errors import Conflict, InvalidInput, SegmintError
+from segmint.cli.common import (
+    console,
+    handle_errors,
+    open_workspace,
+    print_json,
+    running_server,
+    server_get,
+    server_request,
+)
+from segmint.errors import Conflict, InvalidInput
 from segmint.traits import TRAITS, compute_traits, load_trait_config, user_traits
 from segmint.workspace import Workspace
 
@@ -104,11 +111,7 @@ def show(ctx: typer.Context, user_id: str = typer.Argument(..., help="User id.")
 
 def _server_post(ws: Workspace, url: str, route: str, **params: Any) -> Any:
     """POST an admin API route of the running server (long timeout: training takes a while)."""
-    resp = httpx.post(url + route, params=params, timeout=3600,
-                      headers={"Authorization": f"Bearer {ws.config.admin_token}"})
-    if resp.status_code >= 400:
-        raise SegmintError(f"server answered {resp.status_code}: {resp.text[:500]}", where=url + route)
-    return resp.json()
+    return server_request(ws, "POST", url, route, timeout=3600, **params)
 
 
 def _print_model(meta: dict[str, Any], top: int) -> None:
