@@ -22,16 +22,20 @@ from segmint.appdb.campaigns import LedgerRow
 from segmint.appdb.users import User
 from segmint.campaigns import repo
 from segmint.campaigns.assignment import HOLDOUT
-from segmint.campaigns.model import CHANNELS
+from segmint.campaigns.model import CHANNELS, Campaign, TriggeredSchedule, parse_campaign
 from segmint.errors import NotFound, SegmintError
 from segmint.segments import saved
 from segmint.web.i18n import CATALOG, request_lang, translator
-from segmint.web.render import current_user, render
+from segmint.web.campaign_dryrun import dry_run
+from segmint.web.policy_defaults import load_policy
+from segmint.web.render import current_user, render, require_csrf
 
 router = APIRouter(tags=["web"], include_in_schema=False)
 CID = Path(..., pattern=r"^[A-Za-z0-9_.-]{1,128}$")
 FUNNEL = ("audience", "suppressed", "sent", "delivered", "opened", "clicked", "converted")
 SAMPLE_USERS = 30
+ZONES = ("Asia/Seoul", "UTC", "Asia/Tokyo", "Asia/Shanghai", "Asia/Singapore", "America/Los_Angeles",
+         "America/New_York", "Europe/London")  # offered for recurring schedules (any IANA name may be typed)
 MIN_GROUP = 30  # below this many measured users per group an uplift is not worth reading
 
 
@@ -91,8 +95,13 @@ def composer_page(request: Request, state: AppState = Depends(get_state),
             "SELECT DISTINCT event FROM events ORDER BY event LIMIT 500").to_pylist()]
     except SegmintError:
         events = []
+    try:
+        policy = load_policy(ws).model_dump(mode="json")
+    except SegmintError:
+        policy = None  # the model's defaults apply; the settings page shows the file's problem
     context = {"segments": [s.name for s in saved.list_segments(ws.appdb)], "channels": CHANNELS,
-               "users": users, "events": events or ["order_completed"], "prefill": prefill}
+               "users": users, "events": events or ["order_completed"], "prefill": prefill,
+               "policy_defaults": policy, "zone": ws.config.timezone, "zones": ZONES}
     return render(request, "campaign_new.html", context)
 
 
@@ -199,3 +208,66 @@ async def report_page(request: Request, campaign_id: str = CID, state: AppState 
     return render(request, "campaign_report.html", {"c": sc, "view": view, "error": "",
                                                     "report_api": f"/api/campaigns/{quote(campaign_id)}/report"})
 
+
+
+# ---------------------------------------------------------------- dry run (composer)
+
+
+def guardrail_rows(c: Campaign, result: dict[str, Any], t: Any) -> list[dict[str, Any]]:
+    """The guardrails that apply to a campaign, each with how many users the dry run says it stops or delays."""
+    pol = c.policy
+    reasons, delayed = result.get("reasons", {}), result.get("delayed", {})
+    needs_consent = c.advertising or pol.informational_needs_consent
+    consent = ", ".join(f"{ch} → {pol.consent_traits[ch]}" for ch in c.channels if ch in pol.consent_traits)
+    ad_law = c.advertising and pol.korean_ad_law
+    hhmm = (lambda v: v.strftime("%H:%M"))  # noqa: E731
+    rows = [
+        ("no_address", True, t("rail.address")),
+        ("no_consent", needs_consent and bool(consent), t("rail.consent") + (f": {consent}" if consent else "")),
+        ("unsubscribed", True, t("rail.unsubscribed")),
+        ("ad_law_alimtalk", ad_law and "kakao" in c.channels, t("rail.alimtalk")),
+        ("frequency_cap", bool(pol.frequency_caps), t("rail.caps") + ": " + ", ".join(
+            f"{t('pol.all_channels') if f.channel == '*' else f.channel} {f.max}/{t('pol.per_' + f.per)}"
+            for f in pol.frequency_caps)),
+        ("ad_law_night", ad_law, t("rail.night").format(start=hhmm(pol.night_start), end=hhmm(pol.night_end),
+                                                        trait=pol.night_consent_trait)),
+        ("quiet_hours", pol.quiet_hours.enabled, t("rail.quiet").format(
+            start=hhmm(pol.quiet_hours.start), end=hhmm(pol.quiet_hours.end),
+            action=t("pol.action_" + pol.quiet_hours.action))),
+        ("missing_variable", True, t("rail.render")),
+        ("audience_cap", c.audience_cap is not None,
+         t("rail.audience_cap").format(n=f"{c.audience_cap:,}" if c.audience_cap else "-")),
+    ]
+    if ad_law:
+        rows.insert(6, ("ad_law_content", True, t("rail.ad_content").format(prefix=pol.ad_prefix)))
+    if isinstance(c.schedule, TriggeredSchedule):
+        rows.append(("recheck_failed", c.schedule.recheck and bool(c.target), t("rail.recheck")))
+        rows.append(("cancelled", bool(c.schedule.cancel_on),
+                     t("rail.cancel_on") + ": " + (", ".join(c.schedule.cancel_on) or "-")))
+    out = []
+    for code, on, text in rows:
+        stopped = reasons.get(code, 0) + (reasons.get("template_error", 0) if code == "missing_variable" else 0)
+        out.append({"code": code, "on": bool(on), "text": text, "suppressed": stopped,
+                    "delayed": delayed.get(code, 0)})
+    return out
+
+
+@router.post("/ui/campaigns/dry-run", response_class=HTMLResponse, dependencies=[Depends(require_csrf)])
+async def dry_run_fragment(request: Request, state: AppState = Depends(get_state),
+                           _user: User = Depends(current_user)) -> HTMLResponse:
+    """The composer's dry run (JSON campaign in, HTML out): audience, outcomes, and per guardrail how many it
+    would suppress or delay, from the campaign library's audience and guardrails; nothing is written."""
+    t = translator(request_lang(request))
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    try:
+        c = parse_campaign(body)
+        result = await run_in_threadpool(dry_run, state.workspace, c)
+    except SegmintError as exc:
+        return render(request, "campaign_dryrun.html", {"error": str(exc)}, status_code=exc.status_code)
+    labels = {k: t("reason." + k) if "reason." + k in CATALOG["ko"] else k for k in result["reasons"]}
+    return render(request, "campaign_dryrun.html", {
+        "error": "", "r": result, "rails": guardrail_rows(c, result, t), "reason_labels": labels,
+        "due": result["due_at"][:16].replace("T", " "), "holdout_name": t("camp.control"), "HOLDOUT": HOLDOUT})

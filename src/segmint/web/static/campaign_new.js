@@ -42,6 +42,37 @@
     return keyIn;
   }
 
+  const defaultsBox = $("policy-defaults");
+  let basePolicy = defaultsBox ? JSON.parse(defaultsBox.textContent) : {};
+  const when = () => form.querySelector('input[name="when"]:checked').value;
+  const csv = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
+
+  function scheduleOf() {
+    const w = when();
+    if (w === "at") {
+      const s = { type: "once" };
+      if ($("c-at").value) s.at = $("c-at").value;
+      if ($("c-local").checked) s.local_time = true;
+      return s;
+    }
+    if (w === "cron") {
+      const s = { type: "recurring", cron: $("c-cron").value.trim() };
+      if ($("c-cron-tz").value.trim()) s.timezone = $("c-cron-tz").value.trim();
+      return s;
+    }
+    if (w === "trigger") {
+      const unit = $("c-delay-unit").value;
+      const kind = $("c-trigger-kind").value;
+      const s = { type: "triggered", event: kind === "segment_entered" ? "segment_entered" : $("c-trigger-event").value.trim(),
+        delay: `${Math.max(0, Number($("c-delay").value) || 0)}${unit}`, recheck: $("c-recheck").checked,
+        cancel_on: csv($("c-cancel-on").value) };
+      if (kind === "segment_entered") s.segment = $("c-trigger-segment").value;
+      if ($("c-delay-max").value !== "") s.delay_max = `${Number($("c-delay-max").value)}${unit}`;
+      return s;
+    }
+    return { type: "once" };
+  }
+
   const selected = (id) => [...$(id).selectedOptions].map((o) => o.value);
 
   function definition() {
@@ -53,17 +84,19 @@
         messages: { [channel]: { subject: $(`${p}-subject`).value, text: $(`${p}-text`).value } },
       };
     });
-    const schedule = { type: "once" };
-    if ($("c-when-at").checked && $("c-at").value) schedule.at = $("c-at").value;
+    const schedule = scheduleOf();
+    const cap = Number($("c-cap").value);
+    const qh = { ...(basePolicy.quiet_hours || {}), enabled: $("c-quiet").checked };
     return {
       id: $("c-id").value.trim(), name: $("c-name").value.trim(),
       purpose: form.querySelector('input[name="purpose"]:checked').value,
       target: selected("c-target"), exclude: selected("c-exclude"), channels: [channel], variants,
+      ...(cap > 0 ? { audience_cap: Math.floor(cap) } : {}),
       holdout: (Number($("c-holdout").value) || 0) / 100,
       goal: { event: $("c-goal-event").value.trim() || "order_completed", window: `${Number($("c-goal-window").value) || 3}d` },
       schedule,
       sender: { name: $("c-sender-name").value.trim(), contact: $("c-sender-contact").value.trim(), opt_out: $("c-opt-out").value.trim() },
-      policy: { quiet_hours: { enabled: $("c-quiet").checked } },
+      policy: { ...basePolicy, quiet_hours: qh },
     };
   }
 
@@ -135,9 +168,17 @@
   function schedulePreview() { clearTimeout(timer); timer = setTimeout(preview, 400); }
 
   async function save(status) {
-    if ($("c-when-at").checked && !$("c-at").value) {
+    if (when() === "at" && !$("c-at").value) {
       $("c-at").focus();
       throw new Error(T.need_time);
+    }
+    if (when() === "cron" && !$("c-cron").value.trim()) {
+      $("c-cron").focus();
+      throw new Error(T.need_cron);
+    }
+    if (when() === "trigger" && $("c-trigger-kind").value === "event" && !$("c-trigger-event").value.trim()) {
+      $("c-trigger-event").focus();
+      throw new Error(T.need_trigger);
     }
     const def = definition();
     const url = status ? `/api/campaigns?status=${status}` : "/api/campaigns";
@@ -169,12 +210,40 @@
     schedulePreview();
   });
   const syncWhen = () => {
-    const at = $("c-when-at").checked;
-    $("c-at").disabled = !at;
-    if ($("send-now")) $("send-now").textContent = at ? T.schedule_send : T.send_now;
+    const w = when();
+    $("c-at").disabled = w !== "at";
+    document.querySelectorAll("#schedule-box .sched-part").forEach((d) => { d.hidden = d.dataset.when !== w; });
+    const seg = $("c-trigger-kind").value === "segment_entered";
+    $("c-trigger-event").closest("div").querySelectorAll('[for="c-trigger-event"], #c-trigger-event').forEach((n) => { n.hidden = seg; });
+    document.querySelectorAll('[for="c-trigger-segment"], #c-trigger-segment').forEach((n) => { n.hidden = !seg; });
+    const lab = $("c-at-label");
+    lab.textContent = $("c-local").checked ? lab.dataset.local : lab.dataset.utc;
+    if ($("send-now")) $("send-now").textContent = w === "now" ? T.send_now : T.schedule_send;
   };
-  $("c-when-now").addEventListener("change", syncWhen);
-  $("c-when-at").addEventListener("change", syncWhen);
+  form.querySelectorAll('input[name="when"]').forEach((r) => r.addEventListener("change", syncWhen));
+  $("c-trigger-kind").addEventListener("change", syncWhen);
+  $("c-local").addEventListener("change", syncWhen);
+
+  // dry run: who the next occurrence reaches and what each guardrail stops (POST /ui/campaigns/dry-run)
+  let dryTimer = null;
+  let dryTicket = 0;
+  async function dryRun() {
+    const def = definition();
+    if (!def.id) def.id = "preview";
+    const mine = ++dryTicket;
+    const out = $("dryrun");
+    out.setAttribute("aria-busy", "true");
+    try {
+      const resp = await fetch("/ui/campaigns/dry-run", { method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, body: JSON.stringify(def) });
+      const html = await resp.text();
+      if (mine === dryTicket) { out.innerHTML = html; out.dataset.ready = String(mine); }
+    } catch (err) {
+      if (mine === dryTicket) showError(out, err);
+    } finally { if (mine === dryTicket) out.removeAttribute("aria-busy"); }
+  }
+  function scheduleDryRun() { clearTimeout(dryTimer); dryTimer = setTimeout(dryRun, 900); }
+  $("dryrun-run").addEventListener("click", dryRun);
   const syncSender = () => {  // style too: the fieldset's CSS display would override [hidden]
     const off = !$("c-purpose-ad").checked;
     $("sender-box").hidden = off;
@@ -184,6 +253,7 @@
   $("c-purpose-info").addEventListener("change", syncSender);
   form.addEventListener("input", schedulePreview);
   form.addEventListener("change", schedulePreview);
+  form.addEventListener("change", scheduleDryRun);
   $("preview-run").addEventListener("click", preview);
   $("preview-user").addEventListener("change", schedulePreview);
 
@@ -212,15 +282,46 @@
       const days = /^P(\d+)D$/.exec(String(c.goal.window || ""));
       $("c-goal-window").value = days ? days[1] : "3";
     }
-    const at = c.schedule && c.schedule.type === "once" && c.schedule.at;
-    (at ? $("c-when-at") : $("c-when-now")).checked = true;
-    if (at) $("c-at").value = String(at).slice(0, 16);
+    const sc = c.schedule || { type: "once" };
+    if (sc.type === "recurring") {
+      $("c-when-cron").checked = true;
+      $("c-cron").value = sc.cron || "";
+      $("c-cron-tz").value = sc.timezone || "";
+    } else if (sc.type === "triggered") {
+      $("c-when-trigger").checked = true;
+      $("c-trigger-kind").value = sc.event === "segment_entered" ? "segment_entered" : "event";
+      if (sc.event !== "segment_entered") $("c-trigger-event").value = sc.event;
+      if (sc.segment) $("c-trigger-segment").value = sc.segment;
+      const secs = isoSeconds(sc.delay);
+      const maxSecs = sc.delay_max ? isoSeconds(sc.delay_max) : null;
+      const unit = [["d", 86400], ["h", 3600], ["m", 60]].find(([, n]) => secs % n === 0 && (maxSecs === null || maxSecs % n === 0)) || ["m", 60];
+      $("c-delay-unit").value = unit[0];
+      $("c-delay").value = String(secs / unit[1]);
+      $("c-delay-max").value = maxSecs === null ? "" : String(maxSecs / unit[1]);
+      $("c-cancel-on").value = (sc.cancel_on || []).join(", ");
+      $("c-recheck").checked = sc.recheck !== false;
+    } else if (sc.at) {
+      $("c-when-at").checked = true;
+      $("c-at").value = String(sc.at).slice(0, 16);
+      $("c-local").checked = !!sc.local_time;
+    } else $("c-when-now").checked = true;
+    $("c-cap").value = c.audience_cap ? String(c.audience_cap) : "";
+    if (c.policy) basePolicy = c.policy;
     $("c-quiet").checked = c.policy?.quiet_hours?.enabled !== false;
+  }
+
+  // pydantic writes timedeltas as ISO 8601 durations (PT3600S, P1D, P1DT2H ...)
+  function isoSeconds(v) {
+    if (typeof v === "number") return v;
+    const m = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?)?$/.exec(String(v || ""));
+    if (!m) return 0;
+    return (Number(m[1] || 0) * 86400) + (Number(m[2] || 0) * 3600) + (Number(m[3] || 0) * 60) + Number(m[4] || 0);
   }
 
   const prefill = $("composer-prefill");
   if (prefill) fill(JSON.parse(prefill.textContent));
   else {
+    $("c-quiet").checked = basePolicy.quiet_hours?.enabled !== false;
     addVariant("A", "{{ user.name | default: '고객' }}님을 위한 소식", "");
     addVariant("B", "", "");
   }

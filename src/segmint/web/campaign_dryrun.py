@@ -1,0 +1,101 @@
+"""A campaign's dry run for the composer: who the next occurrence would reach and how many each guardrail
+would suppress, computed with the campaign library's planning pieces (audience, cap, guardrails) but writing
+nothing to the ledger.
+
+It follows `plan.plan_occurrence`: target members minus exclusions, the audience cap (same deterministic
+order), each user's profile and zone, `Guardrails.decide` at the occurrence's due time (a per-user local time
+for `local_time` one-offs); a triggered campaign is tried as if every current target member fired the trigger
+now (send time = now + delay). Large audiences are decided on a deterministic sample and scaled.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from segmint.campaigns.assignment import bucket
+from segmint.campaigns.guardrails import Recipient, zone_of
+from segmint.campaigns.model import Campaign, OnceSchedule, RecurringSchedule, TriggeredSchedule
+from segmint.campaigns.plan import guardrails_for, load_profiles, local_due, resolve_audience
+
+SAMPLE = 20_000  # users decided one by one; above this the counts are scaled from a sample
+
+
+def next_due(campaign: Campaign, now: datetime, zone: ZoneInfo) -> datetime:
+    """The naive UTC time the next occurrence is planned for (triggered: now + delay)."""
+    sched = campaign.schedule
+    if isinstance(sched, OnceSchedule):
+        if sched.at is None or sched.local_time:
+            return now
+        at = sched.at if sched.at.tzinfo is None else sched.at.astimezone(UTC).replace(tzinfo=None)
+        return max(at, now)
+    if isinstance(sched, RecurringSchedule):
+        from cronsim import CronSim
+
+        tz = ZoneInfo(sched.timezone) if sched.timezone else zone
+        local = now.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None)
+        nxt = next(iter(CronSim(sched.cron, local)))
+        return nxt.replace(tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+    assert isinstance(sched, TriggeredSchedule)
+    return now + sched.delay
+
+
+def dry_run(ws: Any, campaign: Campaign, *, now: datetime | None = None, sample: int = SAMPLE) -> dict[str, Any]:
+    """Counts of the next occurrence by outcome (queued, delayed, holdout, suppressed) and suppression reason."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    sched = campaign.schedule
+    due = next_due(campaign, now, ws.config.zone)
+    out: dict[str, Any] = {"campaign_id": campaign.id, "schedule": sched.type, "due_at": due.isoformat(),
+                           "audience": 0, "decided": 0, "estimated": False, "statuses": {}, "reasons": {},
+                           "delayed": {}, "per_variant": {}, "note": None}
+    if isinstance(sched, TriggeredSchedule) and not campaign.target:
+        out["note"] = "no_target"  # a trigger without a target: anyone firing it; no audience to count now
+        return out
+    members = resolve_audience(ws, campaign)
+    capped = 0
+    if campaign.audience_cap is not None and len(members) > campaign.audience_cap:
+        members.sort(key=lambda m: (bucket(campaign.id, m[0], "cap"), m[0]))
+        capped = len(members) - campaign.audience_cap
+        members = members[:campaign.audience_cap]
+    out["audience"] = len(members) + capped
+    scale = 1.0
+    if len(members) > sample:
+        members.sort(key=lambda m: (bucket(campaign.id, m[0], "dryrun"), m[0]))
+        scale, members = len(members) / sample, members[:sample]
+        out["estimated"] = True
+    ids = [u for u, _ in members]
+    profiles = load_profiles(ws.store, ids)
+    rails = guardrails_for(ws, campaign, ids, now)
+    statuses: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    delayed: Counter[str] = Counter()
+    per_variant: dict[str, Counter[str]] = {}
+    trigger = {"event": sched.event, "timestamp": now.isoformat(), "properties": {}} \
+        if isinstance(sched, TriggeredSchedule) else None
+    for uid, seg in members:
+        traits, tz = profiles.get(uid, ({}, None))
+        zone = zone_of(tz or traits.get("timezone"), ws.config.zone)
+        when = due
+        if isinstance(sched, OnceSchedule) and sched.local_time and sched.at is not None:
+            when = local_due(sched.at.replace(tzinfo=None), zone, now)
+        d = rails.decide(Recipient(uid, traits, zone, seg, trigger), "dry-run", when)
+        statuses[d.status] += 1
+        per_variant.setdefault(d.variant, Counter())[d.status] += 1
+        if d.status == "suppressed" and d.reason:
+            reasons[d.reason] += 1
+        elif d.status == "queued" and d.reason:
+            delayed[d.reason] += 1
+    out["decided"] = len(members)
+
+    def scaled(c: Counter[str]) -> dict[str, int]:
+        return {k: round(v * scale) for k, v in sorted(c.items(), key=lambda kv: -kv[1])}
+
+    out["statuses"], out["reasons"], out["delayed"] = scaled(statuses), scaled(reasons), scaled(delayed)
+    out["per_variant"] = {k: scaled(v) for k, v in sorted(per_variant.items())}
+    if capped:
+        out["reasons"]["audience_cap"] = capped
+        out["statuses"]["suppressed"] = out["statuses"].get("suppressed", 0) + capped
+    return out
+

@@ -1,0 +1,114 @@
+"""Composer schedules and dry run, settings (channel providers, policy defaults), home activity, segment
+sparklines and Korean explain text, in-process (TestClient, real DuckDB and app DB, real planning)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from html import unescape
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from segmint.api.app import create_app
+from segmint.appdb.users import create_user
+from segmint.campaigns.model import parse_campaign
+from segmint.campaigns.plan import plan_occurrence
+from segmint.demo.generate import DemoSpec
+from segmint.demo.load import build_demo
+from segmint.segments import saved
+from segmint.workspace import Workspace
+from web_login import csrf_of, sign_in
+
+VIEWER = ("viewer@shop.kr", "viewer-password-1")
+ADMIN = ("admin@shop.kr", "admin-password-1")
+AD: dict[str, Any] = {  # advertising on the outbox with the email consent trait: some users are suppressed
+    "id": "ad-dry", "name": "광고 드라이런", "purpose": "advertising", "target": ["여성", "남성"], "exclude": ["VIP"],
+    "channels": ["outbox"], "holdout": 0.1, "audience_cap": 40, "sender": {"name": "데모몰", "contact": "02-123-4567"},
+    "policy": {"quiet_hours": {"enabled": False}, "consent_traits": {"outbox": "consent_email"},
+               "frequency_caps": [{"channel": "*", "max": 3, "per": "day"}]},
+    "variants": [{"key": "A", "messages": {"outbox": {"text": "{{ user.name }}님 세일"}}},
+                 {"key": "B", "messages": {"outbox": {"text": "세일 50%"}}}],
+    "goal": {"event": "order_completed", "window": "3d"},
+}
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Workspace, str]]:
+    """A small demo shop with three segments, an admin (signed in), and a viewer."""
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    ws, _info = build_demo(tmp_path_factory.mktemp("webui6") / "ws", DemoSpec(users=120, days=20, now=now),
+                           progress=False)
+    saved.create_segment(ws.appdb, "여성", 'trait gender = "F"')
+    saved.create_segment(ws.appdb, "남성", 'trait gender = "M"')
+    saved.create_segment(ws.appdb, "VIP", "did order_completed at least 3 times")
+    create_user(ws.appdb, *VIEWER, role="viewer")
+    create_user(ws.appdb, *ADMIN, role="admin")
+    with TestClient(create_app(ws)) as client:
+        yield client, ws, sign_in(client, ws, *ADMIN)
+
+
+def _text(html: str) -> str:
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
+
+
+def _attrs(html: str, elem_id: str) -> dict[str, str]:
+    tag = re.search(rf'<[^>]*id="{elem_id}"[^>]*>', html, re.S)
+    assert tag, f"no #{elem_id} in {html[:500]}"
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', tag.group(0)))
+
+
+def _dry(client: TestClient, csrf: str, body: dict[str, Any], **kw: Any) -> Any:
+    return client.post("/ui/campaigns/dry-run", json=body, headers={"X-CSRF-Token": csrf}, **kw)
+
+
+def test_dry_run_counts_equal_what_planning_writes(shop) -> None:  # type: ignore[no-untyped-def]
+    client, ws, csrf = shop
+    resp = _dry(client, csrf, AD)
+    assert resp.status_code == 200, resp.text
+    out = _attrs(resp.text, "dryrun-out")
+    stops = {code: int(n.replace(",", "")) for code, n in re.findall(
+        r'<tr data-rail="(\w+)"[^>]*>.*?<td class="num stops">([\d,]+)</td>', resp.text, re.S)}
+    on = dict(re.findall(r'<tr data-rail="(\w+)" data-on="(\d)"', resp.text))
+    # now plan the same campaign for real (writes the ledger) and compare every figure
+    plan = plan_occurrence(ws, parse_campaign(AD), "once")
+    assert int(out["data-audience"]) == plan.audience > 40
+    assert int(out["data-queued"]) == plan.statuses.get("queued", 0) > 0
+    assert int(out["data-holdout"]) == plan.statuses.get("holdout", 0)
+    assert int(out["data-suppressed"]) == plan.statuses.get("suppressed", 0)
+    assert plan.reasons["audience_cap"] == plan.audience - 40 == stops["audience_cap"]
+    assert plan.reasons.get("no_consent", 0) > 0 and stops["no_consent"] == plan.reasons["no_consent"]
+    assert on["no_consent"] == "1" and on["quiet_hours"] == "0" and on["ad_law_night"] == "1"
+    assert on["audience_cap"] == "1" and on["ad_law_content"] == "1"
+    text = _text(resp.text)
+    assert "수신 동의 필요: outbox → consent_email" in text and "최대 발송 인원 40명" in text
+    assert "모든 채널 3/일" in text
+
+
+def test_dry_run_for_each_schedule_and_bad_input(shop) -> None:  # type: ignore[no-untyped-def]
+    client, _ws, csrf = shop
+    info = {**AD, "id": "info", "purpose": "informational", "audience_cap": None}
+    weekly = _dry(client, csrf, {**info, "schedule": {"type": "recurring", "cron": "0 10 * * 1",
+                                                      "timezone": "Asia/Seoul"}})
+    assert weekly.status_code == 200, weekly.text
+    due = re.search(r"다음 발송 <b>(\d{4}-\d\d-\d\d \d\d:\d\d)</b> UTC", weekly.text).group(1)
+    monday = datetime.strptime(due, "%Y-%m-%d %H:%M")
+    assert (monday.hour, monday.minute) == (1, 0) and monday.weekday() == 0  # 10:00 KST Monday = 01:00 UTC
+    local = _dry(client, csrf, {**info, "schedule": {"type": "once", "at": "2030-01-02T10:00", "local_time": True}})
+    assert local.status_code == 200 and int(_attrs(local.text, "dryrun-out")["data-queued"]) > 0
+    entry = _dry(client, csrf, {**info, "schedule": {"type": "triggered", "event": "segment_entered", "segment": "VIP",
+                                                     "delay": "2h", "cancel_on": ["order_completed"]}})
+    assert entry.status_code == 200
+    assert "지금 대상 전원이 트리거했다고 가정" in entry.text
+    assert 'data-rail="cancelled" data-on="1"' in entry.text and "취소 이벤트: order_completed" in _text(entry.text)
+    anyone = _dry(client, csrf, {**info, "target": [], "exclude": [],
+                                 "schedule": {"type": "triggered", "event": "cart_added", "delay": "1h"}})
+    assert anyone.status_code == 200 and 'id="dryrun-note"' in anyone.text
+    bad = _dry(client, csrf, {**info, "schedule": {"type": "recurring", "cron": "61 * * * *"}})
+    assert bad.status_code == 400 and "schedule.recurring.cron" in bad.text and "bad cron expression" in bad.text
+    unknown = _dry(client, csrf, {**info, "target": ["없는 세그먼트"]})
+    assert unknown.status_code == 404 and "없는 세그먼트" in unknown.text
+    assert _dry(client, "wrong", info).status_code == 403  # CSRF
