@@ -4,7 +4,6 @@ sparklines and Korean explain text, in-process (TestClient, real DuckDB and app 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from html import unescape
@@ -21,7 +20,7 @@ from segmint.demo.generate import DemoSpec
 from segmint.demo.load import build_demo
 from segmint.segments import saved
 from segmint.workspace import Workspace
-from web_login import csrf_of, sign_in
+from web_login import sign_in
 
 VIEWER = ("viewer@shop.kr", "viewer-password-1")
 ADMIN = ("admin@shop.kr", "admin-password-1")

@@ -25,8 +25,8 @@ from segmint.campaigns.assignment import HOLDOUT
 from segmint.campaigns.model import CHANNELS, Campaign, TriggeredSchedule, parse_campaign
 from segmint.errors import NotFound, SegmintError
 from segmint.segments import saved
-from segmint.web.i18n import CATALOG, request_lang, translator
 from segmint.web.campaign_dryrun import dry_run
+from segmint.web.i18n import CATALOG, request_lang, translator
 from segmint.web.policy_defaults import load_policy
 from segmint.web.render import current_user, render, require_csrf
 
