@@ -3,7 +3,9 @@ sparklines and Korean explain text, in-process (TestClient, real DuckDB and app 
 
 from __future__ import annotations
 
+import json
 import re
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from html import unescape
@@ -111,3 +113,78 @@ def test_dry_run_for_each_schedule_and_bad_input(shop) -> None:  # type: ignore[
     unknown = _dry(client, csrf, {**info, "target": ["없는 세그먼트"]})
     assert unknown.status_code == 404 and "없는 세그먼트" in unknown.text
     assert _dry(client, "wrong", info).status_code == 403  # CSRF
+
+
+def _form(csrf: str, **fields: str) -> dict[str, str]:
+    return {"csrf_token": csrf, **fields}
+
+
+def test_channel_settings_saved_to_the_config_with_secrets_masked(shop) -> None:  # type: ignore[no-untyped-def]
+    client, ws, csrf = shop
+    page = client.get("/settings/channels").text
+    assert 'id="ch-email" data-configured="0"' in page and 'id="tab-channels" aria-current="page"' in page
+    smtp = _form(csrf, host="smtp.shop.kr", port="2525", sender="crm@shop.kr", sender_name="데모몰",
+                 username="crm", password="s3cret-smtp-pass", security="tls", unsubscribe_mailto="", ca_file="")
+    resp = client.post("/settings/channels/email", data=smtp)
+    assert resp.status_code == 200 and 'id="channel-saved"' in resp.text
+    assert "s3cret-smtp-pass" not in resp.text and "••••ss" in resp.text  # masked: dots and the last two
+    stored = tomllib.loads((ws.path / "segmint.toml").read_text())["channels"]["email"]
+    assert stored == {"host": "smtp.shop.kr", "port": 2525, "sender": "crm@shop.kr", "sender_name": "데모몰",
+                      "username": "crm", "password": "s3cret-smtp-pass", "security": "tls",
+                      "unsubscribe_mailto": "", "ca_file": ""}
+    assert ws.config.channels.email is not None and ws.config.channels.email.port == 2525  # live config too
+    page = client.get("/settings/channels").text
+    assert 'id="ch-email" data-configured="1"' in page and "s3cret-smtp-pass" not in page
+    assert re.search(r'id="email-host" name="host" value="smtp.shop.kr"', page)
+    # an empty secret keeps the stored one; other fields change
+    client.post("/settings/channels/email", data={**smtp, "password": "", "port": "587"})
+    stored = tomllib.loads((ws.path / "segmint.toml").read_text())["channels"]["email"]
+    assert stored["password"] == "s3cret-smtp-pass" and stored["port"] == 587
+    # bad input: a clear error naming the field, nothing saved
+    bad = client.post("/settings/channels/webhook", data=_form(csrf, url="https://hook.shop.kr/in", secret="",
+                                                               max_attempts="many"))
+    assert bad.status_code == 400 and 'id="channel-error"' in bad.text
+    assert "channels.webhook.secret" in _text(bad.text) or "channels.webhook.max_attempts" in _text(bad.text)
+    assert "webhook" not in tomllib.loads((ws.path / "segmint.toml").read_text())["channels"]
+    assert client.post("/settings/channels/nope", data=_form(csrf)).status_code == 400
+    assert client.post("/settings/channels/email", data={**smtp, "csrf_token": "x"}).status_code == 403
+    # removing a section: the channel is no longer configured
+    client.post("/settings/channels/email", data=_form(csrf, _action="remove"))
+    assert "email" not in tomllib.loads((ws.path / "segmint.toml").read_text()).get("channels", {})
+    assert ws.config.channels.email is None
+    # a marketer sees the page without save buttons and is refused
+    other = TestClient(client.app)  # no second lifespan: the app is already running
+    mcsrf = sign_in(other, ws)  # the default marketer
+    page = other.get("/settings/channels").text
+    assert 'id="admin-note"' in page and 'id="save-email"' not in page
+    assert other.post("/settings/channels/email", data={**smtp, "csrf_token": mcsrf}).status_code == 403
+
+
+def test_policy_defaults_saved_and_used_by_the_composer(shop) -> None:  # type: ignore[no-untyped-def]
+    client, ws, csrf = shop
+    page = client.get("/settings/policy").text
+    assert re.search(r'id="consent-email" name="consent_email" value="consent_email"', page)
+    assert re.search(r'id="cap-max-0" name="cap_max_0" min="1" step="1" value="3"', page)
+    form = _form(csrf, consent_email="agree_email", consent_push="consent_push", consent_sms="consent_sms",
+                 consent_kakao="consent_sms", korean_ad_law="on", ad_prefix="(광고)", night_consent_trait="consent_night",
+                 night_start="21:00", night_end="08:00", quiet_enabled="on", quiet_start="22:00", quiet_end="09:00",
+                 quiet_action="drop", cap_channel_0="*", cap_max_0="2", cap_per_0="day", cap_channel_1="email",
+                 cap_max_1="5", cap_per_1="week", cap_channel_2="*", cap_max_2="", cap_per_2="day", max_attempts="4")
+    resp = client.post("/settings/policy", data=form)
+    assert resp.status_code == 200 and 'id="policy-saved"' in resp.text
+    composer = client.get("/campaigns/new").text
+    defaults = re.search(r'<script type="application/json" id="policy-defaults">(.*?)</script>', composer, re.S)
+
+    pol = json.loads(unescape(defaults.group(1)))
+    assert pol["consent_traits"]["email"] == "agree_email" and pol["informational_needs_consent"] is False
+    assert pol["quiet_hours"] == {"enabled": True, "start": "22:00:00", "end": "09:00:00", "action": "drop"}
+    assert pol["frequency_caps"] == [{"channel": "*", "max": 2, "per": "day"}, {"channel": "email", "max": 5,
+                                                                                 "per": "week"}]
+    assert pol["max_attempts"] == 4
+    bad = client.post("/settings/policy", data={**form, "cap_max_0": "0"})
+    assert bad.status_code == 400 and "policy.frequency_caps.0.max" in _text(bad.text)
+    viewer = TestClient(client.app)
+    vcsrf = sign_in(viewer, ws, *VIEWER)
+    assert 'id="viewer-note"' in viewer.get("/settings/policy").text
+    assert viewer.post("/settings/policy", data={**form, "csrf_token": vcsrf}).status_code == 403
+    (ws.path / "campaign-policy.json").unlink()  # back to the model's defaults for the other tests
