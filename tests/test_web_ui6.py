@@ -188,3 +188,37 @@ def test_policy_defaults_saved_and_used_by_the_composer(shop) -> None:  # type: 
     assert 'id="viewer-note"' in viewer.get("/settings/policy").text
     assert viewer.post("/settings/policy", data={**form, "csrf_token": vcsrf}).status_code == 403
     (ws.path / "campaign-policy.json").unlink()  # back to the model's defaults for the other tests
+
+
+def test_home_shows_recent_evaluations_runs_and_failures(shop) -> None:  # type: ignore[no-untyped-def]
+    from segmint.campaigns import repo
+    from segmint.campaigns.runtime import send_now
+    from segmint.segments import live_log
+
+    client, ws, _csrf = shop
+    live_log.ensure_table(ws.appdb)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    ok = live_log.begin(ws.appdb, "여성", 1, "sweep", now, now)
+    live_log.finish(ws.appdb, ok, now, 12.5, users=120, rows=61, members=61, entered=4, exited=1)
+    bad = live_log.begin(ws.appdb, "VIP", 1, "edit", now, now)
+    live_log.fail(ws.appdb, bad, now, 3.0, "Binder Error: boom")
+    # email is not configured in this workspace: the worker fails every message, and says why
+    mail = {**AD, "id": "mail-fail", "purpose": "informational", "channels": ["email"], "audience_cap": None,
+            "exclude": [], "target": ["여성"], "holdout": 0.0,
+            "variants": [{"key": "A", "messages": {"email": {"subject": "안녕", "text": "세일"}}}]}
+    repo.save_campaign(ws.appdb, mail)
+    result = send_now(ws, "mail-fail")
+    failed = result["ledger"].get("failed", 0)
+    assert failed > 0
+    html = client.get("/").text
+    evals = re.search(r'<table class="grid evals" id="recent-evals".*?</table>', html, re.S).group(0)
+    row = re.search(r'<tr data-segment="여성">(.*?)</tr>', evals, re.S).group(1)
+    assert "정기 재계산" in row and 'data-status="ok"' in row and ">61<" in row and "+4 −1" in row
+    vip = re.search(r'<tr data-segment="VIP">(.*?)</tr>', evals, re.S).group(1)
+    assert 'data-status="failed"' in vip and "실패" in vip and "Binder Error: boom" in vip
+    run = re.search(r'<tr data-campaign="mail-fail">(.*?)</tr>', html, re.S).group(1)
+    assert f'<td class="num failed">{failed:,}</td>' in run and '<td class="num sent">0</td>' in run
+    fails = re.search(r'<table class="grid" id="recent-failures".*?</table>', html, re.S).group(0)
+    assert "mail-fail" in fails and "발송사 실패" in fails and "channel &#39;email&#39; is not configured" in fails
+    english = client.get("/", cookies={"lang": "en"}).text
+    assert "Recent segment evaluations" in english and "Recent failures" in english and "provider failed" in english

@@ -11,6 +11,7 @@ from segmint.api.deps import AppState, get_state
 from segmint.appdb.users import User
 from segmint.errors import SegmintError
 from segmint.taxonomy.runtime import workspace_taxonomy
+from segmint.web.activity import recent_evaluations, recent_failures, recent_runs
 from segmint.web.render import current_user, render
 
 router = APIRouter(tags=["web"])
@@ -23,7 +24,7 @@ def _fmt_time(value: Any) -> str:
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def landing(request: Request, state: AppState = Depends(get_state),
             _user: User = Depends(current_user)) -> HTMLResponse:
-    """Headline figures, events per name (with taxonomy display names) and ingest stats; no secrets."""
+    """Headline figures, events per name, ingest stats, recent evaluations and sends, failures; no secrets."""
     ws = state.workspace
     store = ws.store
     summary = store.summary()
@@ -53,5 +54,8 @@ def landing(request: Request, state: AppState = Depends(get_state),
         "events": events,
         "ingest": dict(state.ingestor.stats),
         "writer_ok": state.ingestor.error is None,
+        "evaluations": recent_evaluations(ws.appdb),
+        "runs": recent_runs(ws.appdb),
+        "failures": recent_failures(ws.appdb),
     }
     return render(request, "landing.html", context)
