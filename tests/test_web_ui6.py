@@ -166,7 +166,8 @@ def test_policy_defaults_saved_and_used_by_the_composer(shop) -> None:  # type: 
     assert re.search(r'id="consent-email" name="consent_email" value="consent_email"', page)
     assert re.search(r'id="cap-max-0" name="cap_max_0" min="1" step="1" value="3"', page)
     form = _form(csrf, consent_email="agree_email", consent_push="consent_push", consent_sms="consent_sms",
-                 consent_kakao="consent_sms", korean_ad_law="on", ad_prefix="(광고)", night_consent_trait="consent_night",
+                 consent_kakao="consent_sms", korean_ad_law="on", ad_prefix="(광고)",
+                 night_consent_trait="consent_night",
                  night_start="21:00", night_end="08:00", quiet_enabled="on", quiet_start="22:00", quiet_end="09:00",
                  quiet_action="drop", cap_channel_0="*", cap_max_0="2", cap_per_0="day", cap_channel_1="email",
                  cap_max_1="5", cap_per_1="week", cap_channel_2="*", cap_max_2="", cap_per_2="day", max_attempts="4")
