@@ -223,3 +223,67 @@ def test_home_shows_recent_evaluations_runs_and_failures(shop) -> None:  # type:
     assert "mail-fail" in fails and "발송사 실패" in fails and "channel &#39;email&#39; is not configured" in fails
     english = client.get("/", cookies={"lang": "en"}).text
     assert "Recent segment evaluations" in english and "Recent failures" in english and "provider failed" in english
+
+
+def test_segment_list_trend_sparkline_from_recorded_growth(shop) -> None:  # type: ignore[no-untyped-def]
+    from segmint.analytics.segment_growth import backfill
+
+    client, ws, _csrf = shop
+    saved.create_segment(ws.appdb, "고정 명단", 'trait gender = "F"', kind="static")
+    saved.freeze_members(ws.appdb, ws.store, "고정 명단")
+    backfill(ws.appdb, ws.store, "여성", zone=ws.config.zone, days=30)
+    women = ws.store.query("SELECT count(*) AS n FROM profiles WHERE json_extract_string(traits, '$.gender') = 'F'"
+                           ).to_pylist()[0]["n"]
+    page = client.get("/segments").text
+    assert 'hx-get="/ui/segments/trend?name=%EC%97%AC%EC%84%B1"' in page and "추이 (30일)" in page
+    assert re.search(r'<tr data-segment="고정 명단">.*?정적', page, re.S)  # kind column: dynamic / static
+    svg = client.get("/ui/segments/trend", params={"name": "여성"}).text
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', svg.split(">")[0]))
+    assert attrs["role"] == "img" and attrs["data-points"] == "30" and int(attrs["data-last"]) == women > 0
+    assert attrs["aria-label"] == f"여성 30일 인원 추이: {women:,} → {women:,}"
+    assert len(re.search(r' points="([^"]+)"', svg).group(1).split()) == 30
+    saved.create_segment(ws.appdb, "아무도", "did no_such_event")  # never had a member: nothing recorded
+    assert 'data-trend="none"' in client.get("/ui/segments/trend", params={"name": "아무도"}).text
+    assert 'data-trend="static"' in client.get("/ui/segments/trend", params={"name": "고정 명단"}).text
+
+
+def test_explain_details_in_korean_and_english(shop) -> None:  # type: ignore[no-untyped-def]
+    from segmint.segments.dsl import parse
+    from segmint.segments.reference import evaluate_user
+    from segmint.web.explain_text import localize_detail, localize_tree
+
+    client, ws, _csrf = shop
+    uid = ws.store.query("SELECT user_id FROM events WHERE event = 'order_completed' GROUP BY user_id "
+                         "ORDER BY count(*) DESC LIMIT 1").to_pylist()[0]["user_id"]
+    ko = client.get("/ui/segments/explain", params={"name": "VIP", "user": uid}).text
+    assert re.search(r"조건에 맞는 이벤트 \d+건", ko) and "matching events" not in ko
+    en = client.get("/ui/segments/explain", params={"name": "VIP", "user": uid}, cookies={"lang": "en"}).text
+    assert re.search(r"\d+ matching events", en)
+    women = client.get("/ui/segments/explain", params={"name": "여성", "user": uid}).text
+    assert "속성 gender 값: " in unescape(women)
+    # every detail the evaluator writes for these node types has a Korean form (none left in English)
+    texts = ['trait gender = "F" and did order_completed at least 1 times in last 30 days',
+             "first app_opened in last 400 days", "last order_completed at least 1 days ago",
+             "did product_viewed then cart_added within 1 day",
+             "did cart_added in last 30 days not followed by order_completed within 1 day",
+             "sum revenue of order_completed in last 90 days >= 1000",
+             "with last cart_added as cart: did order_completed after cart",
+             'last 3 messages on "push" not opened', "since last order_completed >= 2 * usual gap"]
+    english = re.compile(r"\b(matching|events?|compared|followed|starts|bound|satisfies|messages|gaps|since|"
+                         r"completed|younger|counts)\b")
+    users = [uid, *[r["user_id"] for r in ws.store.query("SELECT user_id FROM profiles ORDER BY user_id LIMIT 3")
+                                                              .to_pylist()]]
+    seen = 0
+    for text in texts:
+        for u in users:
+            node = evaluate_user(parse(text), ws.store, u, None, workspace_tz=ws.config.timezone).to_dict()
+            stack = [localize_tree(node, "ko")]
+            while stack:
+                n = stack.pop()
+                stack.extend(n["children"])
+                if n["detail"]:
+                    seen += 1
+                    assert not english.search(n["detail"].split(" 값: ")[0]), (text, n["detail"])
+    assert seen > 20
+    assert localize_detail("something new", "ko") == "something new"  # unknown details pass through
+    assert localize_detail("3 matching events", "en") == "3 matching events"

@@ -23,9 +23,11 @@ from segmint.segments.reference import evaluate_user
 from segmint.taxonomy.overview import taxonomy_overview
 from segmint.taxonomy.runtime import workspace_taxonomy
 from segmint.traits import TRAITS
+from segmint.web.explain_text import localize_tree
 from segmint.web.i18n import js_catalog, request_lang, translator
 from segmint.web.pretty import pretty_text
 from segmint.web.render import current_user, editor_user, render, require_csrf
+from segmint.web.sparkline import sparkline
 
 router = APIRouter(tags=["web"], include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -80,6 +82,30 @@ def segment_size(request: Request, name: str = Query(..., min_length=1, max_leng
         return HTMLResponse(f'<span class="bad" data-status="{status}" title="{_esc(exc.message)}">'
                             f'{_esc(t("seg.status_" + status))}</span>')
     return HTMLResponse(f'<span data-status="ok" data-count="{n}">{n:,}</span>')
+
+
+TREND_DAYS = 30
+
+
+@router.get("/ui/segments/trend", response_class=HTMLResponse)
+def segment_trend(request: Request, name: str = Query(..., min_length=1, max_length=128),
+                  state: AppState = Depends(get_state), _user: User = Depends(current_user)) -> HTMLResponse:
+    """A dynamic segment's members over the last 30 days (recorded growth) as an inline SVG sparkline."""
+    from segmint.analytics.segment_growth import growth
+
+    ws = state.workspace
+    t = translator(request_lang(request))
+    if saved.static_members(ws.appdb, name) is not None:
+        return HTMLResponse(f'<span class="muted" data-trend="static">{_esc(t("seg.kind_static"))}</span>')
+    try:
+        g = growth(ws.appdb, ws.store, name, zone=ws.config.zone, days=TREND_DAYS)
+    except SegmintError as exc:
+        return HTMLResponse(f'<span class="bad" data-trend="error" title="{_esc(exc.message)}">-</span>')
+    if g.backfilled_until is None and g.live_since is None:
+        return HTMLResponse(f'<span class="muted" data-trend="none">{_esc(t("seg.trend_none"))}</span>')
+    values = [d.members for d in g.days]
+    label = t("seg.trend_label").format(name=name, first=f"{values[0]:,}", last=f"{values[-1]:,}")
+    return HTMLResponse(sparkline(values, label=label))
 
 
 def _esc(text: str) -> str:
@@ -233,7 +259,8 @@ def explain_fragment(request: Request, name: str = Query(..., min_length=1, max_
     frozen = saved.static_members(ws.appdb, name)
     return render(request, "explain.html", {
         "user_id": user, "known": known, "member": node.result if frozen is None else user in frozen,
-        "frozen": frozen is not None, "tree": node.to_dict(), "profile_url": "/users/" + quote(user, safe=""),
+        "frozen": frozen is not None, "tree": localize_tree(node.to_dict(), request_lang(request)),
+        "profile_url": "/users/" + quote(user, safe=""),
     })
 
 
