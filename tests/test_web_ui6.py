@@ -287,3 +287,17 @@ def test_explain_details_in_korean_and_english(shop) -> None:  # type: ignore[no
     assert seen > 20
     assert localize_detail("something new", "ko") == "something new"  # unknown details pass through
     assert localize_detail("3 matching events", "en") == "3 matching events"
+
+
+def test_viewer_may_dry_run_but_not_save(shop) -> None:  # type: ignore[no-untyped-def]
+    client, ws, _csrf = shop
+    viewer = TestClient(client.app)
+    vcsrf = sign_in(viewer, ws, *VIEWER)
+    page = viewer.get("/campaigns/new").text
+    assert 'id="dryrun-run"' in page and 'id="save"' not in page and 'id="viewer-note"' in page
+    info = {**AD, "id": "viewer-look", "purpose": "informational"}
+    resp = viewer.post("/ui/campaigns/dry-run", json=info, headers={"X-CSRF-Token": vcsrf})
+    assert resp.status_code == 200 and int(_attrs(resp.text, "dryrun-out")["data-audience"]) > 0
+    assert viewer.post("/api/campaigns", json=info, headers={"X-CSRF-Token": vcsrf}).status_code == 403
+    assert viewer.post("/ui/campaigns/dry-run", content=b"not json", headers={"X-CSRF-Token": vcsrf}
+                       ).status_code == 400
