@@ -162,6 +162,8 @@ def test_channel_settings_saved_to_the_config_with_secrets_masked(shop) -> None:
 
 def test_policy_defaults_saved_and_used_by_the_composer(shop) -> None:  # type: ignore[no-untyped-def]
     client, ws, csrf = shop
+    (ws.path / "campaign-policy.json").write_text(json.dumps(  # set outside the form: must survive a save
+        {"rate_limits": {"sms": 5.0}, "consent_traits": {"email": "consent_email", "outbox": "consent_email"}}))
     page = client.get("/settings/policy").text
     assert re.search(r'id="consent-email" name="consent_email" value="consent_email"', page)
     assert re.search(r'id="cap-max-0" name="cap_max_0" min="1" step="1" value="3"', page)
@@ -181,7 +183,8 @@ def test_policy_defaults_saved_and_used_by_the_composer(shop) -> None:  # type: 
     assert pol["quiet_hours"] == {"enabled": True, "start": "22:00:00", "end": "09:00:00", "action": "drop"}
     assert pol["frequency_caps"] == [{"channel": "*", "max": 2, "per": "day"}, {"channel": "email", "max": 5,
                                                                                  "per": "week"}]
-    assert pol["max_attempts"] == 4
+    assert pol["max_attempts"] == 4 and pol["rate_limits"] == {"sms": 5.0}
+    assert pol["consent_traits"]["outbox"] == "consent_email"
     bad = client.post("/settings/policy", data={**form, "cap_max_0": "0"})
     assert bad.status_code == 400 and "policy.frequency_caps.0.max" in _text(bad.text)
     viewer = TestClient(client.app)

@@ -402,6 +402,13 @@ for _lang, _table in _CAMPAIGNS.items():
 # Settings tabs (channels, policy), composer schedules and dry run, home activity, sparklines (issue 6, ui6).
 _UI6: dict[str, dict[str, str]] = {
     "ko": {
+        "chanf.host": "서버", "chanf.port": "포트", "chanf.sender": "보내는 주소", "chanf.sender_name": "보내는 이름",
+        "chanf.username": "사용자 이름", "chanf.password": "비밀번호", "chanf.security": "보안 연결",
+        "chanf.unsubscribe_mailto": "수신거부 메일 주소", "chanf.ca_file": "CA 인증서 파일", "chanf.url": "수신 URL",
+        "chanf.secret": "서명 비밀값", "chanf.max_attempts": "최대 시도", "chanf.project_id": "Firebase 프로젝트 ID",
+        "chanf.access_token": "액세스 토큰", "chanf.base_url": "API 주소", "chanf.app_key": "앱 키",
+        "chanf.secret_key": "시크릿 키", "chanf.send_no": "발신 번호", "chanf.sender_key": "발신 프로필 키",
+        "chanf.api_version": "API 버전",
         "settings.sections": "설정 항목",
         "settings.tab_keys": "쓰기 키·사용자",
         "settings.tab_channels": "채널·발송 서비스",
@@ -535,6 +542,14 @@ _UI6: dict[str, dict[str, str]] = {
         "seg.trend_label": "{name} 30일 인원 추이: {first} → {last}",
     },
     "en": {
+        "chanf.host": "Server", "chanf.port": "Port", "chanf.sender": "From address", "chanf.sender_name": "From name",
+        "chanf.username": "User name", "chanf.password": "Password", "chanf.security": "Security",
+        "chanf.unsubscribe_mailto": "Unsubscribe mail address", "chanf.ca_file": "CA certificate file",
+        "chanf.url": "Receiving URL", "chanf.secret": "Signing secret", "chanf.max_attempts": "Max attempts",
+        "chanf.project_id": "Firebase project ID", "chanf.access_token": "Access token",
+        "chanf.base_url": "API address",
+        "chanf.app_key": "App key", "chanf.secret_key": "Secret key", "chanf.send_no": "Sender number",
+        "chanf.sender_key": "Sender profile key", "chanf.api_version": "API version",
         "settings.sections": "Settings sections",
         "settings.tab_keys": "Write keys & users",
         "settings.tab_channels": "Channels & providers",

@@ -155,7 +155,12 @@ async def policy_save(request: Request, state: AppState = Depends(get_state),
     """Save the default campaign policy (new campaigns in the composer start from it)."""
     form = {k: str(v) for k, v in (await request.form()).items()}
     try:
-        pol = parse_policy(policy_from_form(form))
+        current = load_policy(state.workspace).model_dump(mode="json")
+        data = policy_from_form(form)
+        # what the form does not show (rate limits, batch sizes, consent traits of other channels) is kept
+        data["consent_traits"] = {**{ch: tr for ch, tr in current["consent_traits"].items()
+                                     if ch not in CONSENT_CHANNELS}, **data["consent_traits"]}
+        pol = parse_policy({**current, **data})
     except SegmintError as exc:
         return _policy_page(request, state, status_code=exc.status_code, error=str(exc))
     save_policy(state.workspace, pol)
