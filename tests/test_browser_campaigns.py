@@ -328,7 +328,7 @@ PAGES = [
     ("/campaigns", ["#new-campaign"]),
     ("/campaigns/new", ["#c-id", "#c-target", "#c-when-now", "#dryrun-run", "#save", "#send-now", "#preview-run"]),
     ("/campaigns/a11y-draft/report", ['a[href="/campaigns"]']),
-    ("/settings", ["#tab-channels", "#key-label", "#create-key"]),
+    ("/settings", ["#tab-channels", "#key-label", "#create-key", "#nu-email", "#create-user"]),
     ("/settings/channels", ["#email-host", "#save-email", "#save-webhook"]),
     ("/settings/policy", ["#consent-email", "#cap-max-0", "#save-policy"]),
 ]

@@ -304,3 +304,22 @@ def test_viewer_may_dry_run_but_not_save(shop) -> None:  # type: ignore[no-untyp
     assert viewer.post("/api/campaigns", json=info, headers={"X-CSRF-Token": vcsrf}).status_code == 403
     assert viewer.post("/ui/campaigns/dry-run", content=b"not json", headers={"X-CSRF-Token": vcsrf}
                        ).status_code == 400
+
+
+def test_admin_adds_a_user_who_can_sign_in(shop) -> None:  # type: ignore[no-untyped-def]
+    client, ws, csrf = shop
+    form = _form(csrf, email="new.marketer@shop.kr", display_name="박신입", role="viewer", password="first-pass-123")
+    resp = client.post("/settings/users", data=form)
+    assert resp.status_code == 200 and 'id="user-created"' in resp.text
+    assert re.search(r'<tr data-user="new.marketer@shop.kr"><td>new.marketer@shop.kr</td><td>박신입</td>', resp.text)
+    again = client.post("/settings/users", data=form)
+    assert again.status_code == 409 and "already exists" in _text(again.text)
+    short = client.post("/settings/users", data={**form, "email": "x@shop.kr", "password": "short"})
+    assert short.status_code == 400 and "password: password needs at least 8 characters" in _text(short.text)
+    newcomer = TestClient(client.app)
+    sign_in(newcomer, ws, "new.marketer@shop.kr", "first-pass-123")
+    assert 'id="my-role">뷰어<' in newcomer.get("/").text
+    marketer = TestClient(client.app)
+    mcsrf = sign_in(marketer, ws)
+    assert 'id="new-user-form"' not in marketer.get("/settings").text
+    assert marketer.post("/settings/users", data={**form, "email": "y@shop.kr", "csrf_token": mcsrf}).status_code == 403

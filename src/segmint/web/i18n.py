@@ -402,6 +402,8 @@ for _lang, _table in _CAMPAIGNS.items():
 # Settings tabs (channels, policy), composer schedules and dry run, home activity, sparklines (issue 6, ui6).
 _UI6: dict[str, dict[str, str]] = {
     "ko": {
+        "settings.new_user": "사용자 추가", "settings.user_created": "사용자를 추가했습니다",
+        "settings.first_password": "첫 비밀번호 (본인에게 전달)", "settings.create_user": "추가",
         "chanf.host": "서버", "chanf.port": "포트", "chanf.sender": "보내는 주소", "chanf.sender_name": "보내는 이름",
         "chanf.username": "사용자 이름", "chanf.password": "비밀번호", "chanf.security": "보안 연결",
         "chanf.unsubscribe_mailto": "수신거부 메일 주소", "chanf.ca_file": "CA 인증서 파일", "chanf.url": "수신 URL",
@@ -542,6 +544,8 @@ _UI6: dict[str, dict[str, str]] = {
         "seg.trend_label": "{name} 30일 인원 추이: {first} → {last}",
     },
     "en": {
+        "settings.new_user": "Add a user", "settings.user_created": "User added",
+        "settings.first_password": "First password (give it to them)", "settings.create_user": "Add",
         "chanf.host": "Server", "chanf.port": "Port", "chanf.sender": "From address", "chanf.sender_name": "From name",
         "chanf.username": "User name", "chanf.password": "Password", "chanf.security": "Security",
         "chanf.unsubscribe_mailto": "Unsubscribe mail address", "chanf.ca_file": "CA certificate file",

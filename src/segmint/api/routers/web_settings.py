@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from segmint.api.deps import AppState, get_state
 from segmint.api.ingest_common import key_cache
 from segmint.appdb.keys import create_key, list_keys, revoke_key
-from segmint.appdb.users import ROLES, User, get_user, list_users, set_role
+from segmint.appdb.users import ROLES, User, create_user, get_user, list_users, set_role
 from segmint.campaigns.model import CHANNELS, Policy
 from segmint.errors import SegmintError
 from segmint.web.channel_forms import SECTIONS, apply_section, remove_section, section_fields
@@ -22,10 +22,10 @@ router = APIRouter(tags=["web"], include_in_schema=False)
 MAX_CAPS = 4  # frequency-cap rows on the policy form
 
 
-def _page(request: Request, state: AppState, **extra: object) -> HTMLResponse:
+def _page(request: Request, state: AppState, *, status_code: int = 200, **extra: object) -> HTMLResponse:
     engine = state.workspace.appdb
     return render(request, "settings.html", {"keys": list_keys(engine), "users": list_users(engine), "roles": ROLES,
-                                             "tab": "keys", **extra})
+                                             "tab": "keys", **extra}, status_code=status_code)
 
 
 @router.get("/settings", response_class=HTMLResponse)
@@ -62,6 +62,20 @@ def settings_set_role(request: Request, user_id: int, role: str = Form(...), sta
     target = get_user(state.workspace.appdb, user_id)
     set_role(state.workspace.appdb, target.email, role)
     return _page(request, state, role_changed=target.email)
+
+
+@router.post("/settings/users", response_class=HTMLResponse, dependencies=[Depends(require_csrf)])
+def settings_create_user(request: Request, email: str = Form(...), display_name: str = Form(""),
+                         role: str = Form("marketer"), password: str = Form(...),
+                         state: AppState = Depends(get_state), me: User = Depends(current_user)) -> HTMLResponse:
+    """Add a UI user (admins only) with a first password they give the person; errors are shown on the page."""
+    if me.role != "admin":
+        raise AdminOnly()
+    try:
+        made = create_user(state.workspace.appdb, email, password, role=role, display_name=display_name.strip()[:200])
+    except SegmintError as exc:
+        return _page(request, state, user_error=str(exc), status_code=exc.status_code)
+    return _page(request, state, user_created=made.email)
 
 
 # ---------------------------------------------------------------- channels and providers
