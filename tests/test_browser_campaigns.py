@@ -354,9 +354,12 @@ def test_every_page_labelled_and_main_actions_keyboard_reachable(served, browser
     page.set_default_timeout(15_000)
     _sign_in(page, server, ADMIN, ADMIN_PASSWORD, "/")
     pages = [*PAGES, ("/users/" + facts["user"], ['a[href="/users"]'])]
+    shots = {"/": "38-home-activity", "/segments": "39-segments-trend"}
     for path, actions in pages:
         page.goto(server.url + path)
         page.wait_for_load_state("networkidle")
+        if path in shots:
+            shot(page, shots[path], full=True)
         assert unlabelled(page) == [], path
         for sel in actions:
             expect(page.locator(sel).first).to_be_visible()

@@ -99,7 +99,9 @@ def composer_page(request: Request, state: AppState = Depends(get_state),
         policy = load_policy(ws).model_dump(mode="json")
     except SegmintError:
         policy = None  # the model's defaults apply; the settings page shows the file's problem
-    context = {"segments": [s.name for s in saved.list_segments(ws.appdb)], "channels": CHANNELS,
+    qh = ((prefill or {}).get("policy") or policy or {}).get("quiet_hours") or {}
+    quiet = (str(qh.get("start", "21:00"))[:5], str(qh.get("end", "08:00"))[:5])
+    context = {"segments": [s.name for s in saved.list_segments(ws.appdb)], "channels": CHANNELS, "quiet": quiet,
                "users": users, "events": events or ["order_completed"], "prefill": prefill,
                "policy_defaults": policy, "zone": ws.config.timezone, "zones": ZONES}
     return render(request, "campaign_new.html", context)
