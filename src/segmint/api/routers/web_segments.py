@@ -103,7 +103,13 @@ def segment_trend(request: Request, name: str = Query(..., min_length=1, max_len
         return HTMLResponse(f'<span class="bad" data-trend="error" title="{_esc(exc.message)}">-</span>')
     if g.backfilled_until is None and g.live_since is None:
         return HTMLResponse(f'<span class="muted" data-trend="none">{_esc(t("seg.trend_none"))}</span>')
-    values = [d.members for d in g.days]
+    days = g.days
+    if g.backfilled_until is None and g.live_since is not None:  # no backfill: start where recording began
+        began = g.live_since.replace(tzinfo=UTC).astimezone(ws.config.zone).date()
+        days = [d for d in g.days if d.day >= began] or g.days[-1:]
+    values = [d.members for d in days]
+    if len(values) == 1:
+        values = values * 2  # one recorded day: a flat line at today's size
     label = t("seg.trend_label").format(name=name, first=f"{values[0]:,}", last=f"{values[-1]:,}")
     return HTMLResponse(sparkline(values, label=label))
 
