@@ -324,3 +324,21 @@ def test_admin_adds_a_user_who_can_sign_in(shop) -> None:  # type: ignore[no-unt
     mcsrf = sign_in(marketer, ws)
     assert 'id="new-user-form"' not in marketer.get("/settings").text
     assert marketer.post("/settings/users", data={**form, "email": "y@shop.kr", "csrf_token": mcsrf}).status_code == 403
+
+
+def test_campaign_list_names_each_schedule(shop) -> None:  # type: ignore[no-untyped-def]
+    from segmint.campaigns import repo
+
+    client, ws, _csrf = shop
+    base = {**AD, "purpose": "informational", "audience_cap": None}
+    repo.save_campaign(ws.appdb, {**base, "id": "s-cron", "schedule": {"type": "recurring", "cron": "0 10 * * 1"}})
+    repo.save_campaign(ws.appdb, {**base, "id": "s-local", "schedule": {"type": "once", "at": "2030-01-02T10:00",
+                                                                         "local_time": True}})
+    repo.save_campaign(ws.appdb, {**base, "id": "s-entry", "schedule": {
+        "type": "triggered", "event": "segment_entered", "segment": "VIP", "delay": "2h"}})
+    html = client.get("/campaigns").text
+    cell = (lambda cid: _text(re.search(rf'<tr data-campaign="{cid}">.*?<td class="schedule">(.*?)</td>', html,  # noqa: E731
+                                        re.S).group(1)).strip())
+    assert cell("s-cron") == "cron 0 10 * * 1 (워크스페이스 시간대)"
+    assert cell("s-local") == "2030-01-02 10:00 고객 현지 시각"
+    assert cell("s-entry") == "트리거: 세그먼트 진입 VIP +2h"

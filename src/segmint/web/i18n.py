@@ -402,6 +402,8 @@ for _lang, _table in _CAMPAIGNS.items():
 # Settings tabs (channels, policy), composer schedules and dry run, home activity, sparklines (issue 6, ui6).
 _UI6: dict[str, dict[str, str]] = {
     "ko": {
+        "sched.triggered_short": "트리거", "sched.workspace_zone": "워크스페이스 시간대",
+        "sched.local_short": "고객 현지 시각",
         "settings.new_user": "사용자 추가", "settings.user_created": "사용자를 추가했습니다",
         "settings.first_password": "첫 비밀번호 (본인에게 전달)", "settings.create_user": "추가",
         "chanf.host": "서버", "chanf.port": "포트", "chanf.sender": "보내는 주소", "chanf.sender_name": "보내는 이름",
@@ -544,6 +546,8 @@ _UI6: dict[str, dict[str, str]] = {
         "seg.trend_label": "{name} 30일 인원 추이: {first} → {last}",
     },
     "en": {
+        "sched.triggered_short": "triggered", "sched.workspace_zone": "workspace zone",
+        "sched.local_short": "user's local time",
         "settings.new_user": "Add a user", "settings.user_created": "User added",
         "settings.first_password": "First password (give it to them)", "settings.create_user": "Add",
         "chanf.host": "Server", "chanf.port": "Port", "chanf.sender": "From address", "chanf.sender_name": "From name",

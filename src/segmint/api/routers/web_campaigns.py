@@ -57,16 +57,32 @@ def last_sends(engine: Any) -> dict[str, datetime]:
         return {cid: at for cid, at in s.execute(q) if at is not None}
 
 
+def schedule_text(c: Campaign, t: Any) -> str:
+    """A campaign's schedule in a few words: now, at a time (UTC or local), cron, or trigger + delay."""
+    sc = c.schedule
+    if isinstance(sc, TriggeredSchedule):
+        what = t("sched.on_entry") + " " + (sc.segment or "") if sc.event == "segment_entered" else sc.event
+        delay = window_text(sc.delay.total_seconds()) if sc.delay.total_seconds() else "0"
+        return f"{t('sched.triggered_short')}: {what} +{delay}"
+    if sc.type == "recurring":
+        return f"cron {sc.cron} ({sc.timezone or t('sched.workspace_zone')})"
+    if sc.at is None:
+        return t("camp.schedule_now")
+    at = sc.at.strftime("%Y-%m-%d %H:%M")
+    return f"{at} {t('sched.local_short') if sc.local_time else 'UTC'}"
+
+
 @router.get("/campaigns", response_class=HTMLResponse)
 def campaigns_page(request: Request, state: AppState = Depends(get_state),
                    _user: User = Depends(current_user)) -> HTMLResponse:
     """Every campaign: name, status, channel, target segments, created, last send, link to its report."""
     engine = state.workspace.appdb
+    t = translator(request_lang(request))
     sent = last_sends(engine)
     rows = [{"id": sc.campaign.id, "name": sc.campaign.name or sc.campaign.id, "status": sc.status,
              "channels": sc.campaign.channels, "target": sc.campaign.target, "exclude": sc.campaign.exclude,
              "created": _when(sc.created_at), "last_send": _when(sent.get(sc.campaign.id)),
-             "report_url": report_url(sc.campaign.id),
+             "schedule": schedule_text(sc.campaign, t), "report_url": report_url(sc.campaign.id),
              "edit_url": "/campaigns/new?from=" + quote(sc.campaign.id, safe="")} for sc in repo.list_campaigns(engine)]
     rows.sort(key=lambda r: r["created"], reverse=True)
     return render(request, "campaigns.html", {"campaigns": rows})
