@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from segmint.api.app import create_app
+from segmint.appdb.keys import create_key
 from segmint.appdb.users import create_user
 from segmint.campaigns.model import parse_campaign
 from segmint.campaigns.plan import plan_occurrence
@@ -215,7 +216,18 @@ def test_home_shows_recent_evaluations_runs_and_failures(shop) -> None:  # type:
     result = send_now(ws, "mail-fail")
     failed = result["ledger"].get("failed", 0)
     assert failed > 0
+    num = (lambda html, i: int(re.search(rf'id="{i}"[^>]*>([\d,]+)<', html).group(1).replace(",", "")))  # noqa: E731
+    before = client.get("/").text
+    key = create_key(ws.appdb).secret
+    batch = [{"type": "track", "userId": "u0000001", "event": "app_opened", "messageId": "rate-1"},
+             {"type": "track", "userId": "u0000002", "event": "app_opened", "messageId": "rate-2"},
+             {"type": "track", "event": "no_user_here", "messageId": "rate-3"}]
+    assert client.post("/v1/batch", json={"batch": batch}, auth=(key, "")).json()["accepted"] == 2
+    assert client.app.state.segmint.ingestor.wait_stored()
     html = client.get("/").text
+    assert num(html, "rate-hour") == num(before, "rate-hour") + 2
+    assert num(html, "rate-day") == num(before, "rate-day") + 2
+    assert num(html, "rejected-day") == num(before, "rejected-day") + 1
     evals = re.search(r'<table class="grid evals" id="recent-evals".*?</table>', html, re.S).group(0)
     row = re.search(r'<tr data-segment="여성">(.*?)</tr>', evals, re.S).group(1)
     assert "정기 재계산" in row and 'data-status="ok"' in row and ">61<" in row and "+4 −1" in row

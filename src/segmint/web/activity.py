@@ -1,8 +1,9 @@
-"""What the home page shows of recent work: segment evaluations (live_log), campaign runs (occurrences with
-their ledger counts) and failures (failed evaluations, failed or bounced messages)."""
+"""What the home page shows of recent work: the ingestion rate, segment evaluations (live_log), campaign runs
+(occurrences with their ledger counts) and failures (failed evaluations, failed or bounced messages)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select, tuple_
@@ -65,3 +66,18 @@ def recent_failures(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
         return [{"campaign_id": cid, "user_id": uid, "channel": ch, "status": st, "reason": reason or "",
                  "detail": (detail or "")[:300], "when": _when(at)} for cid, uid, ch, st, reason, detail, at
                 in s.execute(q)]
+
+
+def ingest_rate(store: Any, now: datetime) -> dict[str, int]:
+    """Events stored and messages rejected in the last hour and the last 24 hours (by received time)."""
+    hour, day = now - timedelta(hours=1), now - timedelta(days=1)
+    out: dict[str, int] = {}
+    for table, prefix in (("events", "events"), ("rejected", "rejected")):
+        if store.dialect == "clickhouse":
+            rows = store.query(f"SELECT countIf(received_at > {{h:DateTime64(6)}}) AS h, count() AS d FROM {table} "
+                               "WHERE received_at > {d:DateTime64(6)}", {"h": hour, "d": day}).to_pylist()
+        else:
+            rows = store.query(f"SELECT count(*) FILTER (WHERE received_at > ?) AS h, count(*) AS d FROM {table} "
+                               "WHERE received_at > ?", [hour, day]).to_pylist()
+        out[f"{prefix}_hour"], out[f"{prefix}_day"] = int(rows[0]["h"] or 0), int(rows[0]["d"] or 0)
+    return out

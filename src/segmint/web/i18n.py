@@ -402,6 +402,8 @@ for _lang, _table in _CAMPAIGNS.items():
 # Settings tabs (channels, policy), composer schedules and dry run, home activity, sparklines (issue 6, ui6).
 _UI6: dict[str, dict[str, str]] = {
     "ko": {
+        "home.rate": "수집 속도 (받은 시각 기준)", "home.per_hour": "건 / 최근 1시간", "home.per_minute": "건/분",
+        "home.last_day": "최근 24시간", "home.rejected_recent": "24시간 거부", "home.last_hour": "최근 1시간",
         "sched.triggered_short": "트리거", "sched.workspace_zone": "워크스페이스 시간대",
         "sched.local_short": "고객 현지 시각",
         "settings.new_user": "사용자 추가", "settings.user_created": "사용자를 추가했습니다",
@@ -546,6 +548,9 @@ _UI6: dict[str, dict[str, str]] = {
         "seg.trend_label": "{name} 30일 인원 추이: {first} → {last}",
     },
     "en": {
+        "home.rate": "Ingestion (by received time)", "home.per_hour": "events in the last hour",
+        "home.per_minute": "per minute", "home.last_day": "last 24 hours", "home.rejected_recent": "rejected in 24 h",
+        "home.last_hour": "last hour",
         "sched.triggered_short": "triggered", "sched.workspace_zone": "workspace zone",
         "sched.local_short": "user's local time",
         "settings.new_user": "Add a user", "settings.user_created": "User added",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -11,7 +12,7 @@ from segmint.api.deps import AppState, get_state
 from segmint.appdb.users import User
 from segmint.errors import SegmintError
 from segmint.taxonomy.runtime import workspace_taxonomy
-from segmint.web.activity import recent_evaluations, recent_failures, recent_runs
+from segmint.web.activity import ingest_rate, recent_evaluations, recent_failures, recent_runs
 from segmint.web.render import current_user, render
 
 router = APIRouter(tags=["web"])
@@ -54,6 +55,7 @@ def landing(request: Request, state: AppState = Depends(get_state),
         "events": events,
         "ingest": dict(state.ingestor.stats),
         "writer_ok": state.ingestor.error is None,
+        "rate": ingest_rate(store, datetime.now(UTC).replace(tzinfo=None)),
         "evaluations": recent_evaluations(ws.appdb),
         "runs": recent_runs(ws.appdb),
         "failures": recent_failures(ws.appdb),

@@ -285,7 +285,6 @@ async def dry_run_fragment(request: Request, state: AppState = Depends(get_state
         result = await run_in_threadpool(dry_run, state.workspace, c)
     except SegmintError as exc:
         return render(request, "campaign_dryrun.html", {"error": str(exc)}, status_code=exc.status_code)
-    labels = {k: t("reason." + k) if "reason." + k in CATALOG["ko"] else k for k in result["reasons"]}
     return render(request, "campaign_dryrun.html", {
-        "error": "", "r": result, "rails": guardrail_rows(c, result, t), "reason_labels": labels,
+        "error": "", "r": result, "rails": guardrail_rows(c, result, t),
         "due": result["due_at"][:16].replace("T", " "), "holdout_name": t("camp.control"), "HOLDOUT": HOLDOUT})
