@@ -354,3 +354,22 @@ def test_campaign_list_names_each_schedule(shop) -> None:  # type: ignore[no-unt
     assert cell("s-cron") == "cron 0 10 * * 1 (워크스페이스 시간대)"
     assert cell("s-local") == "2030-01-02 10:00 고객 현지 시각"
     assert cell("s-entry") == "트리거: 세그먼트 진입 VIP +2h"
+
+
+def test_triggered_dry_run_renders_with_each_users_latest_trigger_event(shop) -> None:  # type: ignore[no-untyped-def]
+    client, ws, csrf = shop
+    cart = {**AD, "id": "cart-reminder", "purpose": "informational", "audience_cap": None, "exclude": [],
+            "target": ["여성"], "holdout": 0.0, "policy": {"quiet_hours": {"enabled": False}, "frequency_caps": []},
+            "schedule": {"type": "triggered", "event": "cart_added", "delay": "1h"},
+            "variants": [{"key": "A", "messages": {"outbox": {"text": "{{ event.product_id }} 잊지 마세요"}}}]}
+    women_without_cart = ws.store.query(
+        "SELECT count(*) AS n FROM profiles p WHERE json_extract_string(p.traits, '$.gender') = 'F' AND NOT EXISTS "
+        "(SELECT 1 FROM events e WHERE e.user_id = p.user_id AND e.event = 'cart_added')").to_pylist()[0]["n"]
+    resp = _dry(client, csrf, cart)
+    assert resp.status_code == 200, resp.text
+    stops = {code: int(n.replace(",", "")) for code, n in re.findall(
+        r'<tr data-rail="(\w+)"[^>]*>.*?<td class="num stops">([\d,]+)</td>', resp.text, re.S)}
+    out = _attrs(resp.text, "dryrun-out")
+    assert 0 < women_without_cart < int(out["data-audience"])
+    assert stops["missing_variable"] == women_without_cart  # only users with no cart_added lack event.product_id
+    assert int(out["data-queued"]) == int(out["data-audience"]) - women_without_cart

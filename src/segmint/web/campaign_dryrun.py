@@ -5,7 +5,8 @@ nothing to the ledger.
 It follows `plan.plan_occurrence`: target members minus exclusions, the audience cap (same deterministic
 order), each user's profile and zone, `Guardrails.decide` at the occurrence's due time (a per-user local time
 for `local_time` one-offs); a triggered campaign is tried as if every current target member fired the trigger
-now (send time = now + delay). Large audiences are decided on a deterministic sample and scaled.
+now (send time = now + delay), with their latest trigger event's properties for the templates. Large
+audiences are decided on a deterministic sample and scaled.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from segmint.campaigns.assignment import bucket
 from segmint.campaigns.guardrails import Recipient, zone_of
@@ -72,14 +75,16 @@ def dry_run(ws: Any, campaign: Campaign, *, now: datetime | None = None, sample:
     reasons: Counter[str] = Counter()
     delayed: Counter[str] = Counter()
     per_variant: dict[str, Counter[str]] = {}
-    trigger = {"event": sched.event, "timestamp": now.isoformat(), "properties": {}} \
-        if isinstance(sched, TriggeredSchedule) else None
+    last = last_events(ws.store, sched.event, ids) if isinstance(sched, TriggeredSchedule) else {}
     for uid, seg in members:
         traits, tz = profiles.get(uid, ({}, None))
         zone = zone_of(tz or traits.get("timezone"), ws.config.zone)
         when = due
         if isinstance(sched, OnceSchedule) and sched.local_time and sched.at is not None:
             when = local_due(sched.at.replace(tzinfo=None), zone, now)
+        trigger = None
+        if isinstance(sched, TriggeredSchedule):  # the user's latest trigger event stands in for the next one
+            trigger = {"event": sched.event, "timestamp": now.isoformat(), "properties": last.get(uid, {})}
         d = rails.decide(Recipient(uid, traits, zone, seg, trigger), "dry-run", when)
         statuses[d.status] += 1
         per_variant.setdefault(d.variant, Counter())[d.status] += 1
@@ -99,3 +104,22 @@ def dry_run(ws: Any, campaign: Campaign, *, now: datetime | None = None, sample:
         out["statuses"]["suppressed"] = out["statuses"].get("suppressed", 0) + capped
     return out
 
+
+def last_events(store: Any, event: str, user_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each user's latest `event` properties (users without one are absent), in one query."""
+    if not user_ids:
+        return {}
+    if store.dialect == "clickhouse":
+        table = store.query("SELECT user_id, toString(argMax(properties, ts)) FROM events WHERE event = {e:String} "
+                            "AND user_id IN {u:Array(String)} GROUP BY user_id", {"e": event, "u": user_ids})
+    else:
+        table = store.query("SELECT user_id, CAST(arg_max(properties, ts) AS VARCHAR) FROM events WHERE event = ? "
+                            "AND user_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY user_id", [event, user_ids])
+    out: dict[str, dict[str, Any]] = {}
+    for uid, props in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
+        try:
+            parsed = orjson.loads(props) if props else {}
+        except orjson.JSONDecodeError:
+            parsed = {}
+        out[str(uid)] = parsed if isinstance(parsed, dict) else {}
+    return out
