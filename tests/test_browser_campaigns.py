@@ -95,7 +95,7 @@ def test_compose_preview_save_send_and_report(served, browser) -> None:  # type:
     page.get_by_label("이름", exact=True).fill("겨울 세일 A/B")
     page.get_by_label("정보성").check()
     expect(page.locator("#sender-box")).to_be_hidden()
-    page.get_by_label("채널").select_option("outbox")
+    page.get_by_label("채널", exact=True).select_option("outbox")
     page.get_by_label("대상 세그먼트 (하나 이상에 속한 고객)").select_option(["여성", "남성"])
     page.locator("#v0-subject").fill("겨울 세일")
     page.locator("#v0-text").fill("{{ user.name }}님, 겨울 세일이 시작됐어요")
@@ -198,7 +198,7 @@ def test_compose_preview_save_send_and_report(served, browser) -> None:  # type:
     expect(page.locator("fieldset.variant")).to_have_count(2)
     expect(page.locator("#v0-text")).to_have_value("{{ user.name }}님, 겨울 세일이 시작됐어요")
     expect(page.get_by_label("정보성")).to_be_checked()
-    expect(page.get_by_label("채널")).to_have_value("outbox")
+    expect(page.get_by_label("채널", exact=True)).to_have_value("outbox")
     assert page.eval_on_selector("#c-target", "s => [...s.selectedOptions].map(o => o.value)") == ["남성", "여성"]
     expect(page.locator("#sender-box")).to_be_hidden()
     assert errors == []
@@ -256,7 +256,7 @@ def test_settings_and_composer_schedules_with_dry_run(served, browser) -> None: 
     expect(page.locator("#composer")).to_have_attribute("data-ready", "1")
     page.get_by_label("캠페인 ID").fill("welcome-women")
     page.get_by_label("정보성").check()
-    page.get_by_label("채널").select_option("outbox")
+    page.get_by_label("채널", exact=True).select_option("outbox")
     page.get_by_label("대상 세그먼트 (하나 이상에 속한 고객)").select_option(["여성"])
     page.get_by_label("최대 발송 인원 (선택)").fill("10")
     page.locator("#v0-text").fill("{{ user.name }}님 환영해요")
@@ -292,11 +292,14 @@ def test_settings_and_composer_schedules_with_dry_run(served, browser) -> None: 
     page.locator("#dryrun-run").click()
     expect(page.locator("#dryrun-error")).to_contain_text("bad cron expression")
     page.get_by_label("cron 표현식").fill("0 10 * * 1")
+    page.get_by_label("대체 채널 (선택)").select_option("in_app")
     page.get_by_role("button", name="저장 (초안)").click()
     expect(page.locator("#saved-note")).to_contain_text("welcome-women v1")
     stored = server.admin("/api/campaigns/welcome-women")["definition"]
     assert stored["schedule"] == {"type": "recurring", "cron": "0 10 * * 1", "timezone": "Asia/Seoul"}
-    assert stored["audience_cap"] == 10
+    assert stored["audience_cap"] == 10 and stored["channels"] == ["outbox", "in_app"]
+    assert {k: sorted(v["messages"]) for k, v in zip("AB", stored["variants"], strict=True)} == {
+        "A": ["in_app", "outbox"], "B": ["in_app", "outbox"]}
     assert stored["policy"]["frequency_caps"] == [{"channel": "*", "max": 2, "per": "day"}]
     assert stored["policy"]["quiet_hours"]["start"] == "22:00:00"
 
@@ -313,6 +316,7 @@ def test_settings_and_composer_schedules_with_dry_run(served, browser) -> None: 
     expect(page.get_by_label("cron 표현식")).to_have_value("0 10 * * 1")
     expect(page.get_by_label("시간대")).to_have_value("Asia/Seoul")
     expect(page.get_by_label("최대 발송 인원 (선택)")).to_have_value("10")
+    expect(page.get_by_label("대체 채널 (선택)")).to_have_value("in_app")
     assert errors == []
     ctx.close()
 

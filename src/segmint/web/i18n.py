@@ -402,6 +402,9 @@ for _lang, _table in _CAMPAIGNS.items():
 # Settings tabs (channels, policy), composer schedules and dry run, home activity, sparklines (issue 6, ui6).
 _UI6: dict[str, dict[str, str]] = {
     "ko": {
+        "camp.fallback": "대체 채널 (선택)", "camp.no_fallback": "없음",
+        "camp.fallback_hint": "첫 채널을 쓸 수 없는 고객(주소·동의 없음, 수신거부, 알림톡 광고 불가)에게는 "
+                              "이 채널로 같은 내용을 보냅니다.",
         "home.rate": "수집 속도 (받은 시각 기준)", "home.per_hour": "건 / 최근 1시간", "home.per_minute": "건/분",
         "home.last_day": "최근 24시간", "home.rejected_recent": "24시간 거부", "home.last_hour": "최근 1시간",
         "sched.triggered_short": "트리거", "sched.workspace_zone": "워크스페이스 시간대",
@@ -548,6 +551,9 @@ _UI6: dict[str, dict[str, str]] = {
         "seg.trend_label": "{name} 30일 인원 추이: {first} → {last}",
     },
     "en": {
+        "camp.fallback": "Fallback channel (optional)", "camp.no_fallback": "none",
+        "camp.fallback_hint": "Users the first channel cannot reach (no address or consent, unsubscribed, AlimTalk "
+                              "advertising) get the same message on this channel.",
         "home.rate": "Ingestion (by received time)", "home.per_hour": "events in the last hour",
         "home.per_minute": "per minute", "home.last_day": "last 24 hours", "home.rejected_recent": "rejected in 24 h",
         "home.last_hour": "last hour",

@@ -44,6 +44,7 @@
 
   const defaultsBox = $("policy-defaults");
   let basePolicy = defaultsBox ? JSON.parse(defaultsBox.textContent) : {};
+  let storedMessages = {};  // variant key -> channel -> message of the campaign being edited
   const when = () => form.querySelector('input[name="when"]:checked').value;
   const csv = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
 
@@ -77,12 +78,17 @@
 
   function definition() {
     const channel = $("c-channel").value;
+    const fallback = $("c-fallback").value;
+    const channels = fallback && fallback !== channel ? [channel, fallback] : [channel];
     const variants = [...box.querySelectorAll("fieldset.variant")].map((fs) => {
       const p = `v${fs.dataset.variant}`;
-      return {
-        key: $(`${p}-key`).value.trim(), weight: Number($(`${p}-weight`).value) || 1,
-        messages: { [channel]: { subject: $(`${p}-subject`).value, text: $(`${p}-text`).value } },
-      };
+      const key = $(`${p}-key`).value.trim();
+      const messages = {};
+      channels.forEach((ch) => {  // the same text on each channel; fields the form does not edit are kept
+        const stored = (storedMessages[key] || {})[ch] || {};
+        messages[ch] = { ...stored, subject: $(`${p}-subject`).value, text: $(`${p}-text`).value };
+      });
+      return { key, weight: Number($(`${p}-weight`).value) || 1, messages };
     });
     const schedule = scheduleOf();
     const cap = Number($("c-cap").value);
@@ -90,7 +96,7 @@
     return {
       id: $("c-id").value.trim(), name: $("c-name").value.trim(),
       purpose: form.querySelector('input[name="purpose"]:checked').value,
-      target: selected("c-target"), exclude: selected("c-exclude"), channels: [channel], variants,
+      target: selected("c-target"), exclude: selected("c-exclude"), channels, variants,
       ...(cap > 0 ? { audience_cap: Math.floor(cap) } : {}),
       holdout: (Number($("c-holdout").value) || 0) / 100,
       goal: { event: $("c-goal-event").value.trim() || "order_completed", window: `${Number($("c-goal-window").value) || 3}d` },
@@ -264,6 +270,8 @@
     $("c-name").value = c.name || "";
     (c.purpose === "informational" ? $("c-purpose-info") : $("c-purpose-ad")).checked = true;
     $("c-channel").value = channel;
+    $("c-fallback").value = (c.channels || [])[1] || "";
+    storedMessages = Object.fromEntries((c.variants || []).map((v) => [v.key, v.messages || {}]));
     const pick = (id, names) => [...$(id).options].forEach((o) => { o.selected = (names || []).includes(o.value); });
     pick("c-target", c.target);
     pick("c-exclude", c.exclude);
