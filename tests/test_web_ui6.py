@@ -178,6 +178,7 @@ def test_policy_defaults_saved_and_used_by_the_composer(shop) -> None:  # type: 
     assert resp.status_code == 200 and 'id="policy-saved"' in resp.text
     composer = client.get("/campaigns/new").text
     assert "야간 방해금지 시간(22:00-09:00)에는 보내지 않음" in composer  # the quiet-hours box names the default
+    assert '<option value="order_completed" label="주문 완료">' in composer  # taxonomy display names
     defaults = re.search(r'<script type="application/json" id="policy-defaults">(.*?)</script>', composer, re.S)
 
     pol = json.loads(unescape(defaults.group(1)))

@@ -25,6 +25,7 @@ from segmint.campaigns.assignment import HOLDOUT
 from segmint.campaigns.model import CHANNELS, Campaign, TriggeredSchedule, parse_campaign
 from segmint.errors import NotFound, SegmintError
 from segmint.segments import saved
+from segmint.taxonomy.runtime import workspace_taxonomy
 from segmint.web.campaign_dryrun import dry_run
 from segmint.web.i18n import CATALOG, request_lang, translator
 from segmint.web.policy_defaults import load_policy
@@ -117,8 +118,13 @@ def composer_page(request: Request, state: AppState = Depends(get_state),
         policy = None  # the model's defaults apply; the settings page shows the file's problem
     qh = ((prefill or {}).get("policy") or policy or {}).get("quiet_hours") or {}
     quiet = (str(qh.get("start", "21:00"))[:5], str(qh.get("end", "08:00"))[:5])
+    try:
+        tax = workspace_taxonomy(ws)
+    except SegmintError:
+        tax = None
+    names = {e: (tax.events[e].display_name or "") if tax and e in tax.events else "" for e in events}
     context = {"segments": [s.name for s in saved.list_segments(ws.appdb)], "channels": CHANNELS, "quiet": quiet,
-               "users": users, "events": events or ["order_completed"], "prefill": prefill,
+               "users": users, "events": events or ["order_completed"], "event_names": names, "prefill": prefill,
                "policy_defaults": policy, "zone": ws.config.timezone, "zones": ZONES}
     return render(request, "campaign_new.html", context)
 
