@@ -374,3 +374,17 @@ def test_triggered_dry_run_renders_with_each_users_latest_trigger_event(shop) ->
     assert 0 < women_without_cart < int(out["data-audience"])
     assert stops["missing_variable"] == women_without_cart  # only users with no cart_added lack event.product_id
     assert int(out["data-queued"]) == int(out["data-audience"]) - women_without_cart
+
+
+def test_large_audiences_are_estimated_from_a_deterministic_sample(shop) -> None:  # type: ignore[no-untyped-def]
+    from segmint.web.campaign_dryrun import dry_run
+
+    _client, ws, _csrf = shop
+    c = parse_campaign({**AD, "id": "sampled", "purpose": "informational", "audience_cap": None})
+    full = dry_run(ws, c)
+    est = dry_run(ws, c, sample=40)
+    again = dry_run(ws, c, sample=40)
+    assert not full["estimated"] and full["decided"] == full["audience"] > 40
+    assert est["estimated"] and est["decided"] == 40 and est["audience"] == full["audience"]
+    assert est["statuses"] == again["statuses"]  # the same sample every time
+    assert abs(sum(est["statuses"].values()) - full["audience"]) <= len(est["statuses"])  # scaled back up

@@ -23,7 +23,7 @@ from segmint.campaigns.guardrails import Recipient, zone_of
 from segmint.campaigns.model import Campaign, OnceSchedule, RecurringSchedule, TriggeredSchedule
 from segmint.campaigns.plan import guardrails_for, load_profiles, local_due, resolve_audience
 
-SAMPLE = 20_000  # users decided one by one; above this the counts are scaled from a sample
+SAMPLE = 10_000  # users decided one by one (about 0.13 ms CPU each); above this, counts are scaled from a sample
 
 
 def next_due(campaign: Campaign, now: datetime, zone: ZoneInfo) -> datetime:
