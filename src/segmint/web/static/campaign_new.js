@@ -248,7 +248,11 @@
       if (mine === dryTicket) showError(out, err);
     } finally { if (mine === dryTicket) out.removeAttribute("aria-busy"); }
   }
-  function scheduleDryRun() { clearTimeout(dryTimer); dryTimer = setTimeout(dryRun, 900); }
+  function scheduleDryRun() {  // automatic once there is something to count; the button always runs it
+    clearTimeout(dryTimer);
+    if (!selected("c-target").length) return;
+    dryTimer = setTimeout(dryRun, 900);
+  }
   $("dryrun-run").addEventListener("click", dryRun);
   const syncSender = () => {  // style too: the fieldset's CSS display would override [hidden]
     const off = !$("c-purpose-ad").checked;
