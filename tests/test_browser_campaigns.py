@@ -317,6 +317,17 @@ def test_settings_and_composer_schedules_with_dry_run(served, browser) -> None: 
     expect(page.get_by_label("시간대")).to_have_value("Asia/Seoul")
     expect(page.get_by_label("최대 발송 인원 (선택)")).to_have_value("10")
     expect(page.get_by_label("대체 채널 (선택)")).to_have_value("in_app")
+    # the same in English: labels, the dry run and the guardrail texts
+    page.locator("#lang-en").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#composer")).to_have_attribute("data-ready", "1")
+    expect(page.get_by_label("Cron expression")).to_have_value("0 10 * * 1")
+    page.get_by_role("button", name="Count audience and suppressions").click()
+    expect(page.locator("#dryrun-summary")).to_contain_text("Next send")
+    expect(page.locator('tr[data-rail="audience_cap"]')).to_contain_text("audience cap of 10")
+    shot(page, "40-composer-recurring-en", full=True)
+    page.locator("#lang-ko").click()
+    expect(page.locator("html")).to_have_attribute("lang", "ko")
     assert errors == []
     ctx.close()
 
