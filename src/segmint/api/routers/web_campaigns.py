@@ -252,7 +252,7 @@ def guardrail_rows(c: Campaign, result: dict[str, Any], t: Any) -> list[dict[str
         ("ad_law_alimtalk", ad_law and "kakao" in c.channels, t("rail.alimtalk")),
         ("frequency_cap", bool(pol.frequency_caps), t("rail.caps") + ": " + ", ".join(
             f"{t('pol.all_channels') if f.channel == '*' else f.channel} {f.max}/{t('pol.per_' + f.per)}"
-            for f in pol.frequency_caps)),
+            for f in pol.frequency_caps) or "-"),
         ("ad_law_night", ad_law, t("rail.night").format(start=hhmm(pol.night_start), end=hhmm(pol.night_end),
                                                         trait=pol.night_consent_trait)),
         ("quiet_hours", pol.quiet_hours.enabled, t("rail.quiet").format(
