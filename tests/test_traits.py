@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
-import subprocess
-import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +19,7 @@ from segmint.store.schema import events_to_arrow
 from segmint.traits import compute_traits, load_trait_config, user_traits
 from segmint.traits.clv import fit_bgnbd, fit_gamma_gamma
 from segmint.workspace import Workspace
+from server_util import Server
 
 AS_OF = datetime(2026, 6, 1)
 
@@ -291,30 +287,11 @@ def test_cli_list_compute_show(shop: Workspace) -> None:
     assert res.exit_code == 2 and "--as-of" in res.output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_api_through_a_running_server(shop: Workspace) -> None:
     shop.close()
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    server = subprocess.Popen([sys.executable, "-c", "from segmint.cli import main; main()", "-w", str(shop.path),
-                               "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    server = Server(shop.path, shop.config.admin_token).start()
+    base = server.url
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, server.stderr.read().decode()
-            time.sleep(0.2)
         auth = {"Authorization": f"Bearer {shop.config.admin_token}"}
         assert httpx.get(base + "/api/traits").status_code == 401
         res = httpx.post(base + "/api/traits/compute", params={"name": ["lifecycle", "sentiment"],
@@ -333,8 +310,7 @@ def test_api_through_a_running_server(shop: Workspace) -> None:
         bad = httpx.post(base + "/api/traits/compute", params={"name": "bogus"}, headers=auth)
         assert bad.status_code == 404 and "bogus" in bad.json()["message"]
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
 
 def test_json_properties_without_typed_columns_give_the_same_values(workspace: Workspace) -> None:
