@@ -132,6 +132,8 @@ def _run_mode(base: Path, mode: str, ids: list[str], seconds: float, rate: int) 
         while len(live.evaluated) < len(live.tracked) or live._sweep_queue:  # initial evaluation of every segment
             time.sleep(0.2)
     ingestor.start()
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    perf0 = dict(live.perf) if live is not None else {}
     rnd = random.Random(1)
     names, weights = zip(*EVENTS, strict=True)
     per_tick = max(1, int(rate * TICK) - 1)
@@ -151,10 +153,14 @@ def _run_mode(base: Path, mode: str, ids: list[str], seconds: float, rate: int) 
         if delay > 0:
             time.sleep(delay)
     elapsed = time.monotonic() - start
+    load = os.getloadavg()[0]
     behind = 0 if live is None else live._inbox.qsize()  # stored batches not yet taken by the live thread
     deadline = time.monotonic() + 30
     while len(done) < len(accepted) and time.monotonic() < deadline:
         time.sleep(0.1)
+    cpu = time.process_time() - cpu0  # the whole process (loader, writer, live threads, DuckDB workers)
+    perf = {k: round(v - perf0.get(k, 0) if not k.endswith("max_s") else v, 3)
+            for k, v in (live.perf if live is not None else {}).items()}
     ingestor.stop()
     if live is not None:
         live.stop(drain=False)
@@ -165,16 +171,25 @@ def _run_mode(base: Path, mode: str, ids: list[str], seconds: float, rate: int) 
     shutil.rmtree(path, ignore_errors=True)
     return {"mode": mode, "rate": sent / elapsed, "probes": len(accepted), "missing": len(accepted) - len(lat),
             "p50": _pct(lat, 0.5), "p95": _pct(lat, 0.95), "p99": _pct(lat, 0.99), "max": max(lat, default=0),
-            "transitions": transitions, "behind": behind}
+            "transitions": transitions, "behind": behind,
+            "cpu": cpu, "cpu_wall": time.monotonic() - wall0, "sent": sent, "load": load, "perf": perf}
 
 
-def run(users: int = 5_000, seconds: float = 40, rate: int = 2000) -> str:
-    """Run every mode and return the markdown section for docs/benchmarks.md."""
+MODES = ("ingest only", "live sql", "live reference")
+
+
+def run(users: int = 5_000, seconds: float = 40, rate: int = 2000, modes: tuple[str, ...] = MODES) -> str:
+    """Run the modes and return the markdown section for docs/benchmarks.md."""
     base, ids, events, skipped, kept = _setup(users)
     rows = []
-    for mode in ("ingest only", "live sql", "live reference"):
+    for mode in modes:
         rows.append(_run_mode(base, mode, ids, seconds, rate))
-        rows[-1]["load"] = os.getloadavg()[0]
+        print(rows[-1], flush=True)
+    floor = next((r for r in rows if r["mode"] == "ingest only"), None)
+    for r in rows:
+        r["cpu_ev"] = r["cpu"] / max(1, r["sent"]) * 1e6
+        r["live_ev"] = (r["cpu"] - floor["cpu"]) / max(1, r["sent"]) * 1e6 \
+            if floor is not None and r is not floor else float("nan")
     shutil.rmtree(base.parent, ignore_errors=True)
     lines = [
         "## Live segments: accepted event -> recorded membership change",
@@ -190,13 +205,14 @@ def run(users: int = 5_000, seconds: float = 40, rate: int = 2000) -> str:
         + (", ".join(skipped) or "none") + ".",
         "",
         "| mode | events/s achieved | probes | not recorded | p50 ms | p95 ms | p99 ms | max ms | transitions "
-        "| batches queued at the end of the load | load avg (1 min) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| batches queued at the end of the load | process CPU s | CPU µs/event | live engine CPU µs/event "
+        "| load avg (1 min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(f"| {r['mode']} | {r['rate']:,.0f} | {r['probes']} | {r['missing']} | {r['p50']:.0f} | "
                      f"{r['p95']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | {r['transitions']:,} | {r['behind']} | "
-                     f"{r['load']:.1f} |")
+                     f"{r['cpu']:.1f} | {r['cpu_ev']:.0f} | {r['live_ev']:.0f} | {r['load']:.1f} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -207,8 +223,13 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=5_000)
     ap.add_argument("--seconds", type=float, default=40)
     ap.add_argument("--rate", type=int, default=2000)
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated, of: " + ", ".join(MODES))
     args = ap.parse_args()
-    print(run(args.users, args.seconds, args.rate))
+    modes = tuple(x.strip() for x in args.modes.split(","))
+    bad = [x for x in modes if x not in MODES]
+    if bad:
+        ap.error(f"--modes: unknown {', '.join(bad)}")
+    print(run(args.users, args.seconds, args.rate, modes))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,8 @@ MICRO = timedelta(microseconds=1)
 SUMMARY_FIELDS = ("users", "rows", "entered", "exited")
 REFERENCE_CHUNK = 2000  # users per query when a segment the SQL compiler cannot run is evaluated in bulk
 _PROBE_TIME = datetime(2000, 1, 1)
+PERF_FIELDS = ("steps", "step_s", "step_max_s", "query_s", "commit_s", "apply_s", "apply_max_s", "users",
+               "live_cpu_s", "sweeper_cpu_s")
 
 
 def _utc(ts: datetime) -> datetime:
@@ -232,6 +234,7 @@ class _Bulk:
     ids: set[str] | None = None
     error: str | None = None
     job: int | None = None
+    state: dict[str, tuple[bool, datetime]] | None = None  # membership read from the store after the query
 
 
 class LiveSegments:
@@ -263,9 +266,9 @@ class LiveSegments:
             queue.SimpleQueue()
         self._edits_queued: set[str] = set()
         self._sweeper: threading.Thread | None = None
-        self._sweep_inflight = False
-        self._edits_queued: set[str] = set()
-        self._next_sweep: datetime | None = None
+        self._sweeping: str | None = None  # the segment the sweeper thread is sweeping on schedule
+        self._due: dict[str, datetime] = {}  # threaded mode: each segment's next scheduled sweep
+        self._next_sweep: datetime | None = None  # inline mode: the next sweep of every segment
         self._summary: dict[str, dict[str, Any]] = {}
         self._summary_since: datetime | None = None
         self._watermark: datetime | None = None
@@ -276,6 +279,7 @@ class LiveSegments:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started = False
+        self.perf: dict[str, float] = dict.fromkeys(PERF_FIELDS, 0.0)  # cumulative figures (status, benchmark)
 
     # -- inputs ----------------------------------------------------------------------------------
     def notify(self, events: pa.Table) -> None:
@@ -379,6 +383,7 @@ class LiveSegments:
                 self.pending.setdefault(r["user_id"], set()).update(r["names"])
                 self.pending_ts.setdefault(r["user_id"], set()).update(r["stamps"])
         self._next_sweep = now  # a full sweep right after the catch-up
+        self._due = {n: now for n in self.evaluated}  # (threaded: the others get an edit evaluation first)
         self._summary_since = now
         self.started = True
         if thread:
@@ -415,7 +420,9 @@ class LiveSegments:
             for name in names:
                 if self._stop.is_set():
                     break
+                cpu = time.thread_time()
                 b = self._bulk_query(name, kind, self.clock())
+                self.perf["sweeper_cpu_s"] += time.thread_time() - cpu
                 if b is not None:
                     b.job = job
                     self._inbox.put(("bulk", b))
@@ -427,7 +434,8 @@ class LiveSegments:
             busy = bool(self.pending or self._sweep_queue)
             try:
                 if not busy:
-                    due = (self._next_sweep - self.clock()).total_seconds() if self._next_sweep else 1.0
+                    due_at = min(self._due.values(), default=None)
+                    due = (due_at - self.clock()).total_seconds() if due_at else 1.0
                     item = self._inbox.get(timeout=min(max(due, 0.0), 1.0))
                     self._inbox.put(item)
                     if window:
@@ -435,7 +443,9 @@ class LiveSegments:
             except queue.Empty:
                 pass
             try:
+                cpu = time.thread_time()
                 self.step(self.clock(), sweep_budget=1)
+                self.perf["live_cpu_s"] += time.thread_time() - cpu
                 self.error = None
             except Exception as exc:  # keep going; the evaluations log shows the failure
                 self.error = exc
@@ -447,6 +457,7 @@ class LiveSegments:
         """One round: absorb notified batches and bulk results, pick up edits, evaluate touched users, and
         start (sweeper thread) or continue (inline) a due sweep."""
         result = StepResult()
+        began = time.perf_counter()
         with self._lock:
             requests = self.drain_inbox()
             mono = time.monotonic()
@@ -469,7 +480,9 @@ class LiveSegments:
             ready, self._ready = self._ready, []
             for b in ready:
                 self._edits_queued.discard(b.name)
+                t0 = time.perf_counter()
                 changes = self._apply_bulk(b)
+                self._perf_add("apply", time.perf_counter() - t0)
                 result.changes += changes
                 result.swept.append(b.name)
                 if b.job in self._jobs:
@@ -492,17 +505,18 @@ class LiveSegments:
             for job, fut, kind in done:
                 res = self._jobs.pop(job, None) if job is not None else None
                 if job is None and kind == "sweep":  # the scheduled sweep finished
-                    self._sweep_inflight = False
+                    self._sweeping = None
                 if fut is not None:
                     fut.set_result(res or StepResult())
-            if sweep and self._next_sweep is not None and now >= self._next_sweep and not self._sweep_queue \
-                    and not self._sweep_inflight:
+            if sweep and self._sweeper is not None and self._sweeping is None:
+                name = self._next_due(now)
+                if name is not None:  # one scheduled sweep at a time: it competes with the per-user path
+                    self._sweeping = name
+                    self._work.put(([name], "sweep", None, None))
+            if sweep and self._sweeper is None and self._next_sweep is not None and now >= self._next_sweep \
+                    and not self._sweep_queue:
                 self._next_sweep = now + timedelta(seconds=self.config.sweep_interval_seconds)
-                if self._sweeper is not None:
-                    self._sweep_inflight = True
-                    self._work.put((sorted(self.tracked), "sweep", None, None))
-                else:
-                    self._sweep_queue = sorted(self.tracked)
+                self._sweep_queue = sorted(self.tracked)
             while sweep and self._sweep_queue and (sweep_budget is None or len(result.swept) < sweep_budget):
                 name = self._sweep_queue.pop(0)
                 result.changes += self.evaluate_bulk(name, now, kind="sweep")
@@ -510,7 +524,30 @@ class LiveSegments:
             if self._summary_since is not None and \
                     (now - self._summary_since).total_seconds() >= self.config.sweep_interval_seconds:
                 self.flush_summary(now)
+        self.perf["steps"] += 1
+        self._perf_add("step", time.perf_counter() - began)
         return result
+
+    def _grid(self, name: str, after: datetime) -> datetime:
+        """A segment's next scheduled sweep after a bulk evaluation as of `after`: the next point of its own grid
+        (every interval, phase-shifted by its rank among the segments so sweeps are spread over the interval),
+        so never more than one interval later."""
+        interval = timedelta(seconds=self.config.sweep_interval_seconds)
+        names = sorted(self.tracked)
+        rank = names.index(name) if name in names else 0
+        origin = _PROBE_TIME + interval * rank / max(1, len(names))
+        return origin + interval * ((after - origin) // interval + 1)
+
+    def _next_due(self, now: datetime) -> str | None:
+        """The most overdue segment whose scheduled sweep is due (threaded mode), if any."""
+        due = [(at, n) for n, at in self._due.items()
+               if at <= now and n in self.tracked and n not in self._edits_queued]
+        return min(due)[1] if due else None
+
+    def _perf_add(self, key: str, seconds: float) -> None:
+        self.perf[key + "_s"] += seconds
+        if key + "_max_s" in self.perf:
+            self.perf[key + "_max_s"] = max(self.perf[key + "_max_s"], seconds)
 
     def process_pending(self, now: datetime) -> list[Change]:
         """The per-user path: evaluate the users touched since the last step for the segments they affect."""
@@ -531,8 +568,10 @@ class LiveSegments:
         changes: list[Change] = []
         if todo:
             start = time.perf_counter()
+            self.perf["users"] += len(users)
             try:
                 results = self._evaluate_users(todo, now)
+                self._perf_add("query", time.perf_counter() - start)
             except Exception as exc:
                 log.exception("live: per-user evaluation failed")
                 elapsed = (time.perf_counter() - start) * 1000
@@ -560,13 +599,14 @@ class LiveSegments:
         if wm is not None and wm != self._watermark_saved and (changes or self._watermark_saved is None or
                                                                 wm - self._watermark_saved > timedelta(seconds=5)):
             state[WATERMARK_KEY] = wm.isoformat()
+        t0 = time.perf_counter()
         self.commit(changes, now, state, check=False)
+        self._perf_add("commit", time.perf_counter() - t0)
         if state:
             self._watermark_saved = wm
         return changes
 
     def _evaluate_users(self, todo: dict[str, list[str]], now: datetime) -> dict[str, set[str]]:
-        users = sorted({u for us in todo.values() for u in us})
         out: dict[str, set[str]] = {}
         by_ref = list(todo)
         if self.mode == "sql":
@@ -574,7 +614,7 @@ class LiveSegments:
             in_sql = [n for n in todo if self.tracked[n].in_sql(self.store, typed)]
             by_ref = [n for n in todo if n not in in_sql]
             if in_sql:
-                out.update(self._evaluate_users_sql(in_sql, users, now))
+                out.update(self._evaluate_users_sql({n: todo[n] for n in in_sql}, now))
         if by_ref:
             data = load_users(self.store, sorted({u for n in by_ref for u in todo[n]}), now)
             for name in by_ref:
@@ -583,11 +623,13 @@ class LiveSegments:
                              if ref.evaluate(tree, data[u][0], data[u][1], now, workspace_tz=self.tz)}
         return out
 
-    def _evaluate_users_sql(self, names: list[str], users: list[str], now: datetime) -> dict[str, set[str]]:
+    def _evaluate_users_sql(self, todo: dict[str, list[str]], now: datetime) -> dict[str, set[str]]:
+        """Each segment over its own touched users, all in one query."""
         typed = self.store.property_columns()
-        sql, params = users_query([("g" + self.tracked[n].digest[:12], *self.tracked[n].query(self.store, now, typed))
-                                   for n in names])
-        table = self.store.query(sql, {**params, "live_users": users})
+        names = list(todo)
+        sql, params = users_query([("g" + self.tracked[n].digest[:12], *self.tracked[n].query(self.store, now, typed),
+                                    todo[n]) for n in names])
+        table = self.store.query(sql, params)
         out: dict[str, set[str]] = {n: set() for n in names}
         for s, u in zip(table.column("s").to_pylist(), table.column("user_id").to_pylist(), strict=True):
             out[names[s]].add(u)
@@ -613,6 +655,9 @@ class LiveSegments:
                 b.ids = {str(u) for u in table.column(0).to_pylist()} if table.num_rows else set()
             else:
                 b.ids = self._bulk_reference(t, now)
+            # transitions other writers recorded (manual, backfill) count as membership; read here, off the
+            # live thread, and merged with what the live thread recorded meanwhile when applied
+            b.state = membership_state(self.store, name)
         except Exception as exc:
             log.exception("live: evaluation of %s failed", name)
             b.error = f"{type(exc).__name__}: {exc}"
@@ -632,15 +677,21 @@ class LiveSegments:
         """Diff a bulk result against membership (users updated after its as-of time keep their newer state)."""
         elapsed = lambda: (time.perf_counter() - b.started) * 1000  # noqa: E731
         t = self.tracked.get(b.name)
+        if t is not None:
+            self._due[b.name] = self._grid(b.name, b.as_of)
         if b.error is None and (t is None or (t.version, t.digest) != (b.version, b.digest)):
             b.error = "superseded: the definition changed while this evaluation ran (the new one is evaluated)"
         if b.error is not None:
             live_log.fail(self.appdb, b.eval_id, self.clock(), elapsed(), b.error)
             return []
-        assert t is not None and b.ids is not None
+        assert t is not None and b.ids is not None and b.state is not None
         now, ids = b.as_of, b.ids
-        # re-read from the store: transitions other writers recorded (manual, backfill) count as membership
-        st = self.state[b.name] = membership_state(self.store, b.name)
+        # the store's membership as read after the query, plus what this engine recorded since (later per user)
+        st = b.state
+        for u, (inn, ts) in self.state.get(b.name, {}).items():
+            if u not in st or ts > st[u][1]:
+                st[u] = (inn, ts)
+        self.state[b.name] = st
         checked = self.checked.get(b.name, {})
         newer = {u for u, (_, ts) in st.items() if ts > now} | {u for u, at in checked.items() if at > now}
         cur = {u for u, (inn, _) in st.items() if inn}
@@ -783,7 +834,9 @@ class LiveSegments:
     def status(self) -> dict[str, Any]:
         """Figures for /health and the API: tracked segments, pending users, next sweep, last error."""
         return {"segments": len(self.tracked), "pending_users": len(self.pending), "mode": self.mode,
-                "next_sweep": self._next_sweep, "error": None if self.error is None else str(self.error)}
+                "next_sweep": min(self._due.values(), default=None) if self._sweeper is not None else self._next_sweep,
+                "error": None if self.error is None else str(self.error),
+                "perf": {k: round(v, 3) for k, v in self.perf.items()}}
 
 
 def start_live(ws: Any, ingestor: Any) -> LiveSegments | None:

@@ -55,13 +55,21 @@ class Template:
         return self.sql, self._params(as_of)
 
 
+USERS_PARAM = "live_u"  # per part: the users whose events can change that segment
+
+
 @lru_cache(maxsize=512)
 def restricted(sql: str, prefix: str) -> str:
-    """A DuckDB members query reading the touched users' rows only (the `_live_*` CTEs), parameters prefixed."""
+    """A DuckDB members query reading only its users' rows of the `_live_*` CTEs (`$<prefix>live_u`), other
+    parameters prefixed."""
+    users = exp.Placeholder(this=prefix + USERS_PARAM)
 
     def swap(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table) and not node.args.get("db") and node.name in ("events", "profiles"):
-            return exp.table_(U_EVENTS if node.name == "events" else U_PROFILES, alias=node.alias or node.name)
+            source = U_EVENTS if node.name == "events" else U_PROFILES
+            mine = exp.select("*").from_(source).where(
+                exp.column("user_id").isin(query=exp.select(exp.Unnest(expressions=[users.copy()]))))
+            return mine.subquery(node.alias or node.name)
         if isinstance(node, exp.Placeholder):
             return exp.Placeholder(this=prefix + node.name)
         return node
@@ -69,14 +77,19 @@ def restricted(sql: str, prefix: str) -> str:
     return sqlglot.parse_one(sql, read="duckdb").transform(swap).sql(dialect="duckdb")
 
 
-def users_query(parts: list[tuple[str, str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
-    """One query evaluating several members queries (key, sql, params) over the users in `$live_users`: rows
-    (s, user_id), s = the part's position. The key (stable per segment version) prefixes its parameters, so
-    the rewritten text of each part is cached across steps."""
+def users_query(parts: list[tuple[str, str, dict[str, Any], list[str]]]) -> tuple[str, dict[str, Any]]:
+    """One query evaluating several members queries (key, sql, params, users) each over its own users: rows
+    (s, user_id), s = the part's position. The touched users' rows (`$live_users`, the union of the parts'
+    users) are read from the store once. The key (stable per segment version) prefixes a part's parameters,
+    so the rewritten text of each part is cached across steps."""
     selects, params = [], {}
-    for i, (key, sql, p) in enumerate(parts):
+    everyone: set[str] = set()
+    for i, (key, sql, p, users) in enumerate(parts):
         selects.append(f"SELECT {i} AS s, q{i}.user_id FROM ({restricted(sql, f'{key}_')}) AS q{i}")
         params.update({f"{key}_{k}": v for k, v in p.items()})
+        params[f"{key}_{USERS_PARAM}"] = users
+        everyone.update(users)
+    params["live_users"] = sorted(everyone)
     sql = (f"WITH {U_EVENTS} AS MATERIALIZED (SELECT * FROM events WHERE user_id IN (SELECT unnest($live_users))), "
            f"{U_PROFILES} AS MATERIALIZED (SELECT * FROM profiles WHERE user_id IN (SELECT unnest($live_users))) "
            + " UNION ALL ".join(selects))
