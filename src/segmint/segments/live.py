@@ -34,8 +34,10 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Text, cast, func, select
+from sqlalchemy.orm import Session
 
+from segmint.appdb.segments import SegmentRow, SegmentVersionRow
 from segmint.config import LiveConfig
 from segmint.segments import live_log
 from segmint.segments import model as m
@@ -43,7 +45,7 @@ from segmint.segments import reference as ref
 from segmint.segments.compile import UnsupportedInSQL
 from segmint.segments.live_sql import Template, users_query
 from segmint.segments.live_times import Footprint, candidate_times, footprint
-from segmint.segments.saved import inline_segments, list_segments
+from segmint.segments.saved import inline_segments, list_segments, static_members
 from segmint.store.base import EventStore, WriteBatch
 from segmint.store.schema import events_to_arrow, transitions_to_arrow
 
@@ -147,6 +149,16 @@ class Tracked:
 
 
 # ---------------------------------------------------------------- store reads
+
+
+def defs_fingerprint(appdb: Engine) -> tuple[Any, ...]:
+    """Changes whenever a saved segment is created, edited, deleted or has its static list stored (two cheap
+    aggregates instead of re-reading and re-parsing every definition each second)."""
+    with Session(appdb) as s:
+        segs = s.execute(select(func.count(), func.max(SegmentRow.id), func.sum(SegmentRow.current_version),
+                                func.max(SegmentRow.updated_at))).one()
+        frozen = s.execute(select(func.sum(func.length(cast(SegmentVersionRow.members, Text))))).scalar_one()
+    return (*segs, frozen)
 
 
 MEMBERSHIP_SQL = """SELECT user_id, kind = 'enter' AS member, ts FROM (
@@ -274,6 +286,9 @@ class LiveSegments:
         self._watermark: datetime | None = None
         self._watermark_saved: datetime | None = None
         self._defs_checked = 0.0
+        self._defs_mark: tuple[Any, ...] | None = None  # defs_fingerprint at the last full re-read
+        self.frozen: dict[str, int] = {}  # static segment -> version whose frozen list is recorded
+        self._settled: list[Change] = []  # changes recorded by refresh (static lists, deletions), for the step
         self._lock = threading.RLock()
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -325,11 +340,17 @@ class LiveSegments:
 
     # -- definitions -----------------------------------------------------------------------------
     def refresh(self, now: datetime) -> list[str]:
-        """Re-read the saved segments; returns the dynamic ones whose definition changed (new, edited)."""
+        """Re-read the saved segments (when they changed); returns the dynamic ones whose definition is not
+        evaluated yet (new, edited). Static lists that changed, and segments deleted, are settled at once
+        (`_settle`: transitions with cause `manual` and `edit`, kept in `self._settled` for the step)."""
+        mark = defs_fingerprint(self.appdb)
+        if mark == self._defs_mark:
+            return [n for n, t in self.tracked.items() if self.evaluated.get(n) != (t.version, t.digest)]
         saved = list_segments(self.appdb)
         trees = {s.name: s.tree() for s in saved}
         changed = []
         seen = set()
+        statics = {s.name: s.version for s in saved if s.kind == "static"}
         for s in saved:
             if s.kind != "dynamic":
                 continue
@@ -337,22 +358,66 @@ class LiveSegments:
                 tree = inline_segments(trees[s.name], trees.__getitem__)
             except Exception:  # a nested segment missing mid-edit: keep the previous definition
                 log.exception("live: cannot inline segment %s", s.name)
+                seen.add(s.name)
                 continue
             digest = hashlib.sha256(orjson.dumps(tree.model_dump(mode="json"))).hexdigest()
             seen.add(s.name)
             old = self.tracked.get(s.name)
             if old is None or old.version != s.version or old.digest != digest:
                 self.tracked[s.name] = Tracked(s.name, s.version, tree, digest, footprint(tree))
-                if s.name not in self.state:
-                    self.state[s.name] = membership_state(self.store, s.name)
-                    self.checked[s.name] = {}
+                self._load_state(s.name)
+                self.checked.setdefault(s.name, {})
             if self.evaluated.get(s.name) != (s.version, digest):
                 changed.append(s.name)
+            self.frozen.pop(s.name, None)  # made dynamic again
+        versions = {n: t.version for n, t in self.tracked.items()} | self.frozen
         for gone in set(self.tracked) - seen:  # deleted, or made static: no longer kept live
             del self.tracked[gone]
-            self.state.pop(gone, None)
             self.checked.pop(gone, None)
+            self._due.pop(gone, None)
+            self.evaluated.pop(gone, None)
+        deleted = {n: v for n, v in versions.items() if n not in seen and n not in statics}
+        self._settle(now, deleted, {n: v for n, v in statics.items() if self.frozen.get(n) != v})
+        self._defs_mark = mark
         return changed
+
+    def _load_state(self, name: str) -> None:
+        if name not in self.state:
+            self.state[name] = membership_state(self.store, name)
+
+    def _settle(self, now: datetime, deleted: dict[str, int], statics: dict[str, int]) -> None:
+        """Close the memberships of deleted segments (exits with cause `edit`) and bring static segments'
+        recorded membership to their frozen lists (cause `manual`: a person set the list)."""
+        changes: list[Change] = []
+        for name, version in sorted(deleted.items()):
+            self._load_state(name)
+            changes += [self._change_at(name, version, u, now, False, "edit")
+                        for u, (inn, _) in sorted(self.state[name].items()) if inn]
+        for name, version in sorted(statics.items()):
+            members = static_members(self.appdb, name)
+            if members is None:  # not frozen yet: its list is stored right after it is created
+                continue
+            self._load_state(name)
+            cur = {u for u, (inn, _) in self.state[name].items() if inn}
+            want = set(members)
+            changes += [self._change_at(name, version, u, now, True, "manual") for u in sorted(want - cur)]
+            changes += [self._change_at(name, version, u, now, False, "manual") for u in sorted(cur - want)]
+            self.frozen[name] = version
+        if changes:
+            self.commit(changes, now)
+            self._settled += changes
+        for name in deleted:
+            self.state.pop(name, None)
+            self.frozen.pop(name, None)
+
+    def settle_orphans(self, now: datetime) -> list[Change]:
+        """Close memberships left open in segments that no longer exist (deleted while no engine ran)."""
+        known = set(self.tracked) | set(self.frozen) | {s.name for s in list_segments(self.appdb)}
+        rows = self.store.query("SELECT segment, max(version) AS version FROM segment_transitions "
+                                "GROUP BY segment").to_pylist()
+        before = len(self._settled)
+        self._settle(now, {r["segment"]: r["version"] for r in rows if r["segment"] not in known}, {})
+        return self._settled[before:]
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, *, thread: bool = True) -> None:
@@ -367,6 +432,8 @@ class LiveSegments:
             if row["status"] == "ok" and row["kind"] in ("sweep", "edit"):
                 last[row["segment"]] = row
         self.refresh(now)
+        self.settle_orphans(now)
+        self._settled = []
         for name, t in self.tracked.items():
             row = last.get(name)
             if row is not None and row["version"] == t.version:
@@ -434,7 +501,7 @@ class LiveSegments:
             busy = bool(self.pending or self._sweep_queue)
             try:
                 if not busy:
-                    due_at = min(self._due.values(), default=None)
+                    due_at = self._next_due_time()
                     due = (due_at - self.clock()).total_seconds() if due_at else 1.0
                     item = self._inbox.get(timeout=min(max(due, 0.0), 1.0))
                     self._inbox.put(item)
@@ -473,6 +540,8 @@ class LiveSegments:
                     for name in changed:
                         result.changes += self.evaluate_bulk(name, now, kind="edit")
                         result.swept.append(name)
+            settled, self._settled = self._settled, []
+            result.changes += settled
             result.users = len(self.pending)
             result.changes += self.process_pending(now)
             # bulk results after the per-user path: users whose events were stored before a result's as-of
@@ -543,6 +612,16 @@ class LiveSegments:
         due = [(at, n) for n, at in self._due.items()
                if at <= now and n in self.tracked and n not in self._edits_queued]
         return min(due)[1] if due else None
+
+    def _next_due_time(self) -> datetime | None:
+        """When the live thread must wake up to start a scheduled sweep (None: a sweep is running, or none is
+        scheduled; the sweeper's hand-back wakes it)."""
+        if self._sweeper is None:
+            return self._next_sweep
+        if self._sweeping is not None:
+            return None
+        return min((at for n, at in self._due.items() if n in self.tracked and n not in self._edits_queued),
+                   default=None)
 
     def _perf_add(self, key: str, seconds: float) -> None:
         self.perf[key + "_s"] += seconds
@@ -778,10 +857,13 @@ class LiveSegments:
         return flips
 
     def _change(self, t: Tracked, user: str, at: datetime, member: bool, cause: str) -> Change:
-        last = self.state[t.name].get(user, (False, None))[1]
+        return self._change_at(t.name, t.version, user, at, member, cause)
+
+    def _change_at(self, name: str, version: int, user: str, at: datetime, member: bool, cause: str) -> Change:
+        last = self.state[name].get(user, (False, None))[1]
         if last is not None and at <= last:  # keep each user's history strictly ordered
             at = last + MICRO
-        return Change(t.name, t.version, user, at, "enter" if member else "exit", cause)
+        return Change(name, version, user, at, "enter" if member else "exit", cause)
 
     def commit(self, changes: list[Change], now: datetime, state: dict[str, str] | None = None, *,
                check: bool = True) -> None:
@@ -834,7 +916,7 @@ class LiveSegments:
     def status(self) -> dict[str, Any]:
         """Figures for /health and the API: tracked segments, pending users, next sweep, last error."""
         return {"segments": len(self.tracked), "pending_users": len(self.pending), "mode": self.mode,
-                "next_sweep": min(self._due.values(), default=None) if self._sweeper is not None else self._next_sweep,
+                "next_sweep": self._next_due_time() if self._sweeper is not None else self._next_sweep,
                 "error": None if self.error is None else str(self.error),
                 "perf": {k: round(v, 3) for k, v in self.perf.items()}}
 
