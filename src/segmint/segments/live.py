@@ -286,6 +286,7 @@ class LiveSegments:
         self._watermark: datetime | None = None
         self._watermark_saved: datetime | None = None
         self._defs_checked = 0.0
+        self._typed_cache: tuple[float, dict[str, str]] | None = None
         self._defs_mark: tuple[Any, ...] | None = None  # defs_fingerprint at the last full re-read
         self.frozen: dict[str, int] = {}  # static segment -> version whose frozen list is recorded
         self._settled: list[Change] = []  # changes recorded by refresh (static lists, deletions), for the step
@@ -685,11 +686,19 @@ class LiveSegments:
             self._watermark_saved = wm
         return changes
 
+    def _typed(self) -> dict[str, str]:
+        """The store's typed property columns, re-read at most once a second (the taxonomy rarely adds one; a
+        query compiled without a new column reads the property from the JSON, which gives the same result)."""
+        mono = time.monotonic()
+        if self._typed_cache is None or mono - self._typed_cache[0] >= 1.0:
+            self._typed_cache = (mono, self.store.property_columns())
+        return self._typed_cache[1]
+
     def _evaluate_users(self, todo: dict[str, list[str]], now: datetime) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         by_ref = list(todo)
         if self.mode == "sql":
-            typed = self.store.property_columns()
+            typed = self._typed()
             in_sql = [n for n in todo if self.tracked[n].in_sql(self.store, typed)]
             by_ref = [n for n in todo if n not in in_sql]
             if in_sql:
@@ -704,7 +713,7 @@ class LiveSegments:
 
     def _evaluate_users_sql(self, todo: dict[str, list[str]], now: datetime) -> dict[str, set[str]]:
         """Each segment over its own touched users, all in one query."""
-        typed = self.store.property_columns()
+        typed = self._typed()
         names = list(todo)
         sql, params = users_query([("g" + self.tracked[n].digest[:12], *self.tracked[n].query(self.store, now, typed),
                                     todo[n]) for n in names])
