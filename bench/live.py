@@ -35,6 +35,8 @@ from segmint.segments import saved
 from segmint.segments.live import LiveSegments, wall_now
 from segmint.segments.live_sql import Template
 from segmint.segments.seeds import SEEDS
+from segmint.store.base import WriteBatch
+from segmint.store.schema import events_to_arrow
 from segmint.workspace import Workspace
 
 EVENTS = [("product_viewed", 50), ("app_opened", 20), ("cart_added", 8), ("order_completed", 4),
@@ -188,22 +190,22 @@ def _step_costs(base: Path, ids: list[str], sizes: tuple[int, ...] = STEP_SIZES,
     path = base.parent / "steps"
     shutil.copytree(base, path)
     ws = Workspace(path)
-    ingestor = build_ingestor(ws)
     live = LiveSegments(ws.store, ws.appdb, config=LiveConfig(sweep_interval_seconds=3600),
                         workspace_tz=ws.config.timezone)
-    ingestor.on_stored.append(live.notify)
     live.start(thread=False)
     live.step(wall_now())  # edit evaluations of every segment
-    ingestor.start()
     rnd = random.Random(2)
     names, weights = zip(*EVENTS, strict=True)
     out = []
     for n in sizes:
         cpus, walls, users, changes, query, commit = [], [], [], [], [], []
         for _ in range(repeats):
-            now = datetime.now(UTC)
-            ingestor.wait_stored(ingestor.submit(
-                [_event(rnd.choice(ids), rnd.choices(names, weights)[0], now, rnd) for _ in range(n)]))
+            now = wall_now()
+            rows = [{**_event(rnd.choice(ids), rnd.choices(names, weights)[0], now, rnd), "ts": now, "received_at": now}
+                    for _ in range(n)]
+            batch = WriteBatch(events=events_to_arrow(rows))
+            ws.store.write(batch)  # as the ingest writer does, then its hook
+            live.notify(batch.events)
             live.drain_inbox()
             users.append(len(live.pending))
             before = dict(live.perf)
@@ -219,7 +221,6 @@ def _step_costs(base: Path, ids: list[str], sizes: tuple[int, ...] = STEP_SIZES,
                     "wall_ms": walls[mid] * 1000, "query_ms": query[mid], "commit_ms": commit[mid],
                     "load": os.getloadavg()[0]})
         print(out[-1], flush=True)
-    ingestor.stop()
     live.stop(drain=False)
     ws.appdb.dispose()
     ws.close()

@@ -502,11 +502,14 @@ class LiveSegments:
             busy = bool(self.pending or self._sweep_queue)
             try:
                 if not busy:
-                    due_at = self._next_due_time()
-                    due = (due_at - self.clock()).total_seconds() if due_at else 1.0
-                    item = self._inbox.get(timeout=min(max(due, 0.0), 1.0))
+                    try:  # work that arrived during the last step has gathered long enough: no window
+                        item, idle = self._inbox.get_nowait(), False
+                    except queue.Empty:
+                        due_at = self._next_due_time()
+                        due = (due_at - self.clock()).total_seconds() if due_at else 1.0
+                        item, idle = self._inbox.get(timeout=min(max(due, 0.0), 1.0)), True
                     self._inbox.put(item)
-                    if window:
+                    if window and idle and item[0] == "events":  # gather the users touched just after
                         time.sleep(window)
             except queue.Empty:
                 pass
