@@ -720,9 +720,11 @@ class LiveSegments:
         names = list(todo)
         sql, params = users_query([("g" + self.tracked[n].digest[:12], *self.tracked[n].query(self.store, now, typed),
                                     todo[n]) for n in names])
-        table = self.store.query(sql, params)
+        rows = getattr(self.store, "rows", None)
+        found = rows(sql, params) if rows is not None else self.store.query(sql, params).to_pylist()
         out: dict[str, set[str]] = {n: set() for n in names}
-        for s, u in zip(table.column("s").to_pylist(), table.column("user_id").to_pylist(), strict=True):
+        for r in found:
+            s, u = (r["s"], r["user_id"]) if isinstance(r, dict) else r
             out[names[s]].add(u)
         return out
 
