@@ -151,3 +151,28 @@ def test_threaded_sweeps_are_spread_and_never_later_than_the_interval(workspace,
     first = min(live._due.values())
     assert live._next_due(first - timedelta(microseconds=1)) is None
     assert live._next_due(first) == min(live._due, key=live._due.__getitem__)
+
+
+def test_sweep_dated_off_thread_keeps_users_the_live_thread_moved_meanwhile(workspace, clock):
+    ws = workspace
+    saved.create_segment(ws.appdb, "recent", "did purchase in last 1 hour")
+    bought = T0 - timedelta(minutes=59)
+    send(ws, None, ("u1", "purchase", bought), ("u2", "purchase", bought))
+    live = _engine(ws, clock)
+    live.start(thread=False)
+    live.step(clock())
+    assert live.members("recent") == ["u1", "u2"]
+
+    swept = clock.advance(minutes=2)  # both windows closed at bought + 1 h
+    b = live._bulk_query("recent", "sweep", swept)  # what the sweeper thread does: query, read, date
+    assert b is not None and b.dated is not None
+    assert sorted((c.user_id, c.kind, c.ts) for c in b.dated[0]) == [
+        ("u1", "exit", bought + timedelta(hours=1)), ("u2", "exit", bought + timedelta(hours=1))]
+    clock.advance(seconds=1)  # meanwhile u1 buys again and the live thread records its step first
+    send(ws, live, ("u1", "purchase", clock()))
+    live.step(clock(), sweep=False)
+    changes = live._apply_bulk(b)
+    closed = bought + timedelta(hours=1)
+    assert [(c.user_id, c.kind, c.cause, c.ts) for c in changes] == [("u2", "exit", "time", closed)]
+    assert live.perf["predated"] == 1
+    check_consistent(ws, live, clock())
