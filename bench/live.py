@@ -269,12 +269,13 @@ def run(users: int = 5_000, seconds: float = 40, rate: int = 2000, modes: tuple[
         "| mode | events/s achieved | probes | not recorded | p50 ms | p95 ms | p99 ms | max ms | transitions "
         "| batches queued at the end of the load | process CPU s | CPU µs/event | live engine CPU µs/event "
         "| load avg (1 min) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|" + "---:|" * 13,
     ]
     for r in rows:
         lines.append(f"| {r['mode']} | {r['rate']:,.0f} | {r['probes']} | {r['missing']} | {r['p50']:.0f} | "
                      f"{r['p95']:.0f} | {r['p99']:.0f} | {r['max']:.0f} | {r['transitions']:,} | {r['behind']} | "
-                     f"{r['cpu']:.1f} | {r['cpu_ev']:.0f} | {r['live_ev']:.0f} | {r['load']:.1f} |")
+                     f"{r['cpu']:.1f} | {r['cpu_ev']:.0f} | "
+                     f"{'—' if r['live_ev'] != r['live_ev'] else format(r['live_ev'], '.0f')} | {r['load']:.1f} |")
     lines += [
         "",
         "CPU of one per-user step (all 20 segments indexed by event name, touched users evaluated in one query, "
