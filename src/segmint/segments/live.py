@@ -983,9 +983,16 @@ class LiveSegments:
 
     def status(self) -> dict[str, Any]:
         """Figures for /health and the API: tracked segments, pending users, next sweep, last error."""
+        next_sweep = self._next_sweep
+        if self._sweeper is not None:
+            for _ in range(3):  # read from another thread than the live one, which may change the schedule
+                try:
+                    next_sweep = self._next_due_time()
+                    break
+                except RuntimeError:  # dictionary changed size during iteration: read again
+                    next_sweep = None
         return {"segments": len(self.tracked), "pending_users": len(self.pending), "mode": self.mode,
-                "next_sweep": self._next_due_time() if self._sweeper is not None else self._next_sweep,
-                "error": None if self.error is None else str(self.error),
+                "next_sweep": next_sweep, "error": None if self.error is None else str(self.error),
                 "perf": {k: round(v, 3) for k, v in self.perf.items()}}
 
 
