@@ -107,6 +107,9 @@ def test_kill_9_mid_stream_keeps_transitions_and_events_consistent(tmp_path: Pat
         health = server.admin("/api/live/health")
         assert {s["segment"] for s in health["segments"]} == set(SEGMENTS)
         assert all("failing" not in s["flags"] and "stale" not in s["flags"] for s in health["segments"])
+        status = server.admin("/api/live/status")
+        assert status["segments"] == len(SEGMENTS) and status["next_sweep"] is not None and status["error"] is None
+        assert status["perf"]["steps"] > 0 and status["perf"]["users"] > 0 and status["perf"]["query_s"] > 0
     finally:
         server.stop()
 

@@ -34,8 +34,10 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Text, cast, func, select
+from sqlalchemy.orm import Session
 
+from segmint.appdb.segments import SegmentRow, SegmentVersionRow
 from segmint.config import LiveConfig
 from segmint.segments import live_log
 from segmint.segments import model as m
@@ -43,7 +45,7 @@ from segmint.segments import reference as ref
 from segmint.segments.compile import UnsupportedInSQL
 from segmint.segments.live_sql import Template, users_query
 from segmint.segments.live_times import Footprint, candidate_times, footprint
-from segmint.segments.saved import inline_segments, list_segments
+from segmint.segments.saved import inline_segments, list_segments, static_members
 from segmint.store.base import EventStore, WriteBatch
 from segmint.store.schema import events_to_arrow, transitions_to_arrow
 
@@ -58,6 +60,8 @@ MICRO = timedelta(microseconds=1)
 SUMMARY_FIELDS = ("users", "rows", "entered", "exited")
 REFERENCE_CHUNK = 2000  # users per query when a segment the SQL compiler cannot run is evaluated in bulk
 _PROBE_TIME = datetime(2000, 1, 1)
+PERF_FIELDS = ("steps", "step_s", "step_max_s", "query_s", "commit_s", "apply_s", "apply_max_s", "users",
+               "live_cpu_s", "sweeper_cpu_s", "predated")
 
 
 def _utc(ts: datetime) -> datetime:
@@ -147,6 +151,16 @@ class Tracked:
 # ---------------------------------------------------------------- store reads
 
 
+def defs_fingerprint(appdb: Engine) -> tuple[Any, ...]:
+    """Changes whenever a saved segment is created, edited, deleted or has its static list stored (two cheap
+    aggregates instead of re-reading and re-parsing every definition each second)."""
+    with Session(appdb) as s:
+        segs = s.execute(select(func.count(), func.max(SegmentRow.id), func.sum(SegmentRow.current_version),
+                                func.max(SegmentRow.updated_at))).one()
+        frozen = s.execute(select(func.sum(func.length(cast(SegmentVersionRow.members, Text))))).scalar_one()
+    return (*segs, frozen)
+
+
 MEMBERSHIP_SQL = """SELECT user_id, kind = 'enter' AS member, ts FROM (
   SELECT user_id, kind, ts, row_number() OVER (PARTITION BY user_id ORDER BY ts DESC, kind = 'enter' DESC, id DESC)
     AS rn FROM segment_transitions WHERE segment = $segment) WHERE rn = 1"""
@@ -219,6 +233,15 @@ class StepResult:
 
 
 @dataclass
+class _View:
+    """What a sweep's diff and dating work from: membership, per-user checks since the last sweep, its time."""
+
+    state: dict[str, tuple[bool, datetime]]
+    checked: dict[str, datetime]
+    swept_at: datetime | None
+
+
+@dataclass
 class _Bulk:
     """A finished bulk evaluation of one segment, waiting to be applied by the live thread."""
 
@@ -232,6 +255,9 @@ class _Bulk:
     ids: set[str] | None = None
     error: str | None = None
     job: int | None = None
+    state: dict[str, tuple[bool, datetime]] | None = None  # membership read from the store after the query
+    # a sweep's changes dated on the sweeper thread, with the view they were computed from
+    dated: tuple[list[Change], _View] | None = None
 
 
 class LiveSegments:
@@ -263,19 +289,24 @@ class LiveSegments:
             queue.SimpleQueue()
         self._edits_queued: set[str] = set()
         self._sweeper: threading.Thread | None = None
-        self._sweep_inflight = False
-        self._edits_queued: set[str] = set()
-        self._next_sweep: datetime | None = None
+        self._sweeping: str | None = None  # the segment the sweeper thread is sweeping on schedule
+        self._due: dict[str, datetime] = {}  # threaded mode: each segment's next scheduled sweep
+        self._next_sweep: datetime | None = None  # inline mode: the next sweep of every segment
         self._summary: dict[str, dict[str, Any]] = {}
         self._summary_since: datetime | None = None
         self._watermark: datetime | None = None
         self._watermark_saved: datetime | None = None
         self._defs_checked = 0.0
+        self._typed_cache: tuple[float, dict[str, str]] | None = None
+        self._defs_mark: tuple[Any, ...] | None = None  # defs_fingerprint at the last full re-read
+        self.frozen: dict[str, int] = {}  # static segment -> version whose frozen list is recorded
+        self._settled: list[Change] = []  # changes recorded by refresh (static lists, deletions), for the step
         self._lock = threading.RLock()
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started = False
+        self.perf: dict[str, float] = dict.fromkeys(PERF_FIELDS, 0.0)  # cumulative figures (status, benchmark)
 
     # -- inputs ----------------------------------------------------------------------------------
     def notify(self, events: pa.Table) -> None:
@@ -321,11 +352,17 @@ class LiveSegments:
 
     # -- definitions -----------------------------------------------------------------------------
     def refresh(self, now: datetime) -> list[str]:
-        """Re-read the saved segments; returns the dynamic ones whose definition changed (new, edited)."""
+        """Re-read the saved segments (when they changed); returns the dynamic ones whose definition is not
+        evaluated yet (new, edited). Static lists that changed, and segments deleted, are settled at once
+        (`_settle`: transitions with cause `manual` and `edit`, kept in `self._settled` for the step)."""
+        mark = defs_fingerprint(self.appdb)
+        if mark == self._defs_mark:
+            return [n for n, t in self.tracked.items() if self.evaluated.get(n) != (t.version, t.digest)]
         saved = list_segments(self.appdb)
         trees = {s.name: s.tree() for s in saved}
         changed = []
         seen = set()
+        statics = {s.name: s.version for s in saved if s.kind == "static"}
         for s in saved:
             if s.kind != "dynamic":
                 continue
@@ -333,22 +370,66 @@ class LiveSegments:
                 tree = inline_segments(trees[s.name], trees.__getitem__)
             except Exception:  # a nested segment missing mid-edit: keep the previous definition
                 log.exception("live: cannot inline segment %s", s.name)
+                seen.add(s.name)
                 continue
             digest = hashlib.sha256(orjson.dumps(tree.model_dump(mode="json"))).hexdigest()
             seen.add(s.name)
             old = self.tracked.get(s.name)
             if old is None or old.version != s.version or old.digest != digest:
                 self.tracked[s.name] = Tracked(s.name, s.version, tree, digest, footprint(tree))
-                if s.name not in self.state:
-                    self.state[s.name] = membership_state(self.store, s.name)
-                    self.checked[s.name] = {}
+                self._load_state(s.name)
+                self.checked.setdefault(s.name, {})
             if self.evaluated.get(s.name) != (s.version, digest):
                 changed.append(s.name)
+            self.frozen.pop(s.name, None)  # made dynamic again
+        versions = {n: t.version for n, t in self.tracked.items()} | self.frozen
         for gone in set(self.tracked) - seen:  # deleted, or made static: no longer kept live
             del self.tracked[gone]
-            self.state.pop(gone, None)
             self.checked.pop(gone, None)
+            self._due.pop(gone, None)
+            self.evaluated.pop(gone, None)
+        deleted = {n: v for n, v in versions.items() if n not in seen and n not in statics}
+        self._settle(now, deleted, {n: v for n, v in statics.items() if self.frozen.get(n) != v})
+        self._defs_mark = mark
         return changed
+
+    def _load_state(self, name: str) -> None:
+        if name not in self.state:
+            self.state[name] = membership_state(self.store, name)
+
+    def _settle(self, now: datetime, deleted: dict[str, int], statics: dict[str, int]) -> None:
+        """Close the memberships of deleted segments (exits with cause `edit`) and bring static segments'
+        recorded membership to their frozen lists (cause `manual`: a person set the list)."""
+        changes: list[Change] = []
+        for name, version in sorted(deleted.items()):
+            self._load_state(name)
+            changes += [self._change_at(name, version, u, now, False, "edit")
+                        for u, (inn, _) in sorted(self.state[name].items()) if inn]
+        for name, version in sorted(statics.items()):
+            members = static_members(self.appdb, name)
+            if members is None:  # not frozen yet: its list is stored right after it is created
+                continue
+            self._load_state(name)
+            cur = {u for u, (inn, _) in self.state[name].items() if inn}
+            want = set(members)
+            changes += [self._change_at(name, version, u, now, True, "manual") for u in sorted(want - cur)]
+            changes += [self._change_at(name, version, u, now, False, "manual") for u in sorted(cur - want)]
+            self.frozen[name] = version
+        if changes:
+            self.commit(changes, now)
+            self._settled += changes
+        for name in deleted:
+            self.state.pop(name, None)
+            self.frozen.pop(name, None)
+
+    def settle_orphans(self, now: datetime) -> list[Change]:
+        """Close memberships left open in segments that no longer exist (deleted while no engine ran)."""
+        known = set(self.tracked) | set(self.frozen) | {s.name for s in list_segments(self.appdb)}
+        rows = self.store.query("SELECT segment, max(version) AS version FROM segment_transitions "
+                                "GROUP BY segment").to_pylist()
+        before = len(self._settled)
+        self._settle(now, {r["segment"]: r["version"] for r in rows if r["segment"] not in known}, {})
+        return self._settled[before:]
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, *, thread: bool = True) -> None:
@@ -363,6 +444,8 @@ class LiveSegments:
             if row["status"] == "ok" and row["kind"] in ("sweep", "edit"):
                 last[row["segment"]] = row
         self.refresh(now)
+        self.settle_orphans(now)
+        self._settled = []
         for name, t in self.tracked.items():
             row = last.get(name)
             if row is not None and row["version"] == t.version:
@@ -379,6 +462,7 @@ class LiveSegments:
                 self.pending.setdefault(r["user_id"], set()).update(r["names"])
                 self.pending_ts.setdefault(r["user_id"], set()).update(r["stamps"])
         self._next_sweep = now  # a full sweep right after the catch-up
+        self._due = {n: now for n in self.evaluated}  # (threaded: the others get an edit evaluation first)
         self._summary_since = now
         self.started = True
         if thread:
@@ -415,7 +499,9 @@ class LiveSegments:
             for name in names:
                 if self._stop.is_set():
                     break
+                cpu = time.thread_time()
                 b = self._bulk_query(name, kind, self.clock())
+                self.perf["sweeper_cpu_s"] += time.thread_time() - cpu
                 if b is not None:
                     b.job = job
                     self._inbox.put(("bulk", b))
@@ -427,15 +513,21 @@ class LiveSegments:
             busy = bool(self.pending or self._sweep_queue)
             try:
                 if not busy:
-                    due = (self._next_sweep - self.clock()).total_seconds() if self._next_sweep else 1.0
-                    item = self._inbox.get(timeout=min(max(due, 0.0), 1.0))
+                    try:  # work that arrived during the last step has gathered long enough: no window
+                        item, idle = self._inbox.get_nowait(), False
+                    except queue.Empty:
+                        due_at = self._next_due_time()
+                        due = (due_at - self.clock()).total_seconds() if due_at else 1.0
+                        item, idle = self._inbox.get(timeout=min(max(due, 0.0), 1.0)), True
                     self._inbox.put(item)
-                    if window:
+                    if window and idle and item[0] == "events":  # gather the users touched just after
                         time.sleep(window)
             except queue.Empty:
                 pass
             try:
+                cpu = time.thread_time()
                 self.step(self.clock(), sweep_budget=1)
+                self.perf["live_cpu_s"] += time.thread_time() - cpu
                 self.error = None
             except Exception as exc:  # keep going; the evaluations log shows the failure
                 self.error = exc
@@ -447,6 +539,7 @@ class LiveSegments:
         """One round: absorb notified batches and bulk results, pick up edits, evaluate touched users, and
         start (sweeper thread) or continue (inline) a due sweep."""
         result = StepResult()
+        began = time.perf_counter()
         with self._lock:
             requests = self.drain_inbox()
             mono = time.monotonic()
@@ -462,6 +555,8 @@ class LiveSegments:
                     for name in changed:
                         result.changes += self.evaluate_bulk(name, now, kind="edit")
                         result.swept.append(name)
+            settled, self._settled = self._settled, []
+            result.changes += settled
             result.users = len(self.pending)
             result.changes += self.process_pending(now)
             # bulk results after the per-user path: users whose events were stored before a result's as-of
@@ -469,7 +564,9 @@ class LiveSegments:
             ready, self._ready = self._ready, []
             for b in ready:
                 self._edits_queued.discard(b.name)
+                t0 = time.perf_counter()
                 changes = self._apply_bulk(b)
+                self._perf_add("apply", time.perf_counter() - t0)
                 result.changes += changes
                 result.swept.append(b.name)
                 if b.job in self._jobs:
@@ -492,17 +589,18 @@ class LiveSegments:
             for job, fut, kind in done:
                 res = self._jobs.pop(job, None) if job is not None else None
                 if job is None and kind == "sweep":  # the scheduled sweep finished
-                    self._sweep_inflight = False
+                    self._sweeping = None
                 if fut is not None:
                     fut.set_result(res or StepResult())
-            if sweep and self._next_sweep is not None and now >= self._next_sweep and not self._sweep_queue \
-                    and not self._sweep_inflight:
+            if sweep and self._sweeper is not None and self._sweeping is None:
+                name = self._next_due(now)
+                if name is not None:  # one scheduled sweep at a time: it competes with the per-user path
+                    self._sweeping = name
+                    self._work.put(([name], "sweep", None, None))
+            if sweep and self._sweeper is None and self._next_sweep is not None and now >= self._next_sweep \
+                    and not self._sweep_queue:
                 self._next_sweep = now + timedelta(seconds=self.config.sweep_interval_seconds)
-                if self._sweeper is not None:
-                    self._sweep_inflight = True
-                    self._work.put((sorted(self.tracked), "sweep", None, None))
-                else:
-                    self._sweep_queue = sorted(self.tracked)
+                self._sweep_queue = sorted(self.tracked)
             while sweep and self._sweep_queue and (sweep_budget is None or len(result.swept) < sweep_budget):
                 name = self._sweep_queue.pop(0)
                 result.changes += self.evaluate_bulk(name, now, kind="sweep")
@@ -510,7 +608,40 @@ class LiveSegments:
             if self._summary_since is not None and \
                     (now - self._summary_since).total_seconds() >= self.config.sweep_interval_seconds:
                 self.flush_summary(now)
+        self.perf["steps"] += 1
+        self._perf_add("step", time.perf_counter() - began)
         return result
+
+    def _grid(self, name: str, after: datetime) -> datetime:
+        """A segment's next scheduled sweep after a bulk evaluation as of `after`: the next point of its own grid
+        (every interval, phase-shifted by its rank among the segments so sweeps are spread over the interval),
+        so never more than one interval later."""
+        interval = timedelta(seconds=self.config.sweep_interval_seconds)
+        names = sorted(self.tracked)
+        rank = names.index(name) if name in names else 0
+        origin = _PROBE_TIME + interval * rank / max(1, len(names))
+        return origin + interval * ((after - origin) // interval + 1)
+
+    def _next_due(self, now: datetime) -> str | None:
+        """The most overdue segment whose scheduled sweep is due (threaded mode), if any."""
+        due = [(at, n) for n, at in self._due.items()
+               if at <= now and n in self.tracked and n not in self._edits_queued]
+        return min(due)[1] if due else None
+
+    def _next_due_time(self) -> datetime | None:
+        """When the live thread must wake up to start a scheduled sweep (None: a sweep is running, or none is
+        scheduled; the sweeper's hand-back wakes it)."""
+        if self._sweeper is None:
+            return self._next_sweep
+        if self._sweeping is not None:
+            return None
+        return min((at for n, at in self._due.items() if n in self.tracked and n not in self._edits_queued),
+                   default=None)
+
+    def _perf_add(self, key: str, seconds: float) -> None:
+        self.perf[key + "_s"] += seconds
+        if key + "_max_s" in self.perf:
+            self.perf[key + "_max_s"] = max(self.perf[key + "_max_s"], seconds)
 
     def process_pending(self, now: datetime) -> list[Change]:
         """The per-user path: evaluate the users touched since the last step for the segments they affect."""
@@ -531,8 +662,10 @@ class LiveSegments:
         changes: list[Change] = []
         if todo:
             start = time.perf_counter()
+            self.perf["users"] += len(users)
             try:
                 results = self._evaluate_users(todo, now)
+                self._perf_add("query", time.perf_counter() - start)
             except Exception as exc:
                 log.exception("live: per-user evaluation failed")
                 elapsed = (time.perf_counter() - start) * 1000
@@ -560,21 +693,30 @@ class LiveSegments:
         if wm is not None and wm != self._watermark_saved and (changes or self._watermark_saved is None or
                                                                 wm - self._watermark_saved > timedelta(seconds=5)):
             state[WATERMARK_KEY] = wm.isoformat()
+        t0 = time.perf_counter()
         self.commit(changes, now, state, check=False)
+        self._perf_add("commit", time.perf_counter() - t0)
         if state:
             self._watermark_saved = wm
         return changes
 
+    def _typed(self) -> dict[str, str]:
+        """The store's typed property columns, re-read at most once a second (the taxonomy rarely adds one; a
+        query compiled without a new column reads the property from the JSON, which gives the same result)."""
+        mono = time.monotonic()
+        if self._typed_cache is None or mono - self._typed_cache[0] >= 1.0:
+            self._typed_cache = (mono, self.store.property_columns())
+        return self._typed_cache[1]
+
     def _evaluate_users(self, todo: dict[str, list[str]], now: datetime) -> dict[str, set[str]]:
-        users = sorted({u for us in todo.values() for u in us})
         out: dict[str, set[str]] = {}
         by_ref = list(todo)
         if self.mode == "sql":
-            typed = self.store.property_columns()
+            typed = self._typed()
             in_sql = [n for n in todo if self.tracked[n].in_sql(self.store, typed)]
             by_ref = [n for n in todo if n not in in_sql]
             if in_sql:
-                out.update(self._evaluate_users_sql(in_sql, users, now))
+                out.update(self._evaluate_users_sql({n: todo[n] for n in in_sql}, now))
         if by_ref:
             data = load_users(self.store, sorted({u for n in by_ref for u in todo[n]}), now)
             for name in by_ref:
@@ -583,13 +725,17 @@ class LiveSegments:
                              if ref.evaluate(tree, data[u][0], data[u][1], now, workspace_tz=self.tz)}
         return out
 
-    def _evaluate_users_sql(self, names: list[str], users: list[str], now: datetime) -> dict[str, set[str]]:
-        typed = self.store.property_columns()
-        sql, params = users_query([("g" + self.tracked[n].digest[:12], *self.tracked[n].query(self.store, now, typed))
-                                   for n in names])
-        table = self.store.query(sql, {**params, "live_users": users})
+    def _evaluate_users_sql(self, todo: dict[str, list[str]], now: datetime) -> dict[str, set[str]]:
+        """Each segment over its own touched users, all in one query."""
+        typed = self._typed()
+        names = list(todo)
+        sql, params = users_query([("g" + self.tracked[n].digest[:12], *self.tracked[n].query(self.store, now, typed),
+                                    todo[n]) for n in names])
+        rows = getattr(self.store, "rows", None)
+        found = rows(sql, params) if rows is not None else self.store.query(sql, params).to_pylist()
         out: dict[str, set[str]] = {n: set() for n in names}
-        for s, u in zip(table.column("s").to_pylist(), table.column("user_id").to_pylist(), strict=True):
+        for r in found:
+            s, u = (r["s"], r["user_id"]) if isinstance(r, dict) else r
             out[names[s]].add(u)
         return out
 
@@ -613,6 +759,11 @@ class LiveSegments:
                 b.ids = {str(u) for u in table.column(0).to_pylist()} if table.num_rows else set()
             else:
                 b.ids = self._bulk_reference(t, now)
+            # transitions other writers recorded (manual, backfill) count as membership; read here, off the
+            # live thread, and merged with what the live thread recorded meanwhile when applied
+            b.state = membership_state(self.store, name)
+            if kind == "sweep":
+                self._predate(b, t)
         except Exception as exc:
             log.exception("live: evaluation of %s failed", name)
             b.error = f"{type(exc).__name__}: {exc}"
@@ -628,30 +779,60 @@ class LiveSegments:
             out.update(u for u in chunk if ref.evaluate(t.tree, data[u][0], data[u][1], now, workspace_tz=self.tz))
         return out
 
+    def _diff(self, b: _Bulk, view: _View) -> dict[str, bool]:
+        """Users whose membership the bulk result changes (True: enters), leaving those evaluated after it."""
+        assert b.ids is not None
+        now, st = b.as_of, view.state
+        newer = {u for u, (_, ts) in st.items() if ts > now} | {u for u, at in view.checked.items() if at > now}
+        cur = {u for u, (inn, _) in st.items() if inn}
+        return {**dict.fromkeys(sorted(b.ids - cur - newer), True), **dict.fromkeys(sorted(cur - b.ids - newer), False)}
+
+    @staticmethod
+    def _merged(stored: dict[str, tuple[bool, datetime]],
+                mine: dict[str, tuple[bool, datetime]]) -> dict[str, tuple[bool, datetime]]:
+        """The store's membership plus what this engine recorded since (the later transition per user wins)."""
+        st = dict(stored)
+        for u, (inn, ts) in mine.items():
+            if u not in st or ts > st[u][1]:
+                st[u] = (inn, ts)
+        return st
+
+    def _predate(self, b: _Bulk, t: Tracked) -> None:
+        """On the sweeper thread: date a sweep's changes (reference evaluator, the costly part) from a copy of
+        the engine's view, so the live thread only re-checks users that moved meanwhile."""
+        with self._lock:  # a consistent copy, between two steps
+            view = _View(self._merged(b.state or {}, self.state.get(b.name, {})), dict(self.checked.get(b.name, {})),
+                         self.swept_at.get(b.name))
+        try:
+            b.dated = (self._exact(t, self._diff(b, view), b.as_of, None, view=view), view)
+        except Exception:  # the live thread dates them itself
+            log.exception("live: dating the changes of a sweep of %s failed", b.name)
+
     def _apply_bulk(self, b: _Bulk) -> list[Change]:
         """Diff a bulk result against membership (users updated after its as-of time keep their newer state)."""
         elapsed = lambda: (time.perf_counter() - b.started) * 1000  # noqa: E731
         t = self.tracked.get(b.name)
+        if t is not None:
+            self._due[b.name] = self._grid(b.name, b.as_of)
         if b.error is None and (t is None or (t.version, t.digest) != (b.version, b.digest)):
             b.error = "superseded: the definition changed while this evaluation ran (the new one is evaluated)"
         if b.error is not None:
             live_log.fail(self.appdb, b.eval_id, self.clock(), elapsed(), b.error)
             return []
-        assert t is not None and b.ids is not None
+        assert t is not None and b.ids is not None and b.state is not None
         now, ids = b.as_of, b.ids
-        # re-read from the store: transitions other writers recorded (manual, backfill) count as membership
-        st = self.state[b.name] = membership_state(self.store, b.name)
+        # the store's membership as read after the query, plus what this engine recorded since (later per user)
+        st = self.state[b.name] = self._merged(b.state, self.state.get(b.name, {}))
         checked = self.checked.get(b.name, {})
-        newer = {u for u, (_, ts) in st.items() if ts > now} | {u for u, at in checked.items() if at > now}
-        cur = {u for u, (inn, _) in st.items() if inn}
-        entered, exited = sorted(ids - cur - newer), sorted(cur - ids - newer)
+        changed = self._diff(b, _View(st, checked, self.swept_at.get(b.name)))
         try:
             if b.kind == "edit":
-                changes = [self._change(t, u, now, True, "edit") for u in entered] + \
-                          [self._change(t, u, now, False, "edit") for u in exited]
+                changes = [self._change(t, u, now, inn, "edit") for u, inn in changed.items()]
             else:
-                changes = self._exact(t, {**dict.fromkeys(entered, True), **dict.fromkeys(exited, False)}, now,
-                                      None)
+                changes = self._reuse_dated(b, changed, st, checked)
+                done = {c.user_id for c in changes}
+                self.perf["predated"] += len(done)
+                changes += self._exact(t, {u: inn for u, inn in changed.items() if u not in done}, now, None)
             self.commit(changes, now)
         except Exception as exc:
             log.exception("live: recording the evaluation of %s failed", b.name)
@@ -666,30 +847,46 @@ class LiveSegments:
                         exited=sum(c.kind == "exit" for c in changes))
         return changes
 
+    def _reuse_dated(self, b: _Bulk, changed: dict[str, bool], st: dict[str, tuple[bool, datetime]],
+                     checked: dict[str, datetime]) -> list[Change]:
+        """The sweeper's dated changes of the users still changed the same way and untouched since its copy."""
+        if b.dated is None:
+            return []
+        pre, view = b.dated
+        if view.swept_at != self.swept_at.get(b.name):
+            return []
+        same = {u for u, inn in changed.items()
+                if view.state.get(u) == st.get(u) and view.checked.get(u) == checked.get(u)}
+        moved = {c.user_id for c in pre if c.user_id not in same or c.user_id not in changed}
+        return [c for c in pre if c.user_id not in moved]
+
     def _exact(self, t: Tracked, changed: dict[str, bool], hi: datetime, stamps: dict[str, set[datetime]] | None,
-               data: dict[str, tuple[list[ref.Event], ref.Profile]] | None = None) -> list[Change]:
+               data: dict[str, tuple[list[ref.Event], ref.Profile]] | None = None,
+               view: _View | None = None) -> list[Change]:
         """Changes found as of `hi`, each at the instant in (last check, hi] the as-of evaluation changed.
 
         Used by sweeps (stamps None: every change has cause time). With `stamps`, the times of the users' new
         events, a flip at one of them gets cause event (kept for callers that can afford reference dating;
-        the per-user path dates at the latest new event instead, see process_pending).
+        the per-user path dates at the latest new event instead, see process_pending). `view`: the membership,
+        per-user checks and last sweep to work from (a copy, on the sweeper thread), else the engine's own.
         """
-        lo_base = self.swept_at.get(t.name)
+        if view is None:
+            view = _View(self.state[t.name], self.checked.get(t.name, {}), self.swept_at.get(t.name))
+        st, checked, lo_base = view.state, view.checked, view.swept_at
         if not changed:
             return []
         default = "time" if stamps is None else "event"
         if lo_base is None or len(changed) > MAX_EXACT_USERS:
-            return [self._change(t, u, hi, new, default) for u, new in changed.items()]
+            return [self._change_at(t.name, t.version, u, hi, new, default, st) for u, new in changed.items()]
         if data is None:
             data = load_users(self.store, sorted(changed), hi)
-        st, checked = self.state[t.name], self.checked.get(t.name, {})
         out: list[Change] = []
         for u, new in changed.items():
             lo = max(x for x in (lo_base, st.get(u, (False, None))[1], checked.get(u)) if x is not None)
             events, profile = data[u]
             flips = self._flips(t, events, profile, lo, hi, not new) if lo < hi else None
             if flips is None:
-                out.append(self._change(t, u, hi, new, default))
+                out.append(self._change_at(t.name, t.version, u, hi, new, default, st))
                 continue
             mine = stamps.get(u, set()) if stamps is not None else set()
             for at, member in flips:
@@ -727,10 +924,14 @@ class LiveSegments:
         return flips
 
     def _change(self, t: Tracked, user: str, at: datetime, member: bool, cause: str) -> Change:
-        last = self.state[t.name].get(user, (False, None))[1]
+        return self._change_at(t.name, t.version, user, at, member, cause)
+
+    def _change_at(self, name: str, version: int, user: str, at: datetime, member: bool, cause: str,
+                   state: dict[str, tuple[bool, datetime]] | None = None) -> Change:
+        last = (self.state[name] if state is None else state).get(user, (False, None))[1]
         if last is not None and at <= last:  # keep each user's history strictly ordered
             at = last + MICRO
-        return Change(t.name, t.version, user, at, "enter" if member else "exit", cause)
+        return Change(name, version, user, at, "enter" if member else "exit", cause)
 
     def commit(self, changes: list[Change], now: datetime, state: dict[str, str] | None = None, *,
                check: bool = True) -> None:
@@ -782,8 +983,17 @@ class LiveSegments:
 
     def status(self) -> dict[str, Any]:
         """Figures for /health and the API: tracked segments, pending users, next sweep, last error."""
+        next_sweep = self._next_sweep
+        if self._sweeper is not None:
+            for _ in range(3):  # read from another thread than the live one, which may change the schedule
+                try:
+                    next_sweep = self._next_due_time()
+                    break
+                except RuntimeError:  # dictionary changed size during iteration: read again
+                    next_sweep = None
         return {"segments": len(self.tracked), "pending_users": len(self.pending), "mode": self.mode,
-                "next_sweep": self._next_sweep, "error": None if self.error is None else str(self.error)}
+                "next_sweep": next_sweep, "error": None if self.error is None else str(self.error),
+                "perf": {k: round(v, 3) for k, v in self.perf.items()}}
 
 
 def start_live(ws: Any, ingestor: Any) -> LiveSegments | None:

@@ -26,7 +26,10 @@ class LiveDisabled(SegmintError):
 def _live(state: AppState) -> LiveSegments:
     live = state.extras.get("live")
     if live is None:
-        raise LiveDisabled("live segments are disabled on this server ([live] enabled = false)", where="live")
+        dialect = state.workspace.store.dialect
+        why = "[live] enabled = false" if dialect == "duckdb" else \
+            f"they need the DuckDB store, this workspace's is {dialect}: see docs/live-segments.md"
+        raise LiveDisabled(f"live segments are disabled on this server ({why})", where="live")
     return live
 
 
