@@ -33,7 +33,6 @@ CHUNK = 5000
 _INSERT_COLUMNS = ("campaign_id", "occurrence", "user_id", "variant", "channel", "segment", "status", "reason",
                    "detail", "message_id", "provider_id", "attempts", "due_at", "queued_at", "sent_at",
                    "delivered_at", "updated_at", "worker", "lease_until", "payload", "context", "emitted")
-_JSON_COLUMNS = frozenset({"payload", "context"})
 
 
 def sqlite_time(value: datetime | None) -> str | None:
@@ -41,20 +40,27 @@ def sqlite_time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(" ", "microseconds")
 
 
-_TIME_COLUMNS = frozenset({"due_at", "queued_at", "sent_at", "delivered_at", "updated_at", "lease_until"})
 
+def _sqlite_tuples(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows as DB-API tuples in _INSERT_COLUMNS order, times and JSON pre-serialized (times cached: a planning
+    run shares a handful of distinct datetimes)."""
+    times: dict[datetime, str] = {}
 
-def _sqlite_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
-    out = []
-    for c in _INSERT_COLUMNS:
-        v = row[c]
-        if v is not None:
-            if c in _TIME_COLUMNS:
-                v = v.isoformat(" ", "microseconds")
-            elif c in _JSON_COLUMNS:
-                v = orjson.dumps(v).decode()
-        out.append(v)
-    return tuple(out)
+    def t(v: datetime | None) -> str | None:
+        if v is None:
+            return None
+        s = times.get(v)
+        if s is None:
+            s = times[v] = v.isoformat(" ", "microseconds")
+        return s
+
+    def j(v: Any) -> str | None:
+        return None if v is None else orjson.dumps(v).decode()
+
+    return [(r["campaign_id"], r["occurrence"], r["user_id"], r["variant"], r["channel"], r["segment"], r["status"],
+             r["reason"], r["detail"], r["message_id"], r["provider_id"], r["attempts"], t(r["due_at"]),
+             t(r["queued_at"]), t(r["sent_at"]), t(r["delivered_at"]), t(r["updated_at"]), r["worker"],
+             t(r["lease_until"]), j(r["payload"]), j(r["context"]), r["emitted"]) for r in rows]
 
 
 def ledger_insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
@@ -65,7 +71,7 @@ def ledger_insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
         sql = (f"INSERT OR IGNORE INTO campaign_ledger ({', '.join(_INSERT_COLUMNS)}) "
                f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})")
         with engine.begin() as con:
-            con.exec_driver_sql(sql, [_sqlite_tuple(r) for r in rows])
+            con.exec_driver_sql(sql, _sqlite_tuples(rows))
         return
     table = LedgerRow.__table__
     if engine.dialect.name == "postgresql":
@@ -141,11 +147,14 @@ def resolve_audience(ws: Any, campaign: Campaign, as_of: datetime | None = None)
     return list(seen.items())
 
 
-def guardrails_for(ws: Any, campaign: Campaign, user_ids: Sequence[str], now: datetime) -> Guardrails:
-    """Guardrails with this workspace's links, suppression list and frequency-cap counts."""
+def guardrails_for(ws: Any, campaign: Campaign, user_ids: Sequence[str], now: datetime, *,
+                   explain: bool = False) -> Guardrails:
+    """Guardrails with this workspace's links, suppression list and frequency-cap counts (`explain`: record
+    every check in each Decision, for previews)."""
     links = LinkMaker(public_url(ws), ws.config.session_secret or ws.config.admin_token)
     return Guardrails(campaign, links=links, suppressed=load_suppressed(ws.appdb, user_ids),
-                      caps=load_caps(ws.appdb, now - timedelta(days=8), user_ids), default_zone=ws.config.zone)
+                      caps=load_caps(ws.appdb, now - timedelta(days=8), user_ids), default_zone=ws.config.zone,
+                      explain=explain)
 
 
 def _row(campaign_id: str, occurrence: str, d: Decision, segment: str | None, now: datetime,
