@@ -33,7 +33,7 @@ import orjson
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
-from segmint.appdb.campaigns import CampaignRow, SuppressionRow
+from segmint.appdb.campaigns import CampaignRow, OccurrenceRow, SuppressionRow
 from segmint.campaigns.batch_webhook import send_batch
 from segmint.campaigns.plan import sqlite_time
 from segmint.campaigns.repo import now_utc
@@ -304,9 +304,12 @@ class Worker:
                 self.stats.failed += 1
             self.stats.by_status[rec["status"]] = self.stats.by_status.get(rec["status"], 0) + 1
             records.append(rec)
+        stamps: dict[Any, Any] = {}  # a batch shares a few distinct times: serialize each once
         for rec in records:
-            rec["now"], rec["sent_at"], rec["due_at"] = self._t(rec["now"]), self._t(rec["sent_at"]), \
-                self._t(rec["due_at"])
+            for k in ("now", "sent_at", "due_at"):
+                v = rec[k]
+                if v is not None:
+                    rec[k] = stamps[v] if v in stamps else stamps.setdefault(v, self._t(v))
         with write_txn(self.engine) as con:
             if self.engine.dialect.name == "sqlite":  # hot path: plain DB-API executemany
                 con.exec_driver_sql(_RECORD_SQLITE, [tuple(rec[k] for k in _RECORD_KEYS) for rec in records])
@@ -332,26 +335,40 @@ class Worker:
             value = datetime.fromisoformat(value)
         return value
 
-    def run(self, *, stop: threading.Event | None = None, until_idle: bool = True, idle_sleep: float = 0.5) -> \
-            WorkerStats:
-        """Recover expired claims, then send batches until nothing is due and no other worker's claim is
-        pending (a dead worker's rows are recovered when their lease expires), or until `stop` is set."""
+    def planning_in_progress(self) -> bool:
+        """True while an occurrence in this worker's scope is being planned (heartbeat within the lease): its
+        rows are still arriving, so an idle worker waits for them instead of exiting."""
+        fresh = now_utc() - self.lease
+        q = select(OccurrenceRow.id).where(OccurrenceRow.status == "planning", OccurrenceRow.planned_at >= fresh)
+        if self.campaign_id:
+            q = q.where(OccurrenceRow.campaign_id == self.campaign_id)
+        with Session(self.engine) as s:
+            return s.execute(q.limit(1)).first() is not None
+
+    def run(self, *, stop: threading.Event | None = None, until_idle: bool = True, idle_sleep: float = 0.5,
+            hold: threading.Event | None = None) -> WorkerStats:
+        """Recover expired claims, then send batches until nothing is due, no other worker's claim is pending
+        (a dead worker's rows are recovered when their lease expires), no occurrence in scope is being planned
+        and `hold` (if given) is set; or until `stop` is set. Planning and sending overlap: rows are claimed
+        as the planner commits them."""
         cpu = time.process_time()
         try:
-            return self._run(stop, until_idle, idle_sleep)
+            return self._run(stop, until_idle, idle_sleep, hold)
         finally:
             self.stats.finished = time.time()
             self.stats.cpu_s += time.process_time() - cpu
 
-    def _run(self, stop: threading.Event | None, until_idle: bool, idle_sleep: float) -> WorkerStats:
+    def _run(self, stop: threading.Event | None, until_idle: bool, idle_sleep: float,
+             hold: threading.Event | None) -> WorkerStats:
         self.recover()
         while stop is None or not stop.is_set():
             n = self.run_once()
             if n == 0:
-                if until_idle and self.others_in_flight() is None:
+                if until_idle and (hold is None or hold.is_set()) and self.others_in_flight() is None and \
+                        not self.planning_in_progress():
                     break
                 if until_idle:
-                    time.sleep(idle_sleep)
+                    time.sleep(min(idle_sleep, 0.1) if hold is not None and not hold.is_set() else idle_sleep)
                     self.recover()
                     continue
                 if stop is not None:

@@ -208,9 +208,19 @@ def _decide_chunk(ws: Any, campaign: Campaign, occurrence: str, when: datetime, 
         rows.append(_row(campaign.id, occurrence, d, seg, now))
         if len(rows) >= CHUNK:
             ledger_insert(ws.appdb, rows)
+            heartbeat(ws.appdb, campaign.id, occurrence)
             rows = []
     ledger_insert(ws.appdb, rows)
     return len(work)
+
+
+def heartbeat(engine: Engine, campaign_id: str, occurrence: str) -> None:
+    """Record planning progress (`planned_at` of a `planning` occurrence): workers keep waiting for more rows
+    while an occurrence is being planned and its heartbeat is fresher than their lease."""
+    with engine.begin() as con:
+        con.execute(update(OccurrenceRow).where(OccurrenceRow.campaign_id == campaign_id,
+                                                OccurrenceRow.occurrence == occurrence,
+                                                OccurrenceRow.status == "planning").values(planned_at=now_utc()))
 
 
 def _child(args: tuple[Any, ...]) -> int:
@@ -256,7 +266,9 @@ def plan_occurrence(ws: Any, campaign: Campaign, occurrence: str, scheduled_for:
             return result
         if occ is None:
             s.add(OccurrenceRow(campaign_id=campaign.id, occurrence=occurrence, status="planning", audience=0,
-                                scheduled_for=when, created_at=now))
+                                scheduled_for=when, created_at=now, planned_at=now_utc()))
+    if occ is not None:
+        heartbeat(ws.appdb, campaign.id, occurrence)
     members = audience if audience is not None else resolve_audience(ws, campaign)
     if campaign.audience_cap is not None and len(members) > campaign.audience_cap:
         members.sort(key=lambda m: (bucket(campaign.id, m[0], "cap"), m[0]))

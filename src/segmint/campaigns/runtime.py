@@ -103,16 +103,35 @@ def send_now(ws: Any, campaign_id: str, *, channels: dict[str, Any] | None = Non
     from segmint.channels.registry import build_channels
 
     sc = repo.set_status(ws.appdb, campaign_id, "active")
-    plans = [p.to_dict() for p in tick(ws, processes=processes)]
     stats = None
-    if deliver:
+    if not deliver:
+        plans = [p.to_dict() for p in tick(ws, processes=processes)]
+    else:
+        # the worker sends in a thread while planning writes rows (planning commits every CHUNK rows), and
+        # stops once planning is over (`hold`) and nothing is due
         worker = Worker(ws.appdb, channels if channels is not None else build_channels(ws),
                         campaign_id=campaign_id, concurrency=concurrency,
                         rate_limits=sc.campaign.policy.rate_limits)
+        planned = threading.Event()
+        box: dict[str, Any] = {}
+
+        def _deliver() -> None:
+            try:
+                box["stats"] = worker.run(hold=planned)
+            except BaseException as exc:  # re-raised in the caller
+                box["error"] = exc
+
+        thread = threading.Thread(target=_deliver, name="segmint-send-now", daemon=True)
+        thread.start()
         try:
-            stats = worker.run()
+            plans = [p.to_dict() for p in tick(ws, processes=processes)]
         finally:
+            planned.set()
+            thread.join()
             worker.close()
+        if "error" in box:
+            raise box["error"]
+        stats = box.get("stats")
     written = pump(ws.appdb, sink) if sink is not None else 0
     return {"campaign_id": campaign_id, "plans": plans, "events_written": written,
             "worker": stats.__dict__ if stats else None, "ledger": status_counts(ws, campaign_id)}

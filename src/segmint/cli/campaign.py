@@ -182,7 +182,8 @@ def worker(ctx: typer.Context, campaign_id: str = typer.Option(None, "--campaign
                                        "are taken over."),
            uncertain: str = typer.Option("resend", "--uncertain", help="resend | fail: what to do with a dead "
                                          "worker's non-idempotent in-flight messages."),
-           forever: bool = typer.Option(False, "--forever", help="Keep polling instead of exiting when idle.")) \
+           forever: bool = typer.Option(False, "--forever", help="Keep polling instead of exiting when idle."),
+           poll: float = typer.Option(0.5, "--poll", min=0.01, max=60.0, help="Seconds between polls when idle.")) \
         -> None:
     """Send due messages (claims are exclusive: run as many workers as you like)."""
     import threading
@@ -196,7 +197,7 @@ def worker(ctx: typer.Context, campaign_id: str = typer.Option(None, "--campaign
     w = Worker(ws.appdb, build_channels(ws), batch=batch, concurrency=concurrency, campaign_id=campaign_id,
                lease=timedelta(seconds=lease), uncertain=uncertain)
     try:
-        stats = w.run(until_idle=not forever, stop=threading.Event() if forever else None)
+        stats = w.run(until_idle=not forever, stop=threading.Event() if forever else None, idle_sleep=poll)
     finally:
         w.close()
     print_json(stats.__dict__)
