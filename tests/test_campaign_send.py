@@ -478,3 +478,50 @@ def test_cli_send_without_a_server_plans_sends_and_writes_events(ws: Workspace, 
     finally:
         store.close()
     assert n == 20
+
+
+def test_frequency_caps_are_checked_again_at_send_time(ws: Workspace) -> None:
+    """Two campaigns planned before either is sent both pass the planning check when only one has a cap (the
+    race docs/campaigns.md describes); at send time the capped one sees the other's sent message and is
+    suppressed, and within one claimed batch the lower row id wins."""
+    free = blast(id="free", policy={"quiet_hours": {"enabled": False}, "frequency_caps": []})
+    capped = blast(id="capped", policy={"quiet_hours": {"enabled": False},
+                                        "frequency_caps": [{"channel": "*", "max": 1, "per": "day"}]})
+    for spec in (capped, free):
+        repo.save_campaign(ws.appdb, spec, status="paused")
+    plan_occurrence(ws, repo.get_campaign(ws.appdb, "capped").campaign, "once")
+    plan_occurrence(ws, repo.get_campaign(ws.appdb, "free").campaign, "once")
+    assert status_counts(ws, "capped") == {"queued": 20} and status_counts(ws, "free") == {"queued": 20}
+    repo.set_status(ws.appdb, "free", "active")
+    channels = {"outbox": OutboxChannel(ws.path / "outbox")}
+    w = Worker(ws.appdb, channels)
+    w.run()
+    w.close()
+    repo.set_status(ws.appdb, "capped", "active")
+    w = Worker(ws.appdb, channels)
+    w.run()
+    w.close()
+    rows = ledger_rows(ws.appdb, "capped")
+    assert {r["status"] for r in rows} == {"suppressed"} and {r["reason"] for r in rows} == {"frequency_cap"}
+    assert "at send time" in rows[0]["detail"]
+
+
+def test_send_time_caps_within_one_claimed_batch_let_the_lower_row_id_win(ws: Workspace) -> None:
+    for cid in ("x", "y"):
+        repo.save_campaign(ws.appdb, blast(id=cid, policy={"quiet_hours": {"enabled": False}, "frequency_caps": [
+            {"channel": "*", "max": 1, "per": "day"}]}), status="paused")
+        plan_occurrence(ws, repo.get_campaign(ws.appdb, cid).campaign, "once")
+    assert status_counts(ws, "y") == {"suppressed": 20}  # planning counted x's queued rows
+    # the planning race (both planned at the same instant, neither seeing the other): y queued as well
+    with ws.appdb.begin() as con:
+        con.exec_driver_sql("UPDATE campaign_ledger SET status = 'queued', reason = NULL, detail = NULL, "
+                            "payload = (SELECT payload FROM campaign_ledger l2 WHERE l2.campaign_id = 'x' AND "
+                            "l2.user_id = campaign_ledger.user_id) WHERE campaign_id = 'y'")
+    for cid in ("x", "y"):
+        repo.set_status(ws.appdb, cid, "active")
+    w = Worker(ws.appdb, {"outbox": OutboxChannel(ws.path / "outbox")}, batch=100)
+    w.run()
+    w.close()
+    assert status_counts(ws, "x") == {"sent": 20}  # planned first: lower row ids
+    assert status_counts(ws, "y") == {"suppressed": 20}
+    assert len(outbox_lines(ws)) == 20

@@ -157,8 +157,9 @@ class Worker:
     def __init__(self, engine: Engine, channels: dict[str, Channel], *, worker_id: str | None = None,
                  batch: int = 200, lease: timedelta = timedelta(seconds=60), concurrency: int = 8,
                  campaign_id: str | None = None, uncertain: str = "resend",
-                 rate_limits: dict[str, float] | None = None) -> None:
+                 rate_limits: dict[str, float] | None = None, default_zone: str = "Asia/Seoul") -> None:
         self.engine, self.channels = engine, channels
+        self.default_zone = default_zone  # for frequency caps of rows planned without a recorded zone
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.batch, self.lease, self.campaign_id = batch, lease, campaign_id
         if uncertain not in ("resend", "fail"):
@@ -269,15 +270,78 @@ class Worker:
             units += [items[i:i + size] for i in range(0, len(items), size)]
         return units
 
+    def _caps_exceeded(self, rows: list[Any], now: datetime) -> dict[int, str]:
+        """Send-time frequency caps: row id -> detail for rows that would exceed a cap of their campaign.
+
+        Counted: the user's messages already sent or delivered (any campaign), messages other workers are
+        sending with a lower row id (the lower id wins a simultaneous race), and the rows of this batch allowed
+        before it; periods are calendar days/weeks in the user's zone (recorded at planning). This catches
+        what planning cannot: two campaigns planned at once, delayed (quiet hours) and triggered sends."""
+        from zoneinfo import ZoneInfo
+
+        from segmint.campaigns.guardrails import CapCounter, _period, zone_of
+
+        capped = [r for r in rows if self._caps(r.campaign_id)]
+        if not capped:
+            return {}
+        users = sorted({r.user_id for r in capped})
+        since = now - timedelta(days=8)
+        counter = CapCounter()
+        sql = text("SELECT id, user_id, channel, status, sent_at, updated_at FROM campaign_ledger WHERE user_id IN "
+                   f"({', '.join(f':u{i}' for i in range(len(users)))}) AND ((status IN ('sent', 'delivered') AND "
+                   "sent_at >= :since) OR (status = 'sending' AND worker != :w))")
+        pending: dict[str, list[tuple[int, str]]] = {}
+        with self.engine.connect() as con:
+            for row in con.execute(sql, {"since": self._t(since), "w": self.worker_id,
+                                         **{f"u{i}": u for i, u in enumerate(users)}}):
+                if row.status == "sending":
+                    pending.setdefault(row.user_id, []).append((row.id, row.channel))
+                else:
+                    at = row.sent_at if isinstance(row.sent_at, datetime) else datetime.fromisoformat(row.sent_at)
+                    counter.add(row.user_id, row.channel, at)
+        out: dict[int, str] = {}
+        zones: dict[str, Any] = {}
+        fallback = zone_of(self.default_zone, ZoneInfo("Asia/Seoul"))
+        for r in sorted(capped, key=lambda x: x.id):
+            p = r.payload or {}
+            if isinstance(p, str | bytes):
+                p = orjson.loads(p)
+            name = p.get("zone") or self.default_zone
+            zone = zones.get(name) or zones.setdefault(name, zone_of(name, fallback))
+            earlier = [ch for rid, ch in pending.get(r.user_id, ()) if rid < r.id]
+            for cap in self._caps(r.campaign_id):
+                if cap["channel"] not in ("*", r.channel):
+                    continue
+                start, end = _period(now, zone, cap["per"])
+                n = counter.count(r.user_id, cap["channel"], start, end) + sum(
+                    1 for ch in earlier if cap["channel"] in ("*", ch))
+                if n >= cap["max"]:
+                    out[r.id] = f"{n} {cap['channel']} messages this {cap['per']} (max {cap['max']}), at send time"
+                    break
+            else:
+                counter.add(r.user_id, r.channel, now)
+        return out
+
+    def _caps(self, campaign_id: str) -> list[dict[str, Any]]:
+        policy = self._policy(campaign_id)
+        if "frequency_caps" not in policy:
+            from segmint.campaigns.model import Policy
+
+            return [c.model_dump() for c in Policy().frequency_caps]
+        return list(policy.get("frequency_caps") or [])
+
     def process(self, rows: list[Any]) -> None:
-        """Send claimed rows (suppression list re-checked first) and record every outcome."""
+        """Send claimed rows (suppression list and frequency caps re-checked first) and record every outcome."""
         if not rows:
             return
         users = {r.user_id for r in rows}
         with Session(self.engine) as s:
             blocked = {(u, c) for u, c in s.execute(select(SuppressionRow.user_id, SuppressionRow.channel)
                                                    .where(SuppressionRow.user_id.in_(users)))}
-        to_send = [r for r in rows if (r.user_id, r.channel) not in blocked and (r.user_id, "*") not in blocked]
+        over_cap = self._caps_exceeded([r for r in rows if (r.user_id, r.channel) not in blocked and
+                                        (r.user_id, "*") not in blocked], now_utc())
+        to_send = [r for r in rows if (r.user_id, r.channel) not in blocked and (r.user_id, "*") not in blocked
+                   and r.id not in over_cap]
         units = self._groups(to_send)
         results = {r.id: res for unit, out in zip(units, self.pool.map(self._send_group, units), strict=True)
                    for r, res in zip(unit, out, strict=True)}
@@ -287,7 +351,10 @@ class Worker:
             rec = {"id": r.id, "w": self.worker_id, "now": now, "provider_id": None, "sent_at": None,
                    "due_at": now, "reason": None, "detail": None}
             res = results.get(r.id)
-            if res is None:
+            if r.id in over_cap:
+                rec.update(status="suppressed", reason="frequency_cap", detail=over_cap[r.id])
+                self.stats.suppressed += 1
+            elif res is None:
                 rec.update(status="suppressed", reason="unsubscribed", detail="unsubscribed before sending")
                 self.stats.suppressed += 1
             elif res.ok:

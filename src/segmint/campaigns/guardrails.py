@@ -299,6 +299,8 @@ class Guardrails:
             code = "missing_variable" if problem.startswith("missing variable") else "template_error"
             return Decision(r.user_id, group, channel, "suppressed", due, code, problem, checks=checks)
         self.caps.add(r.user_id, channel, due)
+        if payload is not None:
+            payload["zone"] = r.zone.key  # the worker re-checks frequency caps in the user's zone at send time
         if group == HOLDOUT:
             return Decision(r.user_id, group, channel, "holdout", due, None, None, None, checks)
         return Decision(r.user_id, group, channel, "queued", due, delay_reason,

@@ -111,7 +111,7 @@ def send_now(ws: Any, campaign_id: str, *, channels: dict[str, Any] | None = Non
         # stops once planning is over (`hold`) and nothing is due
         worker = Worker(ws.appdb, channels if channels is not None else build_channels(ws),
                         campaign_id=campaign_id, concurrency=concurrency,
-                        rate_limits=sc.campaign.policy.rate_limits)
+                        rate_limits=sc.campaign.policy.rate_limits, default_zone=ws.config.zone.key)
         planned = threading.Event()
         box: dict[str, Any] = {}
 
@@ -155,7 +155,7 @@ class CampaignRuntime:
         self._threads.append(threading.Thread(target=self._loop, args=(self.plan_step,), name="segmint-campaigns",
                                               daemon=True))
         if self.deliver:
-            self.worker = Worker(self.ws.appdb, build_channels(self.ws))
+            self.worker = Worker(self.ws.appdb, build_channels(self.ws), default_zone=self.ws.config.zone.key)
             self._threads.append(threading.Thread(target=self._loop, args=(self.deliver_step,),
                                                   name="segmint-campaign-worker", daemon=True))
         for t in self._threads:

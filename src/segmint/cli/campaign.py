@@ -195,7 +195,7 @@ def worker(ctx: typer.Context, campaign_id: str = typer.Option(None, "--campaign
         raise InvalidInput("--uncertain is resend or fail", where="--uncertain")
     ws = open_workspace(ctx)
     w = Worker(ws.appdb, build_channels(ws), batch=batch, concurrency=concurrency, campaign_id=campaign_id,
-               lease=timedelta(seconds=lease), uncertain=uncertain)
+               lease=timedelta(seconds=lease), uncertain=uncertain, default_zone=ws.config.zone.key)
     try:
         stats = w.run(until_idle=not forever, stop=threading.Event() if forever else None, idle_sleep=poll)
     finally:
