@@ -240,6 +240,28 @@ def test_recurring_plans_the_latest_cron_time_once(ws: Workspace) -> None:
     assert [p.occurrence for p in tick(ws, NOW + timedelta(days=1))] == ["2026-03-03T01:00:00"]
 
 
+def test_recurring_plans_one_occurrence_per_missed_cron_time_within_catch_up(ws: Workspace) -> None:
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from segmint.appdb.campaigns import CampaignRow
+
+    repo.save_campaign(ws.appdb, blast(id="hourly", schedule={"type": "recurring", "cron": "0 * * * *",
+                                                              "catch_up": "5h"}), status="active")
+    with Session(ws.appdb) as s, s.begin():
+        s.execute(update(CampaignRow).values(activated_at=datetime(2026, 2, 27)))
+    # the server was down: 5 hourly times are within catch_up (older ones are skipped), each planned once
+    plans = tick(ws, NOW + timedelta(minutes=30))
+    assert [p.occurrence for p in plans] == [f"2026-03-01T{h:02d}:00:00" for h in (23,)] + [
+        f"2026-03-02T{h:02d}:00:00" for h in (0, 1, 2, 3)]
+    assert all(p.audience == 20 for p in plans)
+    rows = ledger_rows(ws.appdb, "hourly")
+    assert len(rows) == 5 * 20 and len({(r["occurrence"], r["user_id"]) for r in rows}) == 100
+    assert tick(ws, NOW + timedelta(minutes=50)) == []  # nothing new, nothing planned twice
+    assert [p.occurrence for p in tick(ws, NOW + timedelta(hours=2, minutes=1))] == [
+        "2026-03-02T04:00:00", "2026-03-02T05:00:00"]
+
+
 def test_local_time_send_is_due_at_each_users_wall_clock(workspace: Workspace) -> None:
     ws = workspace
     profiles(ws, {"seoul": {"email": "s@x", "name": "S"}, "la": {"email": "l@x", "name": "L"}},

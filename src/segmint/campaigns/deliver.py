@@ -139,15 +139,17 @@ def _claim_sql(dialect: str, campaign_id: str | None) -> str:
 
 _RECORD_SQL = text(
     "UPDATE campaign_ledger SET status = :status, reason = :reason, detail = :detail, provider_id = :provider_id, "
-    "sent_at = :sent_at, due_at = :due_at, updated_at = :now, worker = NULL, lease_until = NULL "
+    "sent_at = :sent_at, due_at = :due_at, delivered_at = :delivered_at, updated_at = :now, worker = NULL, "
+    "lease_until = NULL "
     "WHERE id = :id AND worker = :w AND status = 'sending'"
 )
 
 
-_RECORD_KEYS = ("status", "reason", "detail", "provider_id", "sent_at", "due_at", "now", "id", "w")
+_RECORD_KEYS = ("status", "reason", "detail", "provider_id", "sent_at", "due_at", "delivered_at", "now", "id", "w")
 _RECORD_SQLITE = (
     "UPDATE campaign_ledger SET status = ?, reason = ?, detail = ?, provider_id = ?, sent_at = ?, due_at = ?, "
-    "updated_at = ?, worker = NULL, lease_until = NULL WHERE id = ? AND worker = ? AND status = 'sending'"
+    "delivered_at = ?, updated_at = ?, worker = NULL, lease_until = NULL "
+    "WHERE id = ? AND worker = ? AND status = 'sending'"
 )
 
 
@@ -349,7 +351,7 @@ class Worker:
         records = []
         for r in rows:
             rec = {"id": r.id, "w": self.worker_id, "now": now, "provider_id": None, "sent_at": None,
-                   "due_at": now, "reason": None, "detail": None}
+                   "due_at": now, "reason": None, "detail": None, "delivered_at": None}
             res = results.get(r.id)
             if r.id in over_cap:
                 rec.update(status="suppressed", reason="frequency_cap", detail=over_cap[r.id])
@@ -357,6 +359,9 @@ class Worker:
             elif res is None:
                 rec.update(status="suppressed", reason="unsubscribed", detail="unsubscribed before sending")
                 self.stats.suppressed += 1
+            elif res.ok and getattr(self.channels.get(r.channel), "confirms_delivery", False):
+                rec.update(status="delivered", provider_id=res.provider_message_id, sent_at=now, delivered_at=now)
+                self.stats.sent += 1
             elif res.ok:
                 rec.update(status="sent", provider_id=res.provider_message_id, sent_at=now)
                 self.stats.sent += 1
@@ -373,7 +378,7 @@ class Worker:
             records.append(rec)
         stamps: dict[Any, Any] = {}  # a batch shares a few distinct times: serialize each once
         for rec in records:
-            for k in ("now", "sent_at", "due_at"):
+            for k in ("now", "sent_at", "due_at", "delivered_at"):
                 v = rec[k]
                 if v is not None:
                     rec[k] = stamps[v] if v in stamps else stamps.setdefault(v, self._t(v))

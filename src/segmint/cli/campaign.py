@@ -203,6 +203,19 @@ def worker(ctx: typer.Context, campaign_id: str = typer.Option(None, "--campaign
     print_json(stats.__dict__)
 
 
+@group.command("receipts")
+@handle_errors
+def receipts(ctx: typer.Context, min_age: float = typer.Option(10.0, "--min-age", min=0, help="Seconds after the "
+                                                               "send before asking the provider."),
+             limit: int = typer.Option(500, "--limit", min=1, max=100_000)) -> None:
+    """Ask providers with a delivery lookup (NHN SMS, AlimTalk) about sent messages; record delivered/bounced."""
+    from segmint.campaigns.receipts import poll_receipts
+    from segmint.channels.registry import build_channels
+
+    ws = open_workspace(ctx)
+    print_json(poll_receipts(ws.appdb, build_channels(ws), min_age=timedelta(seconds=min_age), limit=limit))
+
+
 @group.command("ledger")
 @handle_errors
 def ledger(ctx: typer.Context, campaign_id: str, status: str = typer.Option(None, "--status"),
