@@ -192,6 +192,10 @@ def test_triggered_cart_reminder_waits_rechecks_and_cancels_buyers(workspace: Wo
     assert prepare_due(ws, sc.campaign, now=t0 + timedelta(hours=25)) == 3
     rows = {r["user_id"]: r for r in ledger_rows(ws.appdb, "cart")}
     assert (rows["b"]["status"], rows["b"]["reason"]) == ("suppressed", "cancelled")  # bought since
+    # 07:00 Seoul, advertising without night consent: held (still `scheduled`) until 08:00, then re-checked
+    assert (rows["a"]["status"], rows["a"]["reason"]) == ("scheduled", "ad_law_night")
+    assert prepare_due(ws, sc.campaign, now=rows["a"]["due_at"]) == 2
+    rows = {r["user_id"]: r for r in ledger_rows(ws.appdb, "cart")}
     assert rows["a"]["status"] == "queued" and rows["a"]["occurrence"].startswith("e0-a")
     from sqlalchemy import select
     from sqlalchemy.orm import Session
@@ -201,6 +205,31 @@ def test_triggered_cart_reminder_waits_rechecks_and_cancels_buyers(workspace: Wo
     with Session(ws.appdb) as s:
         payload = s.scalars(select(LedgerRow.payload).where(LedgerRow.user_id == "a")).one()
     assert payload["text"].startswith("(광고) 샴푸가 기다려요")
+
+
+def test_triggered_send_delayed_by_quiet_hours_is_rechecked_when_it_really_goes_out(workspace: Workspace) -> None:
+    """Due at 23:00 Seoul (quiet hours): the row stays scheduled until 08:00; a purchase at 07:00 cancels it."""
+    ws = workspace
+    profiles(ws, {u: {"name": u, "push_token": f"t-{u}", "consent_push": True, "consent_night": True}
+                  for u in ("a", "b")})
+    saved.create_segment(ws.appdb, "has_token", "trait push_token exists")
+    t0 = datetime(2026, 3, 2, 13, 0)  # 22:00 Seoul
+    events(ws, [("a", "cart_added", t0, {"product_name": "샴푸"}), ("b", "cart_added", t0, {"product_name": "린스"})])
+    c = {"id": "cart2", "name": "장바구니", "purpose": "informational", "target": ["has_token"], "channels": ["push"],
+         "schedule": {"type": "triggered", "event": "cart_added", "delay": "1h", "cancel_on": ["order_completed"]},
+         "variants": [{"key": "A", "messages": {"push": {"subject": "s", "text": "{{ event.product_name }}"}}}]}
+    sc, _ = repo.save_campaign(ws.appdb, c, status="active")
+    scan_triggers(ws, sc.campaign, (t0 - timedelta(minutes=1)).isoformat(), now=t0)
+    assert prepare_due(ws, sc.campaign, now=t0 + timedelta(hours=1, minutes=1)) == 2
+    rows = {r["user_id"]: r for r in ledger_rows(ws.appdb, "cart2")}
+    morning = datetime(2026, 3, 2, 23, 0)  # 08:00 Seoul
+    assert all(r["status"] == "scheduled" and r["reason"] == "quiet_hours" and r["due_at"] == morning
+               for r in rows.values())
+    events(ws, [("b", "order_completed", datetime(2026, 3, 2, 22, 0), {})])  # 07:00 Seoul: b bought
+    assert prepare_due(ws, sc.campaign, now=morning + timedelta(minutes=1)) == 2
+    rows = {r["user_id"]: r for r in ledger_rows(ws.appdb, "cart2")}
+    assert rows["a"]["status"] == "queued" and rows["a"]["reason"] is None
+    assert (rows["b"]["status"], rows["b"]["reason"]) == ("suppressed", "cancelled")
 
 
 def test_trigger_filters_and_segment_entered(workspace: Workspace) -> None:

@@ -438,6 +438,10 @@ def prepare_due(ws: Any, campaign: Campaign, *, now: datetime | None = None, lim
             from segmint.campaigns.assignment import assign
 
             d.variant = assign(campaign.id, r.user_id, campaign.split)
+        if d.status == "queued" and d.due_at > now:
+            # delayed by quiet hours / the night rule: stay `scheduled`, so the re-check, cancel_on and every
+            # guardrail run again when it may really go out (a purchase meanwhile still cancels it)
+            d.status, d.payload = "scheduled", None
         updates.append({"_id": r.id, "variant": d.variant, "channel": d.channel, "status": d.status,
                         "reason": d.reason, "detail": d.detail, "due_at": d.due_at, "payload": d.payload,
                         "sent_at": d.due_at if d.status == "holdout" else None, "updated_at": now,
