@@ -119,3 +119,70 @@ def test_webhook_2xx_is_recorded_as_delivered_when_configured(workspace: Workspa
     assert all(r["delivered_at"] == r["sent_at"] is not None for r in confirmed)
     assert {r["status"] for r in ledger_rows(workspace.appdb, "hook-plain")} == {"sent"}
     assert receiver.stats()["unique"] == 4
+
+
+def _dsn(original_headers: bytes, action: str, status: str, rcpt: str) -> bytes:
+    """A bounce as Postfix writes it: multipart/report with delivery-status and the original headers."""
+    boundary = "dsn-boundary"
+    return (f"From: MAILER-DAEMON@mx.shop.example\r\nTo: crm@shop.example\r\nSubject: Undelivered Mail\r\n"
+            f"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; "
+            f"boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\nContent-Type: text/plain\r\n\r\n"
+            f"I'm sorry to have to inform you that your message could not be delivered.\r\n"
+            f"--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
+            f"Reporting-MTA: dns; mx.shop.example\r\nArrival-Date: Mon, 2 Mar 2026 12:00:00 +0900\r\n\r\n"
+            f"Final-Recipient: rfc822; {rcpt}\r\nOriginal-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\n"
+            f"Status: {status}\r\nDiagnostic-Code: smtp; 550 5.1.1 <{rcpt}>: Recipient address rejected:\r\n"
+            f" User unknown\r\n\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n").encode() + \
+        original_headers + f"\r\n--{boundary}--\r\n".encode()
+
+
+def test_smtp_bounce_dsn_marks_the_ledger_row_bounced(workspace: Workspace) -> None:
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    from segmint.campaigns.bounces import parse_dsn, record_dsn
+    from segmint.channels.smtp import SmtpChannel
+
+    class Sink:
+        def __init__(self) -> None:
+            self.envelopes: list = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.envelopes.append(envelope)
+            return "250 OK"
+
+    workspace.store.load_profiles(pa.table({
+        "user_id": ["a", "b"], "traits": ['{"email": "a@x.kr"}', '{"email": "b@x.kr"}'],
+        "first_seen": [datetime(2026, 1, 1)] * 2, "timezone": ["Asia/Seoul"] * 2}))
+    saved.create_segment(workspace.appdb, "everyone", "trait email exists")
+    sc, _ = repo.save_campaign(workspace.appdb, {
+        "id": "mail", "name": "m", "purpose": "informational", "target": ["everyone"], "channels": ["email"],
+        "policy": {"quiet_hours": {"enabled": False}},
+        "variants": [{"key": "A", "messages": {"email": {"subject": "배송", "text": "배송 시작"}}}]}, status="active")
+    sink = Sink()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        plan_occurrence(workspace, sc.campaign, "once")
+        smtp = SmtpChannel(host="127.0.0.1", port=port, sender="crm@shop.example", security="none")
+        w = Worker(workspace.appdb, {"email": smtp})
+        w.run()
+        w.close()
+    finally:
+        controller.stop()
+    sent = {e.rcpt_tos[0]: e.content for e in sink.envelopes}
+    headers_a = sent["a@x.kr"].split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    headers_b = sent["b@x.kr"].split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    assert parse_dsn(_dsn(headers_b, "delayed", "4.4.1", "b@x.kr")) == []  # not final: nothing recorded
+    assert parse_dsn(sent["b@x.kr"]) == []  # an ordinary mail is not a DSN
+    got = record_dsn(workspace.appdb, _dsn(headers_a, "failed", "5.1.1", "a@x.kr"))
+    assert got == [{"message_id": "mail:once:a", "status": "bounced", "recorded": True,
+                    "detail": "5.1.1 smtp; 550 5.1.1 <a@x.kr>: Recipient address rejected: User unknown (a@x.kr)"}]
+    rows = {r["user_id"]: r for r in ledger_rows(workspace.appdb, "mail")}
+    assert rows["a"]["status"] == "bounced" and "User unknown" in rows["a"]["detail"]
+    assert rows["b"]["status"] == "sent"
+    assert ("a", "email") in load_suppressed(workspace.appdb)

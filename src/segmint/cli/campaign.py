@@ -216,6 +216,22 @@ def receipts(ctx: typer.Context, min_age: float = typer.Option(10.0, "--min-age"
     print_json(poll_receipts(ws.appdb, build_channels(ws), min_age=timedelta(seconds=min_age), limit=limit))
 
 
+@group.command("bounces")
+@handle_errors
+def bounces(ctx: typer.Context, files: list[Path] = typer.Argument(..., help="Bounce mails (DSN, .eml) to read.")) \
+        -> None:
+    """Record SMTP delivery status notifications (RFC 3464 bounces) in the ledger."""
+    from segmint.campaigns.bounces import record_dsn
+
+    ws = open_workspace(ctx)
+    found = []
+    for f in files:
+        if not f.is_file():
+            raise InvalidInput(f"no such file: {f}", where=str(f))
+        found += [{"file": str(f), **r} for r in record_dsn(ws.appdb, f.read_bytes())]
+    print_json(found)
+
+
 @group.command("ledger")
 @handle_errors
 def ledger(ctx: typer.Context, campaign_id: str, status: str = typer.Option(None, "--status"),
