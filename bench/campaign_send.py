@@ -170,7 +170,7 @@ def _overlapped(path: Path, cid: str, processes: int, workers: int) -> tuple[flo
     from segmint.workspace import Workspace
 
     cmd = [sys.executable, "-c", "from segmint.cli import main; main()", "-w", str(path), "campaign", "worker",
-           "--campaign", cid, "--batch", "1000", "--concurrency", "4", "--forever", "--poll", "0.1"]
+           "--campaign", cid, "--batch", "1000", "--concurrency", "4", "--forever", "--poll", "0.25"]
     procs = [subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL) for _ in range(workers)]
     try:
         last = [-1.0] * workers

@@ -171,6 +171,7 @@ class Worker:
         self.limiter = RateLimiter(rate_limits or {})
         self.stats = WorkerStats()
         self._policies: dict[str, dict[str, Any]] = {}
+        self._parsed: dict[int, dict[str, Any]] = {}  # payloads of the batch being processed
 
     def close(self) -> None:
         """Stop the sending threads."""
@@ -228,10 +229,24 @@ class Worker:
     def _attempts_allowed(self, campaign_id: str) -> int:
         return int(self._policy(campaign_id).get("max_attempts", 5))
 
+    def _payload(self, row: Any) -> dict[str, Any]:
+        """A claimed row's payload as a dict, parsed once per row (caps check and message share it)."""
+        cache = self._parsed
+        got = cache.get(row.id)
+        if got is None:
+            got = row.payload or {}
+            if isinstance(got, str | bytes):
+                got = orjson.loads(got)
+            cache[row.id] = got
+        return got  # type: ignore[no-any-return]
+
+    def _message(self, row: Any) -> OutboundMessage:
+        return self.message(row, self._payload(row))
+
     @staticmethod
-    def message(row: Any) -> OutboundMessage:
+    def message(row: Any, payload: dict[str, Any] | None = None) -> OutboundMessage:
         """The OutboundMessage of a claimed row (its rendered payload)."""
-        p = row.payload or {}
+        p = payload if payload is not None else (row.payload or {})
         if isinstance(p, str | bytes):
             p = orjson.loads(p)
         return OutboundMessage(message_id=row.message_id, user_id=row.user_id, to=p.get("to") or "",
@@ -251,11 +266,11 @@ class Worker:
             if len(group) > 1 and isinstance(channel, WebhookChannel):
                 for _ in group:
                     self.limiter.acquire(name)
-                return send_batch(channel, [self.message(r) for r in group])
+                return send_batch(channel, [self._message(r) for r in group])
             out = []
             for r in group:
                 self.limiter.acquire(name)
-                out.append(channel.send(self.message(r)))
+                out.append(channel.send(self._message(r)))
             return out
         except Exception as exc:  # an adapter bug must not kill the worker; the rows fail with the reason
             log.exception("channel %s raised", name)
@@ -289,13 +304,14 @@ class Worker:
         users = sorted({r.user_id for r in capped})
         since = now - timedelta(days=8)
         counter = CapCounter()
-        sql = text("SELECT id, user_id, channel, status, sent_at, updated_at FROM campaign_ledger WHERE user_id IN "
-                   f"({', '.join(f':u{i}' for i in range(len(users)))}) AND ((status IN ('sent', 'delivered') AND "
-                   "sent_at >= :since) OR (status = 'sending' AND worker != :w))")
+        sqlite = self.engine.dialect.name == "sqlite"
+        in_users = "user_id IN (SELECT value FROM json_each(:users))" if sqlite else "user_id = ANY(:users)"
+        sql = text(f"SELECT id, user_id, channel, status, sent_at FROM campaign_ledger WHERE {in_users} AND "
+                   "((status IN ('sent', 'delivered') AND sent_at >= :since) OR (status = 'sending' AND worker != :w))")
         pending: dict[str, list[tuple[int, str]]] = {}
         with self.engine.connect() as con:
             for row in con.execute(sql, {"since": self._t(since), "w": self.worker_id,
-                                         **{f"u{i}": u for i, u in enumerate(users)}}):
+                                         "users": _ids(self.engine, users)}):
                 if row.status == "sending":
                     pending.setdefault(row.user_id, []).append((row.id, row.channel))
                 else:
@@ -303,18 +319,20 @@ class Worker:
                     counter.add(row.user_id, row.channel, at)
         out: dict[int, str] = {}
         zones: dict[str, Any] = {}
+        periods: dict[tuple[str, str], tuple[datetime, datetime]] = {}
         fallback = zone_of(self.default_zone, ZoneInfo("Asia/Seoul"))
         for r in sorted(capped, key=lambda x: x.id):
-            p = r.payload or {}
-            if isinstance(p, str | bytes):
-                p = orjson.loads(p)
+            p = self._payload(r)
             name = p.get("zone") or self.default_zone
             zone = zones.get(name) or zones.setdefault(name, zone_of(name, fallback))
             earlier = [ch for rid, ch in pending.get(r.user_id, ()) if rid < r.id]
             for cap in self._caps(r.campaign_id):
                 if cap["channel"] not in ("*", r.channel):
                     continue
-                start, end = _period(now, zone, cap["per"])
+                key = (name, cap["per"])
+                if key not in periods:
+                    periods[key] = _period(now, zone, cap["per"])
+                start, end = periods[key]
                 n = counter.count(r.user_id, cap["channel"], start, end) + sum(
                     1 for ch in earlier if cap["channel"] in ("*", ch))
                 if n >= cap["max"]:
@@ -336,6 +354,7 @@ class Worker:
         """Send claimed rows (suppression list and frequency caps re-checked first) and record every outcome."""
         if not rows:
             return
+        self._parsed = {}
         users = {r.user_id for r in rows}
         with Session(self.engine) as s:
             blocked = {(u, c) for u, c in s.execute(select(SuppressionRow.user_id, SuppressionRow.channel)

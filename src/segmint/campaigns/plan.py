@@ -73,6 +73,8 @@ def ledger_insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
         with engine.begin() as con:
             con.exec_driver_sql(sql, _sqlite_tuples(rows))
         return
+    if engine.dialect.name == "postgresql" and _pg_copy_insert(engine, rows):
+        return
     table = LedgerRow.__table__
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -85,6 +87,33 @@ def ledger_insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
     with engine.begin() as con:
         for i in range(0, len(rows), CHUNK):
             con.execute(stmt, rows[i:i + CHUNK])
+
+
+def _pg_copy_insert(engine: Engine, rows: list[dict[str, Any]]) -> bool:
+    """PostgreSQL with psycopg 3: COPY the rows into a session temp table, then one
+    `INSERT ... SELECT ... ON CONFLICT DO NOTHING` (one round trip for the data, one statement). False when the
+    driver has no COPY support (the caller then uses multi-row INSERTs)."""
+    cols = ", ".join(_INSERT_COLUMNS)
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        if not hasattr(cur, "copy"):
+            return False
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS segmint_ledger_in "
+                    "(LIKE campaign_ledger INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        with cur.copy(f"COPY segmint_ledger_in ({cols}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(tuple(orjson.dumps(r[c]).decode() if c in ("payload", "context") and r[c] is not None
+                                     else r[c] for c in _INSERT_COLUMNS))
+        cur.execute(f"INSERT INTO campaign_ledger ({cols}) SELECT {cols} FROM segmint_ledger_in "
+                    "ON CONFLICT DO NOTHING")
+        raw.commit()
+        return True
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
 
 
 # ------------------------------------------------------------------ inputs
