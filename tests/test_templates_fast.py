@@ -59,3 +59,27 @@ def test_tags_and_html_use_liquid() -> None:
     assert compile_template("{% if user.vip %}x{% endif %}")._fast is None
     assert compile_template("{{ user.name }}", html=True)._fast is None
     assert compile_template("{{ user.name | josa: '은/는' }}")._fast is not None
+
+
+def test_liquid_renders_are_memoized_by_the_values_they_read() -> None:
+    t = compile_template("{% if user.vip %}VIP {% endif %}{{ user.tier | upcase }} {{ event.product_name }}")
+    assert t._fast is None and t._memo_paths is not None
+    seen = []
+    for traits, event in itertools.product(USERS, EVENTS):
+        variables = build_variables(user_id="u", traits=traits, event=event)
+        got = render({"body": t}, variables)
+        assert got == _liquid(t.source, variables)  # a memo hit renders exactly what Liquid would
+        seen.append(got)
+    assert 0 < len(t._memo) < len(seen)  # repeated combinations came from the memo
+    # 1 and True hash alike but render differently: the key keeps the type
+    flag = compile_template("{% if true %}{{ user.flag }}{% endif %}")
+    assert render({"b": flag}, build_variables(user_id="u", traits={"flag": 1})).parts["b"] == "1"
+    assert render({"b": flag}, build_variables(user_id="u", traits={"flag": True})).parts["b"] == "true"
+    # `.size` of a string, a loop over a list, and the clock are never served from the memo
+    sized = compile_template("{% if true %}{{ user.name.size }}{% endif %}")
+    assert [render({"b": sized}, build_variables(user_id="u", traits={"name": n})).parts["b"]
+            for n in ("ab", "abc")] == ["2", "3"]
+    looped = compile_template("{% for x in user.tags %}{{ x }}{% endfor %}")
+    assert [render({"b": looped}, build_variables(user_id="u", traits={"tags": tags})).parts["b"]
+            for tags in (["a"], ["b", "c"])] == ["a", "bc"]
+    assert compile_template("{{ 'now' | date: '%Y' }}")._memo_paths is None

@@ -260,6 +260,10 @@ class CompiledTemplate:
     html: bool
     _template: Any = field(repr=False, compare=False)
     _fast: _FastText | None = field(default=None, repr=False, compare=False)
+    # memo of full Liquid renders keyed by the values of the global variables the template reads (None: the
+    # template cannot be memoized, e.g. it reads the clock through `date`)
+    _memo_paths: tuple[tuple[str | int, ...], ...] | None = field(default=None, repr=False, compare=False)
+    _memo: dict[tuple[Any, ...], str] = field(default_factory=dict, repr=False, compare=False)
 
     def variables(self) -> list[str]:
         """Dotted paths of the variables the template reads (`user.name`, `event.price`), sorted."""
@@ -280,7 +284,49 @@ def compile_template(source: str, *, name: str = "body", html: bool = False) -> 
             where = f"{name}:{_line_col(source, spans[0].index)}"
             raise InvalidInput(f"unknown filter {filter_name!r}", where=where)
     fast = None if html else _FastText.build(parsed, env)
-    return CompiledTemplate(name=name, source=source, html=html, _template=parsed, _fast=fast)
+    return CompiledTemplate(name=name, source=source, html=html, _template=parsed, _fast=fast,
+                            _memo_paths=_memo_paths(parsed))
+
+
+_SCALARS = (str, int, float, bool, type(None))
+MEMO_LIMIT = 4096  # distinct variable-value combinations remembered per template
+
+
+def _memo_paths(parsed: Any) -> tuple[tuple[str | int, ...], ...] | None:
+    """The global variable paths a template's output depends on, or None when it cannot be memoized."""
+    analysis = parsed.analyze()
+    if "date" in analysis.filters:  # `"now" | date` reads the clock
+        return None
+    paths: set[tuple[str | int, ...]] = set()
+    for uses in analysis.globals.values():
+        for v in uses:
+            if not all(type(seg) in (str, int) for seg in v.segments):
+                return None  # an index computed from another variable
+            paths.add(tuple(v.segments))
+    if "local_date" in analysis.filters:  # reads the user's zone from the context
+        paths |= {("user", "timezone"), ("user", "traits", "timezone")}
+    return tuple(sorted(paths, key=str))
+
+
+def _memo_key(paths: tuple[tuple[str | int, ...], ...], variables: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """(type, value) of every path (a missing one as None type); None when a value is not a scalar."""
+    key: list[Any] = []
+    for path in paths:
+        value: Any = variables
+        for seg in path:
+            if type(value) is not dict or seg in _SPECIAL_PROPERTIES:
+                return None  # a property of a string or list (`.size`, `[0]`): not a plain lookup
+            if seg not in value:
+                value = _MISSING
+                break
+            value = value[seg]
+        if value is _MISSING:
+            key.append(None)
+        elif type(value) in _SCALARS:
+            key.append((type(value), value))
+        else:
+            return None  # a list or object: the output may depend on all of it
+    return tuple(key)
 
 
 @dataclass(frozen=True)
@@ -341,8 +387,14 @@ def render(templates: Mapping[str, CompiledTemplate], variables: Mapping[str, An
                 continue
             except _Fallback:
                 pass
+        key = _memo_key(template._memo_paths, variables) if template._memo_paths is not None else None
+        if key is not None and key in template._memo:
+            parts[part] = template._memo[key]
+            continue
         try:
             parts[part] = template._template.render(**variables)
+            if key is not None and len(template._memo) < MEMO_LIMIT:
+                template._memo[key] = parts[part]
         except UndefinedError as exc:
             return Rendered(parts={}, suppressed=f"missing variable {_undefined_name(exc)} (in {template.name})")
         except ResourceLimitError as exc:
