@@ -296,50 +296,68 @@ class Worker:
         what planning cannot: two campaigns planned at once, delayed (quiet hours) and triggered sends."""
         from zoneinfo import ZoneInfo
 
-        from segmint.campaigns.guardrails import CapCounter, _period, zone_of
+        from segmint.campaigns.guardrails import _period, zone_of
 
-        capped = [r for r in rows if self._caps(r.campaign_id)]
+        capped = sorted((r for r in rows if self._caps(r.campaign_id)), key=lambda x: x.id)
         if not capped:
             return {}
-        users = sorted({r.user_id for r in capped})
-        since = now - timedelta(days=8)
-        counter = CapCounter()
-        sqlite = self.engine.dialect.name == "sqlite"
-        in_users = "user_id IN (SELECT value FROM json_each(:users))" if sqlite else "user_id = ANY(:users)"
-        sql = text(f"SELECT id, user_id, channel, status, sent_at FROM campaign_ledger WHERE {in_users} AND "
-                   "((status IN ('sent', 'delivered') AND sent_at >= :since) OR (status = 'sending' AND worker != :w))")
-        pending: dict[str, list[tuple[int, str]]] = {}
-        with self.engine.connect() as con:
-            for row in con.execute(sql, {"since": self._t(since), "w": self.worker_id,
-                                         "users": _ids(self.engine, users)}):
-                if row.status == "sending":
-                    pending.setdefault(row.user_id, []).append((row.id, row.channel))
-                else:
-                    at = row.sent_at if isinstance(row.sent_at, datetime) else datetime.fromisoformat(row.sent_at)
-                    counter.add(row.user_id, row.channel, at)
-        out: dict[int, str] = {}
+        # each row's cap periods (calendar day/week of `now` in the user's zone)
         zones: dict[str, Any] = {}
         periods: dict[tuple[str, str], tuple[datetime, datetime]] = {}
         fallback = zone_of(self.default_zone, ZoneInfo("Asia/Seoul"))
-        for r in sorted(capped, key=lambda x: x.id):
-            p = self._payload(r)
-            name = p.get("zone") or self.default_zone
+        plan: list[tuple[Any, list[tuple[dict[str, Any], tuple[datetime, datetime]]]]] = []
+        users_by_period: dict[tuple[datetime, datetime], set[str]] = {}
+        for r in capped:
+            name = self._payload(r).get("zone") or self.default_zone
             zone = zones.get(name) or zones.setdefault(name, zone_of(name, fallback))
-            earlier = [ch for rid, ch in pending.get(r.user_id, ()) if rid < r.id]
+            checks = []
             for cap in self._caps(r.campaign_id):
                 if cap["channel"] not in ("*", r.channel):
                     continue
                 key = (name, cap["per"])
                 if key not in periods:
                     periods[key] = _period(now, zone, cap["per"])
-                start, end = periods[key]
-                n = counter.count(r.user_id, cap["channel"], start, end) + sum(
+                checks.append((cap, periods[key]))
+                users_by_period.setdefault(periods[key], set()).add(r.user_id)
+            plan.append((r, checks))
+        # counted messages per (period, user, channel), aggregated by the database: one query per period
+        sqlite = self.engine.dialect.name == "sqlite"
+        in_users = "user_id IN (SELECT value FROM json_each(:users))" if sqlite else "user_id = ANY(:users)"
+        # SQLite: "+status" keeps the planner on ix_ledger_user_sent (user, sent_at); without statistics it would
+        # pick the status index and scan every sent row of the ledger for each batch
+        status = "+status" if sqlite else "status"
+        count_sql = text(f"SELECT user_id, channel, count(*) FROM campaign_ledger WHERE {in_users} AND {status} IN "
+                         "('sent', 'delivered') AND sent_at >= :start AND sent_at < :end GROUP BY user_id, channel")
+        pending_sql = text(f"SELECT id, user_id, channel FROM campaign_ledger WHERE {in_users} AND "
+                           "status = 'sending' AND worker != :w")
+        counts: dict[tuple[Any, ...], int] = {}
+        pending: dict[str, list[tuple[int, str]]] = {}
+        with self.engine.connect() as con:
+            for (start, end), users in users_by_period.items():
+                for uid, ch, n in con.execute(count_sql, {"users": _ids(self.engine, sorted(users)),
+                                                          "start": self._t(start), "end": self._t(end)}).all():
+                    counts[(start, end, uid, ch)] = n
+            for rid, uid, ch in con.execute(pending_sql, {"w": self.worker_id, "users": _ids(
+                    self.engine, sorted({r.user_id for r in capped}))}).all():
+                pending.setdefault(uid, []).append((rid, ch))
+        channels_seen: dict[str, set[str]] = {}
+        for (_s, _e, uid, ch) in counts:
+            channels_seen.setdefault(uid, set()).add(ch)
+        out: dict[int, str] = {}
+        for r, checks in plan:
+            earlier = [ch for rid, ch in pending.get(r.user_id, ()) if rid < r.id]
+            for cap, (start, end) in checks:
+                chans = channels_seen.get(r.user_id, ()) if cap["channel"] == "*" else (cap["channel"],)
+                n = sum(counts.get((start, end, r.user_id, ch), 0) for ch in chans) + sum(
                     1 for ch in earlier if cap["channel"] in ("*", ch))
                 if n >= cap["max"]:
                     out[r.id] = f"{n} {cap['channel']} messages this {cap['per']} (max {cap['max']}), at send time"
                     break
-            else:
-                counter.add(r.user_id, r.channel, now)
+            else:  # allowed: it counts for the rows after it in this batch
+                for start, end in {period for _cap, period in checks}:
+                    k = (start, end, r.user_id, r.channel)
+                    counts[k] = counts.get(k, 0) + 1
+                    channels_seen.setdefault(r.user_id, set()).add(r.channel)
         return out
 
     def _caps(self, campaign_id: str) -> list[dict[str, Any]]:
