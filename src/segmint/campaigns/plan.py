@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from segmint.appdb.campaigns import LedgerRow, OccurrenceRow, SuppressionRow
+from segmint.appdb.campaigns import LedgerRow, OccurrenceRow
 from segmint.campaigns.assignment import bucket
 from segmint.campaigns.guardrails import COUNTED, CapCounter, Decision, Guardrails, Recipient, zone_of
 from segmint.campaigns.links import LinkMaker, public_url
@@ -141,24 +141,57 @@ def load_profiles(store: EventStore, user_ids: Sequence[str]) -> dict[str, tuple
     return out
 
 
+def _user_chunks(engine: Engine, user_ids: Iterable[str] | None) -> list[Any]:
+    """The user list bound for `user_id IN ...` in chunks ([None] = no filter: every user)."""
+    if user_ids is None:
+        return [None]
+    users = sorted(set(user_ids))
+    step = 20_000
+    if engine.dialect.name == "sqlite":
+        return [orjson.dumps(users[i:i + step]).decode() for i in range(0, len(users), step)]
+    return [users[i:i + step] for i in range(0, len(users), step)]
+
+
+def _in_users(engine: Engine) -> str:
+    return "user_id IN (SELECT value FROM json_each(:users))" if engine.dialect.name == "sqlite" else \
+        "user_id = ANY(:users)"
+
+
 def load_suppressed(engine: Engine, user_ids: Iterable[str] | None = None) -> set[tuple[str, str]]:
-    """(user_id, channel) pairs on the suppression list ("*" = every channel)."""
-    with Session(engine) as s:
-        rows = s.execute(select(SuppressionRow.user_id, SuppressionRow.channel)).all()
-    wanted = None if user_ids is None else set(user_ids)
-    return {(u, c) for u, c in rows if wanted is None or u in wanted}
+    """(user_id, channel) pairs on the suppression list ("*" = every channel), for these users (all if None)."""
+    from sqlalchemy import text
+
+    out: set[tuple[str, str]] = set()
+    with engine.connect() as con:
+        for chunk in _user_chunks(engine, user_ids):
+            where = "" if chunk is None else f" WHERE {_in_users(engine)}"
+            params = {} if chunk is None else {"users": chunk}
+            out |= {(u, c) for u, c in con.execute(text(f"SELECT user_id, channel FROM campaign_suppressions{where}"),
+                                                  params).all()}
+    return out
 
 
 def load_caps(engine: Engine, since: datetime, user_ids: Iterable[str] | None = None) -> CapCounter:
-    """Counted messages (queued, sending, sent, delivered) since a time, for the frequency caps."""
+    """Counted messages (queued, sending, sent, delivered) since a time, for the frequency caps (for these users,
+    filtered in the database: the ledger of other users is never read)."""
+    from sqlalchemy import text
+
     caps = CapCounter()
-    wanted = None if user_ids is None else set(user_ids)
-    q = (select(LedgerRow.user_id, LedgerRow.channel, LedgerRow.sent_at, LedgerRow.due_at)
-         .where(LedgerRow.status.in_(COUNTED), LedgerRow.due_at >= since))
-    with Session(engine) as s:
-        for uid, ch, sent_at, due_at in s.execute(q):
-            if wanted is None or uid in wanted:
-                caps.add(uid, ch, sent_at or due_at)
+    sqlite = engine.dialect.name == "sqlite"
+    counted = ", ".join(f"'{s}'" for s in COUNTED)
+    # SQLite: "+status" keeps the planner on the user index (without statistics it picks the status index)
+    status = "+status" if sqlite else "status"
+    with engine.connect() as con:
+        for chunk in _user_chunks(engine, user_ids):
+            where = "" if chunk is None else f" AND {_in_users(engine)}"
+            sql = text(f"SELECT user_id, channel, sent_at, due_at FROM campaign_ledger WHERE {status} IN ({counted}) "
+                       f"AND due_at >= :since{where}")
+            params: dict[str, Any] = {"since": sqlite_time(since) if sqlite else since}
+            if chunk is not None:
+                params["users"] = chunk
+            for uid, ch, sent_at, due_at in con.execute(sql, params).all():
+                at = sent_at or due_at
+                caps.add(uid, ch, datetime.fromisoformat(at) if isinstance(at, str) else at)
     return caps
 
 
