@@ -576,3 +576,43 @@ def test_send_time_caps_within_one_claimed_batch_let_the_lower_row_id_win(ws: Wo
     assert status_counts(ws, "x") == {"sent": 20}  # planned first: lower row ids
     assert status_counts(ws, "y") == {"suppressed": 20}
     assert len(outbox_lines(ws)) == 20
+
+
+def test_workers_wait_for_an_occurrence_being_planned_and_send_its_rows(ws: Workspace) -> None:
+    """Planning and delivery overlap: a worker that finds nothing due keeps polling while an occurrence in its
+    scope is being planned (fresh heartbeat), sends the rows as they land, and exits once it is planned; a
+    stale heartbeat (dead planner) does not hold it."""
+    import threading
+
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from segmint.appdb.campaigns import OccurrenceRow
+    from segmint.campaigns.plan import heartbeat
+    from segmint.campaigns.repo import now_utc
+
+    sc, _ = repo.save_campaign(ws.appdb, blast(id="ov"), status="active")
+    now = now_utc()
+    with Session(ws.appdb) as s, s.begin():
+        s.add(OccurrenceRow(campaign_id="ov", occurrence="once", status="planning", audience=0, scheduled_for=now,
+                            created_at=now, planned_at=now))
+    w = Worker(ws.appdb, {"outbox": OutboxChannel(ws.path / "outbox")}, campaign_id="ov",
+               lease=timedelta(seconds=30))
+    assert w.planning_in_progress()
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (w.run(idle_sleep=0.05), done.set()))
+    thread.start()
+    assert not done.wait(0.5)  # nothing due yet, but planning is in progress: still waiting
+    heartbeat(ws.appdb, "ov", "once")
+    plan_occurrence(ws, sc.campaign, "once")  # the interrupted occurrence is completed and marked planned
+    assert done.wait(30)
+    thread.join()
+    w.close()
+    assert status_counts(ws, "ov") == {"sent": 20} and len(outbox_lines(ws)) == 20
+    # a planner that died long ago does not keep workers waiting
+    with Session(ws.appdb) as s, s.begin():
+        s.execute(update(OccurrenceRow).where(OccurrenceRow.campaign_id == "ov")
+                  .values(status="planning", planned_at=now - timedelta(hours=1)))
+    idle = Worker(ws.appdb, {}, campaign_id="ov", lease=timedelta(seconds=30))
+    assert not idle.planning_in_progress()
+    idle.close()
