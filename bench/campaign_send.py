@@ -11,7 +11,8 @@ message id) runs in its own process on 127.0.0.1. Measured in one run, on the sa
 - segmint plan: audience + profiles + every guardrail (consent, suppression list, frequency caps, ad-law
   checks) + Liquid rendering + ledger insert, in 1 and in 2 processes;
 - segmint deliver: claim (queued -> sending) + batched signed POST + record, by 1 and by 2 worker processes;
-- end to end = recipients / (plan with 2 processes + deliver with 2 workers).
+- end to end, overlapped: planning (active campaign) while worker processes claim each committed chunk;
+  and, for reference, plan then deliver.
 """
 
 from __future__ import annotations
@@ -80,6 +81,17 @@ def _setup(path: Path, url: str, n: int) -> None:
     ws.close()
 
 
+def _warm(path: Path) -> None:
+    """Import and compile once (segment evaluation pulls in sqlglot) so no timed step pays for it."""
+    from segmint.segments.saved import segment_members
+    from segmint.workspace import Workspace
+
+    ws = Workspace(path)
+    segment_members(ws, "everyone")
+    ws.close()
+    ws.appdb.dispose()
+
+
 def _proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -104,19 +116,35 @@ def _stats(url: str) -> dict:
     return httpx.get(url + "/stats", timeout=10).json()
 
 
-def _plan(path: Path, cid: str, processes: int) -> tuple[float, dict]:
+def _plan(path: Path, cid: str, processes: int, status: str = "paused") -> tuple[float, dict]:
     from segmint.campaigns import repo
     from segmint.campaigns.plan import plan_occurrence
     from segmint.workspace import Workspace
 
     ws = Workspace(path)
-    sc, _ = repo.save_campaign(ws.appdb, _campaign(cid), status="paused")
+    sc, _ = repo.save_campaign(ws.appdb, _campaign(cid), status=status)
     t = time.perf_counter()
     result = plan_occurrence(ws, sc.campaign, "once", processes=processes)
     elapsed = time.perf_counter() - t
     ws.close()
     ws.appdb.dispose()
     return elapsed, result.statuses
+
+
+def _start_workers(path: Path, cid: str, workers: int) -> list[subprocess.Popen]:
+    cmd = [sys.executable, "-c", "from segmint.cli import main; main()", "-w", str(path), "campaign", "worker",
+           "--campaign", cid, "--batch", "1000", "--concurrency", "4"]
+    return [subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE) for _ in range(workers)]
+
+
+def _collect(procs: list[subprocess.Popen]) -> list[dict]:
+    stats = []
+    for p in procs:
+        out, _ = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError("worker failed")
+        stats.append(json.loads(out))
+    return stats
 
 
 def _deliver(path: Path, cid: str, workers: int) -> tuple[float, float]:
@@ -126,21 +154,68 @@ def _deliver(path: Path, cid: str, workers: int) -> tuple[float, float]:
     ws = Workspace(path)
     repo.set_status(ws.appdb, cid, "active")
     ws.appdb.dispose()
-    cmd = [sys.executable, "-c", "from segmint.cli import main; main()", "-w", str(path), "campaign", "worker",
-           "--campaign", cid, "--batch", "1000", "--concurrency", "4"]
-    procs = [subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE) for _ in range(workers)]
-    stats = []
-    for p in procs:
-        out, _ = p.communicate()
-        if p.returncode != 0:
-            raise RuntimeError("worker failed")
-        stats.append(json.loads(out))
+    stats = _collect(_start_workers(path, cid, workers))
     wall = max(s["finished"] for s in stats) - min(s["started"] for s in stats if s["started"])
     return wall, sum(s["cpu_s"] for s in stats)
 
 
+def _overlapped(path: Path, cid: str, processes: int, workers: int) -> tuple[float, float, float, dict]:
+    """Plan an active campaign while already-running worker processes (`--forever`, as in production) claim
+    each chunk the planner commits. Returns (wall seconds from plan start until every queued row is sent,
+    planner CPU s, worker CPU s during that time, statuses)."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from segmint.appdb.campaigns import LedgerRow
+    from segmint.workspace import Workspace
+
+    cmd = [sys.executable, "-c", "from segmint.cli import main; main()", "-w", str(path), "campaign", "worker",
+           "--campaign", cid, "--batch", "1000", "--concurrency", "4", "--forever", "--poll", "0.25"]
+    procs = [subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL) for _ in range(workers)]
+    try:
+        last = [-1.0] * workers
+        while True:  # wait until every worker is up and idle-polling (CPU time no longer growing)
+            time.sleep(0.5)
+            now = [_proc_cpu(p.pid) for p in procs]
+            if all(c > 0.3 and c - prev < 0.05 for c, prev in zip(now, last, strict=True)):
+                break
+            last = now
+        wcpu0 = sum(_proc_cpu(p.pid) for p in procs)
+        cpu0 = _own_cpu()
+        t = time.perf_counter()
+        _elapsed, statuses = _plan(path, cid, processes, status="active")
+        plan_cpu = _own_cpu() - cpu0
+        ws = Workspace(path)
+        pending = ("queued", "sending", "scheduled")
+        while True:
+            with Session(ws.appdb) as s:
+                left = s.execute(select(func.count()).where(LedgerRow.campaign_id == cid,
+                                                            LedgerRow.status.in_(pending))).scalar()
+            if not left:
+                break
+            time.sleep(0.02)
+        wall = time.perf_counter() - t
+        from segmint.campaigns.runtime import status_counts
+
+        statuses = status_counts(ws, cid)  # final: what was sent, held out, suppressed
+        ws.appdb.dispose()
+        worker_cpu = sum(_proc_cpu(p.pid) for p in procs) - wcpu0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+    return wall, plan_cpu, worker_cpu, statuses
+
+
+def _check(url: str, queued: int) -> None:
+    got = _stats(url)
+    if got["unique"] != queued or got["users_twice"] or got["bad_signature"]:
+        raise RuntimeError(f"receiver saw {got}, expected {queued} unique")
+
+
 def measure(n: int) -> dict:
-    """Run every step; returns timings and counts."""
+    """Run every step; returns timings, CPU seconds, load averages and counts."""
     from segmint.campaigns.batch_webhook import send_batch
     from segmint.channels.base import OutboundMessage
     from segmint.channels.webhook import WebhookChannel
@@ -150,11 +225,16 @@ def measure(n: int) -> dict:
     receiver = subprocess.Popen([sys.executable, "-m", "segmint.campaigns.receiver", "--port", str(port),
                                  "--secret", SECRET], env=_env())
     tmp = Path(tempfile.mkdtemp(prefix="segmint-bench-campaign-"))
-    out: dict = {"users": n}
+    out: dict = {"users": n, "rows": []}
+
+    def row(name: str, rate: float, wall: float, cpu: float | None, load: float) -> None:
+        out["rows"].append((name, rate, wall, cpu, load))
+
     try:
         time.sleep(1.0)
         t = time.perf_counter()
         _setup(tmp / "ws", url, n)
+        _warm(tmp / "ws")
         out["setup_s"] = time.perf_counter() - t
         channel = WebhookChannel(url=url + "/hook", secret=SECRET)
         footer = "\n\n데모몰 02-123-4567\n무료수신거부 080-000-0000"
@@ -162,36 +242,48 @@ def measure(n: int) -> dict:
                                     text=f"(광고) 고객{i}님 쿠폰이 도착했어요{footer}", campaign_id="raw",
                                     advertising=True) for i in range(n)]
         sample = messages[: min(n, 5000)]
-        t = time.perf_counter()
+        load, cpu0, t = os.getloadavg()[0], _own_cpu(), time.perf_counter()
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(channel.send, sample))
-        out["raw_single"] = len(sample) / (time.perf_counter() - t)
+        wall = time.perf_counter() - t
+        row("baseline: raw webhook, one POST per message (no guardrails, no ledger)", len(sample) / wall, wall,
+            _own_cpu() - cpu0, load)
         _reset(url)
-        t = time.perf_counter()
+        load, cpu0, t = os.getloadavg()[0], _own_cpu(), time.perf_counter()
         chunks = [messages[i:i + 100] for i in range(0, n, 100)]
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda c: send_batch(channel, c), chunks))
-        out["raw_batch"] = n / (time.perf_counter() - t)
+        wall = time.perf_counter() - t
+        row("baseline: raw webhook, batches of 100 (no guardrails, no ledger)", n / wall, wall, _own_cpu() - cpu0,
+            load)
         assert _stats(url)["unique"] == n
         for procs in (1, 2):
             cid = f"bench-p{procs}"
             _reset(url)
-            cpu0 = _own_cpu()
+            load, cpu0 = os.getloadavg()[0], _own_cpu()
             elapsed, statuses = _plan(tmp / "ws", cid, procs)
             plan_cpu = _own_cpu() - cpu0
-            out[f"plan_{procs}"] = n / elapsed
             out["statuses"] = statuses
+            row(f"segmint plan: guardrails + render + ledger, {procs} process{'es' if procs > 1 else ''}",
+                n / elapsed, elapsed, plan_cpu, load)
             queued = statuses.get("queued", 0)
-            rcpu0 = _proc_cpu(receiver.pid)
+            rcpu0, load = _proc_cpu(receiver.pid), os.getloadavg()[0]
             d, deliver_cpu = _deliver(tmp / "ws", cid, procs)
             receiver_cpu = _proc_cpu(receiver.pid) - rcpu0
+            _check(url, queued)
+            row(f"segmint deliver: claim + batched POST + record, {procs} worker{'s' if procs > 1 else ''}",
+                queued / d, d, deliver_cpu, load)
             out[f"cpu_{procs}"] = (plan_cpu, deliver_cpu, receiver_cpu)
-            got = _stats(url)
-            if got["unique"] != queued or got["users_twice"] or got["bad_signature"]:
-                raise RuntimeError(f"receiver saw {got}, expected {queued} unique")
-            out[f"deliver_{procs}"] = queued / d
-            out[f"deliver_{procs}_s"], out[f"plan_{procs}_s"] = d, elapsed
-            out[f"e2e_{procs}"] = n / (elapsed + d)
+            out[f"seq_{procs}"] = (n / (elapsed + d), elapsed + d, plan_cpu + deliver_cpu + receiver_cpu)
+        for procs, workers in ((1, 1), (2, 2)):
+            cid = f"bench-o{procs}{workers}"
+            _reset(url)
+            rcpu0, load = _proc_cpu(receiver.pid), os.getloadavg()[0]
+            wall, plan_cpu, deliver_cpu, statuses = _overlapped(tmp / "ws", cid, procs, workers)
+            receiver_cpu = _proc_cpu(receiver.pid) - rcpu0
+            _check(url, statuses.get("sent", 0))
+            total = plan_cpu + deliver_cpu + receiver_cpu
+            out[f"overlap_{procs}{workers}"] = (n / wall, wall, total, load, plan_cpu, deliver_cpu, receiver_cpu)
     finally:
         receiver.terminate()
         receiver.wait(10)
@@ -212,45 +304,64 @@ def run(users: int | None = None) -> str:
     machine = _machine()
     r = measure(n)
     st = r["statuses"]
-    rows = [
-        ("baseline: raw webhook, one POST per message (no guardrails, no ledger)", r["raw_single"]),
-        ("baseline: raw webhook, batches of 100 (no guardrails, no ledger)", r["raw_batch"]),
-        ("segmint plan: guardrails + render + ledger, 1 process", r["plan_1"]),
-        ("segmint plan: guardrails + render + ledger, 2 processes", r["plan_2"]),
-        ("segmint deliver: claim + batched POST + record, 1 worker", r["deliver_1"]),
-        ("segmint deliver: claim + batched POST + record, 2 workers", r["deliver_2"]),
-        ("**segmint end to end (plan 2 processes, then 2 workers)**", r["e2e_2"]),
-        ("segmint end to end (1 process, then 1 worker)", r["e2e_1"]),
-    ]
-    table = "\n".join(f"| {name} | {rate:,.0f} |" for name, rate in rows)
-    plan_cpu, deliver_cpu, receiver_cpu = r["cpu_2"]
-    total_cpu = plan_cpu + deliver_cpu + receiver_cpu
-    capacity = 2 * n / total_cpu
+    rows = list(r["rows"])
+    for procs, workers in ((1, 1), (2, 2)):
+        rate, wall, cpu, load, *_ = r[f"overlap_{procs}{workers}"]
+        bold = "**" if (procs, workers) == (2, 2) else ""
+        rows.append((f"{bold}segmint end to end, planning and delivery overlapped ({procs} planner "
+                     f"process{'es' if procs > 1 else ''}, {workers} worker{'s' if workers > 1 else ''}){bold}",
+                     rate, wall, cpu, load))
+    for procs in (1, 2):
+        rate, wall, cpu = r[f"seq_{procs}"]
+        rows.append((f"segmint end to end, plan then deliver ({procs} + {procs})", rate, wall, cpu, None))
+
+    def fmt(name: str, rate: float, wall: float, cpu: float | None, load: float | None) -> str:
+        per = f"{cpu / n * 1e6:,.0f}" if cpu is not None and "baseline" not in name else "-"
+        cpu_s = f"{cpu:.1f}" if cpu is not None else "-"
+        return f"| {name} | {rate:,.0f} | {wall:.1f} | {cpu_s} | {per} | {load:.1f} |" if load is not None else \
+            f"| {name} | {rate:,.0f} | {wall:.1f} | {cpu_s} | {per} | (as above) |"
+
+    table = "\n".join(fmt(*row) for row in rows)
+    rate, wall, total, load, plan_cpu, deliver_cpu, receiver_cpu = r["overlap_22"]
+    capacity = 2 * n / total
     return f"""## Campaign send (guardrails + ledger -> webhook)
 
 `python -m bench.run campaign_send` ({n:,} recipients; machine: {machine}). The receiver
 (`segmint.campaigns.receiver`, uvicorn + httptools, verifies each HMAC signature, dedupes by message id)
 runs on the same 2 cores. Campaign: advertising (Korean ad-law text added), consent per channel, night
 consent, frequency cap, 5% holdout, two variants with Liquid (josa, krw filters), webhook batches of 100.
-Outcome per run: {st}. Every run checks the receiver got each queued message exactly once.
+Outcome per run: {st}. Every segmint run checks the receiver got each queued message exactly once.
 
-| step | recipients/s |
-|---|---:|
+CPU s is process CPU time (user + system, threads and child processes included) of the step's own
+processes: planner (and its pool), workers (their send loops, without interpreter start-up) and, for the
+end-to-end rows, the receiver too. µs CPU per recipient = CPU s / {n:,}. Load is the 1-minute load average
+when the step started (the machine is shared; wall-clock rates drop with the load, CPU time much less).
+
+| step | recipients/s (wall) | wall s | CPU s | µs CPU / recipient | load |
+|---|---:|---:|---:|---:|---:|
 {table}
 
-CPU used for the {n:,} recipients (2-process run): plan {plan_cpu:.1f} s, deliver {deliver_cpu:.1f} s (worker
-loops, excluding process start-up), receiver {receiver_cpu:.1f} s: {total_cpu:.1f} CPU-seconds, i.e.
-**{n / total_cpu:,.0f} recipients per CPU-second, {capacity:,.0f} recipients/s on 2 otherwise idle cores**
-(the wall-clock rates above are depressed by the other jobs sharing this machine during the run).
-Honest reading: the >= 5k/s target is met by this CPU-time estimate only; the wall-clock end-to-end rate
-measured here, on a machine running other jobs, is the bold row.
+Overlapped 2 + 2 run: planner {plan_cpu:.1f} CPU-s, workers {deliver_cpu:.1f}, receiver {receiver_cpu:.1f}: {total:.1f}
+CPU-seconds for {n:,} recipients, i.e. **{n / total:,.0f} recipients per CPU-second, about {capacity:,.0f}
+recipients/s on 2 otherwise idle cores**. The wall-clock rate of the bold row is what this run saw at the
+load average shown. Planning commits every 5,000 rows and keeps a heartbeat on its occurrence; workers
+claim each chunk as it lands and wait while an occurrence in their scope is being planned, so delivery
+overlaps planning (`segmint campaign send` does the same in one process with a sending thread).
+Honest reading: the >= 5k recipients/s target on 2 cores is met by the CPU-time estimate above
+({capacity:,.0f}/s if the 2 cores were ours); the wall-clock rate measured here, with the load average shown
+(other jobs on the same 2 cores), is the bold row. Re-run on a quiet machine for a wall-clock figure.
+One POST per message is bounded by HTTP round trips (the baseline's first row); the ledger path reaches
+its rate only with the batched webhook contract (`policy.batch_sizes`, docs/campaigns.md). Differences
+under ~20% between runs are noise on this shared machine.
 
-Planning (plan 2 processes: {r['plan_2_s']:.1f} s) and delivery (2 workers: {r['deliver_2_s']:.1f} s) are separate
-steps here; with worker processes running next to a planner they overlap (planning commits every 5,000 rows
-and workers claim them at once). One POST per
-message is bounded by HTTP round trips (the baseline's first row); the ledger path reaches its rate only with
-the batched webhook contract (`policy.batch_sizes`, docs/campaigns.md). Differences under ~20% between runs
-are noise on this shared machine.
+Before the send-path rework (issue 7, same benchmark, load 13.6): planning 8.8 CPU-s for 50,000
+recipients (2 processes; 151 µs per recipient in 1 process), delivery 3.3 CPU-s, 4,076 recipients per
+CPU-second, 1.4-1.5k/s wall end to end (plan, then deliver). What changed: a fast renderer for plain-output
+Liquid templates (and a memo for the rest), guardrail time windows cached per zone, per-check explanations
+only for previews, ledger rows serialized once (SQLite executemany per 5,000-row chunk; PostgreSQL COPY),
+cap counts and suppressions read for the audience only, planning and delivery overlapped. Delivery now
+also re-checks frequency caps at send time (one aggregated query per claimed batch), which it did not do
+before: that is most of the delivery CPU added since.
 """
 
 

@@ -64,3 +64,39 @@ def test_split_validation() -> None:
         Split(variants=[Variant(key=HOLDOUT)])
     assert _split({"A": 1}, 0.0).groups() == ["A"]
     assert all(assign("c", u, _split({"A": 1}, 0.0)) == "A" for u in USERS[:100])
+
+
+@pytest.mark.parametrize("ids", [
+    [f"u{i}" for i in range(120)],                      # short sequential ids
+    [str(i) for i in range(1, 121)],                    # numeric ids
+    [f"user{i:05d}@shop.kr" for i in range(120)],       # email-like ids
+], ids=["seq", "numeric", "email"])
+def test_small_campaign_splits_are_binomial_over_many_campaigns(ids: list[str]) -> None:
+    """A reported 34 vs 58 split of a 120-user 1:1 campaign: over 400 campaigns of those same 120 users, the
+    per-campaign A count must spread exactly like a fair coin (Binomial(n, 1/2)): no mean shift, no extra
+    variance (a hash that correlates with the user id or the campaign id inflates it), and the holdout and
+    variant draws independent of each other. (34 of 92 is a two-sided binomial p of 0.016: about one
+    campaign in 60 of that size is that uneven by chance.)"""
+    split = _split({"A": 1, "B": 1}, 0.2)
+    a_counts, n_counts, crosstab = [], [], [[0, 0], [0, 0]]
+    for c in range(400):
+        groups = [assign(f"campaign-{c}", u, split) for u in ids]
+        a, b = groups.count("A"), groups.count("B")
+        a_counts.append(a)
+        n_counts.append(a + b)
+        # independence: a user's variant with holdout 0.2 vs with no holdout at all is the same draw
+        no_holdout = [assign(f"campaign-{c}", u, _split({"A": 1, "B": 1}, 0.0)) for u in ids]
+        for g, g0 in zip(groups, no_holdout, strict=True):
+            if g != HOLDOUT:
+                assert g == g0
+            crosstab[g == HOLDOUT][g0 == "A"] += 1
+    z2 = [(a - n / 2) ** 2 / (n / 4) for a, n in zip(a_counts, n_counts, strict=True)]
+    dispersion = stats.chi2.sf(sum(z2), len(z2))  # sum of squared z-scores ~ chi2(400) under a fair split
+    assert 0.001 < dispersion < 0.999, dispersion
+    mean_shift = stats.ttest_1samp([a - n / 2 for a, n in zip(a_counts, n_counts, strict=True)], 0.0).pvalue
+    assert mean_shift > 0.001, mean_shift
+    # holdout membership says nothing about the variant a user would get
+    assert stats.chi2_contingency(crosstab).pvalue > 0.001, crosstab
+    holdout_share = (crosstab[1][0] + crosstab[1][1]) / (400 * len(ids))
+    assert abs(holdout_share - 0.2) < 0.01
+

@@ -192,6 +192,10 @@ def test_triggered_cart_reminder_waits_rechecks_and_cancels_buyers(workspace: Wo
     assert prepare_due(ws, sc.campaign, now=t0 + timedelta(hours=25)) == 3
     rows = {r["user_id"]: r for r in ledger_rows(ws.appdb, "cart")}
     assert (rows["b"]["status"], rows["b"]["reason"]) == ("suppressed", "cancelled")  # bought since
+    # 07:00 Seoul, advertising without night consent: held (still `scheduled`) until 08:00, then re-checked
+    assert (rows["a"]["status"], rows["a"]["reason"]) == ("scheduled", "ad_law_night")
+    assert prepare_due(ws, sc.campaign, now=rows["a"]["due_at"]) == 2
+    rows = {r["user_id"]: r for r in ledger_rows(ws.appdb, "cart")}
     assert rows["a"]["status"] == "queued" and rows["a"]["occurrence"].startswith("e0-a")
     from sqlalchemy import select
     from sqlalchemy.orm import Session
@@ -201,6 +205,31 @@ def test_triggered_cart_reminder_waits_rechecks_and_cancels_buyers(workspace: Wo
     with Session(ws.appdb) as s:
         payload = s.scalars(select(LedgerRow.payload).where(LedgerRow.user_id == "a")).one()
     assert payload["text"].startswith("(광고) 샴푸가 기다려요")
+
+
+def test_triggered_send_delayed_by_quiet_hours_is_rechecked_when_it_really_goes_out(workspace: Workspace) -> None:
+    """Due at 23:00 Seoul (quiet hours): the row stays scheduled until 08:00; a purchase at 07:00 cancels it."""
+    ws = workspace
+    profiles(ws, {u: {"name": u, "push_token": f"t-{u}", "consent_push": True, "consent_night": True}
+                  for u in ("a", "b")})
+    saved.create_segment(ws.appdb, "has_token", "trait push_token exists")
+    t0 = datetime(2026, 3, 2, 13, 0)  # 22:00 Seoul
+    events(ws, [("a", "cart_added", t0, {"product_name": "샴푸"}), ("b", "cart_added", t0, {"product_name": "린스"})])
+    c = {"id": "cart2", "name": "장바구니", "purpose": "informational", "target": ["has_token"], "channels": ["push"],
+         "schedule": {"type": "triggered", "event": "cart_added", "delay": "1h", "cancel_on": ["order_completed"]},
+         "variants": [{"key": "A", "messages": {"push": {"subject": "s", "text": "{{ event.product_name }}"}}}]}
+    sc, _ = repo.save_campaign(ws.appdb, c, status="active")
+    scan_triggers(ws, sc.campaign, (t0 - timedelta(minutes=1)).isoformat(), now=t0)
+    assert prepare_due(ws, sc.campaign, now=t0 + timedelta(hours=1, minutes=1)) == 2
+    rows = {r["user_id"]: r for r in ledger_rows(ws.appdb, "cart2")}
+    morning = datetime(2026, 3, 2, 23, 0)  # 08:00 Seoul
+    assert all(r["status"] == "scheduled" and r["reason"] == "quiet_hours" and r["due_at"] == morning
+               for r in rows.values())
+    events(ws, [("b", "order_completed", datetime(2026, 3, 2, 22, 0), {})])  # 07:00 Seoul: b bought
+    assert prepare_due(ws, sc.campaign, now=morning + timedelta(minutes=1)) == 2
+    rows = {r["user_id"]: r for r in ledger_rows(ws.appdb, "cart2")}
+    assert rows["a"]["status"] == "queued" and rows["a"]["reason"] is None
+    assert (rows["b"]["status"], rows["b"]["reason"]) == ("suppressed", "cancelled")
 
 
 def test_trigger_filters_and_segment_entered(workspace: Workspace) -> None:
@@ -238,6 +267,28 @@ def test_recurring_plans_the_latest_cron_time_once(ws: Workspace) -> None:
     assert [p.occurrence for p in plans] == ["2026-03-02T01:00:00"]
     assert tick(ws, NOW + timedelta(hours=1)) == []  # same occurrence is not planned twice
     assert [p.occurrence for p in tick(ws, NOW + timedelta(days=1))] == ["2026-03-03T01:00:00"]
+
+
+def test_recurring_plans_one_occurrence_per_missed_cron_time_within_catch_up(ws: Workspace) -> None:
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from segmint.appdb.campaigns import CampaignRow
+
+    repo.save_campaign(ws.appdb, blast(id="hourly", schedule={"type": "recurring", "cron": "0 * * * *",
+                                                              "catch_up": "5h"}), status="active")
+    with Session(ws.appdb) as s, s.begin():
+        s.execute(update(CampaignRow).values(activated_at=datetime(2026, 2, 27)))
+    # the server was down: 5 hourly times are within catch_up (older ones are skipped), each planned once
+    plans = tick(ws, NOW + timedelta(minutes=30))
+    assert [p.occurrence for p in plans] == [f"2026-03-01T{h:02d}:00:00" for h in (23,)] + [
+        f"2026-03-02T{h:02d}:00:00" for h in (0, 1, 2, 3)]
+    assert all(p.audience == 20 for p in plans)
+    rows = ledger_rows(ws.appdb, "hourly")
+    assert len(rows) == 5 * 20 and len({(r["occurrence"], r["user_id"]) for r in rows}) == 100
+    assert tick(ws, NOW + timedelta(minutes=50)) == []  # nothing new, nothing planned twice
+    assert [p.occurrence for p in tick(ws, NOW + timedelta(hours=2, minutes=1))] == [
+        "2026-03-02T04:00:00", "2026-03-02T05:00:00"]
 
 
 def test_local_time_send_is_due_at_each_users_wall_clock(workspace: Workspace) -> None:
@@ -478,3 +529,90 @@ def test_cli_send_without_a_server_plans_sends_and_writes_events(ws: Workspace, 
     finally:
         store.close()
     assert n == 20
+
+
+def test_frequency_caps_are_checked_again_at_send_time(ws: Workspace) -> None:
+    """Two campaigns planned before either is sent both pass the planning check when only one has a cap (the
+    race docs/campaigns.md describes); at send time the capped one sees the other's sent message and is
+    suppressed, and within one claimed batch the lower row id wins."""
+    free = blast(id="free", policy={"quiet_hours": {"enabled": False}, "frequency_caps": []})
+    capped = blast(id="capped", policy={"quiet_hours": {"enabled": False},
+                                        "frequency_caps": [{"channel": "*", "max": 1, "per": "day"}]})
+    for spec in (capped, free):
+        repo.save_campaign(ws.appdb, spec, status="paused")
+    plan_occurrence(ws, repo.get_campaign(ws.appdb, "capped").campaign, "once")
+    plan_occurrence(ws, repo.get_campaign(ws.appdb, "free").campaign, "once")
+    assert status_counts(ws, "capped") == {"queued": 20} and status_counts(ws, "free") == {"queued": 20}
+    repo.set_status(ws.appdb, "free", "active")
+    channels = {"outbox": OutboxChannel(ws.path / "outbox")}
+    w = Worker(ws.appdb, channels)
+    w.run()
+    w.close()
+    repo.set_status(ws.appdb, "capped", "active")
+    w = Worker(ws.appdb, channels)
+    w.run()
+    w.close()
+    rows = ledger_rows(ws.appdb, "capped")
+    assert {r["status"] for r in rows} == {"suppressed"} and {r["reason"] for r in rows} == {"frequency_cap"}
+    assert "at send time" in rows[0]["detail"]
+
+
+def test_send_time_caps_within_one_claimed_batch_let_the_lower_row_id_win(ws: Workspace) -> None:
+    for cid in ("x", "y"):
+        repo.save_campaign(ws.appdb, blast(id=cid, policy={"quiet_hours": {"enabled": False}, "frequency_caps": [
+            {"channel": "*", "max": 1, "per": "day"}]}), status="paused")
+        plan_occurrence(ws, repo.get_campaign(ws.appdb, cid).campaign, "once")
+    assert status_counts(ws, "y") == {"suppressed": 20}  # planning counted x's queued rows
+    # the planning race (both planned at the same instant, neither seeing the other): y queued as well
+    with ws.appdb.begin() as con:
+        con.exec_driver_sql("UPDATE campaign_ledger SET status = 'queued', reason = NULL, detail = NULL, "
+                            "payload = (SELECT payload FROM campaign_ledger l2 WHERE l2.campaign_id = 'x' AND "
+                            "l2.user_id = campaign_ledger.user_id) WHERE campaign_id = 'y'")
+    for cid in ("x", "y"):
+        repo.set_status(ws.appdb, cid, "active")
+    w = Worker(ws.appdb, {"outbox": OutboxChannel(ws.path / "outbox")}, batch=100)
+    w.run()
+    w.close()
+    assert status_counts(ws, "x") == {"sent": 20}  # planned first: lower row ids
+    assert status_counts(ws, "y") == {"suppressed": 20}
+    assert len(outbox_lines(ws)) == 20
+
+
+def test_workers_wait_for_an_occurrence_being_planned_and_send_its_rows(ws: Workspace) -> None:
+    """Planning and delivery overlap: a worker that finds nothing due keeps polling while an occurrence in its
+    scope is being planned (fresh heartbeat), sends the rows as they land, and exits once it is planned; a
+    stale heartbeat (dead planner) does not hold it."""
+    import threading
+
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from segmint.appdb.campaigns import OccurrenceRow
+    from segmint.campaigns.plan import heartbeat
+    from segmint.campaigns.repo import now_utc
+
+    sc, _ = repo.save_campaign(ws.appdb, blast(id="ov"), status="active")
+    now = now_utc()
+    with Session(ws.appdb) as s, s.begin():
+        s.add(OccurrenceRow(campaign_id="ov", occurrence="once", status="planning", audience=0, scheduled_for=now,
+                            created_at=now, planned_at=now))
+    w = Worker(ws.appdb, {"outbox": OutboxChannel(ws.path / "outbox")}, campaign_id="ov",
+               lease=timedelta(seconds=30))
+    assert w.planning_in_progress()
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (w.run(idle_sleep=0.05), done.set()))
+    thread.start()
+    assert not done.wait(0.5)  # nothing due yet, but planning is in progress: still waiting
+    heartbeat(ws.appdb, "ov", "once")
+    plan_occurrence(ws, sc.campaign, "once")  # the interrupted occurrence is completed and marked planned
+    assert done.wait(30)
+    thread.join()
+    w.close()
+    assert status_counts(ws, "ov") == {"sent": 20} and len(outbox_lines(ws)) == 20
+    # a planner that died long ago does not keep workers waiting
+    with Session(ws.appdb) as s, s.begin():
+        s.execute(update(OccurrenceRow).where(OccurrenceRow.campaign_id == "ov")
+                  .values(status="planning", planned_at=now - timedelta(hours=1)))
+    idle = Worker(ws.appdb, {}, campaign_id="ov", lease=timedelta(seconds=30))
+    assert not idle.planning_in_progress()
+    idle.close()

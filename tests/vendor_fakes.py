@@ -87,9 +87,26 @@ def _euc_kr_len(text: str) -> int:
 
 
 def nhn_sms_app(app_key: str, secret: str) -> tuple[FastAPI, dict[str, Any]]:
-    """NHN Cloud SMS v3.0 fake (sms, mms, ad-sms, ad-mms senders)."""
+    """NHN Cloud SMS v3.0 fake (sms, mms, ad-sms, ad-mms senders, and the 단건 조회 delivery lookup:
+    `state["results"][recipientNo]` = msgStatus to report, default "3" = success; "2" = still processing)."""
     app = FastAPI()
-    state: dict[str, Any] = {"requests": [], "fail_http": []}
+    state: dict[str, Any] = {"requests": [], "fail_http": [], "sent": {}, "results": {}, "lookups": 0}
+
+    @app.get("/sms/v3.0/appKeys/{key}/sender/{kind}/{request_id}")
+    async def lookup(key: str, kind: str, request_id: str, request: Request) -> JSONResponse:
+        state["lookups"] += 1
+        if key != app_key or request.headers.get("x-secret-key") != secret:
+            return JSONResponse({"header": _nhn_header(False, -1001, "Invalid appKey or secret key")})
+        seq = request.query_params.get("mtPr", "1")
+        sent = state["sent"].get((request_id, seq))
+        if sent is None or sent[0] != kind:
+            return JSONResponse({"header": _nhn_header(False, -4000, "No message found")})
+        status = state["results"].get(sent[1], "3")
+        code, name = {"3": ("1000", "성공"), "0": ("3015", "착신 가입자 없음")}.get(status, ("", "처리 중"))
+        data = {"requestId": request_id, "mtPr": seq, "recipientNo": sent[1], "msgStatus": status,
+                "msgStatusName": {"3": "성공", "0": "실패"}.get(status, "처리 중"), "resultCode": code,
+                "resultCodeName": name, "resultDate": "2026-03-02 12:00:05.0" if code else None}
+        return JSONResponse({"header": _nhn_header(True), "body": {"data": data}})
 
     @app.post("/sms/v3.0/appKeys/{key}/sender/{kind}")
     async def send(key: str, kind: str, request: Request) -> JSONResponse:
@@ -117,6 +134,8 @@ def nhn_sms_app(app_key: str, secret: str) -> tuple[FastAPI, dict[str, Any]]:
                             "resultMessage": "SUCCESS" if ok else "Invalid recipient number", "recipientSeq": seq,
                             "recipientGroupingKey": recipient.get("recipientGroupingKey")})
         data = {"requestId": f"2026-req-{len(state['requests'])}", "statusCode": "2", "sendResultList": results}
+        for r in results:
+            state["sent"][(data["requestId"], str(r["recipientSeq"]))] = (kind.removeprefix("ad-"), r["recipientNo"])
         return JSONResponse({"header": _nhn_header(True), "body": {"data": data}})
 
     return app, state
@@ -124,9 +143,24 @@ def nhn_sms_app(app_key: str, secret: str) -> tuple[FastAPI, dict[str, Any]]:
 
 def nhn_alimtalk_app(app_key: str, secret: str, sender_key: str,
                      templates: dict[str, list[str]]) -> tuple[FastAPI, dict[str, Any]]:
-    """NHN Cloud AlimTalk v2.3 fake: approved templates with their #{parameters}; idempotency key enforced."""
+    """NHN Cloud AlimTalk v2.3 fake: approved templates with their #{parameters}; idempotency key enforced;
+    메시지 단건 조회 (`state["results"][recipientNo]` = messageStatus to report, default COMPLETED)."""
     app = FastAPI()
-    state: dict[str, Any] = {"requests": [], "keys": set()}
+    state: dict[str, Any] = {"requests": [], "keys": set(), "sent": {}, "results": {}}
+
+    @app.get("/alimtalk/v2.3/appkeys/{key}/messages/{request_id}/{seq}")
+    async def lookup(key: str, request_id: str, seq: str, request: Request) -> JSONResponse:
+        if key != app_key or request.headers.get("x-secret-key") != secret:
+            return JSONResponse({"header": _nhn_header(False, -1001, "Invalid appkey or secret key")})
+        no = state["sent"].get((request_id, seq))
+        if no is None:
+            return JSONResponse({"header": _nhn_header(False, -1003, "Message not found")})
+        status = state["results"].get(no, "COMPLETED")
+        code = {"COMPLETED": "1000", "FAILED": "3018"}.get(status, "")
+        return JSONResponse({"header": _nhn_header(True, 0, "success"), "message": {
+            "requestId": request_id, "recipientSeq": int(seq), "recipientNo": no, "messageStatus": status,
+            "resultCode": code, "resultCodeName": {"1000": "성공", "3018": "메시지를 전송할 수 없음"}.get(code, ""),
+            "receiveDate": "2026-03-02 12:00:07" if code else None}})
 
     @app.post("/alimtalk/v2.3/appkeys/{key}/messages")
     async def send(key: str, request: Request) -> JSONResponse:
@@ -153,6 +187,8 @@ def nhn_alimtalk_app(app_key: str, secret: str, sender_key: str,
                             "recipientGroupingKey": recipient.get("recipientGroupingKey")})
         message = {"requestId": f"alim-{len(state['requests'])}", "senderGroupingKey": body.get("senderGroupingKey"),
                    "sendResults": results}
+        for r in results:
+            state["sent"][(message["requestId"], str(r["recipientSeq"]))] = r["recipientNo"]
         return JSONResponse({"header": _nhn_header(True, 0, "success"), "message": message})
 
     return app, state

@@ -51,7 +51,7 @@ class OccurrenceRow(Base):
     audience: Mapped[int] = mapped_column(Integer, default=0)
     scheduled_for: Mapped[datetime] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime)
-    planned_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    planned_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # while planning: last progress
 
 
 class LedgerRow(Base):

@@ -33,7 +33,7 @@ import orjson
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 
-from segmint.appdb.campaigns import CampaignRow, SuppressionRow
+from segmint.appdb.campaigns import CampaignRow, OccurrenceRow, SuppressionRow
 from segmint.campaigns.batch_webhook import send_batch
 from segmint.campaigns.plan import sqlite_time
 from segmint.campaigns.repo import now_utc
@@ -139,15 +139,17 @@ def _claim_sql(dialect: str, campaign_id: str | None) -> str:
 
 _RECORD_SQL = text(
     "UPDATE campaign_ledger SET status = :status, reason = :reason, detail = :detail, provider_id = :provider_id, "
-    "sent_at = :sent_at, due_at = :due_at, updated_at = :now, worker = NULL, lease_until = NULL "
+    "sent_at = :sent_at, due_at = :due_at, delivered_at = :delivered_at, updated_at = :now, worker = NULL, "
+    "lease_until = NULL "
     "WHERE id = :id AND worker = :w AND status = 'sending'"
 )
 
 
-_RECORD_KEYS = ("status", "reason", "detail", "provider_id", "sent_at", "due_at", "now", "id", "w")
+_RECORD_KEYS = ("status", "reason", "detail", "provider_id", "sent_at", "due_at", "delivered_at", "now", "id", "w")
 _RECORD_SQLITE = (
     "UPDATE campaign_ledger SET status = ?, reason = ?, detail = ?, provider_id = ?, sent_at = ?, due_at = ?, "
-    "updated_at = ?, worker = NULL, lease_until = NULL WHERE id = ? AND worker = ? AND status = 'sending'"
+    "delivered_at = ?, updated_at = ?, worker = NULL, lease_until = NULL "
+    "WHERE id = ? AND worker = ? AND status = 'sending'"
 )
 
 
@@ -157,8 +159,9 @@ class Worker:
     def __init__(self, engine: Engine, channels: dict[str, Channel], *, worker_id: str | None = None,
                  batch: int = 200, lease: timedelta = timedelta(seconds=60), concurrency: int = 8,
                  campaign_id: str | None = None, uncertain: str = "resend",
-                 rate_limits: dict[str, float] | None = None) -> None:
+                 rate_limits: dict[str, float] | None = None, default_zone: str = "Asia/Seoul") -> None:
         self.engine, self.channels = engine, channels
+        self.default_zone = default_zone  # for frequency caps of rows planned without a recorded zone
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.batch, self.lease, self.campaign_id = batch, lease, campaign_id
         if uncertain not in ("resend", "fail"):
@@ -168,6 +171,7 @@ class Worker:
         self.limiter = RateLimiter(rate_limits or {})
         self.stats = WorkerStats()
         self._policies: dict[str, dict[str, Any]] = {}
+        self._parsed: dict[int, dict[str, Any]] = {}  # payloads of the batch being processed
 
     def close(self) -> None:
         """Stop the sending threads."""
@@ -225,10 +229,24 @@ class Worker:
     def _attempts_allowed(self, campaign_id: str) -> int:
         return int(self._policy(campaign_id).get("max_attempts", 5))
 
+    def _payload(self, row: Any) -> dict[str, Any]:
+        """A claimed row's payload as a dict, parsed once per row (caps check and message share it)."""
+        cache = self._parsed
+        got = cache.get(row.id)
+        if got is None:
+            got = row.payload or {}
+            if isinstance(got, str | bytes):
+                got = orjson.loads(got)
+            cache[row.id] = got
+        return got  # type: ignore[no-any-return]
+
+    def _message(self, row: Any) -> OutboundMessage:
+        return self.message(row, self._payload(row))
+
     @staticmethod
-    def message(row: Any) -> OutboundMessage:
+    def message(row: Any, payload: dict[str, Any] | None = None) -> OutboundMessage:
         """The OutboundMessage of a claimed row (its rendered payload)."""
-        p = row.payload or {}
+        p = payload if payload is not None else (row.payload or {})
         if isinstance(p, str | bytes):
             p = orjson.loads(p)
         return OutboundMessage(message_id=row.message_id, user_id=row.user_id, to=p.get("to") or "",
@@ -248,11 +266,11 @@ class Worker:
             if len(group) > 1 and isinstance(channel, WebhookChannel):
                 for _ in group:
                     self.limiter.acquire(name)
-                return send_batch(channel, [self.message(r) for r in group])
+                return send_batch(channel, [self._message(r) for r in group])
             out = []
             for r in group:
                 self.limiter.acquire(name)
-                out.append(channel.send(self.message(r)))
+                out.append(channel.send(self._message(r)))
             return out
         except Exception as exc:  # an adapter bug must not kill the worker; the rows fail with the reason
             log.exception("channel %s raised", name)
@@ -269,15 +287,100 @@ class Worker:
             units += [items[i:i + size] for i in range(0, len(items), size)]
         return units
 
+    def _caps_exceeded(self, rows: list[Any], now: datetime) -> dict[int, str]:
+        """Send-time frequency caps: row id -> detail for rows that would exceed a cap of their campaign.
+
+        Counted: the user's messages already sent or delivered (any campaign), messages other workers are
+        sending with a lower row id (the lower id wins a simultaneous race), and the rows of this batch allowed
+        before it; periods are calendar days/weeks in the user's zone (recorded at planning). This catches
+        what planning cannot: two campaigns planned at once, delayed (quiet hours) and triggered sends."""
+        from zoneinfo import ZoneInfo
+
+        from segmint.campaigns.guardrails import _period, zone_of
+
+        capped = sorted((r for r in rows if self._caps(r.campaign_id)), key=lambda x: x.id)
+        if not capped:
+            return {}
+        # each row's cap periods (calendar day/week of `now` in the user's zone)
+        zones: dict[str, Any] = {}
+        periods: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        fallback = zone_of(self.default_zone, ZoneInfo("Asia/Seoul"))
+        plan: list[tuple[Any, list[tuple[dict[str, Any], tuple[datetime, datetime]]]]] = []
+        users_by_period: dict[tuple[datetime, datetime], set[str]] = {}
+        for r in capped:
+            name = self._payload(r).get("zone") or self.default_zone
+            zone = zones.get(name) or zones.setdefault(name, zone_of(name, fallback))
+            checks = []
+            for cap in self._caps(r.campaign_id):
+                if cap["channel"] not in ("*", r.channel):
+                    continue
+                key = (name, cap["per"])
+                if key not in periods:
+                    periods[key] = _period(now, zone, cap["per"])
+                checks.append((cap, periods[key]))
+                users_by_period.setdefault(periods[key], set()).add(r.user_id)
+            plan.append((r, checks))
+        # counted messages per (period, user, channel), aggregated by the database: one query per period
+        sqlite = self.engine.dialect.name == "sqlite"
+        in_users = "user_id IN (SELECT value FROM json_each(:users))" if sqlite else "user_id = ANY(:users)"
+        # SQLite: "+status" keeps the planner on ix_ledger_user_sent (user, sent_at); without statistics it would
+        # pick the status index and scan every sent row of the ledger for each batch
+        status = "+status" if sqlite else "status"
+        count_sql = text(f"SELECT user_id, channel, count(*) FROM campaign_ledger WHERE {in_users} AND {status} IN "
+                         "('sent', 'delivered') AND sent_at >= :start AND sent_at < :end GROUP BY user_id, channel")
+        pending_sql = text(f"SELECT id, user_id, channel FROM campaign_ledger WHERE {in_users} AND "
+                           "status = 'sending' AND worker != :w")
+        counts: dict[tuple[Any, ...], int] = {}
+        pending: dict[str, list[tuple[int, str]]] = {}
+        with self.engine.connect() as con:
+            for (start, end), users in users_by_period.items():
+                for uid, ch, n in con.execute(count_sql, {"users": _ids(self.engine, sorted(users)),
+                                                          "start": self._t(start), "end": self._t(end)}).all():
+                    counts[(start, end, uid, ch)] = n
+            for rid, uid, ch in con.execute(pending_sql, {"w": self.worker_id, "users": _ids(
+                    self.engine, sorted({r.user_id for r in capped}))}).all():
+                pending.setdefault(uid, []).append((rid, ch))
+        channels_seen: dict[str, set[str]] = {}
+        for (_s, _e, uid, ch) in counts:
+            channels_seen.setdefault(uid, set()).add(ch)
+        out: dict[int, str] = {}
+        for r, checks in plan:
+            earlier = [ch for rid, ch in pending.get(r.user_id, ()) if rid < r.id]
+            for cap, (start, end) in checks:
+                chans = channels_seen.get(r.user_id, ()) if cap["channel"] == "*" else (cap["channel"],)
+                n = sum(counts.get((start, end, r.user_id, ch), 0) for ch in chans) + sum(
+                    1 for ch in earlier if cap["channel"] in ("*", ch))
+                if n >= cap["max"]:
+                    out[r.id] = f"{n} {cap['channel']} messages this {cap['per']} (max {cap['max']}), at send time"
+                    break
+            else:  # allowed: it counts for the rows after it in this batch
+                for start, end in {period for _cap, period in checks}:
+                    k = (start, end, r.user_id, r.channel)
+                    counts[k] = counts.get(k, 0) + 1
+                    channels_seen.setdefault(r.user_id, set()).add(r.channel)
+        return out
+
+    def _caps(self, campaign_id: str) -> list[dict[str, Any]]:
+        policy = self._policy(campaign_id)
+        if "frequency_caps" not in policy:
+            from segmint.campaigns.model import Policy
+
+            return [c.model_dump() for c in Policy().frequency_caps]
+        return list(policy.get("frequency_caps") or [])
+
     def process(self, rows: list[Any]) -> None:
-        """Send claimed rows (suppression list re-checked first) and record every outcome."""
+        """Send claimed rows (suppression list and frequency caps re-checked first) and record every outcome."""
         if not rows:
             return
+        self._parsed = {}
         users = {r.user_id for r in rows}
         with Session(self.engine) as s:
             blocked = {(u, c) for u, c in s.execute(select(SuppressionRow.user_id, SuppressionRow.channel)
                                                    .where(SuppressionRow.user_id.in_(users)))}
-        to_send = [r for r in rows if (r.user_id, r.channel) not in blocked and (r.user_id, "*") not in blocked]
+        over_cap = self._caps_exceeded([r for r in rows if (r.user_id, r.channel) not in blocked and
+                                        (r.user_id, "*") not in blocked], now_utc())
+        to_send = [r for r in rows if (r.user_id, r.channel) not in blocked and (r.user_id, "*") not in blocked
+                   and r.id not in over_cap]
         units = self._groups(to_send)
         results = {r.id: res for unit, out in zip(units, self.pool.map(self._send_group, units), strict=True)
                    for r, res in zip(unit, out, strict=True)}
@@ -285,11 +388,17 @@ class Worker:
         records = []
         for r in rows:
             rec = {"id": r.id, "w": self.worker_id, "now": now, "provider_id": None, "sent_at": None,
-                   "due_at": now, "reason": None, "detail": None}
+                   "due_at": now, "reason": None, "detail": None, "delivered_at": None}
             res = results.get(r.id)
-            if res is None:
+            if r.id in over_cap:
+                rec.update(status="suppressed", reason="frequency_cap", detail=over_cap[r.id])
+                self.stats.suppressed += 1
+            elif res is None:
                 rec.update(status="suppressed", reason="unsubscribed", detail="unsubscribed before sending")
                 self.stats.suppressed += 1
+            elif res.ok and getattr(self.channels.get(r.channel), "confirms_delivery", False):
+                rec.update(status="delivered", provider_id=res.provider_message_id, sent_at=now, delivered_at=now)
+                self.stats.sent += 1
             elif res.ok:
                 rec.update(status="sent", provider_id=res.provider_message_id, sent_at=now)
                 self.stats.sent += 1
@@ -304,9 +413,12 @@ class Worker:
                 self.stats.failed += 1
             self.stats.by_status[rec["status"]] = self.stats.by_status.get(rec["status"], 0) + 1
             records.append(rec)
+        stamps: dict[Any, Any] = {}  # a batch shares a few distinct times: serialize each once
         for rec in records:
-            rec["now"], rec["sent_at"], rec["due_at"] = self._t(rec["now"]), self._t(rec["sent_at"]), \
-                self._t(rec["due_at"])
+            for k in ("now", "sent_at", "due_at", "delivered_at"):
+                v = rec[k]
+                if v is not None:
+                    rec[k] = stamps[v] if v in stamps else stamps.setdefault(v, self._t(v))
         with write_txn(self.engine) as con:
             if self.engine.dialect.name == "sqlite":  # hot path: plain DB-API executemany
                 con.exec_driver_sql(_RECORD_SQLITE, [tuple(rec[k] for k in _RECORD_KEYS) for rec in records])
@@ -332,26 +444,40 @@ class Worker:
             value = datetime.fromisoformat(value)
         return value
 
-    def run(self, *, stop: threading.Event | None = None, until_idle: bool = True, idle_sleep: float = 0.5) -> \
-            WorkerStats:
-        """Recover expired claims, then send batches until nothing is due and no other worker's claim is
-        pending (a dead worker's rows are recovered when their lease expires), or until `stop` is set."""
+    def planning_in_progress(self) -> bool:
+        """True while an occurrence in this worker's scope is being planned (heartbeat within the lease): its
+        rows are still arriving, so an idle worker waits for them instead of exiting."""
+        fresh = now_utc() - self.lease
+        q = select(OccurrenceRow.id).where(OccurrenceRow.status == "planning", OccurrenceRow.planned_at >= fresh)
+        if self.campaign_id:
+            q = q.where(OccurrenceRow.campaign_id == self.campaign_id)
+        with Session(self.engine) as s:
+            return s.execute(q.limit(1)).first() is not None
+
+    def run(self, *, stop: threading.Event | None = None, until_idle: bool = True, idle_sleep: float = 0.5,
+            hold: threading.Event | None = None) -> WorkerStats:
+        """Recover expired claims, then send batches until nothing is due, no other worker's claim is pending
+        (a dead worker's rows are recovered when their lease expires), no occurrence in scope is being planned
+        and `hold` (if given) is set; or until `stop` is set. Planning and sending overlap: rows are claimed
+        as the planner commits them."""
         cpu = time.process_time()
         try:
-            return self._run(stop, until_idle, idle_sleep)
+            return self._run(stop, until_idle, idle_sleep, hold)
         finally:
             self.stats.finished = time.time()
             self.stats.cpu_s += time.process_time() - cpu
 
-    def _run(self, stop: threading.Event | None, until_idle: bool, idle_sleep: float) -> WorkerStats:
+    def _run(self, stop: threading.Event | None, until_idle: bool, idle_sleep: float,
+             hold: threading.Event | None) -> WorkerStats:
         self.recover()
         while stop is None or not stop.is_set():
             n = self.run_once()
             if n == 0:
-                if until_idle and self.others_in_flight() is None:
+                if until_idle and (hold is None or hold.is_set()) and self.others_in_flight() is None and \
+                        not self.planning_in_progress():
                     break
                 if until_idle:
-                    time.sleep(idle_sleep)
+                    time.sleep(min(idle_sleep, 0.1) if hold is not None and not hold.is_set() else idle_sleep)
                     self.recover()
                     continue
                 if stop is not None:

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from segmint.campaigns.assignment import HOLDOUT, assign
 from segmint.campaigns.links import LinkMaker
 from segmint.campaigns.model import Campaign, Message
-from segmint.campaigns.templates import CompiledTemplate, Rendered, build_variables, compile_template, render
+from segmint.campaigns.templates import CompiledTemplate, build_variables, compile_template, render
 
 REASONS = {
     "no_address": "no address for the channel (email, phone, push token)",
@@ -142,8 +142,10 @@ class Guardrails:
     """Decides recipients of one campaign: compiled templates, links, suppression set, cap counter."""
 
     def __init__(self, campaign: Campaign, *, links: LinkMaker, suppressed: set[tuple[str, str]],
-                 caps: CapCounter | None = None, default_zone: ZoneInfo | None = None) -> None:
+                 caps: CapCounter | None = None, default_zone: ZoneInfo | None = None, explain: bool = True) -> None:
         self.c = campaign
+        self.explain = explain  # record every check in Decision.checks (previews); planning leaves it off
+        self._windows: dict[tuple[Any, ...], Any] = {}  # (due, zone, ...) -> period bounds / window end
         self.links = links
         self.suppressed = suppressed
         self.caps = caps or CapCounter()
@@ -182,6 +184,33 @@ class Guardrails:
                                 data_tpl[f"{key}\x1f{sub}"] = compile_template(inner, name=f"{where}.data.{key}.{sub}")
                 if data_tpl:
                     self.data_templates[(v.key, ch)] = data_tpl
+        self.dynamic = {key: {k: t for k, t in parts.items() if (key[0], key[1], k) not in self.constant}
+                        for key, parts in self.templates.items()}
+        self.constant_parts = {key: {k: self.constant[(key[0], key[1], k)] for k in parts
+                                     if (key[0], key[1], k) in self.constant}
+                               for key, parts in self.templates.items()}
+        ad_law = campaign.advertising and campaign.policy.korean_ad_law
+        self.needs_link = {key: key[1] == "email" or key in self.reads_unsubscribe or (
+            ad_law and (not campaign.sender.opt_out or key[1] in ("in_app", "outbox"))) for key in self.templates}
+        self.consent_needed = campaign.advertising or campaign.policy.informational_needs_consent
+
+    def _period(self, due: datetime, zone: ZoneInfo, per: str) -> tuple[datetime, datetime]:
+        key = ("p", due, zone, per)
+        got = self._windows.get(key)
+        if got is None:
+            if len(self._windows) > 100_000:
+                self._windows.clear()
+            got = self._windows[key] = _period(due, zone, per)
+        return got
+
+    def _next_allowed(self, due: datetime, zone: ZoneInfo, start: time, end: time) -> datetime | None:
+        key = ("w", due, zone, start, end)
+        if key in self._windows:
+            return self._windows[key]  # type: ignore[no-any-return]
+        if len(self._windows) > 100_000:
+            self._windows.clear()
+        got = self._windows[key] = next_allowed(due, zone, start, end)
+        return got
 
     # -- step 1 ------------------------------------------------------------------------------------
     def _address(self, r: Recipient, variant: str, channel: str) -> str | None:
@@ -203,8 +232,7 @@ class Guardrails:
         if address is None:
             return None, "no_address"
         consent_trait = self.c.policy.consent_traits.get(channel)
-        needs = self.c.advertising or self.c.policy.informational_needs_consent
-        if needs and consent_trait and not _truthy(r.traits.get(consent_trait)):
+        if self.consent_needed and consent_trait and not _truthy(r.traits.get(consent_trait)):
             return None, "no_consent"
         if (r.user_id, channel) in self.suppressed or (r.user_id, "*") in self.suppressed:
             return None, "unsubscribed"
@@ -220,10 +248,12 @@ class Guardrails:
         group = variant or assign(self.c.id, r.user_id, self.split)
         variant = group if group != HOLDOUT else self.c.variants[0].key
         checks: list[dict[str, Any]] = []
+        explain = self.explain
         channel, address, first_reason = self.c.channels[0], None, None
         for ch in self.c.channels:
             addr, reason = self._channel_check(r, variant, ch)
-            checks.append({"check": f"channel:{ch}", "ok": reason is None, "reason": reason})
+            if explain:
+                checks.append({"check": f"channel:{ch}", "ok": reason is None, "reason": reason})
             if reason is None:
                 channel, address = ch, addr
                 break
@@ -234,37 +264,43 @@ class Guardrails:
         for cap in self.c.policy.frequency_caps:
             if cap.channel not in ("*", channel):
                 continue
-            start, end = _period(due, r.zone, cap.per)
+            start, end = self._period(due, r.zone, cap.per)
             n = self.caps.count(r.user_id, cap.channel, start, end)
             ok = n < cap.max
-            checks.append({"check": f"frequency_cap:{cap.channel}:{cap.max}/{cap.per}", "ok": ok, "count": n})
+            if explain:
+                checks.append({"check": f"frequency_cap:{cap.channel}:{cap.max}/{cap.per}", "ok": ok, "count": n})
             if not ok:
                 return Decision(r.user_id, group, channel, "suppressed", due, "frequency_cap",
                                 f"{n} {cap.channel} messages this {cap.per} (max {cap.max})", checks=checks)
         delay_reason = None
         pol = self.c.policy
         if self.c.advertising and pol.korean_ad_law and not _truthy(r.traits.get(pol.night_consent_trait)):
-            later = next_allowed(due, r.zone, pol.night_start, pol.night_end)
-            checks.append({"check": "ad_law_night", "ok": later is None})
+            later = self._next_allowed(due, r.zone, pol.night_start, pol.night_end)
+            if explain:
+                checks.append({"check": "ad_law_night", "ok": later is None})
             if later is not None:
                 if pol.quiet_hours.action == "drop":
                     return Decision(r.user_id, group, channel, "suppressed", due, "ad_law_night",
                                     REASONS["ad_law_night"], checks=checks)
                 due, delay_reason = later, "ad_law_night"
         if pol.quiet_hours.enabled:
-            later = next_allowed(due, r.zone, pol.quiet_hours.start, pol.quiet_hours.end)
-            checks.append({"check": "quiet_hours", "ok": later is None})
+            later = self._next_allowed(due, r.zone, pol.quiet_hours.start, pol.quiet_hours.end)
+            if explain:
+                checks.append({"check": "quiet_hours", "ok": later is None})
             if later is not None:
                 if pol.quiet_hours.action == "drop":
                     return Decision(r.user_id, group, channel, "suppressed", due, "quiet_hours",
                                     REASONS["quiet_hours"], checks=checks)
                 due, delay_reason = later, "quiet_hours"
         payload, problem = self.render(r, variant, channel, occurrence, address)
-        checks.append({"check": "render", "ok": problem is None, "reason": problem})
+        if explain:
+            checks.append({"check": "render", "ok": problem is None, "reason": problem})
         if problem is not None:
             code = "missing_variable" if problem.startswith("missing variable") else "template_error"
             return Decision(r.user_id, group, channel, "suppressed", due, code, problem, checks=checks)
         self.caps.add(r.user_id, channel, due)
+        if payload is not None:
+            payload["zone"] = r.zone.key  # the worker re-checks frequency caps in the user's zone at send time
         if group == HOLDOUT:
             return Decision(r.user_id, group, channel, "holdout", due, None, None, None, checks)
         return Decision(r.user_id, group, channel, "queued", due, delay_reason,
@@ -285,35 +321,29 @@ class Guardrails:
         """The payload (to, subject, text, html, data, advertising, unsubscribe_url) or the reason it failed."""
         message_id = f"{self.c.id}:{occurrence}:{r.user_id}"
         ref = {"m": message_id, "u": r.user_id, "c": self.c.id, "v": variant, "ch": channel}
-        templates = self.templates[(variant, channel)]
+        key = (variant, channel)
         ad_law = self.c.advertising and self.c.policy.korean_ad_law
-        needs_link = channel == "email" or (variant, channel) in self.reads_unsubscribe or (
-            ad_law and (not self.c.sender.opt_out or channel in ("in_app", "outbox")))
-        unsubscribe = self.links.unsubscribe(ref) if needs_link else None
+        unsubscribe = self.links.unsubscribe(ref) if self.needs_link[key] else None
         msg: Message = self.messages[variant][channel]  # type: ignore[index]
-        links = {name: self.links.click(ref, url) for name, url in msg.links.items()}
-        dynamic = {k: t for k, t in templates.items() if (variant, channel, k) not in self.constant}
+        links = {name: self.links.click(ref, url) for name, url in msg.links.items()} if msg.links else {}
+        dynamic = self.dynamic[key]
         variables = self._variables(r, unsubscribe, links)
         out = render(dynamic, variables) if dynamic else None
         if out is not None and not out.ok:
             return None, out.suppressed
-        data = dict(msg.data)
+        data = dict(msg.data) if msg.data else {}
         if (variant, channel) in self.data_templates:
             rendered = render(self.data_templates[(variant, channel)], variables)
             if not rendered.ok:
                 return None, rendered.suppressed
-            for key, value in rendered.parts.items():
-                if "\x1f" in key:
-                    top, sub = key.split("\x1f", 1)
+            for name, value in rendered.parts.items():
+                if "\x1f" in name:
+                    top, sub = name.split("\x1f", 1)
                     data[top] = {**data[top], sub: value}
                 else:
-                    data[key] = value
-        parts = {**{k: self.constant[(variant, channel, k)] for k in templates if k not in dynamic},
-                 **(out.parts if out is not None else {})}
-        out = Rendered(parts)
-        if not out.ok:
-            return None, out.suppressed
-        subject, text, body_html = out.parts.get("subject", ""), out.parts.get("text", ""), out.parts.get("html")
+                    data[name] = value
+        parts = {**self.constant_parts[key], **(out.parts if out is not None else {})}
+        subject, text, body_html = parts.get("subject", ""), parts.get("text", ""), parts.get("html")
         if ad_law:
             subject, text, body_html = self._ad_law(channel, subject, text, body_html, unsubscribe)
         if body_html is not None and channel == "email":

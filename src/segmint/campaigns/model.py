@@ -64,6 +64,14 @@ class RecurringSchedule(_Model):
     type: Literal["recurring"] = "recurring"
     cron: str
     timezone: str | None = None
+    # every cron time is its own occurrence; missed times (server down) up to this old are still planned,
+    # oldest first; older ones are skipped
+    catch_up: timedelta = timedelta(days=1)
+
+    @field_validator("catch_up", mode="before")
+    @classmethod
+    def _catch_up(cls, value: Any) -> Any:
+        return _duration_or_iso(value)
 
     @field_validator("cron")
     @classmethod

@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from segmint.appdb.campaigns import LedgerRow, OccurrenceRow, SuppressionRow
+from segmint.appdb.campaigns import LedgerRow, OccurrenceRow
 from segmint.campaigns.assignment import bucket
 from segmint.campaigns.guardrails import COUNTED, CapCounter, Decision, Guardrails, Recipient, zone_of
 from segmint.campaigns.links import LinkMaker, public_url
@@ -33,7 +33,6 @@ CHUNK = 5000
 _INSERT_COLUMNS = ("campaign_id", "occurrence", "user_id", "variant", "channel", "segment", "status", "reason",
                    "detail", "message_id", "provider_id", "attempts", "due_at", "queued_at", "sent_at",
                    "delivered_at", "updated_at", "worker", "lease_until", "payload", "context", "emitted")
-_JSON_COLUMNS = frozenset({"payload", "context"})
 
 
 def sqlite_time(value: datetime | None) -> str | None:
@@ -41,20 +40,27 @@ def sqlite_time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(" ", "microseconds")
 
 
-_TIME_COLUMNS = frozenset({"due_at", "queued_at", "sent_at", "delivered_at", "updated_at", "lease_until"})
 
+def _sqlite_tuples(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows as DB-API tuples in _INSERT_COLUMNS order, times and JSON pre-serialized (times cached: a planning
+    run shares a handful of distinct datetimes)."""
+    times: dict[datetime, str] = {}
 
-def _sqlite_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
-    out = []
-    for c in _INSERT_COLUMNS:
-        v = row[c]
-        if v is not None:
-            if c in _TIME_COLUMNS:
-                v = v.isoformat(" ", "microseconds")
-            elif c in _JSON_COLUMNS:
-                v = orjson.dumps(v).decode()
-        out.append(v)
-    return tuple(out)
+    def t(v: datetime | None) -> str | None:
+        if v is None:
+            return None
+        s = times.get(v)
+        if s is None:
+            s = times[v] = v.isoformat(" ", "microseconds")
+        return s
+
+    def j(v: Any) -> str | None:
+        return None if v is None else orjson.dumps(v).decode()
+
+    return [(r["campaign_id"], r["occurrence"], r["user_id"], r["variant"], r["channel"], r["segment"], r["status"],
+             r["reason"], r["detail"], r["message_id"], r["provider_id"], r["attempts"], t(r["due_at"]),
+             t(r["queued_at"]), t(r["sent_at"]), t(r["delivered_at"]), t(r["updated_at"]), r["worker"],
+             t(r["lease_until"]), j(r["payload"]), j(r["context"]), r["emitted"]) for r in rows]
 
 
 def ledger_insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
@@ -65,7 +71,9 @@ def ledger_insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
         sql = (f"INSERT OR IGNORE INTO campaign_ledger ({', '.join(_INSERT_COLUMNS)}) "
                f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})")
         with engine.begin() as con:
-            con.exec_driver_sql(sql, [_sqlite_tuple(r) for r in rows])
+            con.exec_driver_sql(sql, _sqlite_tuples(rows))
+        return
+    if engine.dialect.name == "postgresql" and _pg_copy_insert(engine, rows):
         return
     table = LedgerRow.__table__
     if engine.dialect.name == "postgresql":
@@ -79,6 +87,33 @@ def ledger_insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
     with engine.begin() as con:
         for i in range(0, len(rows), CHUNK):
             con.execute(stmt, rows[i:i + CHUNK])
+
+
+def _pg_copy_insert(engine: Engine, rows: list[dict[str, Any]]) -> bool:
+    """PostgreSQL with psycopg 3: COPY the rows into a session temp table, then one
+    `INSERT ... SELECT ... ON CONFLICT DO NOTHING` (one round trip for the data, one statement). False when the
+    driver has no COPY support (the caller then uses multi-row INSERTs)."""
+    cols = ", ".join(_INSERT_COLUMNS)
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        if not hasattr(cur, "copy"):
+            return False
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS segmint_ledger_in "
+                    "(LIKE campaign_ledger INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        with cur.copy(f"COPY segmint_ledger_in ({cols}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(tuple(orjson.dumps(r[c]).decode() if c in ("payload", "context") and r[c] is not None
+                                     else r[c] for c in _INSERT_COLUMNS))
+        cur.execute(f"INSERT INTO campaign_ledger ({cols}) SELECT {cols} FROM segmint_ledger_in "
+                    "ON CONFLICT DO NOTHING")
+        raw.commit()
+        return True
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
 
 
 # ------------------------------------------------------------------ inputs
@@ -106,24 +141,57 @@ def load_profiles(store: EventStore, user_ids: Sequence[str]) -> dict[str, tuple
     return out
 
 
+def _user_chunks(engine: Engine, user_ids: Iterable[str] | None) -> list[Any]:
+    """The user list bound for `user_id IN ...` in chunks ([None] = no filter: every user)."""
+    if user_ids is None:
+        return [None]
+    users = sorted(set(user_ids))
+    step = 20_000
+    if engine.dialect.name == "sqlite":
+        return [orjson.dumps(users[i:i + step]).decode() for i in range(0, len(users), step)]
+    return [users[i:i + step] for i in range(0, len(users), step)]
+
+
+def _in_users(engine: Engine) -> str:
+    return "user_id IN (SELECT value FROM json_each(:users))" if engine.dialect.name == "sqlite" else \
+        "user_id = ANY(:users)"
+
+
 def load_suppressed(engine: Engine, user_ids: Iterable[str] | None = None) -> set[tuple[str, str]]:
-    """(user_id, channel) pairs on the suppression list ("*" = every channel)."""
-    with Session(engine) as s:
-        rows = s.execute(select(SuppressionRow.user_id, SuppressionRow.channel)).all()
-    wanted = None if user_ids is None else set(user_ids)
-    return {(u, c) for u, c in rows if wanted is None or u in wanted}
+    """(user_id, channel) pairs on the suppression list ("*" = every channel), for these users (all if None)."""
+    from sqlalchemy import text
+
+    out: set[tuple[str, str]] = set()
+    with engine.connect() as con:
+        for chunk in _user_chunks(engine, user_ids):
+            where = "" if chunk is None else f" WHERE {_in_users(engine)}"
+            params = {} if chunk is None else {"users": chunk}
+            out |= {(u, c) for u, c in con.execute(text(f"SELECT user_id, channel FROM campaign_suppressions{where}"),
+                                                  params).all()}
+    return out
 
 
 def load_caps(engine: Engine, since: datetime, user_ids: Iterable[str] | None = None) -> CapCounter:
-    """Counted messages (queued, sending, sent, delivered) since a time, for the frequency caps."""
+    """Counted messages (queued, sending, sent, delivered) since a time, for the frequency caps (for these users,
+    filtered in the database: the ledger of other users is never read)."""
+    from sqlalchemy import text
+
     caps = CapCounter()
-    wanted = None if user_ids is None else set(user_ids)
-    q = (select(LedgerRow.user_id, LedgerRow.channel, LedgerRow.sent_at, LedgerRow.due_at)
-         .where(LedgerRow.status.in_(COUNTED), LedgerRow.due_at >= since))
-    with Session(engine) as s:
-        for uid, ch, sent_at, due_at in s.execute(q):
-            if wanted is None or uid in wanted:
-                caps.add(uid, ch, sent_at or due_at)
+    sqlite = engine.dialect.name == "sqlite"
+    counted = ", ".join(f"'{s}'" for s in COUNTED)
+    # SQLite: "+status" keeps the planner on the user index (without statistics it picks the status index)
+    status = "+status" if sqlite else "status"
+    with engine.connect() as con:
+        for chunk in _user_chunks(engine, user_ids):
+            where = "" if chunk is None else f" AND {_in_users(engine)}"
+            sql = text(f"SELECT user_id, channel, sent_at, due_at FROM campaign_ledger WHERE {status} IN ({counted}) "
+                       f"AND due_at >= :since{where}")
+            params: dict[str, Any] = {"since": sqlite_time(since) if sqlite else since}
+            if chunk is not None:
+                params["users"] = chunk
+            for uid, ch, sent_at, due_at in con.execute(sql, params).all():
+                at = sent_at or due_at
+                caps.add(uid, ch, datetime.fromisoformat(at) if isinstance(at, str) else at)
     return caps
 
 
@@ -141,11 +209,14 @@ def resolve_audience(ws: Any, campaign: Campaign, as_of: datetime | None = None)
     return list(seen.items())
 
 
-def guardrails_for(ws: Any, campaign: Campaign, user_ids: Sequence[str], now: datetime) -> Guardrails:
-    """Guardrails with this workspace's links, suppression list and frequency-cap counts."""
+def guardrails_for(ws: Any, campaign: Campaign, user_ids: Sequence[str], now: datetime, *,
+                   explain: bool = False) -> Guardrails:
+    """Guardrails with this workspace's links, suppression list and frequency-cap counts (`explain`: record
+    every check in each Decision, for previews)."""
     links = LinkMaker(public_url(ws), ws.config.session_secret or ws.config.admin_token)
     return Guardrails(campaign, links=links, suppressed=load_suppressed(ws.appdb, user_ids),
-                      caps=load_caps(ws.appdb, now - timedelta(days=8), user_ids), default_zone=ws.config.zone)
+                      caps=load_caps(ws.appdb, now - timedelta(days=8), user_ids), default_zone=ws.config.zone,
+                      explain=explain)
 
 
 def _row(campaign_id: str, occurrence: str, d: Decision, segment: str | None, now: datetime,
@@ -199,9 +270,19 @@ def _decide_chunk(ws: Any, campaign: Campaign, occurrence: str, when: datetime, 
         rows.append(_row(campaign.id, occurrence, d, seg, now))
         if len(rows) >= CHUNK:
             ledger_insert(ws.appdb, rows)
+            heartbeat(ws.appdb, campaign.id, occurrence)
             rows = []
     ledger_insert(ws.appdb, rows)
     return len(work)
+
+
+def heartbeat(engine: Engine, campaign_id: str, occurrence: str) -> None:
+    """Record planning progress (`planned_at` of a `planning` occurrence): workers keep waiting for more rows
+    while an occurrence is being planned and its heartbeat is fresher than their lease."""
+    with engine.begin() as con:
+        con.execute(update(OccurrenceRow).where(OccurrenceRow.campaign_id == campaign_id,
+                                                OccurrenceRow.occurrence == occurrence,
+                                                OccurrenceRow.status == "planning").values(planned_at=now_utc()))
 
 
 def _child(args: tuple[Any, ...]) -> int:
@@ -247,7 +328,9 @@ def plan_occurrence(ws: Any, campaign: Campaign, occurrence: str, scheduled_for:
             return result
         if occ is None:
             s.add(OccurrenceRow(campaign_id=campaign.id, occurrence=occurrence, status="planning", audience=0,
-                                scheduled_for=when, created_at=now))
+                                scheduled_for=when, created_at=now, planned_at=now_utc()))
+    if occ is not None:
+        heartbeat(ws.appdb, campaign.id, occurrence)
     members = audience if audience is not None else resolve_audience(ws, campaign)
     if campaign.audience_cap is not None and len(members) > campaign.audience_cap:
         members.sort(key=lambda m: (bucket(campaign.id, m[0], "cap"), m[0]))
@@ -417,6 +500,10 @@ def prepare_due(ws: Any, campaign: Campaign, *, now: datetime | None = None, lim
             from segmint.campaigns.assignment import assign
 
             d.variant = assign(campaign.id, r.user_id, campaign.split)
+        if d.status == "queued" and d.due_at > now:
+            # delayed by quiet hours / the night rule: stay `scheduled`, so the re-check, cancel_on and every
+            # guardrail run again when it may really go out (a purchase meanwhile still cancels it)
+            d.status, d.payload = "scheduled", None
         updates.append({"_id": r.id, "variant": d.variant, "channel": d.channel, "status": d.status,
                         "reason": d.reason, "detail": d.detail, "due_at": d.due_at, "payload": d.payload,
                         "sent_at": d.due_at if d.status == "holdout" else None, "updated_at": now,

@@ -51,7 +51,7 @@ def preview_user(ws: Any, campaign: Campaign, user_id: str, *, store: EventStore
         membership[n] for n in campaign.exclude)
     if event is None and isinstance(campaign.schedule, TriggeredSchedule):
         event = last_trigger_event(store, campaign.schedule.event, user_id)
-    rails = guardrails_for(ws, campaign, [user_id], now)
+    rails = guardrails_for(ws, campaign, [user_id], now, explain=True)
     segment = next((n for n in campaign.target if membership.get(n)), None)
     recipient = Recipient(user_id, traits, zone, segment, event)
     variants = []

@@ -31,18 +31,26 @@ def _has_occurrence(ws: Any, campaign_id: str, occurrence: str) -> bool:
         return row is not None and row.status == "planned"
 
 
-def due_cron_time(cron: str, zone: Any, after: datetime, now: datetime) -> datetime | None:
-    """The latest cron time in (after, now] as naive UTC, or None."""
+def due_cron_times(cron: str, zone: Any, after: datetime, now: datetime, limit: int = 1000) -> list[datetime]:
+    """Every cron time in (after, now] as naive UTC, oldest first (at most the latest `limit`)."""
     from cronsim import CronSim
 
     start = after.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
-    latest = None
+    times: list[datetime] = []
     for local in CronSim(cron, start):
         utc = local.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
         if utc > now:
             break
-        latest = utc
-    return latest
+        times.append(utc)
+        if len(times) > limit:
+            times.pop(0)
+    return times
+
+
+def due_cron_time(cron: str, zone: Any, after: datetime, now: datetime) -> datetime | None:
+    """The latest cron time in (after, now] as naive UTC, or None."""
+    times = due_cron_times(cron, zone, after, now, limit=1)
+    return times[-1] if times else None
 
 
 _TICK_LOCK = threading.Lock()
@@ -73,10 +81,10 @@ def _tick(ws: Any, now: datetime | None, processes: int = 1) -> list[PlanResult]
                 from zoneinfo import ZoneInfo
 
                 zone = ZoneInfo(sched.timezone) if sched.timezone else ws.config.zone
-                when = due_cron_time(sched.cron, zone, (sc.activated_at or sc.created_at) - timedelta(seconds=1),
-                                     now)
-                if when is not None and not _has_occurrence(ws, c.id, when.isoformat()):
-                    plans.append(plan_occurrence(ws, c, when.isoformat(), when, now=now, processes=processes))
+                after = max((sc.activated_at or sc.created_at) - timedelta(seconds=1), now - sched.catch_up)
+                for when in due_cron_times(sched.cron, zone, after, now, limit=100):
+                    if not _has_occurrence(ws, c.id, when.isoformat()):  # one occurrence per cron time
+                        plans.append(plan_occurrence(ws, c, when.isoformat(), when, now=now, processes=processes))
             elif isinstance(sched, TriggeredSchedule):
                 cursor = repo.get_cursor(ws.appdb, c.id) or (sc.activated_at or now).isoformat()
                 _n, last = scan_triggers(ws, c, cursor, now=now)
@@ -103,16 +111,35 @@ def send_now(ws: Any, campaign_id: str, *, channels: dict[str, Any] | None = Non
     from segmint.channels.registry import build_channels
 
     sc = repo.set_status(ws.appdb, campaign_id, "active")
-    plans = [p.to_dict() for p in tick(ws, processes=processes)]
     stats = None
-    if deliver:
+    if not deliver:
+        plans = [p.to_dict() for p in tick(ws, processes=processes)]
+    else:
+        # the worker sends in a thread while planning writes rows (planning commits every CHUNK rows), and
+        # stops once planning is over (`hold`) and nothing is due
         worker = Worker(ws.appdb, channels if channels is not None else build_channels(ws),
                         campaign_id=campaign_id, concurrency=concurrency,
-                        rate_limits=sc.campaign.policy.rate_limits)
+                        rate_limits=sc.campaign.policy.rate_limits, default_zone=ws.config.zone.key)
+        planned = threading.Event()
+        box: dict[str, Any] = {}
+
+        def _deliver() -> None:
+            try:
+                box["stats"] = worker.run(hold=planned)
+            except BaseException as exc:  # re-raised in the caller
+                box["error"] = exc
+
+        thread = threading.Thread(target=_deliver, name="segmint-send-now", daemon=True)
+        thread.start()
         try:
-            stats = worker.run()
+            plans = [p.to_dict() for p in tick(ws, processes=processes)]
         finally:
+            planned.set()
+            thread.join()
             worker.close()
+        if "error" in box:
+            raise box["error"]
+        stats = box.get("stats")
     written = pump(ws.appdb, sink) if sink is not None else 0
     return {"campaign_id": campaign_id, "plans": plans, "events_written": written,
             "worker": stats.__dict__ if stats else None, "ledger": status_counts(ws, campaign_id)}
@@ -128,6 +155,8 @@ class CampaignRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.worker: Worker | None = None
+        self.receipts_every = 30.0  # seconds between provider delivery-result lookups
+        self._receipts_at = 0.0
 
     def start(self) -> None:
         """Start the threads."""
@@ -136,7 +165,7 @@ class CampaignRuntime:
         self._threads.append(threading.Thread(target=self._loop, args=(self.plan_step,), name="segmint-campaigns",
                                               daemon=True))
         if self.deliver:
-            self.worker = Worker(self.ws.appdb, build_channels(self.ws))
+            self.worker = Worker(self.ws.appdb, build_channels(self.ws), default_zone=self.ws.config.zone.key)
             self._threads.append(threading.Thread(target=self._loop, args=(self.deliver_step,),
                                                   name="segmint-campaign-worker", daemon=True))
         for t in self._threads:
@@ -161,6 +190,13 @@ class CampaignRuntime:
         self.worker.recover()
         while self.worker.run_once() and not self._stop.is_set():
             pass
+        import time
+
+        if time.monotonic() - self._receipts_at >= self.receipts_every:
+            from segmint.campaigns.receipts import poll_receipts
+
+            self._receipts_at = time.monotonic()
+            poll_receipts(self.ws.appdb, self.worker.channels)
 
     def step(self) -> None:
         """One full round (plan, deliver, events), for callers that drive the runtime themselves."""

@@ -140,6 +140,117 @@ def _location(source: str, exc: LiquidError) -> str:
     return _line_col(source, getattr(token, "start_index", -1) if token is not None else -1)
 
 
+class _Fallback(Exception):
+    """The fast renderer met something only the full Liquid renderer handles (the result then comes from it)."""
+
+
+_MISSING = object()
+_SPECIAL_PROPERTIES = frozenset({"size", "first", "last"})  # Liquid properties of arrays, hashes and strings
+_FAST_FILTERS = frozenset({"default", "josa", "krw", "upcase", "downcase", "capitalize", "strip", "lstrip",
+                           "rstrip", "append", "prepend"})
+
+
+class _FastText:
+    """A text template made only of literal text and `{{ path | filter: literal ... }}` outputs, rendered
+    without building a Liquid context: one dict walk per output and direct calls of the same filter
+    functions Liquid would call. Anything outside that (a value that is not a string or integer, a missing
+    variable without `| default`, a filter error, the output limit) raises _Fallback, and the caller renders
+    that recipient with Liquid itself, so results and error messages are exactly Liquid's."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, pieces: list[Any]) -> None:
+        self.pieces = pieces
+
+    @classmethod
+    def build(cls, parsed: Any, env: Environment) -> _FastText | None:
+        """The fast form of a parsed template, or None when it uses anything beyond plain outputs."""
+        from liquid.builtin.content import ContentNode
+        from liquid.builtin.expressions.arguments import PositionalArgument
+        from liquid.builtin.expressions.filtered import FilteredExpression
+        from liquid.builtin.expressions.path import Path
+        from liquid.builtin.expressions.primitive import IntegerLiteral, StringLiteral
+        from liquid.builtin.output import OutputNode
+
+        pieces: list[Any] = []
+        for node in parsed.nodes:
+            if type(node) is ContentNode:
+                pieces.append(node.text)
+                continue
+            if type(node) is not OutputNode or type(node.expression) is not FilteredExpression:
+                return None
+            expr = node.expression
+            left = expr.left
+            if type(left) is Path and all(type(seg) in (str, int) for seg in left.path):
+                source: Any = tuple(left.path)
+            elif type(left) in (StringLiteral, IntegerLiteral):
+                source = ("", left.value)
+            else:
+                return None
+            filters = []
+            for f in expr.filters:
+                if f.name not in _FAST_FILTERS or f.name not in env.filters:
+                    return None
+                if not all(type(a) is PositionalArgument and type(a.value) in (StringLiteral, IntegerLiteral)
+                           for a in f.args):
+                    return None
+                filters.append((f.name, env.filters[f.name], tuple(a.value.value for a in f.args)))
+            if filters and filters[0][0] == "default" and len(filters[0][2]) > 1:
+                return None
+            pieces.append((source, tuple(filters)))
+        return cls(pieces)
+
+    def render(self, variables: Mapping[str, Any]) -> str:
+        """The output, or _Fallback."""
+        out: list[str] = []
+        size = 0
+        for piece in self.pieces:
+            if type(piece) is str:
+                out.append(piece)
+                size += len(piece)
+                continue
+            source, filters = piece
+            if source[0] == "":
+                value: Any = source[1]
+            else:
+                value = variables
+                for seg in source:
+                    if type(value) is dict:
+                        if seg in value:
+                            value = value[seg]
+                        elif seg in _SPECIAL_PROPERTIES:
+                            raise _Fallback
+                        else:
+                            value = _MISSING
+                            break
+                    else:
+                        raise _Fallback
+            start = 0
+            if value is _MISSING:
+                if not filters or filters[0][0] != "default":
+                    raise _Fallback  # Liquid raises the missing-variable error with its own wording
+                value = filters[0][2][0] if filters[0][2] else ""
+                start = 1
+            for _name, func, args in filters[start:]:
+                if type(value) not in (str, int):
+                    raise _Fallback
+                try:
+                    value = func(value, *args)
+                except Exception as exc:
+                    raise _Fallback from exc
+            if type(value) is str:
+                text = value
+            elif type(value) is int:
+                text = str(value)
+            else:
+                raise _Fallback
+            out.append(text)
+            size += len(text)
+        if size > MAX_OUTPUT_CHARS:
+            raise _Fallback
+        return "".join(out)
+
+
 @dataclass(frozen=True)
 class CompiledTemplate:
     """A parsed template ready to render; `html` means autoescaped output."""
@@ -148,6 +259,11 @@ class CompiledTemplate:
     source: str
     html: bool
     _template: Any = field(repr=False, compare=False)
+    _fast: _FastText | None = field(default=None, repr=False, compare=False)
+    # memo of full Liquid renders keyed by the values of the global variables the template reads (None: the
+    # template cannot be memoized, e.g. it reads the clock through `date`)
+    _memo_paths: tuple[tuple[str | int, ...], ...] | None = field(default=None, repr=False, compare=False)
+    _memo: dict[tuple[Any, ...], str] = field(default_factory=dict, repr=False, compare=False)
 
     def variables(self) -> list[str]:
         """Dotted paths of the variables the template reads (`user.name`, `event.price`), sorted."""
@@ -167,7 +283,50 @@ def compile_template(source: str, *, name: str = "body", html: bool = False) -> 
         if filter_name not in env.filters:
             where = f"{name}:{_line_col(source, spans[0].index)}"
             raise InvalidInput(f"unknown filter {filter_name!r}", where=where)
-    return CompiledTemplate(name=name, source=source, html=html, _template=parsed)
+    fast = None if html else _FastText.build(parsed, env)
+    return CompiledTemplate(name=name, source=source, html=html, _template=parsed, _fast=fast,
+                            _memo_paths=_memo_paths(parsed))
+
+
+_SCALARS = (str, int, float, bool, type(None))
+MEMO_LIMIT = 4096  # distinct variable-value combinations remembered per template
+
+
+def _memo_paths(parsed: Any) -> tuple[tuple[str | int, ...], ...] | None:
+    """The global variable paths a template's output depends on, or None when it cannot be memoized."""
+    analysis = parsed.analyze()
+    if "date" in analysis.filters:  # `"now" | date` reads the clock
+        return None
+    paths: set[tuple[str | int, ...]] = set()
+    for uses in analysis.globals.values():
+        for v in uses:
+            if not all(type(seg) in (str, int) for seg in v.segments):
+                return None  # an index computed from another variable
+            paths.add(tuple(v.segments))
+    if "local_date" in analysis.filters:  # reads the user's zone from the context
+        paths |= {("user", "timezone"), ("user", "traits", "timezone")}
+    return tuple(sorted(paths, key=str))
+
+
+def _memo_key(paths: tuple[tuple[str | int, ...], ...], variables: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """(type, value) of every path (a missing one as None type); None when a value is not a scalar."""
+    key: list[Any] = []
+    for path in paths:
+        value: Any = variables
+        for seg in path:
+            if type(value) is not dict or seg in _SPECIAL_PROPERTIES:
+                return None  # a property of a string or list (`.size`, `[0]`): not a plain lookup
+            if seg not in value:
+                value = _MISSING
+                break
+            value = value[seg]
+        if value is _MISSING:
+            key.append(None)
+        elif type(value) in _SCALARS:
+            key.append((type(value), value))
+        else:
+            return None  # a list or object: the output may depend on all of it
+    return tuple(key)
 
 
 @dataclass(frozen=True)
@@ -222,8 +381,20 @@ def render(templates: Mapping[str, CompiledTemplate], variables: Mapping[str, An
     """Render every part (subject, html, text ...); a missing variable or limit suppresses the send."""
     parts: dict[str, str] = {}
     for part, template in templates.items():
+        if template._fast is not None:
+            try:
+                parts[part] = template._fast.render(variables)
+                continue
+            except _Fallback:
+                pass
+        key = _memo_key(template._memo_paths, variables) if template._memo_paths is not None else None
+        if key is not None and key in template._memo:
+            parts[part] = template._memo[key]
+            continue
         try:
             parts[part] = template._template.render(**variables)
+            if key is not None and len(template._memo) < MEMO_LIMIT:
+                template._memo[key] = parts[part]
         except UndefinedError as exc:
             return Rendered(parts={}, suppressed=f"missing variable {_undefined_name(exc)} (in {template.name})")
         except ResourceLimitError as exc:

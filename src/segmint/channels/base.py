@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 DeliveryStatus = Literal["sent", "failed", "refused"]
@@ -47,3 +48,12 @@ class Channel(Protocol):
     def send(self, message: OutboundMessage) -> DeliveryResult:
         """Deliver one message; never raises for provider errors (they go in the result)."""
         ...
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A provider's delivery report for one sent message: delivered or bounced, when, and why."""
+
+    status: Literal["delivered", "bounced"]
+    at: datetime | None = None  # naive UTC; None = when it was read
+    detail: str | None = None

@@ -9,6 +9,14 @@
   `X-NC-API-IDEMPOTENCY-KEY` (NHN rejects a repeat of the same key within 10 minutes).
 
 Both answer HTTP 200 with `header.isSuccessful`/`resultCode` and a per-recipient result list.
+
+Delivery results (`delivery_status`, polled by campaigns/receipts.py): SMS "단건 조회"
+`GET /sms/v3.0/appKeys/{appKey}/sender/{sms|mms}/{requestId}?mtPr={recipientSeq}` -> `body.data.msgStatus`
+("3" success, "0" failed, "4" reservation cancelled, "5" duplicate failure, "1"/"2" requested/processing)
+with `resultCode`/`resultCodeName` and `resultDate`; AlimTalk "메시지 단건 조회"
+`GET /alimtalk/v2.3/appkeys/{appkey}/messages/{requestId}/{recipientSeq}` -> `message.messageStatus`
+(COMPLETED, FAILED, READY/IN_PROGRESS...) with `resultCode` ("1000" = delivered), `resultCodeName`,
+`receiveDate`. Our provider message id is `<requestId>:<recipientSeq>`.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from segmint.channels.base import DeliveryResult, OutboundMessage
+from segmint.channels.base import DeliveryResult, OutboundMessage, Receipt
 from segmint.channels.retry import is_retryable_status
 
 SMS_MAX_BYTES = 90
@@ -68,6 +76,37 @@ def _interpret(response: httpx.Response, results_path: tuple[str, ...], vendor: 
     return DeliveryResult("sent", provider_message_id=f"{request_id}:{first.get('recipientSeq')}")
 
 
+def _split_id(provider_id: str) -> tuple[str, str]:
+    request_id, _, seq = provider_id.rpartition(":")
+    return request_id, seq
+
+
+def _answer(response: httpx.Response) -> dict[str, Any] | None:
+    """The JSON answer of a lookup when it succeeded, else None (try again later)."""
+    if not response.is_success:
+        return None
+    try:
+        payload: Any = response.json()
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or not (payload.get("header") or {}).get("isSuccessful"):
+        return None
+    return payload
+
+
+def _vendor_time(value: Any) -> Any:
+    """A vendor timestamp ("2026-03-02 12:00:05[.0]", Korea time) as naive UTC, or None."""
+    from datetime import datetime, timedelta
+
+    if not value:
+        return None
+    try:
+        local = datetime.fromisoformat(str(value).replace(" ", "T").split(".")[0])
+    except ValueError:
+        return None
+    return local - timedelta(hours=9)  # NHN reports KST
+
+
 class NhnSmsChannel:
     """SMS or LMS (chosen by length) to one phone number."""
 
@@ -108,6 +147,30 @@ class NhnSmsChannel:
             return DeliveryResult("failed", error=f"NHN SMS: {type(exc).__name__}: {exc}", retryable=True)
         return _interpret(response, ("body", "data", "sendResultList"), "NHN SMS")
 
+    def delivery_status(self, provider_id: str, message: OutboundMessage) -> Receipt | None:
+        """The handset result of a sent message (None while the carrier has not answered)."""
+        request_id, seq = _split_id(provider_id)
+        kind = "mms" if _euc_kr_len(message.text) > SMS_MAX_BYTES else "sms"
+        try:
+            response = self.client.get(f"{self.base}/{kind}/{request_id}", params={"mtPr": seq},
+                                       headers=_headers(self.secret_key))
+        except httpx.HTTPError:
+            return None
+        payload = _answer(response)
+        data = ((payload or {}).get("body") or {}).get("data") if payload else None
+        if isinstance(data, list):
+            data = next((d for d in data if str(d.get("mtPr")) == seq), data[0] if data else None)
+        if not isinstance(data, dict):
+            return None
+        status = str(data.get("msgStatus", ""))
+        detail = f"{data.get('resultCode', '')} {data.get('resultCodeName', '')}".strip() or None
+        if status == "3":
+            return Receipt("delivered", at=_vendor_time(data.get("resultDate")), detail=detail)
+        if status in ("0", "4", "5"):
+            return Receipt("bounced", at=_vendor_time(data.get("resultDate")),
+                           detail=f"NHN SMS msgStatus {status}: {detail or data.get('msgStatusName', '')}")
+        return None
+
 
 class NhnAlimtalkChannel:
     """KakaoTalk AlimTalk (informational template messages) to one phone number."""
@@ -145,3 +208,23 @@ class NhnAlimtalkChannel:
         except httpx.HTTPError as exc:
             return DeliveryResult("failed", error=f"NHN AlimTalk: {type(exc).__name__}: {exc}", retryable=True)
         return _interpret(response, ("message", "sendResults"), "NHN AlimTalk")
+
+    def delivery_status(self, provider_id: str, message: OutboundMessage) -> Receipt | None:
+        """Whether KakaoTalk delivered the message (None while pending)."""
+        request_id, seq = _split_id(provider_id)
+        try:
+            response = self.client.get(f"{self.url}/{request_id}/{seq}", headers=_headers(self.secret_key))
+        except httpx.HTTPError:
+            return None
+        payload = _answer(response)
+        data = (payload or {}).get("message") if payload else None
+        if not isinstance(data, dict):
+            return None
+        status = str(data.get("messageStatus", ""))
+        detail = f"{data.get('resultCode', '')} {data.get('resultCodeName', '')}".strip() or None
+        at = _vendor_time(data.get("receiveDate"))
+        if status == "COMPLETED" and str(data.get("resultCode", "1000")) == "1000":
+            return Receipt("delivered", at=at, detail=detail)
+        if status in ("COMPLETED", "FAILED"):
+            return Receipt("bounced", at=at, detail=f"NHN AlimTalk {status}: {detail or ''}".strip())
+        return None

@@ -29,6 +29,7 @@ class WebhookSettings(BaseModel):
     url: str
     secret: str
     max_attempts: int = 5
+    accepted_is_delivered: bool = False  # the receiver's 2xx is the delivery: record `delivered` at once
 
 
 class FcmSettings(BaseModel):

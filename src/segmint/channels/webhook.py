@@ -56,8 +56,10 @@ class WebhookChannel:
         timeout: float = 10.0,
         client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        accepted_is_delivered: bool = False,
     ) -> None:
         self.url, self.secret, self.max_attempts = url, secret, max(1, max_attempts)
+        self.confirms_delivery = accepted_is_delivered  # a 2xx is the delivery (the worker records `delivered`)
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.client = client or httpx.Client(timeout=timeout)
         self.sleep = sleep

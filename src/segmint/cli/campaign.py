@@ -182,7 +182,8 @@ def worker(ctx: typer.Context, campaign_id: str = typer.Option(None, "--campaign
                                        "are taken over."),
            uncertain: str = typer.Option("resend", "--uncertain", help="resend | fail: what to do with a dead "
                                          "worker's non-idempotent in-flight messages."),
-           forever: bool = typer.Option(False, "--forever", help="Keep polling instead of exiting when idle.")) \
+           forever: bool = typer.Option(False, "--forever", help="Keep polling instead of exiting when idle."),
+           poll: float = typer.Option(0.5, "--poll", min=0.01, max=60.0, help="Seconds between polls when idle.")) \
         -> None:
     """Send due messages (claims are exclusive: run as many workers as you like)."""
     import threading
@@ -194,12 +195,41 @@ def worker(ctx: typer.Context, campaign_id: str = typer.Option(None, "--campaign
         raise InvalidInput("--uncertain is resend or fail", where="--uncertain")
     ws = open_workspace(ctx)
     w = Worker(ws.appdb, build_channels(ws), batch=batch, concurrency=concurrency, campaign_id=campaign_id,
-               lease=timedelta(seconds=lease), uncertain=uncertain)
+               lease=timedelta(seconds=lease), uncertain=uncertain, default_zone=ws.config.zone.key)
     try:
-        stats = w.run(until_idle=not forever, stop=threading.Event() if forever else None)
+        stats = w.run(until_idle=not forever, stop=threading.Event() if forever else None, idle_sleep=poll)
     finally:
         w.close()
     print_json(stats.__dict__)
+
+
+@group.command("receipts")
+@handle_errors
+def receipts(ctx: typer.Context, min_age: float = typer.Option(10.0, "--min-age", min=0, help="Seconds after the "
+                                                               "send before asking the provider."),
+             limit: int = typer.Option(500, "--limit", min=1, max=100_000)) -> None:
+    """Ask providers with a delivery lookup (NHN SMS, AlimTalk) about sent messages; record delivered/bounced."""
+    from segmint.campaigns.receipts import poll_receipts
+    from segmint.channels.registry import build_channels
+
+    ws = open_workspace(ctx)
+    print_json(poll_receipts(ws.appdb, build_channels(ws), min_age=timedelta(seconds=min_age), limit=limit))
+
+
+@group.command("bounces")
+@handle_errors
+def bounces(ctx: typer.Context, files: list[Path] = typer.Argument(..., help="Bounce mails (DSN, .eml) to read.")) \
+        -> None:
+    """Record SMTP delivery status notifications (RFC 3464 bounces) in the ledger."""
+    from segmint.campaigns.bounces import record_dsn
+
+    ws = open_workspace(ctx)
+    found = []
+    for f in files:
+        if not f.is_file():
+            raise InvalidInput(f"no such file: {f}", where=str(f))
+        found += [{"file": str(f), **r} for r in record_dsn(ws.appdb, f.read_bytes())]
+    print_json(found)
 
 
 @group.command("ledger")
