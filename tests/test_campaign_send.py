@@ -616,3 +616,22 @@ def test_workers_wait_for_an_occurrence_being_planned_and_send_its_rows(ws: Work
     idle = Worker(ws.appdb, {}, campaign_id="ov", lease=timedelta(seconds=30))
     assert not idle.planning_in_progress()
     idle.close()
+
+
+def test_runtime_picks_up_channel_settings_saved_while_running(workspace: Workspace) -> None:
+    from segmint.campaigns.runtime import CampaignRuntime
+    from segmint.channels.registry import build_channels
+    from segmint.channels.settings import WebhookSettings
+
+    runtime = CampaignRuntime(workspace, lambda rows: None)
+    runtime.worker = Worker(workspace.appdb, build_channels(workspace), concurrency=1)
+    runtime._channels_config = workspace.config.channels.model_dump_json()
+    try:
+        assert "webhook" not in runtime.worker.channels and runtime.refresh_channels() is False
+        workspace.config.channels.webhook = WebhookSettings(url="http://127.0.0.1:9/hook", secret="s3cret")
+        assert runtime.refresh_channels() is True and "webhook" in runtime.worker.channels
+        assert runtime.refresh_channels() is False
+        workspace.config.channels.webhook = None
+        assert runtime.refresh_channels() is True and "webhook" not in runtime.worker.channels
+    finally:
+        runtime.worker.close()

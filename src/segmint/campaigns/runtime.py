@@ -155,6 +155,7 @@ class CampaignRuntime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.worker: Worker | None = None
+        self._channels_config = ""
         self.receipts_every = 30.0  # seconds between provider delivery-result lookups
         self._receipts_at = 0.0
 
@@ -187,6 +188,7 @@ class CampaignRuntime:
     def deliver_step(self) -> None:
         """Recover expired claims and send everything due now."""
         assert self.worker is not None
+        self.refresh_channels()
         self.worker.recover()
         while self.worker.run_once() and not self._stop.is_set():
             pass
@@ -197,6 +199,18 @@ class CampaignRuntime:
 
             self._receipts_at = time.monotonic()
             poll_receipts(self.ws.appdb, self.worker.channels)
+
+    def refresh_channels(self) -> bool:
+        """Rebuild the worker's channels when the workspace's `[channels]` settings changed (the settings page
+        edits them in place), so a provider saved in the UI sends without a server restart."""
+        from segmint.channels.registry import build_channels
+
+        current = self.ws.config.channels.model_dump_json()
+        if self.worker is None or current == self._channels_config:
+            return False
+        self.worker.channels = build_channels(self.ws)
+        self._channels_config = current
+        return True
 
     def step(self) -> None:
         """One full round (plan, deliver, events), for callers that drive the runtime themselves."""
