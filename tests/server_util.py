@@ -34,7 +34,7 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workspace.parent / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 30.0) -> Server:
+    def start(self, timeout: float = 120.0) -> Server:
         """Start the server and wait until /health answers."""
         env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
         cmd = [
