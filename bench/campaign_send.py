@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -116,6 +116,15 @@ def _stats(url: str) -> dict:
     return httpx.get(url + "/stats", timeout=10).json()
 
 
+def _planning_time() -> datetime:
+    """The latest 03:00 UTC (noon in Seoul) at or before now: planning "as of" it makes the outcome independent
+    of the hour the benchmark runs (after 21:00 in Seoul the ad-law night rule would defer the half of the
+    audience without night consent to 08:00), while every planned row is already due for the workers."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    noon = now.replace(hour=3, minute=0, second=0, microsecond=0)
+    return noon if noon <= now else noon - timedelta(days=1)
+
+
 def _plan(path: Path, cid: str, processes: int, status: str = "paused") -> tuple[float, dict]:
     from segmint.campaigns import repo
     from segmint.campaigns.plan import plan_occurrence
@@ -124,7 +133,7 @@ def _plan(path: Path, cid: str, processes: int, status: str = "paused") -> tuple
     ws = Workspace(path)
     sc, _ = repo.save_campaign(ws.appdb, _campaign(cid), status=status)
     t = time.perf_counter()
-    result = plan_occurrence(ws, sc.campaign, "once", processes=processes)
+    result = plan_occurrence(ws, sc.campaign, "once", processes=processes, now=_planning_time())
     elapsed = time.perf_counter() - t
     ws.close()
     ws.appdb.dispose()
@@ -324,6 +333,14 @@ def run(users: int | None = None) -> str:
     table = "\n".join(fmt(*row) for row in rows)
     rate, wall, total, load, plan_cpu, deliver_cpu, receiver_cpu = r["overlap_22"]
     capacity = 2 * n / total
+    if rate >= 5000:
+        verdict = (f"Reading: the >= 5k recipients/s target on 2 cores is met on the wall clock ({rate:,.0f}/s end to "
+                   f"end in the bold row, load {load:.1f}) and by the CPU-time estimate ({capacity:,.0f}/s).")
+    else:
+        verdict = (f"Honest reading: the >= 5k recipients/s target on 2 cores is met by the CPU-time estimate above "
+                   f"only ({capacity:,.0f}/s if the 2 cores were ours); the wall-clock rate, with the load average "
+                   f"shown (other jobs on the same 2 cores), is the bold row: {rate:,.0f}/s. Re-run on a quiet "
+                   f"machine for a wall-clock figure.")
     return f"""## Campaign send (guardrails + ledger -> webhook)
 
 `python -m bench.run campaign_send` ({n:,} recipients; machine: {machine}). The receiver
@@ -347,9 +364,7 @@ recipients/s on 2 otherwise idle cores**. The wall-clock rate of the bold row is
 load average shown. Planning commits every 5,000 rows and keeps a heartbeat on its occurrence; workers
 claim each chunk as it lands and wait while an occurrence in their scope is being planned, so delivery
 overlaps planning (`segmint campaign send` does the same in one process with a sending thread).
-Honest reading: the >= 5k recipients/s target on 2 cores is met by the CPU-time estimate above
-({capacity:,.0f}/s if the 2 cores were ours); the wall-clock rate measured here, with the load average shown
-(other jobs on the same 2 cores), is the bold row. Re-run on a quiet machine for a wall-clock figure.
+{verdict}
 One POST per message is bounded by HTTP round trips (the baseline's first row); the ledger path reaches
 its rate only with the batched webhook contract (`policy.batch_sizes`, docs/campaigns.md). Differences
 under ~20% between runs are noise on this shared machine.
