@@ -185,8 +185,13 @@ def measure(
     workspace: Path | None = None,
     seed: int = 42,
     pandas: bool = True,
+    only: list[str] | None = None,
 ) -> str:
-    """Build (or reuse) the demo, time every segment three ways, and return the markdown section."""
+    """Build (or reuse) the demo, time every segment (or the `only` ones) three ways; the markdown section."""
+    keys = only or list(SEGMENTS)
+    unknown = [k for k in keys if k not in SEGMENTS]
+    if unknown:
+        raise SystemExit(f"error: --segments: unknown {', '.join(unknown)}; choose from {', '.join(SEGMENTS)}")
     t = time.perf_counter()
     if days is None:
         days = days_for(users, events or 25 * users)
@@ -205,7 +210,7 @@ def measure(
         values = segments_sql.params(NOW)
         rows: list[dict[str, Any]] = []
         rss_before = rss_gib()
-        for key in SEGMENTS:
+        for key in keys:
             print(f"  {key} ...", flush=True)
             tree = dsl.parse(segment_text(key))
             sql, params = compile_for(eng.duck, tree, NOW, engine)
@@ -341,6 +346,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=900.0, help="interrupt a DuckDB query after this (s)")
     ap.add_argument("--workspace", type=Path, default=None, help="build/reuse the demo here (kept)")
     ap.add_argument("--no-pandas", action="store_true")
+    ap.add_argument("--segments", default="", help="comma-separated subset, e.g. A2,A4 (default: all)")
     a = ap.parse_args()
     print(
         measure(
@@ -353,6 +359,7 @@ def main() -> None:
             timeout=a.timeout,
             workspace=a.workspace,
             pandas=not a.no_pandas,
+            only=[k.strip() for k in a.segments.split(",") if k.strip()] or None,
         )
     )
 

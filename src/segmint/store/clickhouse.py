@@ -521,8 +521,9 @@ def _trait_json_value(v: Any) -> Any:
     """A trait value as JSON-able Python, written the way DuckDB's to_json writes it (NaN is null)."""
     if isinstance(v, float) and v != v:
         return None
-    if isinstance(v, datetime):
-        return str(v.replace(tzinfo=None))
+    if isinstance(v, datetime):  # DuckDB's text: no trailing zeros in the fraction of a second
+        text = str(v.replace(tzinfo=None))
+        return text.rstrip("0") if "." in text else text
     if isinstance(v, list):
         return [_trait_json_value(x) for x in v]
     return v

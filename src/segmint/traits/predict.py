@@ -164,7 +164,7 @@ def labels(store: EventStore, cfg: TraitConfig, start: datetime, horizon: int) -
     end = q.bind(start + timedelta(days=horizon))
     excl = cfg.activity.exclude_events
     not_excl = f"AND event NOT IN {q.names(excl)}" if excl else ""
-    t = q.run(f"""SELECT user_id, true AS active, bool_or(event = {q.bind(cfg.purchase.event)}) AS purchased
+    t = q.run(f"""SELECT user_id, true AS active, {q.any_true(f'event = {q.bind(cfg.purchase.event)}')} AS purchased
                   FROM events WHERE user_id IS NOT NULL AND ts > $as_of AND ts <= {end} {not_excl}
                   GROUP BY user_id""")
     return t.to_pandas().set_index("user_id")
