@@ -386,13 +386,23 @@ class ClickHouseEventStore(EventStore):
                 for c in cols
             )
             total = source.query("SELECT count(*) AS n FROM events").column(0)[0].as_py()
-            offset = 0
-            while offset < total:
-                chunk = source.query(
-                    f"SELECT {sel} FROM events ORDER BY message_id LIMIT ? OFFSET ?", [batch_rows, offset]
-                )
-                self._insert("events", chunk)
-                offset += batch_rows
+            cursor = getattr(source, "_cursor", None)
+            if cursor is not None:  # DuckDB: stream record batches (no sort, no OFFSET rescans of big stores)
+                cur = cursor()
+                try:
+                    reader = cur.execute(f"SELECT {sel} FROM events").to_arrow_reader(batch_rows)
+                    for batch in reader:
+                        self._insert("events", pa.Table.from_batches([batch]))
+                finally:
+                    cur.close()
+            else:
+                offset = 0
+                while offset < total:
+                    chunk = source.query(
+                        f"SELECT {sel} FROM events ORDER BY message_id LIMIT ? OFFSET ?", [batch_rows, offset]
+                    )
+                    self._insert("events", chunk)
+                    offset += batch_rows
             prof = source.query(
                 "SELECT user_id, CAST(traits AS VARCHAR) AS traits, first_seen, last_seen, timezone, "
                 "coalesce(updated_at, TIMESTAMP '1970-01-01') AS updated_at FROM profiles"
