@@ -9,8 +9,10 @@ Run:
   PYTHONPATH=src python -m bench.segments --users 2000000 --events 50000000      # the issue's size
   PYTHONPATH=src python -m bench.segments --users 200000 --events 5000000        # a quicker run
   PYTHONPATH=src python -m bench.segments --users 60000 --days 90 --engine clickhouse
+  PYTHONPATH=src python -m bench.segments --users 600000 --days 90 --workspace /tmp/shop --segments A2,A4 --no-pandas
 `--events` picks the number of days of history that gives that many events for `--users` (measured on a
-sample of the generator); `--days` fixes it instead. `--workspace DIR` keeps the built store for re-runs.
+sample of the generator); `--days` fixes it instead. `--workspace DIR` keeps the built store for re-runs
+(a complete demo of the same size there is reused, so a re-run of chosen `--segments` takes seconds).
 The demo is built in a child process, so this process's peak RSS is the query phase's.
 """
 
