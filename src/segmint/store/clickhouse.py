@@ -390,7 +390,7 @@ class ClickHouseEventStore(EventStore):
             if cursor is not None:  # DuckDB: stream record batches (no sort, no OFFSET rescans of big stores)
                 cur = cursor()
                 try:
-                    reader = cur.execute(f"SELECT {sel} FROM events").to_arrow_reader(batch_rows)
+                    reader = cur.sql(f"SELECT {sel} FROM events").to_arrow_reader(batch_rows)
                     for batch in reader:
                         self._insert("events", pa.Table.from_batches([batch]))
                 finally:
