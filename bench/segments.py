@@ -329,11 +329,14 @@ def report(rows: list[dict[str, Any]], **m: Any) -> str:
 
 
 def run() -> str:
-    """The `bench.run` entry point: the issue's size, or SEGBENCH_USERS / SEGBENCH_EVENTS / SEGBENCH_DAYS."""
+    """The `bench.run` entry point: the issue's size, or SEGBENCH_USERS / SEGBENCH_EVENTS / SEGBENCH_DAYS;
+    SEGBENCH_WORKSPACE keeps (and reuses) the shop, SEGBENCH_SEGMENTS=A2,A4 times only those."""
     users = int(os.environ.get("SEGBENCH_USERS", 2_000_000))
     events = int(os.environ.get("SEGBENCH_EVENTS", 50_000_000))
     days = int(os.environ["SEGBENCH_DAYS"]) if os.environ.get("SEGBENCH_DAYS") else None
-    return measure(users, events, days)
+    workspace = Path(os.environ["SEGBENCH_WORKSPACE"]) if os.environ.get("SEGBENCH_WORKSPACE") else None
+    only = [k.strip() for k in os.environ.get("SEGBENCH_SEGMENTS", "").split(",") if k.strip()] or None
+    return measure(users, events, days, workspace=workspace, only=only)
 
 
 def main() -> None:
