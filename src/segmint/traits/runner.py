@@ -162,7 +162,7 @@ def compute_traits(store: EventStore, cfg: TraitConfig, *, as_of: datetime | Non
                 if note is not None:
                     run.notes[family] = note
             written = [t for t in tables.values() if t.num_columns > 1]
-            run.users = len(set().union(*(t.column("user_id").to_pylist() for t in written)))
+            run.users = _distinct_users(written)
             run.status = "ok"
             run.seconds = time.perf_counter() - t0
             run.rows = _count_values(written)
@@ -171,6 +171,14 @@ def compute_traits(store: EventStore, cfg: TraitConfig, *, as_of: datetime | Non
             fail_run(store, run, started, exc)
             raise
     return run
+
+
+def _distinct_users(tables: list[pa.Table]) -> int:
+    """Users with a value in any of the tables (in Arrow: no Python strings for millions of ids)."""
+    import pyarrow.compute as pc
+
+    ids = [t.column("user_id").cast(pa.string()) for t in tables]
+    return len(pc.unique(pa.chunked_array([c for col in ids for c in col.chunks], pa.string()))) if ids else 0
 
 
 def _count_values(tables: list[pa.Table]) -> int:
