@@ -235,6 +235,9 @@ def measure(
                     f"{len(want - got)} only hand-written"
                 )
             rows.append(row)
+            comp = _fmt(row["compiled"], row["compiled_runs"]) if "compiled" in row else row["compiled_error"]
+            print(f"  {key}: {row['members']:,} members; compiled {comp}; hand-written "  # as it goes
+                  f"{_fmt(row['hand'], row['hand_runs'])} (wall s / CPU s)", flush=True)
         sql_rss = rss_gib()
         frame_load = None
         if pandas:
