@@ -92,20 +92,28 @@ def window_features(q: Query, cfg: TraitConfig, events: list[str]) -> pa.Table:
     per_event = "".join(f", count(*) FILTER (WHERE event = {q.bind(e)} AND ts > {d30}) AS {c}"
                         for e, c in zip(events, _event_columns(events), strict=True))
     purchase = q.bind(cfg.purchase.event)
+    # distinct active days from (user, day) buckets: a day counts in a window when its last event is inside it
+    # (one cheap GROUP BY instead of three count(DISTINCT ...) hash sets per user)
     return q.run(f"""
-        WITH a AS (SELECT user_id, {q.days_since('min(ts)')} AS tenure_days,
-               count(DISTINCT date_trunc('day', ts)) AS active_days_total,
-               date_diff('second', min(ts), max(ts)) / 86400.0
-                 / nullif(count(DISTINCT date_trunc('day', ts)) - 1, 0) AS active_day_mean_gap,
+        WITH d AS (SELECT user_id, date_trunc('day', ts) AS day, max(ts) AS hi FROM events
+                   WHERE user_id IS NOT NULL AND ts <= $as_of {not_excl} GROUP BY user_id, day),
+        dd AS (SELECT user_id, count(*) AS active_days_total, count(*) FILTER (WHERE hi > {d30}) AS active_days_30d,
+                      count(*) FILTER (WHERE hi > {d90}) AS active_days_90d FROM d GROUP BY user_id),
+        e AS (SELECT user_id, {q.days_since('min(ts)')} AS tenure_days,
+               date_diff('second', min(ts), max(ts)) / 86400.0 AS span_days,
                count(*) FILTER (WHERE ts > {d7}) AS events_7d, count(*) FILTER (WHERE ts > {d30}) AS events_30d,
                count(*) FILTER (WHERE ts > {d90}) AS events_90d,
-               count(DISTINCT date_trunc('day', ts)) FILTER (WHERE ts > {d30}) AS active_days_30d,
-               count(DISTINCT date_trunc('day', ts)) FILTER (WHERE ts > {d90}) AS active_days_90d,
                count(*) FILTER (WHERE event = {purchase} AND ts > {d30}) AS purchases_30d,
                count(*) FILTER (WHERE event = {purchase} AND ts > {d90}) AS purchases_90d,
                count(*) FILTER (WHERE event IN {engaged} AND ts > {d30}) AS messages_engaged_30d
                {per_event}
             FROM events WHERE user_id IS NOT NULL AND ts <= $as_of {not_excl} GROUP BY user_id),
+        a AS (SELECT e.user_id, e.tenure_days, dd.active_days_total,
+                     e.span_days / nullif(dd.active_days_total - 1, 0) AS active_day_mean_gap,
+                     e.events_7d, e.events_30d, e.events_90d, dd.active_days_30d, dd.active_days_90d,
+                     e.purchases_30d, e.purchases_90d, e.messages_engaged_30d
+                     {"".join(", e." + c for c in _event_columns(events))}
+              FROM e JOIN dd ON dd.user_id = e.user_id),
         m AS (SELECT user_id, count(*) AS messages_sent_30d FROM events
               WHERE user_id IS NOT NULL AND ts <= $as_of AND ts > {d30} AND event = {sent} GROUP BY user_id)
         SELECT a.*, coalesce(m.messages_sent_30d, 0) AS messages_sent_30d FROM a LEFT JOIN m USING (user_id)""")
