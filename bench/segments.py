@@ -9,8 +9,10 @@ Run:
   PYTHONPATH=src python -m bench.segments --users 2000000 --events 50000000      # the issue's size
   PYTHONPATH=src python -m bench.segments --users 200000 --events 5000000        # a quicker run
   PYTHONPATH=src python -m bench.segments --users 60000 --days 90 --engine clickhouse
+  PYTHONPATH=src python -m bench.segments --users 600000 --days 90 --workspace /tmp/shop --segments A2,A4 --no-pandas
 `--events` picks the number of days of history that gives that many events for `--users` (measured on a
-sample of the generator); `--days` fixes it instead. `--workspace DIR` keeps the built store for re-runs.
+sample of the generator); `--days` fixes it instead. `--workspace DIR` keeps the built store for re-runs
+(a complete demo of the same size there is reused, so a re-run of chosen `--segments` takes seconds).
 The demo is built in a child process, so this process's peak RSS is the query phase's.
 """
 
@@ -185,8 +187,13 @@ def measure(
     workspace: Path | None = None,
     seed: int = 42,
     pandas: bool = True,
+    only: list[str] | None = None,
 ) -> str:
-    """Build (or reuse) the demo, time every segment three ways, and return the markdown section."""
+    """Build (or reuse) the demo, time every segment (or the `only` ones) three ways; the markdown section."""
+    keys = only or list(SEGMENTS)
+    unknown = [k for k in keys if k not in SEGMENTS]
+    if unknown:
+        raise SystemExit(f"error: --segments: unknown {', '.join(unknown)}; choose from {', '.join(SEGMENTS)}")
     t = time.perf_counter()
     if days is None:
         days = days_for(users, events or 25 * users)
@@ -205,7 +212,7 @@ def measure(
         values = segments_sql.params(NOW)
         rows: list[dict[str, Any]] = []
         rss_before = rss_gib()
-        for key in SEGMENTS:
+        for key in keys:
             print(f"  {key} ...", flush=True)
             tree = dsl.parse(segment_text(key))
             sql, params = compile_for(eng.duck, tree, NOW, engine)
@@ -228,6 +235,9 @@ def measure(
                     f"{len(want - got)} only hand-written"
                 )
             rows.append(row)
+            comp = _fmt(row["compiled"], row["compiled_runs"]) if "compiled" in row else row["compiled_error"]
+            print(f"  {key}: {row['members']:,} members; compiled {comp}; hand-written "  # as it goes
+                  f"{_fmt(row['hand'], row['hand_runs'])} (wall s / CPU s)", flush=True)
         sql_rss = rss_gib()
         frame_load = None
         if pandas:
@@ -322,11 +332,14 @@ def report(rows: list[dict[str, Any]], **m: Any) -> str:
 
 
 def run() -> str:
-    """The `bench.run` entry point: the issue's size, or SEGBENCH_USERS / SEGBENCH_EVENTS / SEGBENCH_DAYS."""
+    """The `bench.run` entry point: the issue's size, or SEGBENCH_USERS / SEGBENCH_EVENTS / SEGBENCH_DAYS;
+    SEGBENCH_WORKSPACE keeps (and reuses) the shop, SEGBENCH_SEGMENTS=A2,A4 times only those."""
     users = int(os.environ.get("SEGBENCH_USERS", 2_000_000))
     events = int(os.environ.get("SEGBENCH_EVENTS", 50_000_000))
     days = int(os.environ["SEGBENCH_DAYS"]) if os.environ.get("SEGBENCH_DAYS") else None
-    return measure(users, events, days)
+    workspace = Path(os.environ["SEGBENCH_WORKSPACE"]) if os.environ.get("SEGBENCH_WORKSPACE") else None
+    only = [k.strip() for k in os.environ.get("SEGBENCH_SEGMENTS", "").split(",") if k.strip()] or None
+    return measure(users, events, days, workspace=workspace, only=only)
 
 
 def main() -> None:
@@ -341,6 +354,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=900.0, help="interrupt a DuckDB query after this (s)")
     ap.add_argument("--workspace", type=Path, default=None, help="build/reuse the demo here (kept)")
     ap.add_argument("--no-pandas", action="store_true")
+    ap.add_argument("--segments", default="", help="comma-separated subset, e.g. A2,A4 (default: all)")
     a = ap.parse_args()
     print(
         measure(
@@ -353,6 +367,7 @@ def main() -> None:
             timeout=a.timeout,
             workspace=a.workspace,
             pandas=not a.no_pandas,
+            only=[k.strip() for k in a.segments.split(",") if k.strip()] or None,
         )
     )
 

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -43,28 +44,41 @@ ws.close()
 print(json.dumps(out))
 """
 
+_FAMILY = r"""
+import json, resource, sys, time
+from datetime import datetime
+from segmint.workspace import Workspace
+from segmint.traits import load_trait_config
+from segmint.traits.runner import compute_family
+ws = Workspace(sys.argv[1]); store = ws.store; cfg = load_trait_config(ws.path)
+as_of, family = datetime.fromisoformat(sys.argv[2]), sys.argv[3]
+t, c = time.perf_counter(), time.process_time()
+if family == "baseline":
+    rows = store.query("SELECT user_id, count(*), max(ts) FROM events WHERE ts <= $a GROUP BY user_id",
+                       {"a": as_of}).num_rows
+    note = None
+else:
+    table, note = compute_family(store, cfg, family, as_of, ws.path)
+    rows = table.num_rows
+out = {"wall": time.perf_counter() - t, "cpu": time.process_time() - c, "rows": rows, "note": note,
+       "rss_mb": int(next(ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("VmHWM"))) / 1024}
+ws.close()
+print(json.dumps(out, default=str))
+"""
+
 _CHILD = r"""
 import json, sys, time
 from datetime import datetime
 from segmint.workspace import Workspace
-from segmint.traits import FAMILIES, compute_traits, load_trait_config
-from segmint.traits.runner import compute_family
+from segmint.traits import compute_traits, load_trait_config
 ws = Workspace(sys.argv[1]); store = ws.store; cfg = load_trait_config(ws.path)
 as_of = datetime.fromisoformat(sys.argv[2])
 out = {}
-t = time.perf_counter()
-store.query("SELECT user_id, count(*), max(ts) FROM events WHERE ts <= $a GROUP BY user_id", {"a": as_of})
-out["baseline: per-user count/max scan"] = [time.perf_counter() - t, None]
-for f in FAMILIES:
-    t = time.perf_counter()
-    table, note = compute_family(store, cfg, f, as_of, ws.path)
-    out[f"family {f} (query only)"] = [time.perf_counter() - t, table.num_rows]
-    if f == "clv":
-        out["_clv"] = note
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 run = compute_traits(store, cfg, as_of=as_of, publish=True, workspace_path=ws.path)
-out["all families: compute + history + publish"] = [time.perf_counter() - t, run.rows]
+out["all"] = {"wall": time.perf_counter() - t, "cpu": time.process_time() - c, "rows": run.rows}
 out["_users"] = run.users
+out["_clv"] = run.notes.get("clv")
 for k in ("lifecycle_stage", "rfm_tier", "churn_risk", "purchase_regularity", "clv_tier"):
     rows = store.query("SELECT coalesce(traits->>$k, '(none)') AS v, count(*) AS n FROM profiles "
                        "GROUP BY v ORDER BY n DESC", {"k": "$." + k}).to_pylist()
@@ -73,6 +87,15 @@ out["_rss_mb"] = int(next(ln.split()[1] for ln in open("/proc/self/status") if l
 ws.close()
 print(json.dumps(out))
 """
+
+
+def _child(script: str, *args: str) -> dict:
+    """Run a benchmark step in a child process (its own peak RSS); its JSON result."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    res = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"error: benchmark step {args[2:] or args} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def _machine() -> str:
@@ -84,53 +107,94 @@ def _machine() -> str:
             f"load {os.getloadavg()[0]:.1f}")
 
 
-def run(users: int = 200_000, days: int = 90, horizon: int = 30) -> str:
-    """Build a demo shop, compute every trait family, return a Markdown report."""
+def run(users: int = 200_000, days: int = 90, horizon: int = 30, workspace: Path | None = None,
+        train: bool = True) -> str:
+    """Build (or reuse, with `workspace`) a demo shop, train the models, time every family alone and the full
+    compute, each in a child process; return a Markdown report."""
     from segmint.demo.generate import DemoSpec
-    from segmint.demo.load import build_demo
+    from segmint.demo.load import build_demo, read_demo_info
+    from segmint.traits import FAMILIES
 
-    tmp = Path(tempfile.mkdtemp(prefix="segmint-bench-traits-"))
+    tmp = None
+    if workspace is None:
+        tmp = Path(tempfile.mkdtemp(prefix="segmint-bench-traits-"))
+        workspace = tmp / "w"
     try:
         t = time.perf_counter()
-        ws, _ = build_demo(tmp / "w", DemoSpec(users=users, days=days, now=NOW), progress=False)
-        events = ws.store.summary()["events"]
-        ws.close()
-        build = time.perf_counter() - t
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        res = subprocess.run([sys.executable, "-c", _TRAIN, str(tmp / "w"), str(horizon)], env=env,
-                             capture_output=True, text=True, check=True)
-        trained = json.loads(res.stdout.strip().splitlines()[-1])
-        res = subprocess.run([sys.executable, "-c", _CHILD, str(tmp / "w"), NOW.isoformat()], env=env,
-                             capture_output=True, text=True, check=True)
-        out = json.loads(res.stdout.strip().splitlines()[-1])
+        info = read_demo_info(workspace)
+        if info and info.complete:
+            users, days = info.spec.users, info.spec.days
+            build = None
+        else:
+            ws, _ = build_demo(workspace, DemoSpec(users=users, days=days, now=NOW), progress=False)
+            ws.close()
+            build = time.perf_counter() - t
+        from segmint.workspace import Workspace
+
+        ws = Workspace(workspace)
+        store = ws.open_store_read_only()
+        events = store.summary()["events"]
+        store.close()
+        trained = None
+        if train:
+            print("  training ...", file=sys.stderr, flush=True)
+            t, c = time.perf_counter(), _children_cpu()
+            trained = _child(_TRAIN, str(workspace), str(horizon))
+            trained["cpu"] = _children_cpu() - c
+        steps = {}
+        for f in ["baseline", *FAMILIES]:
+            print(f"  {f} ...", file=sys.stderr, flush=True)
+            steps[f] = _child(_FAMILY, str(workspace), NOW.isoformat(), f)
+        print("  all families ...", file=sys.stderr, flush=True)
+        out = _child(_CHILD, str(workspace), NOW.isoformat())
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    built = "reused" if build is None else f"built in {build:.1f} s"
     lines = ["## Computed traits: all families on a demo shop", "", f"Machine: {_machine()}", "",
-             f"Demo shop: {users:,} users x {days} days = {events:,} events (built in {build:.1f} s), "
-             f"as of {NOW:%Y-%m-%d}; {out['_users']:,} users got traits.", "",
-             "| step | seconds | rows |", "|---|---:|---:|"]
-    for k, (sec, rows) in ((k, v) for k, v in out.items() if not k.startswith("_")):
-        lines.append(f"| {k} | {sec:.2f} | {'' if rows is None else f'{rows:,}'} |")
-    lines += ["", f"Peak RSS of the compute process: {out['_rss_mb']:.0f} MB.",
-              f"CLV fit: {json.dumps(out.get('_clv'), ensure_ascii=False)}", "", "Distributions over profiles:", ""]
+             f"Demo shop: {users:,} users x {days} days = {events:,} events ({built}), "
+             f"as of {NOW:%Y-%m-%d}; {out['_users']:,} users got traits. Each step runs in its own child process "
+             "(wall s, CPU s of that process incl. threads, its peak RSS = VmHWM).", "",
+             "| step | wall s | CPU s | rows | peak RSS MB |", "|---|---:|---:|---:|---:|"]
+    for f, r in steps.items():
+        name = "baseline: per-user count/max scan" if f == "baseline" else f"family {f} (alone)"
+        lines.append(f"| {name} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rows']:,} | {r['rss_mb']:.0f} |")
+    a = out["all"]
+    lines.append(f"| all families: compute + history + publish | {a['wall']:.2f} | {a['cpu']:.2f} | {a['rows']:,} | "
+                 f"{out['_rss_mb']:.0f} |")
+    lines += ["", f"CLV fit: {json.dumps(out.get('_clv'), ensure_ascii=False)}", "", "Distributions over profiles:",
+              ""]
     lines += [f"- {k[6:]}: " + ", ".join(f"{v} {n:,}" for v, n in d.items())
               for k, d in out.items() if k.startswith("_dist_")]
-    lines += ["", f"Predictive models (`traits train --horizon {horizon}`, separate process, before the compute "
-              "above): "
-              f"{trained['seconds']:.1f} s in all ({trained['train_seconds']:.1f} s features for every cut + "
-              f"training + evaluation, {trained['score_seconds']:.1f} s scoring {trained['scored']:,} users as of "
-              f"now), peak RSS {trained['rss_mb']:.0f} MB. Features for all cuts (SQL + pandas): "
-              f"{next(iter(trained['models'].values()))['seconds']['features_all_cuts']:.1f} s; per model, fit + "
-              "evaluate + baselines + refit: " + ", ".join(f"{n} {m['seconds']['fit_evaluate_refit']:.1f} s"
-                                                          for n, m in trained["models"].items()) + ".", "",
-              "| model | training rows | holdout rows | holdout AUC | recency baseline AUC | Brier | baseline Brier "
-              "| base-rate Brier | top features |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    if trained is not None:
+        lines += _train_lines(trained, horizon)
+    lines.append(f"\nLoad average at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1 / 5 / 15 min).")
+    return "\n".join(lines)
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _train_lines(trained: dict, horizon: int) -> list[str]:
+    lines = ["", f"Predictive models (`traits train --horizon {horizon}`, separate process, before the compute "
+             "above): "
+             f"{trained['seconds']:.1f} s wall / {trained['cpu']:.1f} s CPU in all ({trained['train_seconds']:.1f} s "
+             f"features for every cut + training + evaluation, {trained['score_seconds']:.1f} s scoring "
+             f"{trained['scored']:,} users as of now), peak RSS {trained['rss_mb']:.0f} MB. Features for all cuts "
+             f"(SQL + pandas): {next(iter(trained['models'].values()))['seconds']['features_all_cuts']:.1f} s; per "
+             "model, fit + evaluate + baselines + refit: "
+             + ", ".join(f"{n} {m['seconds']['fit_evaluate_refit']:.1f} s" for n, m in trained["models"].items())
+             + ".", "",
+             "| model | training rows | holdout rows | holdout AUC | recency baseline AUC | Brier | baseline Brier "
+             "| base-rate Brier | top features |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, m in trained["models"].items():
         met = m["metrics"]
         lines.append(f"| {name} | {m['rows']['train']:,} | {m['rows']['holdout']:,} | {met['auc']:.4f} | "
                      f"{met['baseline_auc']:.4f} ({met['baseline_feature']}) | {met['brier']:.4f} | "
                      f"{met['baseline_brier']:.4f} | {met['prevalence_brier']:.4f} | {', '.join(m['top'])} |")
-    return "\n".join(lines)
+    return lines
 
 
 def main() -> None:
@@ -139,8 +203,12 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=200_000)
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--horizon", type=int, default=30, help="Days ahead the predictive models look.")
+    ap.add_argument("--workspace", type=Path, default=None,
+                    help="reuse the demo shop here (built there when missing; kept); its size wins over --users/--days")
+    ap.add_argument("--no-train", action="store_true", help="skip training (the predict family then scores "
+                    "with the models already stored in the workspace, if any)")
     args = ap.parse_args()
-    print(run(args.users, args.days, args.horizon))
+    print(run(args.users, args.days, args.horizon, args.workspace, train=not args.no_train))
 
 
 if __name__ == "__main__":

@@ -386,13 +386,23 @@ class ClickHouseEventStore(EventStore):
                 for c in cols
             )
             total = source.query("SELECT count(*) AS n FROM events").column(0)[0].as_py()
-            offset = 0
-            while offset < total:
-                chunk = source.query(
-                    f"SELECT {sel} FROM events ORDER BY message_id LIMIT ? OFFSET ?", [batch_rows, offset]
-                )
-                self._insert("events", chunk)
-                offset += batch_rows
+            cursor = getattr(source, "_cursor", None)
+            if cursor is not None:  # DuckDB: stream record batches (no sort, no OFFSET rescans of big stores)
+                cur = cursor()
+                try:
+                    reader = cur.sql(f"SELECT {sel} FROM events").to_arrow_reader(batch_rows)
+                    for batch in reader:
+                        self._insert("events", pa.Table.from_batches([batch]))
+                finally:
+                    cur.close()
+            else:
+                offset = 0
+                while offset < total:
+                    chunk = source.query(
+                        f"SELECT {sel} FROM events ORDER BY message_id LIMIT ? OFFSET ?", [batch_rows, offset]
+                    )
+                    self._insert("events", chunk)
+                    offset += batch_rows
             prof = source.query(
                 "SELECT user_id, CAST(traits AS VARCHAR) AS traits, first_seen, last_seen, timezone, "
                 "coalesce(updated_at, TIMESTAMP '1970-01-01') AS updated_at FROM profiles"
@@ -521,8 +531,9 @@ def _trait_json_value(v: Any) -> Any:
     """A trait value as JSON-able Python, written the way DuckDB's to_json writes it (NaN is null)."""
     if isinstance(v, float) and v != v:
         return None
-    if isinstance(v, datetime):
-        return str(v.replace(tzinfo=None))
+    if isinstance(v, datetime):  # DuckDB's text: no trailing zeros in the fraction of a second
+        text = str(v.replace(tzinfo=None))
+        return text.rstrip("0") if "." in text else text
     if isinstance(v, list):
         return [_trait_json_value(x) for x in v]
     return v

@@ -33,7 +33,7 @@ def rfm_summary(q: Query, cfg: TraitConfig) -> pd.DataFrame:
                    WHERE {q.events([cfg.purchase.event])} GROUP BY user_id, d)
         SELECT user_id, count(*) - 1 AS frequency, date_diff('day', min(d), max(d)) AS recency,
                date_diff('second', min(d), $as_of) / 86400.0 AS "T",
-               coalesce((sum(v) - arg_min(v, d)) / nullif(count(*) - 1, 0), 0) AS monetary_value,
+               coalesce((sum(v) - {q.arg_min('v', 'd')}) / nullif(count(*) - 1, 0), 0) AS monetary_value,
                sum(v) AS revenue_total
         FROM o GROUP BY user_id ORDER BY user_id""").to_pandas()
 

@@ -1,4 +1,5 @@
-"""One bulk DuckDB query per trait family: each returns an Arrow table of user_id plus that family's traits."""
+"""One bulk SQL query per trait family (DuckDB or ClickHouse, see traits.sql): each returns an Arrow table of
+user_id plus that family's traits."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def rfm(q: Query, cfg: TraitConfig) -> pa.Table:
         b AS (SELECT user_id, {q.days_since('max(ts)')} AS rfm_recency_days, count(*) AS rfm_frequency,
                      coalesce(sum(revenue), 0) AS rfm_monetary FROM o GROUP BY user_id),
         s AS (SELECT *, {rs} AS rfm_r_score, {fs} AS rfm_f_score, {ms} AS rfm_m_score FROM b),
-        t AS (SELECT *, rfm_r_score + rfm_f_score + rfm_m_score AS rfm_score,
+        t AS (SELECT *, CAST(rfm_r_score + rfm_f_score + rfm_m_score AS INTEGER) AS rfm_score,
                      concat(rfm_r_score, rfm_f_score, rfm_m_score) AS rfm_segment FROM s)
         SELECT user_id, rfm_recency_days, rfm_frequency, rfm_monetary, rfm_r_score, rfm_f_score, rfm_m_score,
                rfm_score, rfm_segment, {tier} AS rfm_tier
@@ -62,7 +63,7 @@ def lifecycle(q: Query, cfg: TraitConfig) -> pa.Table:
         WITH h AS (SELECT user_id, min(ts) AS lo, max(ts) AS hi FROM events
                    WHERE user_id IS NOT NULL AND ts <= $as_of {not_excl}
                    GROUP BY user_id, date_trunc('hour', ts)),
-        a AS (SELECT user_id, lo, hi, lag(hi) OVER (PARTITION BY user_id ORDER BY lo) AS prev FROM h),
+        a AS (SELECT user_id, lo, hi, {q.lag('hi', 'PARTITION BY user_id ORDER BY lo')} AS prev FROM h),
         g AS (SELECT user_id, min(lo) AS first_ts, max(hi) AS last_ts,
                      max(CASE WHEN date_diff('second', prev, lo) / 86400.0 > {q.bind(lc.reactivation_gap_days)}
                          THEN lo END) AS reactivated_at
@@ -84,17 +85,17 @@ def purchase_cycle(q: Query, cfg: TraitConfig) -> pa.Table:
     c = cfg.purchase_cycle
     group = q.prop(c.group_property, "VARCHAR")
     return q.run(f"""
-        WITH o AS (SELECT user_id, ts, date_diff('second', lag(ts) OVER (PARTITION BY user_id ORDER BY ts), ts)
+        WITH o AS (SELECT user_id, ts, date_diff('second', {q.lag('ts', 'PARTITION BY user_id ORDER BY ts')}, ts)
                           / 86400.0 AS gap
                    FROM events WHERE {q.events([cfg.purchase.event])}),
-        g AS (SELECT user_id, count(*) AS n, max(ts) AS last_ts, median(gap) AS med,
+        g AS (SELECT user_id, count(*) AS n, max(ts) AS last_ts, {q.median('gap')} AS med,
                      CASE WHEN avg(gap) > 0 THEN stddev_pop(gap) / avg(gap) END AS cv
               FROM o GROUP BY user_id),
         pd AS (SELECT DISTINCT user_id, {group} AS grp, date_trunc('day', ts) AS d
                FROM events WHERE {q.events([c.item_event])} AND {group} IS NOT NULL),
-        pg AS (SELECT user_id, grp, d, date_diff('day', lag(d) OVER (PARTITION BY user_id, grp ORDER BY d), d) AS gap
-               FROM pd),
-        gg AS (SELECT user_id, grp, count(*) AS n, max(d) AS last_d, median(gap) AS med FROM pg
+        pg AS (SELECT user_id, grp, d,
+                      date_diff('day', {q.lag('d', 'PARTITION BY user_id, grp ORDER BY d')}, d) AS gap FROM pd),
+        gg AS (SELECT user_id, grp, count(*) AS n, max(d) AS last_d, {q.median('gap')} AS med FROM pg
                GROUP BY user_id, grp HAVING count(*) >= {q.bind(c.min_group_purchases)}),
         best AS (SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY n DESC, last_d DESC, grp) AS rk FROM gg),
         cat AS (SELECT * FROM best WHERE rk = 1)
@@ -102,15 +103,13 @@ def purchase_cycle(q: Query, cfg: TraitConfig) -> pa.Table:
                CASE WHEN g.n >= {q.bind(c.min_purchases)} THEN g.cv END AS purchase_gap_cv,
                CASE WHEN g.n < {q.bind(c.min_purchases)} OR g.cv IS NULL THEN NULL
                     WHEN g.cv <= {q.bind(c.regular_max_cv)} THEN 'regular' ELSE 'irregular' END AS purchase_regularity,
-               g.last_ts + to_microseconds(CAST(round(g.med * 86400e6) AS BIGINT)) AS next_purchase_expected_at,
-               CASE WHEN g.med IS NULL THEN NULL
-                    ELSE {q.days_since('g.last_ts')} > g.med * {q.bind(c.overdue_factor)} END AS purchase_overdue,
+               {q.plus_days('g.last_ts', 'g.med')} AS next_purchase_expected_at,
+               {q.boolean(f"CASE WHEN g.med IS NULL THEN NULL ELSE {q.days_since('g.last_ts')} > g.med * "
+                          f"{q.bind(c.overdue_factor)} END")} AS purchase_overdue,
                cat.grp AS cycle_category, CAST(cat.med AS DOUBLE) AS cycle_category_gap_days,
-               cat.last_d + to_microseconds(CAST(round(cat.med * 86400e6) AS BIGINT))
-                   AS cycle_category_next_expected_at,
-               CASE WHEN cat.med IS NULL THEN NULL
-                    ELSE {q.days_since('cat.last_d')} > cat.med * {q.bind(c.overdue_factor)} END
-                   AS cycle_category_overdue
+               {q.plus_days('cat.last_d', 'cat.med')} AS cycle_category_next_expected_at,
+               {q.boolean(f"CASE WHEN cat.med IS NULL THEN NULL ELSE {q.days_since('cat.last_d')} > cat.med * "
+                          f"{q.bind(c.overdue_factor)} END")} AS cycle_category_overdue
         FROM g FULL OUTER JOIN cat ON g.user_id = cat.user_id ORDER BY user_id""")
 
 
@@ -120,10 +119,10 @@ def churn(q: Query, cfg: TraitConfig) -> pa.Table:
     as_of = q.params["as_of"]
     w1, w2 = q.bind(as_of - timedelta(days=ch.window_days)), q.bind(as_of - timedelta(days=2 * ch.window_days))
     return q.run(f"""
-        WITH v AS (SELECT user_id, ts, date_diff('second', lag(ts) OVER (PARTITION BY user_id ORDER BY ts), ts)
+        WITH v AS (SELECT user_id, ts, date_diff('second', {q.lag('ts', 'PARTITION BY user_id ORDER BY ts')}, ts)
                           / 86400.0 AS gap
                    FROM events WHERE {q.events([cfg.visit.event])}),
-        g AS (SELECT user_id, median(gap) AS med, {q.days_since('max(ts)')} AS since,
+        g AS (SELECT user_id, {q.median('gap')} AS med, {q.days_since('max(ts)')} AS since,
                      count(*) FILTER (WHERE ts > {w1}) AS last_n,
                      count(*) FILTER (WHERE ts <= {w1} AND ts > {w2}) AS prev_n
               FROM v GROUP BY user_id),
@@ -161,14 +160,13 @@ def categories(q: Query, cfg: TraitConfig) -> pa.Table:
     cat = q.prop(c.property, "VARCHAR")
     weight = "CASE event " + " ".join(f"WHEN {q.bind(e)} THEN {q.bind(float(w))}" for e, w in c.weights.items()) \
         + " END"
+    top, first = q.top_list("category", "score", q.bind(c.top))
     return q.run(f"""
         WITH e AS (SELECT user_id, {cat} AS category, {weight} AS w FROM events
                    WHERE {q.events(list(c.weights))}),
         s AS (SELECT user_id, category, sum(w) AS score FROM e WHERE category IS NOT NULL
               GROUP BY user_id, category)
-        SELECT user_id, list_slice(list(category ORDER BY score DESC, category), 1, {q.bind(c.top)})
-                        AS top_categories,
-               list(category ORDER BY score DESC, category)[1] AS top_category
+        SELECT user_id, {top} AS top_categories, {first} AS top_category
         FROM s GROUP BY user_id ORDER BY user_id""")
 
 
@@ -177,14 +175,14 @@ def sentiment(q: Query, cfg: TraitConfig) -> pa.Table:
     s = cfg.sentiment
     nps, rating = q.prop(s.nps_property, "DOUBLE"), q.prop(s.rating_property, "DOUBLE")
     return q.run(f"""
-        WITH n AS (SELECT user_id, arg_max(nps, ts) AS nps_score FROM
+        WITH n AS (SELECT user_id, {q.arg_max('nps', 'ts')} AS nps_score FROM
                      (SELECT user_id, ts, {nps} AS nps FROM events WHERE {q.events([s.survey_event])})
                    WHERE nps IS NOT NULL GROUP BY user_id),
         r AS (SELECT user_id, avg(rating) AS avg_rating, count(rating) AS review_count FROM
                 (SELECT user_id, {rating} AS rating FROM events WHERE {q.events([s.review_event])})
               WHERE rating IS NOT NULL GROUP BY user_id)
-        SELECT user_id, nps_score,
+        SELECT coalesce(n.user_id, r.user_id) AS user_id, nps_score,
                CASE WHEN nps_score >= 9 THEN 'promoter' WHEN nps_score >= 7 THEN 'passive'
                     WHEN nps_score IS NOT NULL THEN 'detractor' END AS nps_category,
                avg_rating, review_count
-        FROM n FULL OUTER JOIN r USING (user_id) ORDER BY user_id""")
+        FROM n FULL OUTER JOIN r ON n.user_id = r.user_id ORDER BY user_id""")

@@ -92,20 +92,28 @@ def window_features(q: Query, cfg: TraitConfig, events: list[str]) -> pa.Table:
     per_event = "".join(f", count(*) FILTER (WHERE event = {q.bind(e)} AND ts > {d30}) AS {c}"
                         for e, c in zip(events, _event_columns(events), strict=True))
     purchase = q.bind(cfg.purchase.event)
+    # distinct active days from (user, day) buckets: a day counts in a window when its last event is inside it
+    # (one cheap GROUP BY instead of three count(DISTINCT ...) hash sets per user)
     return q.run(f"""
-        WITH a AS (SELECT user_id, {q.days_since('min(ts)')} AS tenure_days,
-               count(DISTINCT date_trunc('day', ts)) AS active_days_total,
-               date_diff('second', min(ts), max(ts)) / 86400.0
-                 / nullif(count(DISTINCT date_trunc('day', ts)) - 1, 0) AS active_day_mean_gap,
+        WITH d AS (SELECT user_id, date_trunc('day', ts) AS day, max(ts) AS hi FROM events
+                   WHERE user_id IS NOT NULL AND ts <= $as_of {not_excl} GROUP BY user_id, day),
+        dd AS (SELECT user_id, count(*) AS active_days_total, count(*) FILTER (WHERE hi > {d30}) AS active_days_30d,
+                      count(*) FILTER (WHERE hi > {d90}) AS active_days_90d FROM d GROUP BY user_id),
+        e AS (SELECT user_id, {q.days_since('min(ts)')} AS tenure_days,
+               date_diff('second', min(ts), max(ts)) / 86400.0 AS span_days,
                count(*) FILTER (WHERE ts > {d7}) AS events_7d, count(*) FILTER (WHERE ts > {d30}) AS events_30d,
                count(*) FILTER (WHERE ts > {d90}) AS events_90d,
-               count(DISTINCT date_trunc('day', ts)) FILTER (WHERE ts > {d30}) AS active_days_30d,
-               count(DISTINCT date_trunc('day', ts)) FILTER (WHERE ts > {d90}) AS active_days_90d,
                count(*) FILTER (WHERE event = {purchase} AND ts > {d30}) AS purchases_30d,
                count(*) FILTER (WHERE event = {purchase} AND ts > {d90}) AS purchases_90d,
                count(*) FILTER (WHERE event IN {engaged} AND ts > {d30}) AS messages_engaged_30d
                {per_event}
             FROM events WHERE user_id IS NOT NULL AND ts <= $as_of {not_excl} GROUP BY user_id),
+        a AS (SELECT e.user_id, e.tenure_days, dd.active_days_total,
+                     e.span_days / nullif(dd.active_days_total - 1, 0) AS active_day_mean_gap,
+                     e.events_7d, e.events_30d, e.events_90d, dd.active_days_30d, dd.active_days_90d,
+                     e.purchases_30d, e.purchases_90d, e.messages_engaged_30d
+                     {"".join(", e." + c for c in _event_columns(events))}
+              FROM e JOIN dd ON dd.user_id = e.user_id),
         m AS (SELECT user_id, count(*) AS messages_sent_30d FROM events
               WHERE user_id IS NOT NULL AND ts <= $as_of AND ts > {d30} AND event = {sent} GROUP BY user_id)
         SELECT a.*, coalesce(m.messages_sent_30d, 0) AS messages_sent_30d FROM a LEFT JOIN m USING (user_id)""")
@@ -127,17 +135,23 @@ def family_tables(store: EventStore, cfg: TraitConfig, as_of: datetime,
     return out
 
 
+def _by_user(table: pa.Table) -> pd.DataFrame:
+    """A table as a frame indexed by user_id, a plain object index (joins on pandas' Arrow-backed string index
+    rebuild its hash table for every join: 11 s of 80 on a 600,000-user frame)."""
+    df = table.to_pandas()
+    return df.drop(columns="user_id").set_index(pd.Index(df["user_id"].to_numpy(dtype=object), name="user_id"))
+
+
 def feature_frame(store: EventStore, cfg: TraitConfig, as_of: datetime, events: list[str],
                   have: dict[str, pa.Table] | None = None) -> pd.DataFrame:
     """One row per user active within predict.population_days before as-of: every feature, indexed by user_id."""
     tables = family_tables(store, cfg, as_of, have)
-    frame = tables["lifecycle"].to_pandas().set_index("user_id")
+    frame = _by_user(tables["lifecycle"])
     frame = frame[frame["days_since_last_activity"] <= cfg.predict.population_days]
-    w = window_features(Query(store, as_of), cfg, events).to_pandas()
-    frame = frame.join(w.set_index("user_id"), how="left")
+    frame = frame.join(_by_user(window_features(Query(store, as_of), cfg, events)), how="left")
     for f in FEATURE_FAMILIES:
         if f != "lifecycle":
-            frame = frame.join(tables[f].to_pandas().set_index("user_id"), how="left")
+            frame = frame.join(_by_user(tables[f]), how="left")
     for col, new in (("reactivated_at", "days_since_reactivation"), ("next_purchase_expected_at",
                                                                       "days_until_next_purchase")):
         ts = pd.to_datetime(frame[col])
@@ -150,6 +164,8 @@ def feature_frame(store: EventStore, cfg: TraitConfig, as_of: datetime, events: 
     for c in frame.columns:
         if c in CATEGORICAL:
             frame[c] = frame[c].astype("object")
+        elif pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
+            frame[c] = frame[c].astype(float)  # numbers already (NaN for missing): no detour through objects
         else:
             frame[c] = pd.to_numeric(frame[c].astype("object").where(frame[c].notna(), np.nan), errors="coerce") \
                 .astype(float)
@@ -164,7 +180,7 @@ def labels(store: EventStore, cfg: TraitConfig, start: datetime, horizon: int) -
     end = q.bind(start + timedelta(days=horizon))
     excl = cfg.activity.exclude_events
     not_excl = f"AND event NOT IN {q.names(excl)}" if excl else ""
-    t = q.run(f"""SELECT user_id, true AS active, bool_or(event = {q.bind(cfg.purchase.event)}) AS purchased
+    t = q.run(f"""SELECT user_id, true AS active, {q.any_true(f'event = {q.bind(cfg.purchase.event)}')} AS purchased
                   FROM events WHERE user_id IS NOT NULL AND ts > $as_of AND ts <= {end} {not_excl}
                   GROUP BY user_id""")
     return t.to_pandas().set_index("user_id")

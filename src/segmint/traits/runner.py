@@ -14,7 +14,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from segmint.errors import InvalidInput, NotFound
+from segmint.errors import InvalidInput, NotFound, SegmintError
 from segmint.store.base import EventStore, TraitWrite
 from segmint.store.schema import to_utc_naive
 from segmint.traits import families as fam
@@ -22,7 +22,7 @@ from segmint.traits.catalog import FAMILIES, TRAITS
 from segmint.traits.clv import clv
 from segmint.traits.config import TraitConfig
 from segmint.traits.predict import is_prediction_trait
-from segmint.traits.sql import Query
+from segmint.traits.sql import Query, run_sql
 
 _RUN_LOCK = threading.RLock()  # one trait run at a time per process (API, CLI, scheduler): run ids, CPU
 PREDICT = "predict"
@@ -50,18 +50,27 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _require_duckdb(store: EventStore) -> None:
-    """Trait queries are written in DuckDB's dialect."""
-    if getattr(store, "dialect", None) != "duckdb":
-        raise InvalidInput("computed traits need the DuckDB event store", where="store")
+def _require_trait_engine(store: EventStore) -> None:
+    """Trait queries have DuckDB and ClickHouse forms (traits.sql); other engines are refused."""
+    if getattr(store, "dialect", None) not in ("duckdb", "clickhouse"):
+        raise InvalidInput("computed traits need the DuckDB or ClickHouse event store", where="store")
 
 
-def _run_rows(store: EventStore, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+def _missing_table(exc: Exception) -> bool:
+    """Whether a query failed because the trait tables do not exist yet (no trait run so far)."""
+    if isinstance(exc, duckdb.CatalogException):
+        return True
+    return isinstance(exc, SegmintError) and "UNKNOWN_TABLE" in str(exc)
+
+
+def _run_rows(store: EventStore, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows from trait_runs; none before the first run created the table."""
     try:
-        return store.query(sql, params).to_pylist()
-    except duckdb.CatalogException:
-        return []
+        return run_sql(store, sql, params).to_pylist()
+    except Exception as exc:
+        if _missing_table(exc):
+            return []
+        raise
 
 
 def _record(store: EventStore, run: TraitRun, started: datetime, finished: datetime | None,
@@ -78,7 +87,7 @@ def _record(store: EventStore, run: TraitRun, started: datetime, finished: datet
 def start_run(store: EventStore, as_of: datetime, families: list[str], *, published: bool = False,
               kind: str = "compute", trigger: str = "manual") -> tuple[TraitRun, datetime]:
     """Allocate a run id and record the run as running."""
-    rows = _run_rows(store, "SELECT coalesce(max(run_id), 0) + 1 AS id FROM trait_runs", [])
+    rows = _run_rows(store, "SELECT coalesce(max(run_id), 0) + 1 AS id FROM trait_runs", {})
     run = TraitRun(rows[0]["id"] if rows else 1, as_of, families, published, kind=kind, trigger=trigger)
     started = _now()
     _record(store, run, started, None)
@@ -140,7 +149,7 @@ def compute_traits(store: EventStore, cfg: TraitConfig, *, as_of: datetime | Non
     when computing as of now (a past as-of goes to the computed_traits history only). The predict family
     scores with the models stored under workspace_path (none given: nothing to score)."""
     families = resolve_families(names)
-    _require_duckdb(store)
+    _require_trait_engine(store)
     as_of = to_utc_naive(as_of) if as_of else _now()
     publish = (as_of >= _now().replace(microsecond=0)) if publish is None else publish
     with _RUN_LOCK:
@@ -153,7 +162,7 @@ def compute_traits(store: EventStore, cfg: TraitConfig, *, as_of: datetime | Non
                 if note is not None:
                     run.notes[family] = note
             written = [t for t in tables.values() if t.num_columns > 1]
-            run.users = len(set().union(*(t.column("user_id").to_pylist() for t in written)))
+            run.users = _distinct_users(written)
             run.status = "ok"
             run.seconds = time.perf_counter() - t0
             run.rows = _count_values(written)
@@ -162,6 +171,14 @@ def compute_traits(store: EventStore, cfg: TraitConfig, *, as_of: datetime | Non
             fail_run(store, run, started, exc)
             raise
     return run
+
+
+def _distinct_users(tables: list[pa.Table]) -> int:
+    """Users with a value in any of the tables (in Arrow: no Python strings for millions of ids)."""
+    import pyarrow.compute as pc
+
+    ids = [t.column("user_id").cast(pa.string()) for t in tables]
+    return len(pc.unique(pa.chunked_array([c for col in ids for c in col.chunks], pa.string()))) if ids else 0
 
 
 def _count_values(tables: list[pa.Table]) -> int:
@@ -184,7 +201,7 @@ def train(store: EventStore, cfg: TraitConfig, workspace_path: Path, *, horizon:
     publish the probabilities; both steps are recorded as trait runs. Returns (training run, models, scoring run)."""
     from segmint.traits.predict import train_models
 
-    _require_duckdb(store)
+    _require_trait_engine(store)
     horizon = horizon or cfg.predict.horizon_days
     with _RUN_LOCK:
         run, started = start_run(store, _now(), [PREDICT], kind="train", trigger=trigger)
@@ -207,7 +224,8 @@ def train(store: EventStore, cfg: TraitConfig, workspace_path: Path, *, horizon:
 
 def runs(store: EventStore, limit: int = 20) -> list[dict[str, Any]]:
     """Most recent trait runs (computes and trainings), newest first."""
-    rows = _run_rows(store, "SELECT * FROM trait_runs ORDER BY run_id DESC LIMIT ?", [limit])
+    final = " FINAL" if store.dialect == "clickhouse" else ""  # ClickHouse: the newest row per run_id
+    rows = _run_rows(store, f"SELECT * FROM trait_runs{final} ORDER BY run_id DESC LIMIT $limit", {"limit": limit})
     for r in rows:
         r["notes"] = orjson.loads(r["notes"]) if r.get("notes") else {}
     return rows
@@ -215,16 +233,18 @@ def runs(store: EventStore, limit: int = 20) -> list[dict[str, Any]]:
 
 def user_traits(store: EventStore, user_id: str) -> dict[str, Any]:
     """A user's computed traits as segments see them (profiles.traits), with the history of values."""
-    prof = store.query("SELECT traits FROM profiles WHERE user_id = ?", [user_id]).to_pylist()
+    prof = run_sql(store, "SELECT traits FROM profiles WHERE user_id = $u", {"u": user_id}).to_pylist()
     if not prof:
         raise NotFound(f"no profile for user {user_id!r}", where="user_id")
     traits = orjson.loads(prof[0]["traits"]) if prof[0]["traits"] else {}
     current = {k: v for k, v in traits.items() if k in TRAITS or is_prediction_trait(k)}
     try:
-        hist = store.query(
-            "SELECT c.run_id, c.name, c.value, c.as_of FROM computed_traits c WHERE c.user_id = ? "
-            "ORDER BY c.run_id DESC, c.name", [user_id]).to_pylist()
-    except duckdb.CatalogException:  # no trait run yet (store opened read-only, tables not created)
+        hist = run_sql(store,
+            "SELECT c.run_id, c.name, c.value, c.as_of FROM computed_traits c WHERE c.user_id = $u "
+            "ORDER BY c.run_id DESC, c.name", {"u": user_id}).to_pylist()
+    except Exception as exc:  # no trait run yet (store opened read-only, tables not created)
+        if not _missing_table(exc):
+            raise
         hist = []
     history = [{**h, "value": orjson.loads(h["value"])} for h in hist]
     return {"user_id": user_id, "traits": current, "history": history}
