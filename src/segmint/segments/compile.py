@@ -676,9 +676,7 @@ class Compiler:
         self.add_cte(name, sel, s.key_names())
         return exp.column("v", table=name)
 
-    def anchored_count(
-        self, s: Scope, r: str, pred: exp.Expression, *, exists: bool = False
-    ) -> exp.Expression | None:
+    def anchored_count(self, s: Scope, r: str, pred: exp.Expression, *, exists: bool = False) -> exp.Expression | None:
         """How many of the user's events satisfy pred, per anchor row, without an anchor x event product.
 
         The predicate's conjuncts on the event alone (name, constant filters and windows) filter the events;
@@ -757,8 +755,12 @@ class Compiler:
             self.direct[x] = on
             return exp.column("n", table=x)
         if mode == "extreme":
-            self.direct[x] = _and([exp.column("user_id", table=x).eq(exp.column("user_id", table=s.inner)),
-                                   *[c for c in lifted if c is not rest[0]]])
+            self.direct[x] = _and(
+                [
+                    exp.column("user_id", table=x).eq(exp.column("user_id", table=s.inner)),
+                    *[c for c in lifted if c is not rest[0]],
+                ]
+            )
             return exp.Case(ifs=[exp.If(this=rest[0], true=exp.Literal.number(1))], default=exp.Literal.number(0))
         sel = self.attach(self.scope_rows(s), s.inner, lifted)
         sel = sel.join(exp.table_(x, alias=x), on=on, join_type="left", copy=False)
