@@ -34,6 +34,7 @@ from sqlglot import exp
 
 from segmint.errors import InvalidInput, NotFound, SegmintError
 from segmint.segments import model as m
+from segmint.segments.reference import DATETIME_TEXT
 from segmint.store.schema import is_safe_name, property_column
 
 NUMERIC_TEXT = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
@@ -340,6 +341,8 @@ class Compiler:
                 exp.Not(this=exp.Is(this=a.copy(), expression=exp.null())),
                 inn if op == "in" else _neg(inn),
             )
+        if op == "between" and any(isinstance(x, m.AnchorRef) and x.factor is None for x in (v, v2)):
+            return self.between_anchor(actual, v, v2, b)
         if isinstance(v, m.AnchorRef) and v.factor is None:
             return self.compare_anchor(actual, op, v, b)
         kind, right = self.operand(v, b)
@@ -424,6 +427,107 @@ class Compiler:
         # side's JSON is not parsed per anchor x event pair when the kind is served by a typed column
         return exp.Case(ifs=parts, default=exp.false()) if parts else exp.false()
 
+    def bound_options(self, v: Any, b: Scope) -> list[tuple[str, exp.Expression | None, exp.Expression]]:
+        """(kind, test that the operand has that kind or None when it always has, value) per possible kind."""
+        if isinstance(v, m.AnchorRef) and v.factor is None:
+            alias = self.bound(v.anchor, b)
+            kinds = self.value_kinds(v.path)
+            if len(kinds) == 1:
+                return [(kinds[0], None, self.anchor_value(alias, v.path, kinds[0]))]
+            typ = self.anchor_value(alias, v.path, "k")
+            return [(k, typ.copy().eq(exp.Literal.string(k)), self.anchor_value(alias, v.path, k)) for k in kinds]
+        kind, right = self.operand(v, b)
+        return [(kind, None, right)]
+
+    def between_anchor(self, actual: Any, v: Any, v2: Any, b: Scope) -> exp.Expression:
+        """`between` with an anchor property as a bound: both bounds must have one (ordered) kind."""
+        parts = []
+        for k1, c1, low in self.bound_options(v, b):
+            for k2, c2, high in self.bound_options(v2, b):
+                if k1 != k2 or k1 == "bool":
+                    continue
+                a = actual(k1)
+                test = _conj(exp.GTE(this=a, expression=low), exp.LTE(this=a.copy(), expression=high))
+                parts.append(_and([x for x in (c1, c2) if x is not None] + [_paren(test)]))
+        if not parts:
+            return exp.false()
+        return _paren(_disj(*[_paren(_safe(p)) for p in parts]))
+
+    def date_us(self, text: exp.Expression) -> exp.Expression:
+        """Date text (reference.DATETIME_TEXT) as microseconds since the epoch (UTC), NULL for other text."""
+        pattern = DATETIME_TEXT
+
+        def group(i: int) -> exp.Expression:
+            if self.ch:
+                return exp.Anonymous(
+                    this="arrayElement",
+                    expressions=[
+                        exp.Anonymous(this="extractGroups", expressions=[text.copy(), exp.Literal.string(pattern)]),
+                        exp.Literal.number(i),
+                    ],
+                )
+            return exp.Anonymous(
+                this="regexp_extract", expressions=[text.copy(), exp.Literal.string(pattern), exp.Literal.number(i)]
+            )
+
+        def num(e: exp.Expression) -> exp.Expression:
+            if self.ch:
+                return exp.Anonymous(this="toInt64OrZero", expressions=[e])
+            return exp.Coalesce(
+                this=exp.TryCast(this=e, to=exp.DataType.build("BIGINT")), expressions=[exp.Literal.number(0)]
+            )
+
+        if self.ch:
+            day = exp.Anonymous(this="toDate32OrNull", expressions=[group(1)])
+            day_text = exp.Anonymous(this="toString", expressions=[day])
+            day_us = exp.Anonymous(
+                this="toUnixTimestamp64Micro",
+                expressions=[
+                    exp.Anonymous(
+                        this="toDateTime64",
+                        expressions=[day.copy(), exp.Literal.number(6), exp.Literal.string("UTC")],
+                    )
+                ],
+            )
+            frac = exp.Anonymous(
+                this="rightPad", expressions=[group(5), exp.Literal.number(6), exp.Literal.string("0")]
+            )
+        else:
+            day = exp.TryCast(this=group(1), to=exp.DataType.build("DATE"))
+            day_text = exp.cast(day, "VARCHAR")
+            day_us = exp.Anonymous(this="epoch_us", expressions=[exp.cast(day.copy(), "TIMESTAMP")])
+            frac = exp.Anonymous(this="rpad", expressions=[group(5), exp.Literal.number(6), exp.Literal.string("0")])
+
+        def lit(n: int) -> exp.Expression:
+            return exp.Literal.number(n)
+
+        secs = exp.Add(
+            this=exp.Add(
+                this=exp.Mul(this=num(group(2)), expression=lit(3600)),
+                expression=exp.Mul(this=num(group(3)), expression=lit(60)),
+            ),
+            expression=num(group(4)),
+        )
+        off = exp.Add(
+            this=exp.Mul(this=num(group(7)), expression=lit(3600)),
+            expression=exp.Mul(this=num(group(8)), expression=lit(60)),
+        )
+        signed_off = exp.Case(
+            ifs=[exp.If(this=group(6).eq(exp.Literal.string("-")), true=exp.Neg(this=_paren(off.copy())))],
+            default=off,
+        )
+        total = exp.Add(
+            this=exp.Add(
+                this=day_us,
+                expression=exp.Mul(
+                    this=_paren(exp.Sub(this=secs, expression=_paren(signed_off))), expression=lit(10**6)
+                ),
+            ),
+            expression=num(frac),
+        )
+        ok = _conj(self.regex_full(text.copy(), pattern), day_text.eq(group(1)))
+        return exp.Case(ifs=[exp.If(this=ok, true=total)], default=exp.null())
+
     def bound(self, name: str, b: Scope) -> str:
         """Row alias of an anchor bound by an enclosing `with`."""
         if name not in b:
@@ -434,8 +538,8 @@ class Compiler:
         """(kind, SQL) of a right-hand side."""
         if isinstance(v, m.Value):
             return _kind_of(v.value), self.param(v.value)
-        if isinstance(v, m.DateTimeValue):
-            return "ts", self.param(v.value, "ts")
+        if isinstance(v, m.DateTimeValue):  # times compare as microseconds since the epoch (see date_us)
+            return "ts", self.param(self.us_value(v.value), "int")
         if isinstance(v, m.AnchorRef):
             alias = self.bound(v.anchor, b)
             val = self.anchor_value(alias, v.path, "num")
@@ -536,7 +640,7 @@ class Compiler:
             if kind is None:  # existence
                 return self._exists(alias, f.path)
             if kind == "ts":
-                raise UnsupportedInSQL("comparing an event property with a date", where=".".join(f.path))
+                return self.date_us(self.prop(alias, f.path, "str"))
             return self.prop(alias, f.path, kind)
 
         return _safe(self.compare(actual, f.op, f.value, f.value2, b))
@@ -855,17 +959,27 @@ class Compiler:
                 return exp.Not(this=exp.Is(this=col, expression=exp.null()))
             if c.op == "not_exists":
                 return exp.Is(this=col, expression=exp.null())
-            return _safe(self.compare(lambda k: col if k == "ts" else exp.null(), c.op, c.value, c.value2, b))
-        if c.op in ("within_last", "older_than"):
-            raise UnsupportedInSQL("date tests on traits", where=c.name)
+            return _safe(self.compare(lambda k: self.us(col) if k == "ts" else exp.null(), c.op, c.value, c.value2, b))
         obj = exp.column("traits", table="p")
+        if c.op in ("within_last", "older_than"):  # a trait holding date text (reference.DATETIME_TEXT)
+            t = self.date_us(self.value_as(obj, [c.name], "str", None))
+            d = c.duration.to_timedelta()  # type: ignore[union-attr]
+            start = self.param(self.us_value(self.as_of - d), "int")
+            if c.op == "within_last":
+                return _safe(
+                    _conj(
+                        exp.GT(this=t, expression=start),
+                        exp.LTE(this=t.copy(), expression=self.param(self.us_value(self.as_of), "int")),
+                    )
+                )
+            return _safe(exp.LTE(this=t, expression=start))
         if c.op in ("exists", "not_exists"):
             e = self._exists_obj(obj, [c.name])
             return e if c.op == "exists" else _neg(e)
 
         def actual(kind: str | None) -> exp.Expression:
             if kind == "ts":
-                raise UnsupportedInSQL("comparing a trait with a date", where=c.name)
+                return self.date_us(self.value_as(obj, [c.name], "str", None))
             return self.value_as(obj, [c.name], kind or "str", None)
 
         return _safe(self.compare(actual, c.op, c.value, c.value2, b))
