@@ -2,8 +2,10 @@
 
 Histories put timestamps exactly on window edges (and one microsecond either side), give several events
 the same timestamp, mix nulls, missing keys, numeric text, booleans, unicode and hostile strings, and
-include young profiles and users in other time zones. Timestamps also fall exactly on calendar edges
-(midnight in Seoul, Los Angeles and UTC; the Monday of the week), and message sends/opens feed streaks.
+include young profiles and users in other time zones (DST, half-hour offsets, +14 h, unknown names).
+Timestamps also fall exactly on calendar edges (midnight in Seoul, Los Angeles, UTC, Kolkata and
+Kiritimati; the Monday of the week), and message sends/opens feed streaks. Trait and property date texts
+come in several ISO forms (offsets, fractions) and invalid ones.
 
 Trees cover every node type: traits, performed (every window kind, `each`, calendar in the user's or the
 workspace zone), aggregates (compared with numbers, traits, other aggregates; property filters compared
@@ -27,7 +29,9 @@ CHANNELS = ["push", "email"]
 CATEGORIES = ["뷰티", "패션", "식품", "x'; DROP TABLE events; --", 'q"uote', "a\\b\tc"]
 PRODUCTS = ["p1", "p2", "p3", "샴푸"]
 DAYS = [0, 1, 3, 7, 14, 30, 90]
-ZONES = ["Asia/Seoul", "America/Los_Angeles", "UTC", None]
+# users' zones: DST (Los Angeles), half-hour offsets (Kolkata), +14 h, an unknown name (-> the workspace zone)
+ZONES = ["Asia/Seoul", "America/Los_Angeles", "UTC", "Asia/Kolkata", "Pacific/Kiritimati", "Mars/Olympus", None]
+WORKSPACE_ZONES = ["Asia/Seoul", "America/Los_Angeles", "UTC", "Asia/Kolkata"]
 TYPED = {"category": "string", "price": "number"}  # declared columns (values honour these types)
 
 
@@ -39,7 +43,9 @@ def _offsets() -> st.SearchStrategy[timedelta]:
     )
     free = st.integers(min_value=-2 * 86400, max_value=100 * 86400).map(lambda s: timedelta(seconds=s))
     # calendar edges before AS_OF (Sat 2024-06-01 12:00 UTC): midnight UTC / LA / Seoul, and that week's Monday
-    cal = st.sampled_from([timedelta(hours=h) for h in (12, 5, 21, 5 * 24 + 12, 5 * 24 + 5, 5 * 24 + 21)]).flatmap(
+    # (Kolkata midnight is 18:30 UTC: 17.5 h before AS_OF; Kiritimati's day and month start 2 h and 26 h before)
+    hours = (12, 5, 21, 17.5, 2, 26, 5 * 24 + 12, 5 * 24 + 5, 5 * 24 + 21, 5 * 24 + 17.5)
+    cal = st.sampled_from([timedelta(hours=h) for h in hours]).flatmap(
         lambda d: st.sampled_from([d, d + timedelta(microseconds=1), d - timedelta(microseconds=1)])
     )
     return st.one_of(edge, edge, free, cal)

@@ -410,8 +410,6 @@ class Compiler:
                     if op == "starts_with"
                     else exp.GT(this=exp.StrPosition(this=a, substr=right), expression=exp.Literal.number(0))
                 )
-            elif op == "between":
-                raise UnsupportedInSQL("between with an anchor property", where=v.anchor)
             else:
                 cls = {
                     "eq": exp.EQ,

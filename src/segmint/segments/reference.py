@@ -632,8 +632,10 @@ def load_user(store: Any, user_id: str, as_of: datetime | None = None) -> tuple[
 
 
 def evaluate_user(tree: m.Condition, store: Any, user_id: str, as_of: datetime | None = None, *,
-                  workspace_tz: str = "Asia/Seoul",
+                  workspace_tz: str | None = None,
                   resolve: Callable[[str], m.Condition] | None = None) -> ExplainNode:
-    """Load one user from the store and explain the tree for them."""
+    """Load one user from the store and explain the tree for them; calendar windows in workspace_tz,
+    by default the zone of the workspace the store belongs to (EventStore.workspace_tz), as the SQL does."""
     events, profile = load_user(store, user_id, as_of)
-    return explain(tree, events, profile, as_of, workspace_tz=workspace_tz, resolve=resolve)
+    zone = workspace_tz or getattr(store, "workspace_tz", None) or "Asia/Seoul"
+    return explain(tree, events, profile, as_of, workspace_tz=zone, resolve=resolve)
