@@ -345,6 +345,8 @@ class Compiler:
             return self.between_anchor(actual, v, v2, b)
         if isinstance(v, m.AnchorRef) and v.factor is None:
             return self.compare_anchor(actual, op, v, b)
+        if op == "between" and (self.operand_kinds(v) != self.operand_kinds(v2) or self.operand_kinds(v) == ("bool",)):
+            return exp.false()  # before binding the bounds (an unused parameter is an error in DuckDB)
         kind, right = self.operand(v, b)
         if op in ("contains", "starts_with"):
             if kind != "str":
@@ -437,12 +439,25 @@ class Compiler:
         kind, right = self.operand(v, b)
         return [(kind, None, right)]
 
+    def operand_kinds(self, v: Any) -> tuple[str, ...]:
+        """The kinds a right-hand side can have (without compiling it: no parameters are bound)."""
+        if isinstance(v, m.AnchorRef) and v.factor is None:
+            return self.value_kinds(v.path)
+        if isinstance(v, m.Value):
+            return (_kind_of(v.value),)
+        if isinstance(v, m.DateTimeValue):
+            return ("ts",)
+        return ("num",)  # scaled anchor values, traits and aggregates compare as numbers
+
     def between_anchor(self, actual: Any, v: Any, v2: Any, b: Scope) -> exp.Expression:
         """`between` with an anchor property as a bound: both bounds must have one (ordered) kind."""
+        common = [k for k in self.operand_kinds(v) if k in self.operand_kinds(v2) and k != "bool"]
+        if not common:  # decided before compiling the bounds: an unused parameter is an error in DuckDB
+            return exp.false()
         parts = []
         for k1, c1, low in self.bound_options(v, b):
             for k2, c2, high in self.bound_options(v2, b):
-                if k1 != k2 or k1 == "bool":
+                if k1 != k2 or k1 not in common:
                     continue
                 a = actual(k1)
                 test = _conj(exp.GTE(this=a, expression=low), exp.LTE(this=a.copy(), expression=high))
@@ -744,8 +759,13 @@ class Compiler:
         *,
         count: bool = False,
         exists: bool = False,
+        fn: str | None = None,
     ) -> exp.Expression:
-        """A per-scope-row aggregate over the user's events: a column of `agg` (top) or of a keyed CTE."""
+        """A per-scope-row aggregate over the user's events: a column of `agg` (top) or of a keyed CTE.
+
+        fn names the aggregate agg_fn computes (sum/avg/min/max/count_distinct): inside anchors it lets the
+        value come from per-user pre-aggregated groups (anchored_count) instead of an anchor x event join.
+        """
         if not s.depth and not self.scans:
             self.collect.append(set())
             try:
@@ -759,8 +779,8 @@ class Compiler:
             return exp.column(name, table="agg")
         r = self.name("r")
         pred = self.in_scan(s, lambda: pred_fn(r))
-        if count and s.depth:
-            counted = self.anchored_count(s, r, pred, exists=exists)
+        if (count or fn is not None) and s.depth:
+            counted = self.anchored_count(s, r, pred, exists=exists, agg=None if count else (fn, agg_fn))
             if counted is not None:
                 return counted
         matched = (
@@ -778,7 +798,15 @@ class Compiler:
         self.add_cte(name, sel, s.key_names())
         return exp.column("v", table=name)
 
-    def anchored_count(self, s: Scope, r: str, pred: exp.Expression, *, exists: bool = False) -> exp.Expression | None:
+    def anchored_count(
+        self,
+        s: Scope,
+        r: str,
+        pred: exp.Expression,
+        *,
+        exists: bool = False,
+        agg: tuple[str, Callable[[str, exp.Expression], exp.Expression]] | None = None,
+    ) -> exp.Expression | None:
         """How many of the user's events satisfy pred, per anchor row, without an anchor x event product.
 
         The predicate's conjuncts on the event alone (name, constant filters and windows) filter the events;
@@ -792,6 +820,9 @@ class Compiler:
           (e.g. `after cart`: ts > anchor ts), the groups keep the max (or min) of that key instead of
           grouping by it, and the inequality tests that extreme;
         - otherwise the joined groups' counts are summed per anchor row.
+        With `agg` = (fn, agg_fn) the groups hold agg_fn over their events instead of a count: exact when an
+        anchor row meets one group; otherwise combined (sum of sums, min of mins, max of maxes), and for
+        avg / count_distinct (not combinable) None: the caller joins the events.
         """
         conj = _conjuncts(pred)
         static = [c for c in conj if _tables(c) <= {r}]
@@ -836,6 +867,8 @@ class Compiler:
             and eq_keys | {extreme[0]} == all_keys
         ):
             mode = "extreme"
+        if agg is not None and mode != "unique" and agg[0] not in ("sum", "min", "max"):
+            return None
         user = exp.alias_(exp.column("user_id", table=r), "user_id")
         if mode == "extreme":
             assert extreme is not None
@@ -846,7 +879,8 @@ class Compiler:
             pre = exp.select(user, *[exp.alias_(e, k) for k, e in grouped], exp.alias_(agg, kt))
         else:
             grouped = list(keys.values())
-            pre = exp.select(user, *[exp.alias_(e, k) for k, e in grouped], exp.alias_(exp.Count(this=exp.Star()), "n"))
+            value = exp.Count(this=exp.Star()) if agg is None else agg[1](r, exp.true())
+            pre = exp.select(user, *[exp.alias_(e, k) for k, e in grouped], exp.alias_(value, "n"))
         pre = pre.from_(exp.table_("ev", alias=r), copy=False)
         if static:
             pre = pre.where(_and(static), copy=False)
@@ -866,8 +900,9 @@ class Compiler:
             return exp.Case(ifs=[exp.If(this=rest[0], true=exp.Literal.number(1))], default=exp.Literal.number(0))
         sel = self.attach(self.scope_rows(s), s.inner, lifted)
         sel = sel.join(exp.table_(x, alias=x), on=on, join_type="left", copy=False)
+        combine = {"min": exp.Min, "max": exp.Max}.get(agg[0], exp.Sum) if agg is not None else exp.Sum
         sel = sel.select(
-            *s.key_selects(s.inner), exp.alias_(exp.Sum(this=exp.column("n", table=x)), "v"), copy=False
+            *s.key_selects(s.inner), exp.alias_(combine(this=exp.column("n", table=x)), "v"), copy=False
         ).group_by(*s.keys(s.inner), copy=False)
         name = self.name("g")
         self.add_cte(name, sel, s.key_names())
@@ -907,7 +942,7 @@ class Compiler:
                 value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
             return self.agg_expr(a.fn, value, pred)
 
-        ref = self.scope_value(b, pred_fn, agg_fn, count=a.fn == "count")
+        ref = self.scope_value(b, pred_fn, agg_fn, count=a.fn == "count", fn=a.fn)
         if a.fn in ("count", "count_distinct", "sum"):
             return exp.Coalesce(this=ref, expressions=[exp.Literal.number(0)])
         return ref
@@ -1084,7 +1119,9 @@ class Compiler:
             val = ts if pred == exp.true() else exp.If(this=pred, true=ts, false=exp.null())
             return exp.Min(this=val) if c.kind == "first" else exp.Max(this=val)
 
-        t = self.scope_value(b, lambda r: self.matches(r, c.event, c.where, b), agg_fn)
+        t = self.scope_value(
+            b, lambda r: self.matches(r, c.event, c.where, b), agg_fn, fn="min" if c.kind == "first" else "max"
+        )
         return _safe(_conj(exp.Not(this=exp.Is(this=t, expression=exp.null())), self.window(c.window, t.copy(), b)))
 
     c_FirstCondition = _first_last
