@@ -10,8 +10,8 @@ Scope rows carry key columns (user_id, _sk1.._skN: the message ids of the bound 
     SELECT p.user_id FROM profiles AS p LEFT JOIN agg AS agg ... LEFT JOIN <keyed CTEs of the top scope>
     WHERE <boolean over the aggregates, traits and keyed CTE columns>
 
-Keyed CTEs: per-anchor aggregates (anchor rows LEFT JOIN the user's events on user_id AND the event
-predicate, grouped by the anchor keys), anchors (`with`: events picked per outer scope row), sequences,
+Keyed CTEs: per-anchor aggregates (per-user groups pre-aggregated by the event-side keys of the
+anchor-dependent conjuncts, hash-joined to the anchor rows; see anchored_count), anchors (`with`: events picked per outer scope row), sequences,
 streaks, interval ratios, `each` windows, and aggregates used inside event filters (joined into the scan
 that filters). docs/segment-engine.md lists how every node compiles.
 
