@@ -11,9 +11,9 @@ Scope rows carry key columns (user_id, _sk1.._skN: the message ids of the bound 
     WHERE <boolean over the aggregates, traits and keyed CTE columns>
 
 Keyed CTEs: per-anchor aggregates (per-user groups pre-aggregated by the event-side keys of the
-anchor-dependent conjuncts, hash-joined to the anchor rows; see anchored_count), anchors (`with`: events picked per outer scope row), sequences,
-streaks, interval ratios, `each` windows, and aggregates used inside event filters (joined into the scan
-that filters). docs/segment-engine.md lists how every node compiles.
+anchor-dependent conjuncts, hash-joined to the anchor rows; see anchored_count), anchors (`with`: events
+picked per outer scope row), sequences, streaks, interval ratios, `each` windows, and aggregates used
+inside event filters (joined into the scan that filters). docs/segment-engine.md lists how every node compiles.
 
 Values are bound parameters (DuckDB `$pN`, ClickHouse `{pN:Type}`); names are quoted identifiers or
 bound JSON paths. Every condition compiles to a non-NULL boolean (COALESCE(..., FALSE)) so NOT agrees
