@@ -2,8 +2,10 @@
 
 Histories put timestamps exactly on window edges (and one microsecond either side), give several events
 the same timestamp, mix nulls, missing keys, numeric text, booleans, unicode and hostile strings, and
-include young profiles and users in other time zones. Timestamps also fall exactly on calendar edges
-(midnight in Seoul, Los Angeles and UTC; the Monday of the week), and message sends/opens feed streaks.
+include young profiles and users in other time zones (DST, half-hour offsets, +14 h, unknown names).
+Timestamps also fall exactly on calendar edges (midnight in Seoul, Los Angeles, UTC, Kolkata and
+Kiritimati; the Monday of the week), and message sends/opens feed streaks. Trait and property date texts
+come in several ISO forms (offsets, fractions) and invalid ones.
 
 Trees cover every node type: traits, performed (every window kind, `each`, calendar in the user's or the
 workspace zone), aggregates (compared with numbers, traits, other aggregates; property filters compared
@@ -27,7 +29,9 @@ CHANNELS = ["push", "email"]
 CATEGORIES = ["뷰티", "패션", "식품", "x'; DROP TABLE events; --", 'q"uote', "a\\b\tc"]
 PRODUCTS = ["p1", "p2", "p3", "샴푸"]
 DAYS = [0, 1, 3, 7, 14, 30, 90]
-ZONES = ["Asia/Seoul", "America/Los_Angeles", "UTC", None]
+# users' zones: DST (Los Angeles), half-hour offsets (Kolkata), +14 h, an unknown name (-> the workspace zone)
+ZONES = ["Asia/Seoul", "America/Los_Angeles", "UTC", "Asia/Kolkata", "Pacific/Kiritimati", "Mars/Olympus", None]
+WORKSPACE_ZONES = ["Asia/Seoul", "America/Los_Angeles", "UTC", "Asia/Kolkata"]
 TYPED = {"category": "string", "price": "number"}  # declared columns (values honour these types)
 
 
@@ -39,7 +43,9 @@ def _offsets() -> st.SearchStrategy[timedelta]:
     )
     free = st.integers(min_value=-2 * 86400, max_value=100 * 86400).map(lambda s: timedelta(seconds=s))
     # calendar edges before AS_OF (Sat 2024-06-01 12:00 UTC): midnight UTC / LA / Seoul, and that week's Monday
-    cal = st.sampled_from([timedelta(hours=h) for h in (12, 5, 21, 5 * 24 + 12, 5 * 24 + 5, 5 * 24 + 21)]).flatmap(
+    # (Kolkata midnight is 18:30 UTC: 17.5 h before AS_OF; Kiritimati's day and month start 2 h and 26 h before)
+    hours = (12, 5, 21, 17.5, 2, 26, 5 * 24 + 12, 5 * 24 + 5, 5 * 24 + 21, 5 * 24 + 17.5)
+    cal = st.sampled_from([timedelta(hours=h) for h in hours]).flatmap(
         lambda d: st.sampled_from([d, d + timedelta(microseconds=1), d - timedelta(microseconds=1)])
     )
     return st.one_of(edge, edge, free, cal)
@@ -54,6 +60,42 @@ _price = st.one_of(
 )
 
 
+_DATE_FORMS = [
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%M:%S+09:00",
+    "%Y-%m-%dT%H:%M:%S.%f-07:30",
+]
+
+
+@st.composite
+def _date_text(draw: st.DrawFn) -> Any:
+    """Date text for date tests on traits: edge instants in several ISO forms, and text that is no date."""
+    t = AS_OF - draw(_offsets())
+    fmt = draw(st.sampled_from(_DATE_FORMS))
+    if fmt.endswith("+09:00"):  # the same instant written in another zone
+        t += timedelta(hours=9)
+    elif fmt.endswith("-07:30"):
+        t -= timedelta(hours=7, minutes=30)
+    bad = st.sampled_from(
+        [
+            "2024-02-30",
+            "2024-05-25T24:00:00",
+            "1899-12-31",
+            "2024-05-25T12:00:00.1234567",
+            "yesterday",
+            "",
+            "2024-5-25",
+            20240525,
+            None,
+        ]
+    )
+    return draw(st.one_of(st.just(t.strftime(fmt)), st.just(t.strftime(fmt)), bad))
+
+
 @st.composite
 def properties(draw: st.DrawFn) -> dict[str, Any]:
     """Event properties: some keys missing, some null, mixed types for untyped keys."""
@@ -66,6 +108,8 @@ def properties(draw: st.DrawFn) -> dict[str, Any]:
         props["product_id"] = draw(st.one_of(st.sampled_from(PRODUCTS), st.integers(1, 3), st.none()))
     if draw(st.integers(0, 4)) == 0:
         props["meta"] = {"source": draw(st.sampled_from(["ad", "기사", None]))}
+    if draw(st.integers(0, 4)) == 0:
+        props["when"] = draw(_date_text())
     return props
 
 
@@ -109,6 +153,8 @@ def histories(draw: st.DrawFn, max_users: int = 12) -> dict[str, Any]:
             traits["region"] = draw(st.sampled_from(["서울", "부산", "제주"]))
         if draw(st.booleans()):
             traits["consent_push"] = draw(st.booleans())
+        if draw(st.booleans()):
+            traits["signup"] = draw(_date_text())
         profile_ts = AS_OF - draw(_offsets())
         users[uid] = {
             "events": events,
@@ -132,8 +178,9 @@ windows = st.one_of(
         start=st.sampled_from([AS_OF - timedelta(days=d) for d in DAYS]),
         end=st.sampled_from([None, AS_OF + timedelta(days=1)]),
     ),
-    st.builds(m.CalendarWindow, unit=st.sampled_from(["day", "week", "month"]),
-              zone=st.sampled_from(["user", "workspace"])),
+    st.builds(
+        m.CalendarWindow, unit=st.sampled_from(["day", "week", "month"]), zone=st.sampled_from(["user", "workspace"])
+    ),
     st.builds(m.EachWindow, periods=st.integers(1, 4), unit=st.sampled_from(["days", "weeks"])),
 )
 
@@ -147,15 +194,26 @@ def _names(anchor: Anchors) -> st.SearchStrategy[str]:
 
 
 def _agg_expr(fn: str, event: str, window: Any, factor: float | None, where: list[Any]) -> m.AggregateExpr:
-    return m.AggregateExpr(fn=fn, event=event, property=None if fn == "count" else ["price"], window=window,
-                           factor=factor, where=where)
+    return m.AggregateExpr(
+        fn=fn, event=event, property=None if fn == "count" else ["price"], window=window, factor=factor, where=where
+    )
 
 
 def _avg_price(anchor: Anchors) -> st.SearchStrategy[m.AggregateExpr]:
     """The user's average / max price (or count) of an event, x factor: a right-hand side."""
-    where = st.just([]) if not anchor else st.lists(st.builds(
-        m.PropertyFilter, path=st.just(["category"]), op=st.just("eq"),
-        value=st.builds(m.AnchorRef, anchor=_names(anchor), path=st.just(["category"]))), max_size=1)
+    where = (
+        st.just([])
+        if not anchor
+        else st.lists(
+            st.builds(
+                m.PropertyFilter,
+                path=st.just(["category"]),
+                op=st.just("eq"),
+                value=st.builds(m.AnchorRef, anchor=_names(anchor), path=st.just(["category"])),
+            ),
+            max_size=1,
+        )
+    )
     return st.builds(
         _agg_expr,
         st.sampled_from(["avg", "max", "count"]),
@@ -212,18 +270,43 @@ def _filters(anchor: Anchors = None) -> st.SearchStrategy[list[m.PropertyFilter]
     vs_agg = st.builds(
         m.PropertyFilter, path=st.just(["price"]), op=st.sampled_from(["gte", "lt"]), value=_avg_price(anchor)
     )
-    options = [cat, cat_in, price, price_b, pid, ex, nested, vs_agg]
+    when = st.builds(
+        m.PropertyFilter,
+        path=st.just(["when"]),
+        op=st.sampled_from(["gt", "lte", "eq"]),
+        value=st.builds(m.DateTimeValue, value=st.sampled_from([AS_OF - timedelta(days=d) for d in DAYS])),
+    )
+    options = [cat, cat_in, price, price_b, pid, ex, nested, vs_agg, when]
     if anchor:
+        ref = st.builds(
+            m.AnchorRef, anchor=_names(anchor), path=st.sampled_from([["category"], ["product_id"], ["price"]])
+        )
         options.append(
             st.builds(
                 m.PropertyFilter,
                 path=st.sampled_from([["category"], ["product_id"], ["price"]]),
                 op=st.sampled_from(["eq", "ne", "gte"]),
-                value=st.builds(
-                    m.AnchorRef,
-                    anchor=_names(anchor),
-                    path=st.sampled_from([["category"], ["product_id"], ["price"]]),
-                ),
+                value=ref,
+            )
+        )
+        # between with an anchor property as one or both bounds (mixed kinds never match)
+        bound = st.one_of(ref, st.builds(m.Value, value=st.sampled_from([0, 1000, "p", "뷰티", 20000])))
+        options.append(
+            st.builds(
+                m.PropertyFilter,
+                path=st.sampled_from([["category"], ["product_id"], ["price"]]),
+                op=st.just("between"),
+                value=st.one_of(ref, bound),
+                value2=ref,
+            )
+        )
+        options.append(
+            st.builds(
+                m.PropertyFilter,
+                path=st.sampled_from([["category"], ["price"]]),
+                op=st.just("between"),
+                value=ref,
+                value2=bound,
             )
         )
     return st.lists(st.one_of(*options), max_size=2)
@@ -327,10 +410,34 @@ traits = st.one_of(
         op=st.sampled_from(["within_last", "older_than"]),
         duration=_dur,
     ),
+    st.builds(  # "signed up within the last 7 days": a trait holding date text
+        m.TraitCondition,
+        name=st.just("signup"),
+        op=st.sampled_from(["within_last", "older_than"]),
+        duration=_dur,
+    ),
+    st.builds(
+        m.TraitCondition,
+        name=st.sampled_from(["signup", "first_seen"]),
+        source=st.just("trait"),
+        op=st.sampled_from(["gt", "gte", "lt", "lte", "eq", "ne"]),
+        value=st.builds(m.DateTimeValue, value=st.sampled_from([AS_OF - timedelta(days=d) for d in DAYS])),
+    ),
+    st.builds(
+        m.TraitCondition,
+        name=st.sampled_from(["signup"]),
+        op=st.just("between"),
+        value=st.builds(m.DateTimeValue, value=st.sampled_from([AS_OF - timedelta(days=d) for d in (30, 7)])),
+        value2=st.builds(m.DateTimeValue, value=st.sampled_from([AS_OF - timedelta(days=d) for d in (1, 0)])),
+    ),
+    st.builds(
+        m.TraitCondition,
+        name=st.just("first_seen"),
+        source=st.just("profile"),
+        op=st.sampled_from(["gt", "lte"]),
+        value=st.builds(m.DateTimeValue, value=st.sampled_from([AS_OF - timedelta(days=d) for d in DAYS])),
+    ),
 )
-
-
-
 
 
 def sequence(anchor: Anchors = None) -> st.SearchStrategy[m.Sequence]:
@@ -338,10 +445,14 @@ def sequence(anchor: Anchors = None) -> st.SearchStrategy[m.Sequence]:
     steps = st.builds(m.Step, event=st.sampled_from(EVENTS), where=_filters(anchor))
     within = st.one_of(st.none(), _dur, st.just(m.Duration(amount=0, unit="days")))
     return st.one_of(
-        st.builds(m.Sequence, steps=st.lists(steps, min_size=2, max_size=3), within=within,
-                  window=_windows(anchor)),
-        st.builds(m.Sequence, steps=st.lists(steps, min_size=2, max_size=2), within=within,
-                  window=_windows(anchor), followed=st.just(False)),
+        st.builds(m.Sequence, steps=st.lists(steps, min_size=2, max_size=3), within=within, window=_windows(anchor)),
+        st.builds(
+            m.Sequence,
+            steps=st.lists(steps, min_size=2, max_size=2),
+            within=within,
+            window=_windows(anchor),
+            followed=st.just(False),
+        ),
     )
 
 
@@ -358,23 +469,35 @@ interval_ratio = st.builds(
 def _ir_anchor(anchor: Anchors) -> st.SearchStrategy[m.IntervalRatio]:
     """Interval ratio whose events must share the anchor's category."""
     return st.builds(
-        m.IntervalRatio, event=st.sampled_from(EVENTS), factor=st.sampled_from([1.0, 2.0]),
-        where=st.just([m.PropertyFilter(path=["category"], op="eq", value=m.AnchorRef(
-            anchor=anchor if isinstance(anchor, str) else anchor[-1], path=["category"]))]),
+        m.IntervalRatio,
+        event=st.sampled_from(EVENTS),
+        factor=st.sampled_from([1.0, 2.0]),
+        where=st.just(
+            [
+                m.PropertyFilter(
+                    path=["category"],
+                    op="eq",
+                    value=m.AnchorRef(anchor=anchor if isinstance(anchor, str) else anchor[-1], path=["category"]),
+                )
+            ]
+        ),
     )
 
 
 # saved segments for `in segment` (the reference resolves them; the SQL side compiles them inlined)
 SAVED: dict[str, m.Condition] = {
     "buyers": m.Performed(event="order_completed", window=m.LastWindow(duration=m.Duration(amount=30, unit="days"))),
-    "viewers_not_buyers": m.And(items=[
-        m.Performed(event="product_viewed", count=m.CountSpec(op="gte", n=2)),
-        m.Not(item=m.InSegment(segment="buyers")),
-    ]),
+    "viewers_not_buyers": m.And(
+        items=[
+            m.Performed(event="product_viewed", count=m.CountSpec(op="gte", n=2)),
+            m.Not(item=m.InSegment(segment="buyers")),
+        ]
+    ),
     "carts_this_week": m.Correlated(
         anchor=m.Anchor(name="c", pick="last", event="cart_added", window=m.CalendarWindow(unit="week")),
-        condition=m.Performed(event="order_completed", count=m.CountSpec(op="eq", n=0),
-                              window=m.AfterAnchorWindow(anchor="c")),
+        condition=m.Performed(
+            event="order_completed", count=m.CountSpec(op="eq", n=0), window=m.AfterAnchorWindow(anchor="c")
+        ),
     ),
 }
 in_segment = st.builds(m.InSegment, segment=st.sampled_from(sorted(SAVED)))
@@ -387,8 +510,17 @@ def resolve(name: str) -> m.Condition:
 
 def leaves(anchor: Anchors = None) -> st.SearchStrategy[Any]:
     """Any leaf condition."""
-    opts = [performed(anchor), performed(anchor), aggregate(anchor), first_last, traits, sequence(anchor),
-            streak, interval_ratio, in_segment]
+    opts = [
+        performed(anchor),
+        performed(anchor),
+        aggregate(anchor),
+        first_last,
+        traits,
+        sequence(anchor),
+        streak,
+        interval_ratio,
+        in_segment,
+    ]
     if anchor:
         opts.append(_ir_anchor(anchor))
     return st.one_of(*opts)

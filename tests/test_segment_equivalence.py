@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chdb_util import process_chdb_path
-from segeval_strategies import AS_OF, TYPED, histories, resolve, trees
+from segeval_strategies import AS_OF, TYPED, WORKSPACE_ZONES, histories, resolve, trees
 from segmint.segments import reference
 from segmint.segments.compile import compile_segment
 from segmint.segments.evaluate import evaluate
@@ -67,7 +67,9 @@ def load(users: dict[str, Any]) -> DuckDBEventStore:
     return duck
 
 
-def oracle(duck: DuckDBEventStore, users: dict[str, Any], tree: Any, as_of: datetime) -> set[str]:
+def oracle(
+    duck: DuckDBEventStore, users: dict[str, Any], tree: Any, as_of: datetime, workspace_tz: str = "Asia/Seoul"
+) -> set[str]:
     """Members by the reference evaluator, given the profiles exactly as the store holds them."""
     profs = {
         r["user_id"]: r
@@ -79,34 +81,47 @@ def oracle(duck: DuckDBEventStore, users: dict[str, Any], tree: Any, as_of: date
     for uid, p in profs.items():
         profile = reference.Profile(uid, json.loads(p["traits"]), p["first_seen"], p["last_seen"], p["timezone"])
         data[uid] = (users[uid]["events"], profile)
-    return reference.members(tree, data, as_of, resolve=resolve)
+    return reference.members(tree, data, as_of, resolve=resolve, workspace_tz=workspace_tz)
 
 
-def check(ch: ClickHouseEventStore, users: dict[str, Any], tree_list: list[Any], as_of: datetime) -> None:
-    """Reference == DuckDB == ClickHouse for every tree on one loaded batch."""
+def check(
+    ch: ClickHouseEventStore,
+    users: dict[str, Any],
+    tree_list: list[Any],
+    as_of: datetime,
+    workspace_tz: str = "Asia/Seoul",
+) -> None:
+    """Reference == DuckDB == ClickHouse for every tree on one loaded batch (calendar windows in workspace_tz)."""
     duck = load(users)
     try:
         ch.copy_from(duck)
         for tree in tree_list:
-            want = oracle(duck, users, tree, as_of)
+            want = oracle(duck, users, tree, as_of, workspace_tz)
             inlined = inline_segments(tree, resolve)  # what saved.segment_tree hands to evaluate
-            got_duck = set(evaluate(duck, inlined, as_of))
-            got_ch = set(evaluate(ch, inlined, as_of))
+            got_duck = set(evaluate(duck, inlined, as_of, workspace_tz=workspace_tz))
+            got_ch = set(evaluate(ch, inlined, as_of, workspace_tz=workspace_tz))
             if got_duck != want:  # compile once more only to show the SQL
-                sql, params = compile_segment(tree, as_of, dialect="duckdb", typed=TYPED, resolve=resolve)
-                raise AssertionError(f"DuckDB differs: tree={tree!r}\nsql={sql}\nparams={params}")
-            assert got_ch == want, f"ClickHouse differs: tree={tree!r}"
+                sql, params = compile_segment(
+                    tree, as_of, dialect="duckdb", typed=TYPED, resolve=resolve, workspace_tz=workspace_tz
+                )
+                raise AssertionError(f"DuckDB differs ({workspace_tz}): tree={tree!r}\nsql={sql}\nparams={params}")
+            assert got_ch == want, f"ClickHouse differs ({workspace_tz}): tree={tree!r}"
     finally:
         duck.close()
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-@given(users=histories(), tree_list=st.lists(trees, min_size=TREES_PER_EXAMPLE, max_size=TREES_PER_EXAMPLE))
+@given(
+    users=histories(),
+    tree_list=st.lists(trees, min_size=TREES_PER_EXAMPLE, max_size=TREES_PER_EXAMPLE),
+    workspace_tz=st.sampled_from(WORKSPACE_ZONES),
+)
 def test_reference_duckdb_clickhouse_agree(
-    ch: ClickHouseEventStore, users: dict[str, Any], tree_list: list[Any]
+    ch: ClickHouseEventStore, users: dict[str, Any], tree_list: list[Any], workspace_tz: str
 ) -> None:
-    """Member sets agree on random trees over histories with edge timestamps and mixed-type values."""
-    check(ch, users, tree_list, AS_OF)
+    """Member sets agree on random trees over histories with edge timestamps and mixed-type values, users in
+    several zones (some unknown), and workspaces in several zones."""
+    check(ch, users, tree_list, AS_OF, workspace_tz)
 
 
 def test_hostile_values_are_parameters(ch: ClickHouseEventStore) -> None:

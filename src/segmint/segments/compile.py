@@ -10,10 +10,10 @@ Scope rows carry key columns (user_id, _sk1.._skN: the message ids of the bound 
     SELECT p.user_id FROM profiles AS p LEFT JOIN agg AS agg ... LEFT JOIN <keyed CTEs of the top scope>
     WHERE <boolean over the aggregates, traits and keyed CTE columns>
 
-Keyed CTEs: per-anchor aggregates (anchor rows LEFT JOIN the user's events on user_id AND the event
-predicate, grouped by the anchor keys), anchors (`with`: events picked per outer scope row), sequences,
-streaks, interval ratios, `each` windows, and aggregates used inside event filters (joined into the scan
-that filters). docs/segment-engine.md lists how every node compiles.
+Keyed CTEs: per-anchor aggregates (per-user groups pre-aggregated by the event-side keys of the
+anchor-dependent conjuncts, hash-joined to the anchor rows; see anchored_count), anchors (`with`: events
+picked per outer scope row), sequences, streaks, interval ratios, `each` windows, and aggregates used
+inside event filters (joined into the scan that filters). docs/segment-engine.md lists how every node compiles.
 
 Values are bound parameters (DuckDB `$pN`, ClickHouse `{pN:Type}`); names are quoted identifiers or
 bound JSON paths. Every condition compiles to a non-NULL boolean (COALESCE(..., FALSE)) so NOT agrees
@@ -34,6 +34,7 @@ from sqlglot import exp
 
 from segmint.errors import InvalidInput, NotFound, SegmintError
 from segmint.segments import model as m
+from segmint.segments.reference import DATETIME_TEXT
 from segmint.store.schema import is_safe_name, property_column
 
 NUMERIC_TEXT = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
@@ -150,11 +151,15 @@ class Compiler:
     params: dict[str, Any] = field(default_factory=dict)
     ctes: list[tuple[str, exp.Expression]] = field(default_factory=list)
     keyed: dict[str, list[str]] = field(default_factory=dict)  # CTE -> key columns (joined where used)
+    direct: dict[str, exp.Expression] = field(default_factory=dict)  # CTE -> ON (at most one row per scope row)
+    collect: list[set[str]] = field(default_factory=list)  # event names met by the predicates being built
+    main_events: set[str] | None = field(default_factory=set)  # events the `agg` columns read
     main_aggs: list[exp.Expression] = field(default_factory=list)  # columns of `agg` (top scope)
     scans: list[Scope] = field(default_factory=list)  # scopes of the event predicates being compiled
     events: set[str] = field(default_factory=set)
     stack: tuple[str, ...] = ()  # saved segments being inlined
     anchor_cols: dict[str, dict[tuple[str, ...], int]] = field(default_factory=dict)  # anchor -> paths read
+    anchor_used: dict[str, dict[tuple[str, ...], set[str]]] = field(default_factory=dict)  # -> kinds read
     _names: dict[tuple[str, str, Any], str] = field(default_factory=dict)
     _n: int = 0
     _calendar: dict[str, exp.Expression] = field(default_factory=dict)  # per-user calendar start, by unit
@@ -336,8 +341,12 @@ class Compiler:
                 exp.Not(this=exp.Is(this=a.copy(), expression=exp.null())),
                 inn if op == "in" else _neg(inn),
             )
+        if op == "between" and any(isinstance(x, m.AnchorRef) and x.factor is None for x in (v, v2)):
+            return self.between_anchor(actual, v, v2, b)
         if isinstance(v, m.AnchorRef) and v.factor is None:
             return self.compare_anchor(actual, op, v, b)
+        if op == "between" and (self.operand_kinds(v) != self.operand_kinds(v2) or self.operand_kinds(v) == ("bool",)):
+            return exp.false()  # before binding the bounds (an unused parameter is an error in DuckDB)
         kind, right = self.operand(v, b)
         if op in ("contains", "starts_with"):
             if kind != "str":
@@ -364,14 +373,33 @@ class Compiler:
             obj = exp.column("properties", table=alias)
             return self.json_type(obj, path) if kind == "k" else self.value_as(obj, path, kind, None)
         i = reg.setdefault(tuple(path), len(reg))
+        self.anchor_used.setdefault(alias, {}).setdefault(tuple(path), set()).add(kind[0])
         return exp.column(f"_a{i}{kind[0]}", table=alias)
+
+    def value_kinds(self, path: list[str]) -> tuple[str, ...]:
+        """The JSON kinds a property can have: a string-typed column holds JSON strings only (or nothing)."""
+        if len(path) == 1 and self.typed.get(path[0]) == "string":
+            return ("str",)
+        return ("str", "num", "bool")
 
     def compare_anchor(self, actual: Any, op: str, v: m.AnchorRef, b: Scope) -> exp.Expression:
         """Compare with an anchor event's property: the anchor value's JSON type decides the comparison."""
         alias = self.bound(v.anchor, b)
+        kinds = self.value_kinds(v.path)
+        if kinds == ("str",) and op not in ("between",):
+            # one possible kind: the plain comparison (NULL when the anchor has no value), which engines
+            # can use as a hash-join key instead of a CASE evaluated per anchor x event pair
+            right = self.anchor_value(alias, v.path, "str")
+            a = actual("str")
+            if op == "starts_with":
+                return exp.StartsWith(this=a, expression=right)
+            if op == "contains":
+                return exp.GT(this=exp.StrPosition(this=a, substr=right), expression=exp.Literal.number(0))
+            cls = {"eq": exp.EQ, "ne": exp.NEQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
+            return cls(this=a, expression=right)
         typ = self.anchor_value(alias, v.path, "k")
         parts = []
-        for kind in ("str", "num", "bool"):
+        for kind in kinds:
             right = self.anchor_value(alias, v.path, kind)
             if kind == "bool" and op not in ("eq", "ne"):
                 continue
@@ -384,8 +412,6 @@ class Compiler:
                     if op == "starts_with"
                     else exp.GT(this=exp.StrPosition(this=a, substr=right), expression=exp.Literal.number(0))
                 )
-            elif op == "between":
-                raise UnsupportedInSQL("between with an anchor property", where=v.anchor)
             else:
                 cls = {
                     "eq": exp.EQ,
@@ -401,6 +427,120 @@ class Compiler:
         # side's JSON is not parsed per anchor x event pair when the kind is served by a typed column
         return exp.Case(ifs=parts, default=exp.false()) if parts else exp.false()
 
+    def bound_options(self, v: Any, b: Scope) -> list[tuple[str, exp.Expression | None, exp.Expression]]:
+        """(kind, test that the operand has that kind or None when it always has, value) per possible kind."""
+        if isinstance(v, m.AnchorRef) and v.factor is None:
+            alias = self.bound(v.anchor, b)
+            kinds = self.value_kinds(v.path)
+            if len(kinds) == 1:
+                return [(kinds[0], None, self.anchor_value(alias, v.path, kinds[0]))]
+            typ = self.anchor_value(alias, v.path, "k")
+            return [(k, typ.copy().eq(exp.Literal.string(k)), self.anchor_value(alias, v.path, k)) for k in kinds]
+        kind, right = self.operand(v, b)
+        return [(kind, None, right)]
+
+    def operand_kinds(self, v: Any) -> tuple[str, ...]:
+        """The kinds a right-hand side can have (without compiling it: no parameters are bound)."""
+        if isinstance(v, m.AnchorRef) and v.factor is None:
+            return self.value_kinds(v.path)
+        if isinstance(v, m.Value):
+            return (_kind_of(v.value),)
+        if isinstance(v, m.DateTimeValue):
+            return ("ts",)
+        return ("num",)  # scaled anchor values, traits and aggregates compare as numbers
+
+    def between_anchor(self, actual: Any, v: Any, v2: Any, b: Scope) -> exp.Expression:
+        """`between` with an anchor property as a bound: both bounds must have one (ordered) kind."""
+        common = [k for k in self.operand_kinds(v) if k in self.operand_kinds(v2) and k != "bool"]
+        if not common:  # decided before compiling the bounds: an unused parameter is an error in DuckDB
+            return exp.false()
+        parts = []
+        for k1, c1, low in self.bound_options(v, b):
+            for k2, c2, high in self.bound_options(v2, b):
+                if k1 != k2 or k1 not in common:
+                    continue
+                a = actual(k1)
+                test = _conj(exp.GTE(this=a, expression=low), exp.LTE(this=a.copy(), expression=high))
+                parts.append(_and([x for x in (c1, c2) if x is not None] + [_paren(test)]))
+        if not parts:
+            return exp.false()
+        return _paren(_disj(*[_paren(_safe(p)) for p in parts]))
+
+    def date_us(self, text: exp.Expression) -> exp.Expression:
+        """Date text (reference.DATETIME_TEXT) as microseconds since the epoch (UTC), NULL for other text."""
+        pattern = DATETIME_TEXT
+
+        def group(i: int) -> exp.Expression:
+            if self.ch:
+                return exp.Anonymous(
+                    this="arrayElement",
+                    expressions=[
+                        exp.Anonymous(this="extractGroups", expressions=[text.copy(), exp.Literal.string(pattern)]),
+                        exp.Literal.number(i),
+                    ],
+                )
+            return exp.Anonymous(
+                this="regexp_extract", expressions=[text.copy(), exp.Literal.string(pattern), exp.Literal.number(i)]
+            )
+
+        def num(e: exp.Expression) -> exp.Expression:
+            if self.ch:
+                return exp.Anonymous(this="toInt64OrZero", expressions=[e])
+            return exp.Coalesce(
+                this=exp.TryCast(this=e, to=exp.DataType.build("BIGINT")), expressions=[exp.Literal.number(0)]
+            )
+
+        if self.ch:
+            day = exp.Anonymous(this="toDate32OrNull", expressions=[group(1)])
+            day_text = exp.Anonymous(this="toString", expressions=[day])
+            day_us = exp.Anonymous(
+                this="toUnixTimestamp64Micro",
+                expressions=[
+                    exp.Anonymous(
+                        this="toDateTime64",
+                        expressions=[day.copy(), exp.Literal.number(6), exp.Literal.string("UTC")],
+                    )
+                ],
+            )
+            frac = exp.Anonymous(
+                this="rightPad", expressions=[group(5), exp.Literal.number(6), exp.Literal.string("0")]
+            )
+        else:
+            day = exp.TryCast(this=group(1), to=exp.DataType.build("DATE"))
+            day_text = exp.cast(day, "VARCHAR")
+            day_us = exp.Anonymous(this="epoch_us", expressions=[exp.cast(day.copy(), "TIMESTAMP")])
+            frac = exp.Anonymous(this="rpad", expressions=[group(5), exp.Literal.number(6), exp.Literal.string("0")])
+
+        def lit(n: int) -> exp.Expression:
+            return exp.Literal.number(n)
+
+        secs = exp.Add(
+            this=exp.Add(
+                this=exp.Mul(this=num(group(2)), expression=lit(3600)),
+                expression=exp.Mul(this=num(group(3)), expression=lit(60)),
+            ),
+            expression=num(group(4)),
+        )
+        off = exp.Add(
+            this=exp.Mul(this=num(group(7)), expression=lit(3600)),
+            expression=exp.Mul(this=num(group(8)), expression=lit(60)),
+        )
+        signed_off = exp.Case(
+            ifs=[exp.If(this=group(6).eq(exp.Literal.string("-")), true=exp.Neg(this=_paren(off.copy())))],
+            default=off,
+        )
+        total = exp.Add(
+            this=exp.Add(
+                this=day_us,
+                expression=exp.Mul(
+                    this=_paren(exp.Sub(this=secs, expression=_paren(signed_off))), expression=lit(10**6)
+                ),
+            ),
+            expression=num(frac),
+        )
+        ok = _conj(self.regex_full(text.copy(), pattern), day_text.eq(group(1)))
+        return exp.Case(ifs=[exp.If(this=ok, true=total)], default=exp.null())
+
     def bound(self, name: str, b: Scope) -> str:
         """Row alias of an anchor bound by an enclosing `with`."""
         if name not in b:
@@ -411,8 +551,8 @@ class Compiler:
         """(kind, SQL) of a right-hand side."""
         if isinstance(v, m.Value):
             return _kind_of(v.value), self.param(v.value)
-        if isinstance(v, m.DateTimeValue):
-            return "ts", self.param(v.value, "ts")
+        if isinstance(v, m.DateTimeValue):  # times compare as microseconds since the epoch (see date_us)
+            return "ts", self.param(self.us_value(v.value), "int")
         if isinstance(v, m.AnchorRef):
             alias = self.bound(v.anchor, b)
             val = self.anchor_value(alias, v.path, "num")
@@ -499,6 +639,8 @@ class Compiler:
     def matches(self, alias: str, event: str, where: list[m.PropertyFilter], b: Scope) -> exp.Expression:
         """Event name equal and every filter true, on a row alias."""
         self.events.add(event)
+        for names in self.collect:
+            names.add(event)
         parts: list[exp.Expression] = [exp.column("event", table=alias).eq(self.param(event, "str"))]
         for f in where:
             parts.append(self.filter(alias, f, b))
@@ -511,7 +653,7 @@ class Compiler:
             if kind is None:  # existence
                 return self._exists(alias, f.path)
             if kind == "ts":
-                raise UnsupportedInSQL("comparing an event property with a date", where=".".join(f.path))
+                return self.date_us(self.prop(alias, f.path, "str"))
             return self.prop(alias, f.path, kind)
 
         return _safe(self.compare(actual, f.op, f.value, f.value2, b))
@@ -563,6 +705,9 @@ class Compiler:
             if name in used and name not in skip:
                 on = _and([exp.column(k, table=name).eq(exp.column(k, table=key_alias)) for k in keys])
                 sel = sel.join(exp.table_(name, alias=name), on=on, join_type="left", copy=False)
+        for name, on in self.direct.items():  # their ON reads the scope's anchor rows, which are in FROM
+            if name in used and name not in skip:
+                sel = sel.join(exp.table_(name, alias=name), on=on.copy(), join_type="left", copy=False)
         return sel
 
     def scope_rows(self, s: Scope, driver: tuple[str, str] | None = None) -> exp.Select:
@@ -613,17 +758,29 @@ class Compiler:
         agg_fn: Callable[[str, exp.Expression], exp.Expression],
         *,
         count: bool = False,
+        exists: bool = False,
+        fn: str | None = None,
     ) -> exp.Expression:
-        """A per-scope-row aggregate over the user's events: a column of `agg` (top) or of a keyed CTE."""
+        """A per-scope-row aggregate over the user's events: a column of `agg` (top) or of a keyed CTE.
+
+        fn names the aggregate agg_fn computes (sum/avg/min/max/count_distinct): inside anchors it lets the
+        value come from per-user pre-aggregated groups (anchored_count) instead of an anchor x event join.
+        """
         if not s.depth and not self.scans:
-            pred = self.in_scan(s, lambda: pred_fn("ev"))
+            self.collect.append(set())
+            try:
+                pred = self.in_scan(s, lambda: pred_fn("ev"))
+            finally:
+                names = self.collect.pop()
+            if self.main_events is not None:  # the `agg` scan reads only these events (None: all of `ev`)
+                self.main_events = self.main_events | names if names else None
             name = f"c{len(self.main_aggs)}"
             self.main_aggs.append(exp.alias_(agg_fn("ev", pred), name))
             return exp.column(name, table="agg")
         r = self.name("r")
         pred = self.in_scan(s, lambda: pred_fn(r))
-        if count and s.depth:
-            counted = self.anchored_count(s, r, pred)
+        if (count or fn is not None) and s.depth:
+            counted = self.anchored_count(s, r, pred, exists=exists, agg=None if count else (fn, agg_fn))
             if counted is not None:
                 return counted
         matched = (
@@ -641,18 +798,36 @@ class Compiler:
         self.add_cte(name, sel, s.key_names())
         return exp.column("v", table=name)
 
-    def anchored_count(self, s: Scope, r: str, pred: exp.Expression) -> exp.Expression | None:
+    def anchored_count(
+        self,
+        s: Scope,
+        r: str,
+        pred: exp.Expression,
+        *,
+        exists: bool = False,
+        agg: tuple[str, Callable[[str, exp.Expression], exp.Expression]] | None = None,
+    ) -> exp.Expression | None:
         """How many of the user's events satisfy pred, per anchor row, without an anchor x event product.
 
         The predicate's conjuncts on the event alone (name, constant filters and windows) filter the events;
         the event-side parts of the other conjuncts (e.g. the category compared with the anchor's) become
-        group keys of a per-user pre-count; anchor rows then join those groups (a few per user, instead of
-        every event) on user_id plus the anchor-dependent conjuncts, and sum the counts.
+        group keys of a per-user pre-count. Anchor rows then join those groups (a few per user, instead of
+        every event) on user_id plus the anchor-dependent conjuncts:
+        - when those conjuncts are equalities binding every group key, an anchor row meets at most one
+          group: the pre-count is LEFT JOINed straight into the rows that read it (a hash join on user_id
+          and the keys, no per-anchor GROUP BY);
+        - when only existence is tested (`exists`: did / did not) and one key is compared by an inequality
+          (e.g. `after cart`: ts > anchor ts), the groups keep the max (or min) of that key instead of
+          grouping by it, and the inequality tests that extreme;
+        - otherwise the joined groups' counts are summed per anchor row.
+        With `agg` = (fn, agg_fn) the groups hold agg_fn over their events instead of a count: exact when an
+        anchor row meets one group; otherwise combined (sum of sums, min of mins, max of maxes), and for
+        avg / count_distinct (not combinable) None: the caller joins the events.
         """
-        conj = list(pred.flatten()) if isinstance(pred, exp.And) else [pred]
+        conj = _conjuncts(pred)
         static = [c for c in conj if _tables(c) <= {r}]
         dynamic = [c for c in conj if not _tables(c) <= {r}]
-        x = self.name("x")
+        x = self.name("pc")
         keys: dict[str, tuple[str, exp.Expression]] = {}
 
         def lift(node: exp.Expression) -> exp.Expression:
@@ -667,23 +842,67 @@ class Compiler:
             return exp.column(keys[sql][0], table=x)
 
         lifted = [c.transform(lift) for c in dynamic]
-        if any(col.name == "properties" for _, e in keys.values() for col in e.find_all(exp.Column)):
+        if any(isinstance(e, exp.Column) and e.name == "properties" for _, e in keys.values()):
             return None  # a JSON document as a group key would not group anything: join the events instead
-        pre = exp.select(
-            exp.alias_(exp.column("user_id", table=r), "user_id"),
-            *[exp.alias_(e, k) for k, e in keys.values()],
-            exp.alias_(exp.Count(this=exp.Star()), "n"),
-        ).from_(exp.table_("ev", alias=r), copy=False)
+        all_keys = {k for k, _ in keys.values()}
+        eq_keys: set[str] = set()
+        rest: list[exp.Expression] = []
+        for c in lifted:
+            k = _key_eq(c, x)
+            if k is None:
+                rest.append(c)
+            else:
+                eq_keys.add(k)
+        direct = all(_tables(c) <= {x, *s.anchors} for c in lifted)
+        mode = "sum"
+        extreme: tuple[str, bool] | None = None
+        if direct and not rest and eq_keys == all_keys:
+            mode = "unique"
+        elif (
+            direct
+            and exists
+            and len(rest) == 1
+            and (extreme := _key_cmp(rest[0], x)) is not None
+            and extreme[0] not in eq_keys
+            and eq_keys | {extreme[0]} == all_keys
+        ):
+            mode = "extreme"
+        if agg is not None and mode != "unique" and agg[0] not in ("sum", "min", "max"):
+            return None
+        user = exp.alias_(exp.column("user_id", table=r), "user_id")
+        if mode == "extreme":
+            assert extreme is not None
+            kt, use_max = extreme
+            grouped = [(k, e) for k, e in keys.values() if k != kt]
+            kt_expr = next(e for k, e in keys.values() if k == kt)
+            agg = exp.Max(this=kt_expr.copy()) if use_max else exp.Min(this=kt_expr.copy())
+            pre = exp.select(user, *[exp.alias_(e, k) for k, e in grouped], exp.alias_(agg, kt))
+        else:
+            grouped = list(keys.values())
+            value = exp.Count(this=exp.Star()) if agg is None else agg[1](r, exp.true())
+            pre = exp.select(user, *[exp.alias_(e, k) for k, e in grouped], exp.alias_(value, "n"))
+        pre = pre.from_(exp.table_("ev", alias=r), copy=False)
         if static:
             pre = pre.where(_and(static), copy=False)
-        pre = pre.group_by(exp.column("user_id", table=r), *[e.copy() for _, e in keys.values()], copy=False)
-        pre_name = self.name("pc")
-        self.add_cte(pre_name, pre)
-        sel = self.attach(self.scope_rows(s), s.inner, lifted)
+        pre = pre.group_by(exp.column("user_id", table=r), *[e.copy() for _, e in grouped], copy=False)
+        self.add_cte(x, pre)
         on = _and([exp.column("user_id", table=x).eq(exp.column("user_id", table=s.inner)), *lifted])
-        sel = sel.join(exp.table_(pre_name, alias=x), on=on, join_type="left", copy=False)
+        if mode == "unique":
+            self.direct[x] = on
+            return exp.column("n", table=x)
+        if mode == "extreme":
+            self.direct[x] = _and(
+                [
+                    exp.column("user_id", table=x).eq(exp.column("user_id", table=s.inner)),
+                    *[c for c in lifted if c is not rest[0]],
+                ]
+            )
+            return exp.Case(ifs=[exp.If(this=rest[0], true=exp.Literal.number(1))], default=exp.Literal.number(0))
+        sel = self.attach(self.scope_rows(s), s.inner, lifted)
+        sel = sel.join(exp.table_(x, alias=x), on=on, join_type="left", copy=False)
+        combine = {"min": exp.Min, "max": exp.Max}.get(agg[0], exp.Sum) if agg is not None else exp.Sum
         sel = sel.select(
-            *s.key_selects(s.inner), exp.alias_(exp.Sum(this=exp.column("n", table=x)), "v"), copy=False
+            *s.key_selects(s.inner), exp.alias_(combine(this=exp.column("n", table=x)), "v"), copy=False
         ).group_by(*s.keys(s.inner), copy=False)
         name = self.name("g")
         self.add_cte(name, sel, s.key_names())
@@ -723,7 +942,7 @@ class Compiler:
                 value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
             return self.agg_expr(a.fn, value, pred)
 
-        ref = self.scope_value(b, pred_fn, agg_fn, count=a.fn == "count")
+        ref = self.scope_value(b, pred_fn, agg_fn, count=a.fn == "count", fn=a.fn)
         if a.fn in ("count", "count_distinct", "sum"):
             return exp.Coalesce(this=ref, expressions=[exp.Literal.number(0)])
         return ref
@@ -773,17 +992,27 @@ class Compiler:
                 return exp.Not(this=exp.Is(this=col, expression=exp.null()))
             if c.op == "not_exists":
                 return exp.Is(this=col, expression=exp.null())
-            return _safe(self.compare(lambda k: col if k == "ts" else exp.null(), c.op, c.value, c.value2, b))
-        if c.op in ("within_last", "older_than"):
-            raise UnsupportedInSQL("date tests on traits", where=c.name)
+            return _safe(self.compare(lambda k: self.us(col) if k == "ts" else exp.null(), c.op, c.value, c.value2, b))
         obj = exp.column("traits", table="p")
+        if c.op in ("within_last", "older_than"):  # a trait holding date text (reference.DATETIME_TEXT)
+            t = self.date_us(self.value_as(obj, [c.name], "str", None))
+            d = c.duration.to_timedelta()  # type: ignore[union-attr]
+            start = self.param(self.us_value(self.as_of - d), "int")
+            if c.op == "within_last":
+                return _safe(
+                    _conj(
+                        exp.GT(this=t, expression=start),
+                        exp.LTE(this=t.copy(), expression=self.param(self.us_value(self.as_of), "int")),
+                    )
+                )
+            return _safe(exp.LTE(this=t, expression=start))
         if c.op in ("exists", "not_exists"):
             e = self._exists_obj(obj, [c.name])
             return e if c.op == "exists" else _neg(e)
 
         def actual(kind: str | None) -> exp.Expression:
             if kind == "ts":
-                raise UnsupportedInSQL("comparing a trait with a date", where=c.name)
+                return self.date_us(self.value_as(obj, [c.name], "str", None))
             return self.value_as(obj, [c.name], kind or "str", None)
 
         return _safe(self.compare(actual, c.op, c.value, c.value2, b))
@@ -812,7 +1041,9 @@ class Compiler:
         def pred_fn(r: str) -> exp.Expression:
             return _and([self.matches(r, c.event, c.where, b), self.window(c.window, exp.column("ts", table=r), b)])
 
-        n = self.scope_value(b, pred_fn, lambda r, pred: self.agg_expr("count", None, pred), count=True)
+        n = self.scope_value(
+            b, pred_fn, lambda r, pred: self.agg_expr("count", None, pred), count=True, exists=_existence(c.count)
+        )
         test = self._count_test(exp.Coalesce(this=n, expressions=[exp.Literal.number(0)]), c.count)
         return _safe(self._old_enough(c, test))
 
@@ -888,7 +1119,9 @@ class Compiler:
             val = ts if pred == exp.true() else exp.If(this=pred, true=ts, false=exp.null())
             return exp.Min(this=val) if c.kind == "first" else exp.Max(this=val)
 
-        t = self.scope_value(b, lambda r: self.matches(r, c.event, c.where, b), agg_fn)
+        t = self.scope_value(
+            b, lambda r: self.matches(r, c.event, c.where, b), agg_fn, fn="min" if c.kind == "first" else "max"
+        )
         return _safe(_conj(exp.Not(this=exp.Is(this=t, expression=exp.null())), self.window(c.window, t.copy(), b)))
 
     c_FirstCondition = _first_last
@@ -1203,10 +1436,14 @@ class Compiler:
         self.anchor_cols[anc] = {}
         s2 = Scope((*b.anchors, anc), {**b.names, a.name: anc})
         body = self.cond(c.condition, s2)
+        used = self.anchor_used.pop(anc, {})
         for path, i in self.anchor_cols.pop(anc).items():
-            cols.append(exp.alias_(self.prop_kind(r, list(path)), f"_a{i}k"))
+            want = used.get(path, set())
+            if "k" in want:
+                cols.append(exp.alias_(self.prop_kind(r, list(path)), f"_a{i}k"))
             for kind in ("str", "num", "bool"):
-                cols.append(exp.alias_(self.prop(r, list(path), kind), f"_a{i}{kind[0]}"))
+                if kind[0] in want:
+                    cols.append(exp.alias_(self.prop(r, list(path), kind), f"_a{i}{kind[0]}"))
         inner = self.scan(b, r, pred, left=False).select(*cols, copy=False)
         if a.pick in ("first", "last"):
             order = [
@@ -1242,6 +1479,56 @@ def _tables(*es: exp.Expression) -> set[str]:
             if col.table:
                 out.add(col.table)
     return out
+
+
+def _conjuncts(e: exp.Expression) -> list[exp.Expression]:
+    """The conjuncts of a predicate used as a filter, through parentheses, ANDs and COALESCE(x, FALSE)
+    (a filter drops NULL and FALSE alike, so the COALESCE is not needed at the top)."""
+    if isinstance(e, exp.Paren):
+        return _conjuncts(e.this)
+    if isinstance(e, exp.And):
+        return _conjuncts(e.this) + _conjuncts(e.expression)
+    if isinstance(e, exp.Coalesce) and len(e.expressions) == 1 and e.expressions[0] == exp.false():
+        return _conjuncts(e.this)
+    if e == exp.true():
+        return []
+    return [e]
+
+
+def _key_col(e: exp.Expression, alias: str) -> str | None:
+    """The column name when e is a bare column of alias."""
+    return e.name if isinstance(e, exp.Column) and e.table == alias else None
+
+
+def _key_eq(c: exp.Expression, alias: str) -> str | None:
+    """The key when c is `alias.key = <expression not reading alias>` (either side)."""
+    if not isinstance(c, exp.EQ):
+        return None
+    for a, b in ((c.this, c.expression), (c.expression, c.this)):
+        k = _key_col(a, alias)
+        if k is not None and alias not in _tables(b):
+            return k
+    return None
+
+
+def _key_cmp(c: exp.Expression, alias: str) -> tuple[str, bool] | None:
+    """(key, whether its max decides) when c is `alias.key <op> <expression not reading alias>`."""
+    ops = {exp.GT: True, exp.GTE: True, exp.LT: False, exp.LTE: False}
+    use_max = ops.get(type(c))
+    if use_max is None:
+        return None
+    k = _key_col(c.this, alias)
+    if k is not None and alias not in _tables(c.expression):
+        return k, use_max
+    k = _key_col(c.expression, alias)
+    if k is not None and alias not in _tables(c.this):
+        return k, not use_max
+    return None
+
+
+def _existence(c: m.CountSpec) -> bool:
+    """Whether a count test only asks whether there is a matching event (>= 1, or none)."""
+    return (c.op == "gte" and c.n <= 1) or (c.op in ("eq", "lte") and c.n == 0) or (c.op == "between" and c.n2 == 0)
 
 
 def _each_span(w: m.EachWindow) -> timedelta:
@@ -1325,6 +1612,15 @@ def compile_segment(
     ctes += comp.ctes
     if comp.main_aggs:
         agg = comp.attach(exp.Select().from_(exp.table_("ev", alias="ev"), copy=False), "ev", comp.main_aggs)
+        if comp.main_events and comp.main_events != comp.events:
+            # every `agg` column is conditional on one of these event names: other events add nothing
+            agg = agg.where(
+                exp.In(
+                    this=exp.column("event", table="ev"),
+                    expressions=[comp.param(e, "str") for e in sorted(comp.main_events)],
+                ),
+                copy=False,
+            )
         agg = agg.select(
             exp.alias_(exp.column("user_id", table="ev"), "user_id"), *comp.main_aggs, copy=False
         ).group_by(exp.column("user_id", table="ev"), copy=False)

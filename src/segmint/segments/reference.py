@@ -23,6 +23,15 @@ from segmint.segments.dsl import to_text
 
 MISSING: Any = None  # a missing property and a JSON null are the same thing: no value
 _NUMERIC_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# Date text (traits and properties compared with dates): YYYY-MM-DD, optionally [T or space]HH:MM[:SS[.f1-6]]
+# and Z or +-HH:MM; years 1900-2299 (the range both SQL engines hold); naive = UTC. The SQL compiler uses
+# the same pattern (segments/compile.py), so both sides accept exactly the same texts.
+DATETIME_TEXT = (
+    r"^((?:19|2[0-2])[0-9]{2}-[0-9]{2}-[0-9]{2})"
+    r"(?:[T ]([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9])(?:\.([0-9]{1,6}))?)?"
+    r"(?:Z|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))?)?$"
+)
+_DATETIME_TEXT = re.compile(DATETIME_TEXT)
 
 
 class SegmentCycleError(SegmintError):
@@ -129,11 +138,26 @@ def as_datetime(v: Any) -> datetime | None:
     if isinstance(v, datetime):
         return _naive(v)
     if isinstance(v, str):
-        try:
-            return _naive(datetime.fromisoformat(v))
-        except ValueError:
-            return None
+        return parse_datetime_text(v)
     return None
+
+
+def parse_datetime_text(text: str) -> datetime | None:
+    """Date text in the documented form (DATETIME_TEXT) as naive UTC; None for anything else."""
+    mt = _DATETIME_TEXT.fullmatch(text)
+    if mt is None:
+        return None
+    day, hh, mi, ss, frac, sign, oh, om = mt.groups()
+    try:
+        t = datetime.strptime(day, "%Y-%m-%d")
+    except ValueError:  # e.g. February 30
+        return None
+    t += timedelta(hours=int(hh or 0), minutes=int(mi or 0), seconds=int(ss or 0),
+                   microseconds=int((frac or "").ljust(6, "0")))
+    if sign:
+        off = timedelta(hours=int(oh), minutes=int(om))
+        t = t - off if sign == "+" else t + off
+    return t
 
 
 def lookup(props: Mapping[str, Any] | None, path: list[str]) -> Any:
@@ -608,8 +632,10 @@ def load_user(store: Any, user_id: str, as_of: datetime | None = None) -> tuple[
 
 
 def evaluate_user(tree: m.Condition, store: Any, user_id: str, as_of: datetime | None = None, *,
-                  workspace_tz: str = "Asia/Seoul",
+                  workspace_tz: str | None = None,
                   resolve: Callable[[str], m.Condition] | None = None) -> ExplainNode:
-    """Load one user from the store and explain the tree for them."""
+    """Load one user from the store and explain the tree for them; calendar windows in workspace_tz,
+    by default the zone of the workspace the store belongs to (EventStore.workspace_tz), as the SQL does."""
     events, profile = load_user(store, user_id, as_of)
-    return explain(tree, events, profile, as_of, workspace_tz=workspace_tz, resolve=resolve)
+    zone = workspace_tz or getattr(store, "workspace_tz", None) or "Asia/Seoul"
+    return explain(tree, events, profile, as_of, workspace_tz=zone, resolve=resolve)
