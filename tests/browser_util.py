@@ -37,3 +37,14 @@ def shot(page: Any, name: str, *, full: bool = False) -> None:
 def unlabelled(page: Any) -> list[str]:
     """The page's visible form fields that have no label."""
     return page.evaluate(UNLABELLED_JS)
+
+
+def korean_page(browser: Any, timeout_ms: int = 15_000) -> tuple[Any, Any, list[str]]:
+    """A new Korean-locale context and page (1400x1000) that collects the page's JavaScript errors."""
+    ctx = browser.new_context(locale="ko-KR", extra_http_headers={"Accept-Language": "ko-KR,ko;q=0.9"},
+                              viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(timeout_ms)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return ctx, page, errors

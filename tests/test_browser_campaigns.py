@@ -15,7 +15,7 @@ import orjson
 import pytest
 from playwright import sync_api as playwright_api
 
-from browser_util import launch, shot, unlabelled
+from browser_util import korean_page, launch, shot, unlabelled
 from segmint.appdb.users import create_user
 from segmint.campaigns.links import LinkMaker
 from segmint.demo.generate import DemoSpec
@@ -72,12 +72,7 @@ def settled(server: Server, campaign_id: str, timeout: float = 30.0) -> dict[str
 
 def test_compose_preview_save_send_and_report(served, browser) -> None:  # type: ignore[no-untyped-def]
     server, facts = served
-    ctx = browser.new_context(locale="ko-KR", extra_http_headers={"Accept-Language": "ko-KR,ko;q=0.9"},
-                              viewport={"width": 1400, "height": 1000})
-    page = ctx.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    ctx, page, errors = korean_page(browser)
 
     page.goto(server.url + "/campaigns")
     page.get_by_label("이메일").fill(EMAIL)
@@ -215,12 +210,7 @@ def _sign_in(page: Any, server: Server, email: str, password: str, target: str) 
 
 def test_settings_and_composer_schedules_with_dry_run(served, browser) -> None:  # type: ignore[no-untyped-def]
     server, facts = served
-    ctx = browser.new_context(locale="ko-KR", extra_http_headers={"Accept-Language": "ko-KR,ko;q=0.9"},
-                              viewport={"width": 1400, "height": 1000})
-    page = ctx.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    ctx, page, errors = korean_page(browser)
     _sign_in(page, server, ADMIN, ADMIN_PASSWORD, "/settings")
 
     # channels: configure the webhook provider; the secret is stored but never shown again
@@ -296,7 +286,8 @@ def test_settings_and_composer_schedules_with_dry_run(served, browser) -> None: 
     page.get_by_role("button", name="저장 (초안)").click()
     expect(page.locator("#saved-note")).to_contain_text("welcome-women v1")
     stored = server.admin("/api/campaigns/welcome-women")["definition"]
-    assert stored["schedule"] == {"type": "recurring", "cron": "0 10 * * 1", "timezone": "Asia/Seoul"}
+    assert stored["schedule"] == {"type": "recurring", "cron": "0 10 * * 1", "timezone": "Asia/Seoul",
+                                  "catch_up": "P1D"}  # catch_up: the model's default (missed runs of 1 day)
     assert stored["audience_cap"] == 10 and stored["channels"] == ["outbox", "in_app"]
     assert {k: sorted(v["messages"]) for k, v in zip("AB", stored["variants"], strict=True)} == {
         "A": ["in_app", "outbox"], "B": ["in_app", "outbox"]}

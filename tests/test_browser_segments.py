@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright import sync_api as playwright_api
 
-from browser_util import launch, shot, unlabelled
+from browser_util import korean_page, launch, shot, unlabelled
 from segmint.appdb.users import create_user
 from segmint.demo.generate import DemoSpec
 from segmint.demo.load import build_demo
@@ -101,12 +101,7 @@ def add_performed(page, i: int, event: str, freq: str, window: str | None = None
 
 def test_build_a1_save_explain_profile(served, browser) -> None:  # type: ignore[no-untyped-def]
     server, facts = served
-    ctx = browser.new_context(locale="ko-KR", extra_http_headers={"Accept-Language": "ko-KR,ko;q=0.9"},
-                              viewport={"width": 1400, "height": 1000})
-    page = ctx.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    ctx, page, errors = korean_page(browser)
     sign_in(page, server, EMAIL, PASSWORD)
     expect(page.locator("#no-segments")).to_be_visible()
     assert unlabelled(page) == []
