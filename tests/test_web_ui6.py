@@ -205,7 +205,9 @@ def test_home_shows_recent_evaluations_runs_and_failures(shop) -> None:  # type:
     client, ws, _csrf = shop
     live_log.ensure_table(ws.appdb)
     now = datetime.now(UTC).replace(tzinfo=None)
-    ok = live_log.begin(ws.appdb, "여성", 1, "sweep", now, now)
+    # a segment name the live engine never evaluates: the ingestion below makes it re-evaluate the real ones,
+    # and the home page shows each segment's latest evaluation (which could then be that one, still running)
+    ok = live_log.begin(ws.appdb, "봄-스윕", 1, "sweep", now, now)
     live_log.finish(ws.appdb, ok, now, 12.5, users=120, rows=61, members=61, entered=4, exited=1)
     bad = live_log.begin(ws.appdb, "VIP", 1, "edit", now, now)
     live_log.fail(ws.appdb, bad, now, 3.0, "Binder Error: boom")
@@ -230,7 +232,7 @@ def test_home_shows_recent_evaluations_runs_and_failures(shop) -> None:  # type:
     assert num(html, "rate-day") == num(before, "rate-day") + 2
     assert num(html, "rejected-day") == num(before, "rejected-day") + 1
     evals = re.search(r'<table class="grid evals" id="recent-evals".*?</table>', html, re.S).group(0)
-    row = re.search(r'<tr data-segment="여성">(.*?)</tr>', evals, re.S).group(1)
+    row = re.search(r'<tr data-segment="봄-스윕">(.*?)</tr>', evals, re.S).group(1)
     assert "정기 재계산" in row and 'data-status="ok"' in row and ">61<" in row and "+4 −1" in row
     vip = re.search(r'<tr data-segment="VIP">(.*?)</tr>', evals, re.S).group(1)
     assert 'data-status="failed"' in vip and "실패" in vip and "Binder Error: boom" in vip
