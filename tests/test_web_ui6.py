@@ -22,6 +22,7 @@ from segmint.campaigns.plan import plan_occurrence
 from segmint.demo.generate import DemoSpec
 from segmint.demo.load import build_demo
 from segmint.segments import saved
+from segmint.web.policy_defaults import load_policy
 from segmint.workspace import Workspace
 from web_login import sign_in
 
@@ -190,6 +191,13 @@ def test_policy_defaults_saved_and_used_by_the_composer(shop) -> None:  # type: 
     assert pol["consent_traits"]["outbox"] == "consent_email"
     bad = client.post("/settings/policy", data={**form, "cap_max_0": "0"})
     assert bad.status_code == 400 and "policy.frequency_caps.0.max" in _text(bad.text)
+    # more caps than the form's first empty rows: every one is kept, and the page offers one more empty row
+    six = {f"cap_{k}_{i}": v for i in range(6) for k, v in (("channel", "*"), ("max", str(10 + i)), ("per", "week"))}
+    assert client.post("/settings/policy", data={**form, **six}).status_code == 200
+    page = client.get("/settings/policy").text
+    assert re.search(r'id="cap-max-5" name="cap_max_5" min="1" step="1" value="15"', page)
+    assert re.search(r'id="cap-max-6" name="cap_max_6" min="1" step="1" value=""', page) and "cap-max-7" not in page
+    assert [c.max for c in load_policy(ws).frequency_caps] == [10, 11, 12, 13, 14, 15]
     viewer = TestClient(client.app)
     vcsrf = sign_in(viewer, ws, *VIEWER)
     assert 'id="viewer-note"' in viewer.get("/settings/policy").text
@@ -205,11 +213,11 @@ def test_home_shows_recent_evaluations_runs_and_failures(shop) -> None:  # type:
     client, ws, _csrf = shop
     live_log.ensure_table(ws.appdb)
     now = datetime.now(UTC).replace(tzinfo=None)
-    # a segment name the live engine never evaluates: the ingestion below makes it re-evaluate the real ones,
+    # segment names the live engine never evaluates: the ingestion below makes it re-evaluate the real ones,
     # and the home page shows each segment's latest evaluation (which could then be that one, still running)
     ok = live_log.begin(ws.appdb, "봄-스윕", 1, "sweep", now, now)
     live_log.finish(ws.appdb, ok, now, 12.5, users=120, rows=61, members=61, entered=4, exited=1)
-    bad = live_log.begin(ws.appdb, "VIP", 1, "edit", now, now)
+    bad = live_log.begin(ws.appdb, "가을-실패", 1, "edit", now, now)
     live_log.fail(ws.appdb, bad, now, 3.0, "Binder Error: boom")
     # email is not configured in this workspace: the worker fails every message, and says why
     mail = {**AD, "id": "mail-fail", "purpose": "informational", "channels": ["email"], "audience_cap": None,
@@ -234,7 +242,7 @@ def test_home_shows_recent_evaluations_runs_and_failures(shop) -> None:  # type:
     evals = re.search(r'<table class="grid evals" id="recent-evals".*?</table>', html, re.S).group(0)
     row = re.search(r'<tr data-segment="봄-스윕">(.*?)</tr>', evals, re.S).group(1)
     assert "정기 재계산" in row and 'data-status="ok"' in row and ">61<" in row and "+4 −1" in row
-    vip = re.search(r'<tr data-segment="VIP">(.*?)</tr>', evals, re.S).group(1)
+    vip = re.search(r'<tr data-segment="가을-실패">(.*?)</tr>', evals, re.S).group(1)
     assert 'data-status="failed"' in vip and "실패" in vip and "Binder Error: boom" in vip
     run = re.search(r'<tr data-campaign="mail-fail">(.*?)</tr>', html, re.S).group(1)
     assert f'<td class="num failed">{failed:,}</td>' in run and '<td class="num sent">0</td>' in run

@@ -3,6 +3,7 @@ edit, secrets masked) and the default campaign policy (`/settings/policy`)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -13,13 +14,14 @@ from segmint.api.ingest_common import key_cache
 from segmint.appdb.keys import create_key, list_keys, revoke_key
 from segmint.appdb.users import ROLES, User, create_user, get_user, list_users, set_role
 from segmint.campaigns.model import CHANNELS, Policy
-from segmint.errors import SegmintError
+from segmint.errors import InvalidInput, SegmintError
 from segmint.web.channel_forms import SECTIONS, apply_section, remove_section, section_fields
 from segmint.web.policy_defaults import load_policy, parse_policy, save_policy
 from segmint.web.render import AdminOnly, current_user, editor_user, render, require_csrf
 
 router = APIRouter(tags=["web"], include_in_schema=False)
-MAX_CAPS = 4  # frequency-cap rows on the policy form
+MAX_CAPS = 4  # empty frequency-cap rows the policy form shows at least (one more than the policy has, when more)
+MAX_CAP_ROWS = 100  # a form with more cap rows than this is refused
 
 
 def _page(request: Request, state: AppState, *, status_code: int = 200, **extra: object) -> HTMLResponse:
@@ -125,8 +127,10 @@ CONSENT_CHANNELS = ("email", "push", "sms", "kakao")
 
 def _policy_page(request: Request, state: AppState, *, status_code: int = 200, **extra: object) -> HTMLResponse:
     pol = extra.pop("policy", None) or load_policy(state.workspace)
+    cap_rows = max(MAX_CAPS, len(pol.frequency_caps) + 1)
     return render(request, "settings_policy.html", {"policy": pol, "consent_channels": CONSENT_CHANNELS,
-                                                    "cap_channels": ("*", *CHANNELS), "tab": "policy", **extra},
+                                                    "cap_channels": ("*", *CHANNELS), "cap_rows": cap_rows,
+                                                    "tab": "policy", **extra},
                   status_code=status_code)
 
 
@@ -143,7 +147,10 @@ def policy_page(request: Request, state: AppState = Depends(get_state),
 def policy_from_form(form: dict[str, str]) -> dict[str, Any]:
     """The Policy mapping of the settings form (checkboxes absent = off; cap rows with an empty max dropped)."""
     caps = []
-    for i in range(MAX_CAPS):
+    rows = sorted(int(m.group(1)) for k in form if (m := re.fullmatch(r"cap_max_(\d{1,3})", k)))
+    if len(rows) > MAX_CAP_ROWS:
+        raise InvalidInput(f"at most {MAX_CAP_ROWS} frequency caps", where="frequency_caps")
+    for i in rows:
         raw = (form.get(f"cap_max_{i}") or "").strip()
         if raw:
             caps.append({"channel": form.get(f"cap_channel_{i}") or "*", "max": raw,
