@@ -1095,7 +1095,7 @@ class Compiler:
             expression=exp.Literal.number(0),
         )
         test = no_bad
-        if not _count_ok(c.count, 0):  # empty periods fail: every period must have events
+        if not c.count.holds(0):  # empty periods fail: every period must have events
             test = _conj(
                 no_bad,
                 exp.EQ(
@@ -1533,16 +1533,6 @@ def _existence(c: m.CountSpec) -> bool:
 
 def _each_span(w: m.EachWindow) -> timedelta:
     return timedelta(seconds=w.periods * m.UNIT_SECONDS[w.unit])
-
-
-def _count_ok(c: m.CountSpec, n: int) -> bool:
-    if c.op == "gte":
-        return n >= c.n
-    if c.op == "lte":
-        return n <= c.n
-    if c.op == "eq":
-        return n == c.n
-    return c.n <= n <= (c.n2 if c.n2 is not None else c.n)
 
 
 def _zone(name: str | None) -> ZoneInfo | None:

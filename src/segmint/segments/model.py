@@ -279,6 +279,16 @@ class CountSpec(_Node):
             raise ValueError(f"between {self.n} and {self.n2}: the second count is smaller than the first")
         return self
 
+    def holds(self, n: int) -> bool:
+        """Whether a count of n matching events satisfies this test."""
+        if self.op == "gte":
+            return n >= self.n
+        if self.op == "lte":
+            return n <= self.n
+        if self.op == "eq":
+            return n == self.n
+        return self.n <= n <= (self.n2 if self.n2 is not None else self.n)
+
 
 # ---------------------------------------------------------------- conditions
 

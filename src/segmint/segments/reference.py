@@ -418,11 +418,11 @@ class Evaluator:
                 evs = [e for e in self.ctx.events if lo < e.ts <= hi and self.matches(e, c.event, c.where, b)]
                 counts.append(len(evs))
                 used += evs
-            ok = all(_count_ok(c.count, n) for n in counts)
+            ok = all(c.count.holds(n) for n in counts)
             return ExplainNode("performed", ok, detail=f"counts per period (latest first) {counts}",
                                events=_evrefs(used))
         evs = self.matching(c.event, c.where, c.window, b)
-        return ExplainNode("performed", _count_ok(c.count, len(evs)), detail=f"{len(evs)} matching events",
+        return ExplainNode("performed", c.count.holds(len(evs)), detail=f"{len(evs)} matching events",
                            events=_evrefs(evs))
 
     def _AggregateCondition(self, c: m.AggregateCondition, b: Bindings) -> ExplainNode:
@@ -544,16 +544,6 @@ def _distinct_key(v: Any) -> tuple[str, Any]:
 def _message_ref(send: Event) -> str:
     ref = send.properties.get("message_id_ref")
     return ref if isinstance(ref, str) else send.message_id
-
-
-def _count_ok(c: m.CountSpec, n: int) -> bool:
-    if c.op == "gte":
-        return n >= c.n
-    if c.op == "lte":
-        return n <= c.n
-    if c.op == "eq":
-        return n == c.n
-    return c.n <= n <= (c.n2 if c.n2 is not None else c.n)
 
 
 # ---------------------------------------------------------------- public entry points
