@@ -78,6 +78,24 @@ def fcm_app(project: str, token: str) -> tuple[FastAPI, dict[str, Any]]:
     return app, state
 
 
+async def _kakao_request(request: Any, key: str, app_key: str, secret: str, sender_key: str,
+                         state: dict[str, Any]) -> tuple[JSONResponse | None, dict[str, Any]]:
+    """NHN Kakao (AlimTalk / FriendTalk) send checks shared by both fakes: app key + secret, idempotency key
+    (a repeated key is refused), the request recorded, sender key. Returns (refusal or None, body)."""
+    if key != app_key or request.headers.get("x-secret-key") != secret:
+        return JSONResponse({"header": _nhn_header(False, -1001, "Invalid appkey or secret key")}), {}
+    idem = request.headers.get("x-nc-api-idempotency-key")
+    if idem:
+        if idem in state["keys"]:
+            return JSONResponse({"header": _nhn_header(False, -9001, "Duplicated idempotency key")}), {}
+        state["keys"].add(idem)
+    body = await request.json()
+    state["requests"].append({"body": body, "idempotency_key": idem})
+    if body.get("senderKey") != sender_key:
+        return JSONResponse({"header": _nhn_header(False, -1006, "Invalid senderKey")}), body
+    return None, body
+
+
 def _nhn_header(ok: bool, code: int = 0, message: str = "SUCCESS") -> dict[str, Any]:
     return {"isSuccessful": ok, "resultCode": code, "resultMessage": message}
 
@@ -164,17 +182,9 @@ def nhn_alimtalk_app(app_key: str, secret: str, sender_key: str,
 
     @app.post("/alimtalk/v2.3/appkeys/{key}/messages")
     async def send(key: str, request: Request) -> JSONResponse:
-        if key != app_key or request.headers.get("x-secret-key") != secret:
-            return JSONResponse({"header": _nhn_header(False, -1001, "Invalid appkey or secret key")})
-        idem = request.headers.get("x-nc-api-idempotency-key")
-        if idem:
-            if idem in state["keys"]:
-                return JSONResponse({"header": _nhn_header(False, -9001, "Duplicated idempotency key")})
-            state["keys"].add(idem)
-        body = await request.json()
-        state["requests"].append({"body": body, "idempotency_key": idem})
-        if body.get("senderKey") != sender_key:
-            return JSONResponse({"header": _nhn_header(False, -1006, "Invalid senderKey")})
+        refused, body = await _kakao_request(request, key, app_key, secret, sender_key, state)
+        if refused is not None:
+            return refused
         params = templates.get(body.get("templateCode", ""))
         if params is None:
             return JSONResponse({"header": _nhn_header(False, -1011, "Template not found")})
@@ -207,17 +217,9 @@ def nhn_friendtalk_app(app_key: str, secret: str, sender_key: str,
     async def send(key: str, request: Request) -> JSONResponse:
         if state["fail_http"]:
             return JSONResponse({"error": "unavailable"}, state["fail_http"].pop(0))
-        if key != app_key or request.headers.get("x-secret-key") != secret:
-            return JSONResponse({"header": _nhn_header(False, -1001, "Invalid appkey or secret key")})
-        idem = request.headers.get("x-nc-api-idempotency-key")
-        if idem:
-            if idem in state["keys"]:
-                return JSONResponse({"header": _nhn_header(False, -9001, "Duplicated idempotency key")})
-            state["keys"].add(idem)
-        body = await request.json()
-        state["requests"].append({"body": body, "idempotency_key": idem})
-        if body.get("senderKey") != sender_key:
-            return JSONResponse({"header": _nhn_header(False, -1006, "Invalid senderKey")})
+        refused, body = await _kakao_request(request, key, app_key, secret, sender_key, state)
+        if refused is not None:
+            return refused
         if state["night"]:
             return JSONResponse({"header": _nhn_header(False, -1030, "Night delivery restricted (20:50~08:00)")})
         recipients = body.get("recipientList") or []
