@@ -135,6 +135,32 @@ def test_kill_9_mid_send_then_restart_sends_everyone_exactly_once(tmp_path: Path
     assert retried == at_kill["sending"]  # exactly the in-flight rows were sent again, with the same key
 
 
+def test_receiver_ignores_a_request_whose_sender_died_mid_body(receiver: str) -> None:
+    """A worker killed while its POST body is half written delivered nothing: not a bad signature, not a message."""
+    import socket
+    from urllib.parse import urlparse
+
+    from segmint.channels.webhook import SIGNATURE_HEADER, sign
+
+    body = json.dumps({"user_id": "u1", "text": "x" * 4000}).encode()
+    url = urlparse(receiver)
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        head = (f"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n{SIGNATURE_HEADER}: {sign(SECRET, int(time.time()), body)}\r\n"
+                "Idempotency-Key: c:o:u1\r\n\r\n").encode()
+        sock.sendall(head + body[:1000])  # then the sender dies
+    for _ in range(50):
+        got = _stats(receiver)
+        if got["requests"] or got["bad_signature"]:
+            break
+        time.sleep(0.05)
+    got = _stats(receiver)
+    assert got["bad_signature"] == 0 and got["unique"] == 0
+    resp = httpx.post(receiver + "/hook", content=body, headers={SIGNATURE_HEADER: sign(SECRET, int(time.time()), body),
+                                                                 "Idempotency-Key": "c:o:u1"})
+    assert resp.status_code == 200 and _stats(receiver)["unique"] == 1  # the retry with the same key counts once
+
+
 def test_two_workers_share_one_send_without_duplicates(tmp_path: Path, receiver: str) -> None:
     ws_path, queued = setup_send(tmp_path / "ws", receiver, 20_000)
     a, b = _worker(ws_path, "--batch", "100"), _worker(ws_path, "--batch", "100")

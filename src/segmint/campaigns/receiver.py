@@ -70,6 +70,8 @@ class Receiver:
         body = b""
         while True:
             event = await receive()
+            if event["type"] == "http.disconnect":  # the sender died mid-request: nothing was delivered
+                return
             body += event.get("body", b"")
             if not event.get("more_body"):
                 break

@@ -69,15 +69,21 @@ def recent_failures(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
 
 
 def ingest_rate(store: Any, now: datetime) -> dict[str, int]:
-    """Events stored and messages rejected in the last hour and the last 24 hours (by received time)."""
+    """Events stored and messages rejected in the last hour and the last 24 hours (by received time).
+
+    Only what sources sent counts: the events segmint derives itself (`segment_entered`/`segment_exited`,
+    message events, the demo's simulated responses, all `source = 'segmint'`) are not ingestion.
+    """
     hour, day = now - timedelta(hours=1), now - timedelta(days=1)
     out: dict[str, int] = {}
     for table, prefix in (("events", "events"), ("rejected", "rejected")):
+        own = " AND source != 'segmint'" if table == "events" else ""
         if store.dialect == "clickhouse":
             rows = store.query(f"SELECT countIf(received_at > {{h:DateTime64(6)}}) AS h, count() AS d FROM {table} "
-                               "WHERE received_at > {d:DateTime64(6)}", {"h": hour, "d": day}).to_pylist()
+                               f"WHERE received_at > {{d:DateTime64(6)}}{own}", {"h": hour, "d": day}).to_pylist()
         else:
+            own = own.replace("source != 'segmint'", "source IS DISTINCT FROM 'segmint'")
             rows = store.query(f"SELECT count(*) FILTER (WHERE received_at > ?) AS h, count(*) AS d FROM {table} "
-                               "WHERE received_at > ?", [hour, day]).to_pylist()
+                               f"WHERE received_at > ?{own}", [hour, day]).to_pylist()
         out[f"{prefix}_hour"], out[f"{prefix}_day"] = int(rows[0]["h"] or 0), int(rows[0]["d"] or 0)
     return out
