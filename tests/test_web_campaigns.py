@@ -24,7 +24,7 @@ from segmint.demo.load import build_demo
 from segmint.segments import saved
 from segmint.web.i18n import translator
 from segmint.workspace import Workspace
-from web_login import sign_in
+from web_login import second_session, sign_in
 
 VIEWER = ("viewer@shop.kr", "viewer-password-1")
 CAMPAIGN: dict[str, Any] = {
@@ -156,9 +156,9 @@ def test_composer_lists_segments_users_and_labels_every_field(shop) -> None:  # 
 
 
 def test_viewer_may_preview_but_not_save_or_send(shop) -> None:  # type: ignore[no-untyped-def]
-    _client, ws, _ = shop
+    client, ws, _ = shop
     user_id = ws.store.query("SELECT user_id FROM profiles ORDER BY user_id LIMIT 1").to_pylist()[0]["user_id"]
-    with TestClient(create_app(ws)) as viewer:
+    with second_session(client) as viewer:
         csrf = sign_in(viewer, ws, *VIEWER)
         headers = {"X-CSRF-Token": csrf}
         html = viewer.get("/campaigns/new").text

@@ -24,7 +24,7 @@ from segmint.segments.dsl import parse
 from segmint.segments.reference import evaluate_user
 from segmint.web.pretty import pretty_text
 from segmint.workspace import Workspace
-from web_login import sign_in
+from web_login import second_session, sign_in
 
 A1 = ("did not coupon_downloaded and did app_opened in last 1 month "
       "and did product_viewed at least 2 times in last 1 month and did cart_added in last 1 month")
@@ -221,8 +221,8 @@ def test_pretty_text_parses_back_to_the_same_tree(path: Path) -> None:
 
 
 def test_viewer_can_look_but_not_save(shop) -> None:  # type: ignore[no-untyped-def]
-    _client, ws, _ = shop
-    with TestClient(create_app(ws)) as viewer:
+    client, ws, _ = shop
+    with second_session(client) as viewer:
         csrf = sign_in(viewer, ws, *VIEWER)
         hdr = {"X-CSRF-Token": csrf}
         listing = viewer.get("/segments").text
@@ -273,7 +273,7 @@ def test_only_admins_change_roles_and_not_their_own(shop) -> None:  # type: igno
     assert refused.status_code == 403 and "관리자만 다른 사용자의 역할을" in refused.text
     assert 'id="role-' not in client.get("/settings").text
     create_user(ws.appdb, "boss@shop.kr", "boss-password-1", role="admin")
-    with TestClient(create_app(ws)) as admin:
+    with second_session(client) as admin:
         token = sign_in(admin, ws, "boss@shop.kr", "boss-password-1")
         page = admin.get("/settings").text
         assert f'id="role-{viewer_id}"' in page and 'for="role-' in page

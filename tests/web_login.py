@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from fastapi.testclient import TestClient
 
@@ -31,3 +33,14 @@ def sign_in(client: TestClient, ws: Workspace, email: str = EMAIL, password: str
                        follow_redirects=False)
     assert resp.status_code == 303, resp.text
     return csrf_of(client.get("/settings").text)
+
+
+@contextmanager
+def second_session(client: TestClient) -> Iterator[TestClient]:
+    """Another browser (own cookies) on the same running app: no second app, so no second set of background
+    threads on the workspace, and nothing closes the workspace the first client's app is still using."""
+    other = TestClient(client.app, headers=dict(client.headers))
+    try:
+        yield other
+    finally:
+        other.close()
