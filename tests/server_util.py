@@ -85,13 +85,13 @@ class Server:
         resp = httpx.get(
             self.url + route,
             params=params,
-            timeout=30,
+            timeout=120,
             headers={"Authorization": f"Bearer {self.admin_token}"},
         )
         resp.raise_for_status()
         return resp.json()
 
-    def wait_caught_up(self, timeout: float = 30.0) -> None:
+    def wait_caught_up(self, timeout: float = 120.0) -> None:
         """Wait until the ingest writer has stored everything journaled."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

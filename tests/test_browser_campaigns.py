@@ -59,7 +59,7 @@ def browser() -> Iterator[object]:
     yield from launch()
 
 
-def settled(server: Server, campaign_id: str, timeout: float = 30.0) -> dict[str, int]:
+def settled(server: Server, campaign_id: str, timeout: float = 120.0) -> dict[str, int]:
     """Poll the ledger API until nothing is planned, queued or sending; the counts per status."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -144,7 +144,7 @@ def test_compose_preview_save_send_and_report(served, browser) -> None:  # type:
     for r in openers:
         ref = {"m": r["message_id"], "u": r["user_id"], "c": "winter-ab", "v": r["variant"], "ch": r["channel"]}
         assert httpx.get(links.open_pixel(ref), timeout=10).status_code == 200
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while {e["event"]: e["count"] for e in server.admin("/api/events/stats")}.get("message_opened", 0) < 3:
         assert time.monotonic() < deadline, "open events were not stored"
         time.sleep(0.3)

@@ -34,7 +34,7 @@ def _event_counts(server: Any) -> dict[str, int]:
     return {row["event"]: row["count"] for row in server.admin("/api/events/stats")}
 
 
-def _wait(predicate: Any, timeout: float = 30.0) -> Any:
+def _wait(predicate: Any, timeout: float = 120.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

@@ -52,6 +52,14 @@ def _check_live(server: Server) -> None:
         assert live == server.admin(f"/api/segments/{name}/members")["members"], name
 
 
+def _wait_sent(sent: list[int], n: int, timeout: float = 120.0) -> None:
+    """Wait until the senders have had n events accepted."""
+    deadline = time.monotonic() + timeout
+    while sum(sent) < n:
+        assert time.monotonic() < deadline, f"only {sum(sent)} of {n} events accepted"
+        time.sleep(0.05)
+
+
 def test_kill_9_mid_stream_keeps_transitions_and_events_consistent(tmp_path: Path) -> None:
     ws = Workspace.init(tmp_path / "ws")
     key = create_key(ws.appdb).secret
@@ -67,8 +75,7 @@ def test_kill_9_mid_stream_keeps_transitions_and_events_consistent(tmp_path: Pat
         senders = [threading.Thread(target=_stream, args=(server, key, stop, sent, s)) for s in range(3)]
         for t in senders:
             t.start()
-        time.sleep(2.5)
-        assert sum(sent) > 0
+        _wait_sent(sent, 200)  # then kill mid-stream, whatever the machine's load
         server.kill()  # mid-stream: requests in flight, writer and live thread mid-batch
         stop.set()
         for t in senders:
@@ -78,7 +85,7 @@ def test_kill_9_mid_stream_keeps_transitions_and_events_consistent(tmp_path: Pat
         senders = [threading.Thread(target=_stream, args=(server, key, stop, sent, 10 + s)) for s in range(2)]
         for t in senders:
             t.start()
-        time.sleep(1.5)
+        _wait_sent(sent, sum(sent) + 100)
         stop.set()
         for t in senders:
             t.join()
