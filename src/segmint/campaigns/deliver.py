@@ -133,7 +133,7 @@ def _claim_sql(dialect: str, campaign_id: str | None) -> str:
         "WHERE id IN (SELECT l.id FROM campaign_ledger l JOIN campaigns c ON c.id = l.campaign_id "
         f"WHERE l.status = 'queued' AND l.due_at <= :now AND c.status = 'active'{only} "
         f"ORDER BY l.due_at, l.id LIMIT :n{lock}) AND status = 'queued' "
-        "RETURNING id, campaign_id, occurrence, user_id, variant, channel, message_id, payload, attempts"
+        "RETURNING id, campaign_id, occurrence, user_id, variant, channel, message_id, payload, attempts, context"
     )
 
 
@@ -159,8 +159,12 @@ class Worker:
     def __init__(self, engine: Engine, channels: dict[str, Channel], *, worker_id: str | None = None,
                  batch: int = 200, lease: timedelta = timedelta(seconds=60), concurrency: int = 8,
                  campaign_id: str | None = None, uncertain: str = "resend",
-                 rate_limits: dict[str, float] | None = None, default_zone: str = "Asia/Seoul") -> None:
+                 rate_limits: dict[str, float] | None = None, default_zone: str = "Asia/Seoul",
+                 checker: Callable[[list[Any], datetime], dict[int, tuple[str, str]]] | None = None) -> None:
         self.engine, self.channels = engine, channels
+        # claim-time re-check of triggered rows (cancel_on, target segments; campaigns/sendcheck.py): called on
+        # each claimed batch after the rows say `sending` and before any provider call
+        self.checker = checker
         self.default_zone = default_zone  # for frequency caps of rows planned without a recorded zone
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.batch, self.lease, self.campaign_id = batch, lease, campaign_id
@@ -369,7 +373,7 @@ class Worker:
         return list(policy.get("frequency_caps") or [])
 
     def process(self, rows: list[Any]) -> None:
-        """Send claimed rows (suppression list and frequency caps re-checked first) and record every outcome."""
+        """Send claimed rows (suppression list, triggered re-check, frequency caps first); record every outcome."""
         if not rows:
             return
         self._parsed = {}
@@ -377,10 +381,10 @@ class Worker:
         with Session(self.engine) as s:
             blocked = {(u, c) for u, c in s.execute(select(SuppressionRow.user_id, SuppressionRow.channel)
                                                    .where(SuppressionRow.user_id.in_(users)))}
-        over_cap = self._caps_exceeded([r for r in rows if (r.user_id, r.channel) not in blocked and
-                                        (r.user_id, "*") not in blocked], now_utc())
-        to_send = [r for r in rows if (r.user_id, r.channel) not in blocked and (r.user_id, "*") not in blocked
-                   and r.id not in over_cap]
+        open_rows = [r for r in rows if (r.user_id, r.channel) not in blocked and (r.user_id, "*") not in blocked]
+        vetoed = self.checker(open_rows, now_utc()) if self.checker is not None and open_rows else {}
+        over_cap = self._caps_exceeded([r for r in open_rows if r.id not in vetoed], now_utc())
+        to_send = [r for r in open_rows if r.id not in vetoed and r.id not in over_cap]
         units = self._groups(to_send)
         results = {r.id: res for unit, out in zip(units, self.pool.map(self._send_group, units), strict=True)
                    for r, res in zip(unit, out, strict=True)}
@@ -390,7 +394,10 @@ class Worker:
             rec = {"id": r.id, "w": self.worker_id, "now": now, "provider_id": None, "sent_at": None,
                    "due_at": now, "reason": None, "detail": None, "delivered_at": None}
             res = results.get(r.id)
-            if r.id in over_cap:
+            if r.id in vetoed:
+                rec.update(status="suppressed", reason=vetoed[r.id][0], detail=vetoed[r.id][1])
+                self.stats.suppressed += 1
+            elif r.id in over_cap:
                 rec.update(status="suppressed", reason="frequency_cap", detail=over_cap[r.id])
                 self.stats.suppressed += 1
             elif res is None:
