@@ -81,8 +81,8 @@ def audiences(draw: Any) -> dict[str, Any]:
     minutes = draw(st.lists(st.integers(0, 2 * 24 * 60), min_size=len(users), max_size=len(users)))
     dues = [BASE + timedelta(minutes=minutes[0] if common else m) for m in minutes]
     occs = [f"o{i % draw(st.integers(1, 3))}" for i in range(len(users))]
-    suppressed = draw(st.sets(st.tuples(st.sampled_from(USERS), st.sampled_from(["*", "push", "email", "sms"])),
-                              max_size=6))
+    suppressed = {(u, ch) for u in set(users)
+                  for ch in [draw(st.sampled_from([None, None, "*", "push", "email", "sms", "kakao"]))] if ch}
     prior = draw(st.lists(st.tuples(st.sampled_from(USERS), st.sampled_from(["push", "email", "sms"]),
                                     st.integers(-3 * 24 * 60, 2 * 24 * 60)), max_size=12))
     return {"users": users, "traits": traits, "zones": zones, "dues": dues, "occs": occs, "suppressed": suppressed,
