@@ -390,6 +390,7 @@ class Worker:
                    for r, res in zip(unit, out, strict=True)}
         now = now_utc()
         records = []
+        dead: list[dict[str, Any]] = []  # bounced addresses: onto the suppression list with the record
         for r in rows:
             rec = {"id": r.id, "w": self.worker_id, "now": now, "provider_id": None, "sent_at": None,
                    "due_at": now, "reason": None, "detail": None, "delivered_at": None}
@@ -409,10 +410,15 @@ class Worker:
             elif res.ok:
                 rec.update(status="sent", provider_id=res.provider_message_id, sent_at=now)
                 self.stats.sent += 1
+            elif res.status == "bounced":  # a dead address (FCM UNREGISTERED): never tried again
+                rec.update(status="bounced", reason="bounced", detail=res.error, sent_at=now, delivered_at=now)
+                dead.append({"user_id": r.user_id, "channel": r.channel, "reason": "bounced",
+                             "source": r.message_id, "created_at": now})
+                self.stats.failed += 1
             elif res.status == "failed" and res.retryable and r.attempts < self._attempts_allowed(r.campaign_id):
-                delay = backoff_delay(r.attempts, 2.0, 600.0)
+                delay = max(backoff_delay(r.attempts, 2.0, 600.0), res.retry_after or 0.0, 1.0)
                 rec.update(status="queued", reason="provider_failed", detail=res.error,
-                           due_at=now + timedelta(seconds=max(delay, 1.0)))
+                           due_at=now + timedelta(seconds=delay))
                 self.stats.retried += 1
             else:
                 rec.update(status="failed", reason="provider_refused" if res.status == "refused" else
@@ -431,6 +437,8 @@ class Worker:
                 con.exec_driver_sql(_RECORD_SQLITE, [tuple(rec[k] for k in _RECORD_KEYS) for rec in records])
             else:
                 con.execute(_RECORD_SQL, records)
+            if dead:
+                _suppress(con, self.engine.dialect.name, dead)
 
     def run_once(self) -> int:
         """Claim one batch and send it; returns how many rows were claimed."""
@@ -493,6 +501,24 @@ class Worker:
                     time.sleep(idle_sleep)
                 self.recover()
         return self.stats
+
+
+def _suppress(con: Connection, dialect: str, rows: list[dict[str, Any]]) -> None:
+    """Put (user, channel) pairs on the suppression list in the caller's transaction (kept when already there)."""
+    table = SuppressionRow.__table__
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        con.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        con.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+    else:
+        for row in rows:
+            if con.execute(select(table.c.id).where(table.c.user_id == row["user_id"],
+                                                   table.c.channel == row["channel"])).first() is None:
+                con.execute(table.insert(), row)
 
 
 def _ids(engine: Engine, ids: list[int]) -> Any:

@@ -30,6 +30,7 @@ from segmint.campaigns.sendcheck import RECHECK_DETAIL, cancel_detail
 from segmint.store.base import EventStore
 
 CHUNK = 5000
+COLUMN_WISE = True  # guardrails column-wise per chunk (guardrail_columns.py); False: per recipient (bench baseline)
 
 
 _INSERT_COLUMNS = ("campaign_id", "occurrence", "user_id", "variant", "channel", "segment", "status", "reason",
@@ -274,7 +275,8 @@ def _decide_chunk(ws: Any, campaign: Campaign, occurrence: str, when: datetime, 
                 zone = zones[name] = zone_of(name, ws.config.zone)
             recipients.append(Recipient(uid, traits, zone, seg))
             dues.append(local_due(sched.at.replace(tzinfo=None), zone, now) if local else when)  # type: ignore[union-attr]
-        decisions = decide_many(rails, recipients, occurrence, dues)
+        decisions = decide_many(rails, recipients, occurrence, dues) if COLUMN_WISE else \
+            [rails.decide(r, occurrence, d) for r, d in zip(recipients, dues, strict=True)]
         ledger_insert(ws.appdb, [_row(campaign.id, occurrence, d, r.segment, now)
                                  for r, d in zip(recipients, decisions, strict=True)])
         if start + CHUNK < len(work):
