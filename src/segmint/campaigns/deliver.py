@@ -11,7 +11,11 @@ Exactly-once mechanics:
   channel: channels whose receiver dedupes by our idempotency key (webhook, in_app, kakao) are re-queued and
   re-sent with the same key (exactly-once); the others (email, push, sms, outbox) follow
   `uncertain`: "resend" (at-least-once, the default) or "fail" (at-most-once, reason `uncertain`).
-- Retryable failures go back to `queued` with exponential backoff until `policy.max_attempts`.
+- Retryable failures go back to `queued` with exponential backoff (at least the provider's Retry-After) until
+  `policy.max_attempts`; a dead address (`bounced`, e.g. FCM UNREGISTERED) is recorded `bounced` and put on the
+  suppression list for its channel in the same transaction.
+- Before the provider call, a claimed batch is re-checked: suppression list, triggered campaigns' `cancel_on`
+  and target (the `checker`, campaigns/sendcheck.py) and frequency caps.
 """
 
 from __future__ import annotations
