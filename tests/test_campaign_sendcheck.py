@@ -163,3 +163,24 @@ def test_separate_worker_process_checks_through_a_read_only_store(workspace: Wor
         worker.close()
     got = _statuses(ws, "cart")
     assert got["b"][:2] == ("suppressed", "cancelled") and got["c"][0] == "sent" and check.unchecked == 0
+
+
+def test_a_failing_re_check_gives_the_batch_back_unsent(workspace: Workspace) -> None:
+    """When the event store fails during the claim-time check, nothing is sent and the rows are queued again
+    (not left `sending` for a dead-worker recovery that might fail them as uncertain)."""
+    ws = workspace
+    campaign = _cart(ws, "cart", ["a", "b"])
+    due = T0 + timedelta(hours=1, minutes=1)
+    assert prepare_due(ws, campaign, now=due) == 2
+
+    def broken(rows: Any, now: datetime) -> dict[int, tuple[str, str]]:
+        raise RuntimeError("event store unavailable")
+
+    channel = Recorder()
+    worker = Worker(ws.appdb, {"push": channel}, campaign_id="cart", checker=broken)
+    try:
+        worker.process(worker.claim(now=due))
+    finally:
+        worker.close()
+    rows = ledger_rows(ws.appdb, "cart")
+    assert channel.sent == [] and {(r["status"], r["attempts"]) for r in rows} == {("queued", 0)}

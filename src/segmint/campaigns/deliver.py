@@ -386,7 +386,12 @@ class Worker:
             blocked = {(u, c) for u, c in s.execute(select(SuppressionRow.user_id, SuppressionRow.channel)
                                                    .where(SuppressionRow.user_id.in_(users)))}
         open_rows = [r for r in rows if (r.user_id, r.channel) not in blocked and (r.user_id, "*") not in blocked]
-        vetoed = self.checker(open_rows, now_utc()) if self.checker is not None and open_rows else {}
+        try:
+            vetoed = self.checker(open_rows, now_utc()) if self.checker is not None and open_rows else {}
+        except Exception:  # the event store failed: nothing was sent, so the batch goes back to the queue
+            log.exception("send-time re-check failed; %d claimed rows released", len(rows))
+            self.release(rows)
+            return
         over_cap = self._caps_exceeded([r for r in open_rows if r.id not in vetoed], now_utc())
         to_send = [r for r in open_rows if r.id not in vetoed and r.id not in over_cap]
         units = self._groups(to_send)
@@ -443,6 +448,15 @@ class Worker:
                 con.execute(_RECORD_SQL, records)
             if dead:
                 _suppress(con, self.engine.dialect.name, dead)
+
+    def release(self, rows: list[Any]) -> int:
+        """Give claimed rows back unsent (`queued`, the claim's attempt not counted)."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        in_ids = "id IN (SELECT value FROM json_each(:ids))" if sqlite else "id = ANY(:ids)"
+        sql = text("UPDATE campaign_ledger SET status = 'queued', worker = NULL, lease_until = NULL, "
+                   f"attempts = attempts - 1 WHERE {in_ids} AND worker = :w AND status = 'sending'")
+        with write_txn(self.engine) as con:
+            return con.execute(sql, {"ids": _ids(self.engine, [r.id for r in rows]), "w": self.worker_id}).rowcount
 
     def run_once(self) -> int:
         """Claim one batch and send it; returns how many rows were claimed."""
