@@ -270,9 +270,10 @@ def _decide_chunk(ws: Any, campaign: Campaign, occurrence: str, when: datetime, 
         recipients, dues = [], []
         for uid, seg, traits, tz in part:
             name = tz or traits.get("timezone")
-            zone = zones.get(name)
+            key = name if name is None or isinstance(name, str) else repr(name)  # a trait may hold anything
+            zone = zones.get(key)
             if zone is None:
-                zone = zones[name] = zone_of(name, ws.config.zone)
+                zone = zones[key] = zone_of(name, ws.config.zone)
             recipients.append(Recipient(uid, traits, zone, seg))
             dues.append(local_due(sched.at.replace(tzinfo=None), zone, now) if local else when)  # type: ignore[union-attr]
         decisions = decide_many(rails, recipients, occurrence, dues) if COLUMN_WISE else \
