@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pg_server import pg_url  # noqa: F401  (session fixture: a real PostgreSQL server)
 from segmint.campaigns import repo
 from segmint.campaigns.deliver import Worker
 from segmint.campaigns.events import pump
@@ -154,3 +155,35 @@ def test_retryable_errors_requeue_with_retry_after_until_policy_max_attempts(fcm
     assert (rows["q"]["status"], rows["q"]["attempts"]) == ("sent", 2)  # the quota cleared
     assert (rows["x"]["status"], rows["x"]["reason"], rows["x"]["attempts"]) == ("failed", "provider_failed", 2)
     assert not is_suppressed(ws.appdb, "x", "push")  # an outage is not a dead token
+
+
+def test_dead_token_and_retry_on_a_postgres_app_db(fcm, tmp_path: Any, pg_url: str) -> None:  # noqa: F811
+    """The bounce's suppression row is written in the record transaction on PostgreSQL too (own database)."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as pg:
+        pg.execute("DROP DATABASE IF EXISTS sendgaps_fcm")
+        pg.execute("CREATE DATABASE sendgaps_fcm")
+    url = pg_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/sendgaps_fcm"
+    ws = Workspace.init(tmp_path / "ws")
+    ws.config.appdb.url = url
+    ws.save()
+    ws.close()
+    ws = Workspace(tmp_path / "ws")
+    running, state = fcm
+    state["fail_token"]["pg-busy-token"] = [(503, "UNAVAILABLE", "UNAVAILABLE", 5)]
+    try:
+        assert ws.appdb.dialect.name == "postgresql"
+        _campaign(ws, "pg1", {"gone": "unregistered-token", "busy": "pg-busy-token", "ok": "pg-ok-token"})
+        worker = Worker(ws.appdb, {"push": _channel(running, [])}, campaign_id="pg1")
+        try:
+            worker.process(worker.claim(now=NOON_KST + timedelta(seconds=1)))
+        finally:
+            worker.close()
+        rows = _rows(ws, "pg1")
+        assert {u: r["status"] for u, r in rows.items()} == {"gone": "bounced", "busy": "queued", "ok": "sent"}
+        assert is_suppressed(ws.appdb, "gone", "push") and not is_suppressed(ws.appdb, "busy", "push")
+        assert rows["busy"]["due_at"] - rows["busy"]["updated_at"] >= timedelta(seconds=5)
+    finally:
+        ws.close()
+        ws.appdb.dispose()
