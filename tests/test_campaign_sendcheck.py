@@ -184,3 +184,31 @@ def test_a_failing_re_check_gives_the_batch_back_unsent(workspace: Workspace) ->
         worker.close()
     rows = ledger_rows(ws.appdb, "cart")
     assert channel.sent == [] and {(r["status"], r["attempts"]) for r in rows} == {("queued", 0)}
+
+
+def test_the_servers_delivery_worker_cancels_at_claim_time(workspace: Workspace) -> None:
+    """The server runtime's worker (what `segmint serve` runs) carries the claim-time re-check."""
+    from segmint.campaigns.runtime import CampaignRuntime
+    from test_campaign_send import outbox_lines
+
+    ws = workspace
+    profiles(ws, {u: {"name": u, "email": f"{u}@x.kr"} for u in ("a", "b")})
+    saved.create_segment(ws.appdb, "everyone", "trait email exists")
+    events(ws, [(u, "cart_added", T0, {"product_name": "샴푸"}) for u in ("a", "b")])
+    c = {"id": "cart", "name": "장바구니", "purpose": "informational", "target": ["everyone"], "channels": ["outbox"],
+         "policy": {"quiet_hours": {"enabled": False}},
+         "schedule": {"type": "triggered", "event": "cart_added", "delay": "1h", "cancel_on": ["order_completed"]},
+         "variants": [{"key": "A", "messages": {"outbox": {"subject": "s", "text": "{{ event.product_name }}"}}}]}
+    sc, _ = repo.save_campaign(ws.appdb, c, status="active")
+    scan_triggers(ws, sc.campaign, (T0 - timedelta(minutes=1)).isoformat(), now=T0)
+    assert prepare_due(ws, sc.campaign, now=T0 + timedelta(hours=1, minutes=1)) == 2
+    events(ws, [("a", "order_completed", T0 + timedelta(minutes=20), {})])
+    runtime = CampaignRuntime(ws, lambda rows: None)
+    runtime.worker = runtime.make_worker()
+    try:
+        runtime.deliver_step()  # claims every due row (all are: T0 is in the past) and sends
+    finally:
+        runtime.worker.close()
+    got = _statuses(ws, "cart")
+    assert got["a"][:2] == ("suppressed", "cancelled") and got["b"][0] == "sent"
+    assert [line["user_id"] for line in outbox_lines(ws)] == ["b"]

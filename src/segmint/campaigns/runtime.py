@@ -163,17 +163,22 @@ class CampaignRuntime:
 
     def start(self) -> None:
         """Start the threads."""
-        from segmint.channels.registry import build_channels
-
         self._threads.append(threading.Thread(target=self._loop, args=(self.plan_step,), name="segmint-campaigns",
                                               daemon=True))
         if self.deliver:
-            self.worker = Worker(self.ws.appdb, build_channels(self.ws), default_zone=self.ws.config.zone.key,
-                                 checker=SendTimeCheck(self.ws))
+            self.worker = self.make_worker()
             self._threads.append(threading.Thread(target=self._loop, args=(self.deliver_step,),
                                                   name="segmint-campaign-worker", daemon=True))
         for t in self._threads:
             t.start()
+
+    def make_worker(self) -> Worker:
+        """The server's delivery worker: the workspace's channels, and the claim-time re-check of triggered
+        campaigns through the server's own event store."""
+        from segmint.channels.registry import build_channels
+
+        return Worker(self.ws.appdb, build_channels(self.ws), default_zone=self.ws.config.zone.key,
+                      checker=SendTimeCheck(self.ws))
 
     def stop(self) -> None:
         """Stop after the current step."""
