@@ -42,7 +42,7 @@ def test_fcm_unregistered_token_not_retried(fcm) -> None:
     running, _ = fcm
     sleeps: list[float] = []
     result = _fcm_channel(running, sleeps).send(_push(to="unregistered-token"))
-    assert result.status == "failed" and not result.retryable and result.error.startswith("UNREGISTERED")
+    assert result.status == "bounced" and not result.retryable and result.error.startswith("UNREGISTERED")
     assert sleeps == []
 
 

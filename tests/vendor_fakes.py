@@ -47,9 +47,19 @@ def _fcm_error(code: int, status: str, message: str, fcm_code: str | None = None
 
 
 def fcm_app(project: str, token: str) -> tuple[FastAPI, dict[str, Any]]:
-    """FCM HTTP v1 fake: `state["fail"]` = list of (http, status, fcm code, retry-after) answered first."""
+    """FCM HTTP v1 fake, errors as documented (firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode and
+    /docs/cloud-messaging/error-codes):
+
+    - a non-string data value: 400 INVALID_ARGUMENT with a google.rpc.BadRequest field violation;
+    - a malformed token (contains a space, or in `state["malformed"]`): 400 INVALID_ARGUMENT, FcmError
+      INVALID_ARGUMENT "The registration token is not a valid FCM registration token";
+    - a token in `state["unregistered"]` (default: "unregistered-token"): 404 NOT_FOUND, FcmError UNREGISTERED;
+    - a token in `state["other_sender"]`: 403 PERMISSION_DENIED, FcmError SENDER_ID_MISMATCH;
+    - `state["fail_token"][token]` and then `state["fail"]`: lists of (http, status, fcm code, retry-after)
+      answered first (QUOTA_EXCEEDED 429, UNAVAILABLE 503, INTERNAL 500 ...), for that token / for any."""
     app = FastAPI()
-    state: dict[str, Any] = {"requests": [], "fail": []}
+    state: dict[str, Any] = {"requests": [], "fail": [], "fail_token": {}, "unregistered": {"unregistered-token"},
+                             "other_sender": set(), "malformed": set()}
 
     @app.post("/v1/projects/{project_id}/messages:send")
     async def send(project_id: str, request: Request) -> JSONResponse:
@@ -63,12 +73,23 @@ def fcm_app(project: str, token: str) -> tuple[FastAPI, dict[str, Any]]:
         message = body.get("message") or {}
         data = message.get("data") or {}
         bad = [k for k, v in data.items() if not isinstance(v, str)]
-        if not message.get("token") or bad:
-            return _fcm_error(400, "INVALID_ARGUMENT", f"Invalid value at 'message.data' {bad}", "INVALID_ARGUMENT")
-        if message["token"] == "unregistered-token":
+        if bad:
+            field = f"message.data[{list(data).index(bad[0])}].value"
+            text = f"Invalid value at '{field}' (TYPE_STRING), {data[bad[0]]}"
+            return JSONResponse({"error": {"code": 400, "message": text, "status": "INVALID_ARGUMENT", "details": [
+                {"@type": "type.googleapis.com/google.rpc.BadRequest",
+                 "fieldViolations": [{"field": field, "description": text}]}]}}, 400)
+        device = message.get("token")
+        if not device or " " in device or device in state["malformed"]:
+            return _fcm_error(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token",
+                              "INVALID_ARGUMENT")
+        if device in state["unregistered"]:
             return _fcm_error(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED")
-        if state["fail"]:
-            http, status, fcm_code, retry_after = state["fail"].pop(0)
+        if device in state["other_sender"]:
+            return _fcm_error(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH")
+        queue = state["fail_token"].get(device) or state["fail"]
+        if queue:
+            http, status, fcm_code, retry_after = queue.pop(0)
             response = _fcm_error(http, status, "try again", fcm_code)
             if retry_after is not None:
                 response.headers["Retry-After"] = str(retry_after)

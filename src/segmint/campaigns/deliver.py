@@ -11,7 +11,11 @@ Exactly-once mechanics:
   channel: channels whose receiver dedupes by our idempotency key (webhook, in_app, kakao) are re-queued and
   re-sent with the same key (exactly-once); the others (email, push, sms, outbox) follow
   `uncertain`: "resend" (at-least-once, the default) or "fail" (at-most-once, reason `uncertain`).
-- Retryable failures go back to `queued` with exponential backoff until `policy.max_attempts`.
+- Retryable failures go back to `queued` with exponential backoff (at least the provider's Retry-After) until
+  `policy.max_attempts`; a dead address (`bounced`, e.g. FCM UNREGISTERED) is recorded `bounced` and put on the
+  suppression list for its channel in the same transaction.
+- Before the provider call, a claimed batch is re-checked: suppression list, triggered campaigns' `cancel_on`
+  and target (the `checker`, campaigns/sendcheck.py) and frequency caps.
 """
 
 from __future__ import annotations
@@ -133,7 +137,7 @@ def _claim_sql(dialect: str, campaign_id: str | None) -> str:
         "WHERE id IN (SELECT l.id FROM campaign_ledger l JOIN campaigns c ON c.id = l.campaign_id "
         f"WHERE l.status = 'queued' AND l.due_at <= :now AND c.status = 'active'{only} "
         f"ORDER BY l.due_at, l.id LIMIT :n{lock}) AND status = 'queued' "
-        "RETURNING id, campaign_id, occurrence, user_id, variant, channel, message_id, payload, attempts"
+        "RETURNING id, campaign_id, occurrence, user_id, variant, channel, message_id, payload, attempts, context"
     )
 
 
@@ -159,8 +163,12 @@ class Worker:
     def __init__(self, engine: Engine, channels: dict[str, Channel], *, worker_id: str | None = None,
                  batch: int = 200, lease: timedelta = timedelta(seconds=60), concurrency: int = 8,
                  campaign_id: str | None = None, uncertain: str = "resend",
-                 rate_limits: dict[str, float] | None = None, default_zone: str = "Asia/Seoul") -> None:
+                 rate_limits: dict[str, float] | None = None, default_zone: str = "Asia/Seoul",
+                 checker: Callable[[list[Any], datetime], dict[int, tuple[str, str]]] | None = None) -> None:
         self.engine, self.channels = engine, channels
+        # claim-time re-check of triggered rows (cancel_on, target segments; campaigns/sendcheck.py): called on
+        # each claimed batch after the rows say `sending` and before any provider call
+        self.checker = checker
         self.default_zone = default_zone  # for frequency caps of rows planned without a recorded zone
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.batch, self.lease, self.campaign_id = batch, lease, campaign_id
@@ -369,7 +377,7 @@ class Worker:
         return list(policy.get("frequency_caps") or [])
 
     def process(self, rows: list[Any]) -> None:
-        """Send claimed rows (suppression list and frequency caps re-checked first) and record every outcome."""
+        """Send claimed rows (suppression list, triggered re-check, frequency caps first); record every outcome."""
         if not rows:
             return
         self._parsed = {}
@@ -377,20 +385,29 @@ class Worker:
         with Session(self.engine) as s:
             blocked = {(u, c) for u, c in s.execute(select(SuppressionRow.user_id, SuppressionRow.channel)
                                                    .where(SuppressionRow.user_id.in_(users)))}
-        over_cap = self._caps_exceeded([r for r in rows if (r.user_id, r.channel) not in blocked and
-                                        (r.user_id, "*") not in blocked], now_utc())
-        to_send = [r for r in rows if (r.user_id, r.channel) not in blocked and (r.user_id, "*") not in blocked
-                   and r.id not in over_cap]
+        open_rows = [r for r in rows if (r.user_id, r.channel) not in blocked and (r.user_id, "*") not in blocked]
+        try:
+            vetoed = self.checker(open_rows, now_utc()) if self.checker is not None and open_rows else {}
+        except Exception:  # the event store failed: nothing was sent, so the batch goes back to the queue
+            log.exception("send-time re-check failed; %d claimed rows released", len(rows))
+            self.release(rows)
+            return
+        over_cap = self._caps_exceeded([r for r in open_rows if r.id not in vetoed], now_utc())
+        to_send = [r for r in open_rows if r.id not in vetoed and r.id not in over_cap]
         units = self._groups(to_send)
         results = {r.id: res for unit, out in zip(units, self.pool.map(self._send_group, units), strict=True)
                    for r, res in zip(unit, out, strict=True)}
         now = now_utc()
         records = []
+        dead: list[dict[str, Any]] = []  # bounced addresses: onto the suppression list with the record
         for r in rows:
             rec = {"id": r.id, "w": self.worker_id, "now": now, "provider_id": None, "sent_at": None,
                    "due_at": now, "reason": None, "detail": None, "delivered_at": None}
             res = results.get(r.id)
-            if r.id in over_cap:
+            if r.id in vetoed:
+                rec.update(status="suppressed", reason=vetoed[r.id][0], detail=vetoed[r.id][1])
+                self.stats.suppressed += 1
+            elif r.id in over_cap:
                 rec.update(status="suppressed", reason="frequency_cap", detail=over_cap[r.id])
                 self.stats.suppressed += 1
             elif res is None:
@@ -402,10 +419,15 @@ class Worker:
             elif res.ok:
                 rec.update(status="sent", provider_id=res.provider_message_id, sent_at=now)
                 self.stats.sent += 1
+            elif res.status == "bounced":  # a dead address (FCM UNREGISTERED): never tried again
+                rec.update(status="bounced", reason="bounced", detail=res.error, sent_at=now, delivered_at=now)
+                dead.append({"user_id": r.user_id, "channel": r.channel, "reason": "bounced",
+                             "source": r.message_id, "created_at": now})
+                self.stats.failed += 1
             elif res.status == "failed" and res.retryable and r.attempts < self._attempts_allowed(r.campaign_id):
-                delay = backoff_delay(r.attempts, 2.0, 600.0)
+                delay = max(backoff_delay(r.attempts, 2.0, 600.0), res.retry_after or 0.0, 1.0)
                 rec.update(status="queued", reason="provider_failed", detail=res.error,
-                           due_at=now + timedelta(seconds=max(delay, 1.0)))
+                           due_at=now + timedelta(seconds=delay))
                 self.stats.retried += 1
             else:
                 rec.update(status="failed", reason="provider_refused" if res.status == "refused" else
@@ -424,6 +446,17 @@ class Worker:
                 con.exec_driver_sql(_RECORD_SQLITE, [tuple(rec[k] for k in _RECORD_KEYS) for rec in records])
             else:
                 con.execute(_RECORD_SQL, records)
+            if dead:
+                _suppress(con, self.engine.dialect.name, dead)
+
+    def release(self, rows: list[Any]) -> int:
+        """Give claimed rows back unsent (`queued`, the claim's attempt not counted)."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        in_ids = "id IN (SELECT value FROM json_each(:ids))" if sqlite else "id = ANY(:ids)"
+        sql = text("UPDATE campaign_ledger SET status = 'queued', worker = NULL, lease_until = NULL, "
+                   f"attempts = attempts - 1 WHERE {in_ids} AND worker = :w AND status = 'sending'")
+        with write_txn(self.engine) as con:
+            return con.execute(sql, {"ids": _ids(self.engine, [r.id for r in rows]), "w": self.worker_id}).rowcount
 
     def run_once(self) -> int:
         """Claim one batch and send it; returns how many rows were claimed."""
@@ -486,6 +519,24 @@ class Worker:
                     time.sleep(idle_sleep)
                 self.recover()
         return self.stats
+
+
+def _suppress(con: Connection, dialect: str, rows: list[dict[str, Any]]) -> None:
+    """Put (user, channel) pairs on the suppression list in the caller's transaction (kept when already there)."""
+    table = SuppressionRow.__table__
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        con.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        con.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+    else:
+        for row in rows:
+            if con.execute(select(table.c.id).where(table.c.user_id == row["user_id"],
+                                                   table.c.channel == row["channel"])).first() is None:
+                con.execute(table.insert(), row)
 
 
 def _ids(engine: Engine, ids: list[int]) -> Any:

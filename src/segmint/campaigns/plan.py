@@ -21,13 +21,16 @@ from sqlalchemy.orm import Session
 
 from segmint.appdb.campaigns import LedgerRow, OccurrenceRow
 from segmint.campaigns.assignment import bucket
+from segmint.campaigns.guardrail_columns import decide_many
 from segmint.campaigns.guardrails import COUNTED, CapCounter, Decision, Guardrails, Recipient, zone_of
 from segmint.campaigns.links import LinkMaker, public_url
 from segmint.campaigns.model import Campaign, OnceSchedule, TriggeredSchedule
 from segmint.campaigns.repo import now_utc
+from segmint.campaigns.sendcheck import RECHECK_DETAIL, cancel_detail
 from segmint.store.base import EventStore
 
 CHUNK = 5000
+COLUMN_WISE = True  # guardrails column-wise per chunk (guardrail_columns.py); False: per recipient (bench baseline)
 
 
 _INSERT_COLUMNS = ("campaign_id", "occurrence", "user_id", "variant", "channel", "segment", "status", "reason",
@@ -260,19 +263,25 @@ def _decide_chunk(ws: Any, campaign: Campaign, occurrence: str, when: datetime, 
     """Run the guardrails for (user, segment, traits, timezone) items and insert their ledger rows."""
     rails = guardrails_for(ws, campaign, [w[0] for w in work], now)
     sched = campaign.schedule
-    rows: list[dict[str, Any]] = []
-    for uid, seg, traits, tz in work:
-        zone = zone_of(tz or traits.get("timezone"), ws.config.zone)
-        due = when
-        if isinstance(sched, OnceSchedule) and sched.local_time and sched.at is not None:
-            due = local_due(sched.at.replace(tzinfo=None), zone, now)
-        d = rails.decide(Recipient(uid, traits, zone, seg), occurrence, due)
-        rows.append(_row(campaign.id, occurrence, d, seg, now))
-        if len(rows) >= CHUNK:
-            ledger_insert(ws.appdb, rows)
+    local = isinstance(sched, OnceSchedule) and sched.local_time and sched.at is not None
+    zones: dict[Any, ZoneInfo] = {}
+    for start in range(0, len(work), CHUNK):
+        part = work[start:start + CHUNK]
+        recipients, dues = [], []
+        for uid, seg, traits, tz in part:
+            name = tz or traits.get("timezone")
+            key = name if name is None or isinstance(name, str) else repr(name)  # a trait may hold anything
+            zone = zones.get(key)
+            if zone is None:
+                zone = zones[key] = zone_of(name, ws.config.zone)
+            recipients.append(Recipient(uid, traits, zone, seg))
+            dues.append(local_due(sched.at.replace(tzinfo=None), zone, now) if local else when)  # type: ignore[union-attr]
+        decisions = decide_many(rails, recipients, occurrence, dues) if COLUMN_WISE else \
+            [rails.decide(r, occurrence, d) for r, d in zip(recipients, dues, strict=True)]
+        ledger_insert(ws.appdb, [_row(campaign.id, occurrence, d, r.segment, now)
+                                 for r, d in zip(recipients, decisions, strict=True)])
+        if start + CHUNK < len(work):
             heartbeat(ws.appdb, campaign.id, occurrence)
-            rows = []
-    ledger_insert(ws.appdb, rows)
     return len(work)
 
 
@@ -481,21 +490,31 @@ def prepare_due(ws: Any, campaign: Campaign, *, now: datetime | None = None, lim
     profiles = load_profiles(ws.store, users)
     rails = guardrails_for(ws, campaign, users, now)
     updates: list[dict[str, Any]] = []
+    decided: list[tuple[Any, Decision | None, str | None]] = []
+    eligible: list[Recipient] = []
     for r in due_rows:
         traits, tz = profiles.get(r.user_id, ({}, None))
         zone = zone_of(tz or traits.get("timezone"), ws.config.zone)
         ctx = r.context or {}
         trig_ts = datetime.fromisoformat(ctx["timestamp"]) if ctx.get("timestamp") else r.due_at
         segment = None
+        d: Decision | None = None
         if in_target is not None and r.user_id not in in_target:
-            d = Decision(r.user_id, "-", campaign.channels[0], "suppressed", now, "recheck_failed",
-                         "no longer in the target segments at send time")
+            d = Decision(r.user_id, "-", campaign.channels[0], "suppressed", now, "recheck_failed", RECHECK_DETAIL)
         elif r.user_id in cancels and cancels[r.user_id] > trig_ts:
             d = Decision(r.user_id, "-", campaign.channels[0], "suppressed", now, "cancelled",
-                         f"did {', '.join(sched.cancel_on)} after the trigger")  # type: ignore[union-attr]
+                         cancel_detail(sched))  # type: ignore[arg-type]
         else:
             segment = (in_target or {}).get(r.user_id) or None
-            d = rails.decide(Recipient(r.user_id, traits, zone, segment, ctx or None), r.occurrence, now)
+            eligible.append(Recipient(r.user_id, traits, zone, segment, ctx or None))
+        decided.append((r, d, segment))
+    # the guardrails column-wise over the eligible rows (each row with its own occurrence)
+    slots = [i for i, (_r, d, _s) in enumerate(decided) if d is None]
+    results = decide_many(rails, eligible, [decided[i][0].occurrence for i in slots], [now] * len(slots))
+    for k, i in enumerate(slots):
+        decided[i] = (decided[i][0], results[k], decided[i][2])
+    for r, d, segment in decided:
+        assert d is not None
         if d.variant == "-":
             from segmint.campaigns.assignment import assign
 

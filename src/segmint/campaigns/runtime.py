@@ -19,6 +19,7 @@ from segmint.campaigns.events import pump
 from segmint.campaigns.model import OnceSchedule, RecurringSchedule, TriggeredSchedule
 from segmint.campaigns.plan import PlanResult, plan_occurrence, prepare_due, scan_triggers
 from segmint.campaigns.repo import now_utc
+from segmint.campaigns.sendcheck import SendTimeCheck
 
 log = logging.getLogger(__name__)
 LOCAL_TIME_LEAD = timedelta(hours=14)  # local-time sends are planned when `at` first arrives somewhere (UTC+14)
@@ -119,7 +120,8 @@ def send_now(ws: Any, campaign_id: str, *, channels: dict[str, Any] | None = Non
         # stops once planning is over (`hold`) and nothing is due
         worker = Worker(ws.appdb, channels if channels is not None else build_channels(ws),
                         campaign_id=campaign_id, concurrency=concurrency,
-                        rate_limits=sc.campaign.policy.rate_limits, default_zone=ws.config.zone.key)
+                        rate_limits=sc.campaign.policy.rate_limits, default_zone=ws.config.zone.key,
+                        checker=SendTimeCheck(ws))
         planned = threading.Event()
         box: dict[str, Any] = {}
 
@@ -161,16 +163,22 @@ class CampaignRuntime:
 
     def start(self) -> None:
         """Start the threads."""
-        from segmint.channels.registry import build_channels
-
         self._threads.append(threading.Thread(target=self._loop, args=(self.plan_step,), name="segmint-campaigns",
                                               daemon=True))
         if self.deliver:
-            self.worker = Worker(self.ws.appdb, build_channels(self.ws), default_zone=self.ws.config.zone.key)
+            self.worker = self.make_worker()
             self._threads.append(threading.Thread(target=self._loop, args=(self.deliver_step,),
                                                   name="segmint-campaign-worker", daemon=True))
         for t in self._threads:
             t.start()
+
+    def make_worker(self) -> Worker:
+        """The server's delivery worker: the workspace's channels, and the claim-time re-check of triggered
+        campaigns through the server's own event store."""
+        from segmint.channels.registry import build_channels
+
+        return Worker(self.ws.appdb, build_channels(self.ws), default_zone=self.ws.config.zone.key,
+                      checker=SendTimeCheck(self.ws))
 
     def stop(self) -> None:
         """Stop after the current step."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-DeliveryStatus = Literal["sent", "failed", "refused"]
+DeliveryStatus = Literal["sent", "failed", "refused", "bounced"]
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,14 @@ class OutboundMessage:
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    """What a provider said: sent (with its id), failed (retryable or not) or refused before sending."""
+    """What a provider said: sent (with its id), failed (retryable or not), refused before sending, or bounced
+    (the address is dead: the ledger records `bounced` and the user is suppressed on the channel)."""
 
     status: DeliveryStatus
     provider_message_id: str | None = None
     error: str | None = None
     retryable: bool = False
+    retry_after: float | None = None  # seconds the provider asked to wait before a retry (Retry-After)
 
     @property
     def ok(self) -> bool:

@@ -189,13 +189,15 @@ def worker(ctx: typer.Context, campaign_id: str = typer.Option(None, "--campaign
     import threading
 
     from segmint.campaigns.deliver import Worker
+    from segmint.campaigns.sendcheck import SendTimeCheck
     from segmint.channels.registry import build_channels
 
     if uncertain not in ("resend", "fail"):
         raise InvalidInput("--uncertain is resend or fail", where="--uncertain")
     ws = open_workspace(ctx)
     w = Worker(ws.appdb, build_channels(ws), batch=batch, concurrency=concurrency, campaign_id=campaign_id,
-               lease=timedelta(seconds=lease), uncertain=uncertain, default_zone=ws.config.zone.key)
+               lease=timedelta(seconds=lease), uncertain=uncertain, default_zone=ws.config.zone.key,
+               checker=SendTimeCheck(ws, read_only=True))
     try:
         stats = w.run(until_idle=not forever, stop=threading.Event() if forever else None, idle_sleep=poll)
     finally:
