@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +29,7 @@ from segmint.segments import saved
 from segmint.taxonomy.runtime import workspace_taxonomy
 from segmint.web.campaign_dryrun import dry_run
 from segmint.web.i18n import CATALOG, request_lang, translator
+from segmint.web.kakao_fields import check_kakao, vendor_request
 from segmint.web.policy_defaults import load_policy
 from segmint.web.render import current_user, render, require_csrf
 
@@ -294,3 +296,52 @@ async def dry_run_fragment(request: Request, state: AppState = Depends(get_state
     return render(request, "campaign_dryrun.html", {
         "error": "", "r": result, "rails": guardrail_rows(c, result, t),
         "due": result["due_at"][:16].replace("T", " "), "holdout_name": t("camp.control"), "HOLDOUT": HOLDOUT})
+
+
+# ---------------------------------------------------------------- KakaoTalk fields (composer)
+
+
+def _draft(body: Any) -> Campaign:
+    if isinstance(body, dict) and not body.get("id"):
+        body = {**body, "id": "preview"}
+    return parse_campaign(body)
+
+
+@router.post("/ui/campaigns/check", dependencies=[Depends(require_csrf)])
+async def check_fragment(request: Request, _user: User = Depends(current_user)) -> JSONResponse:
+    """The composer's inline checks (JSON campaign in): KakaoTalk fields by variant, channel and row, each with
+    its message in the page's language; a definition the model refuses comes back as one `invalid` text."""
+    t = translator(request_lang(request))
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    try:
+        c = _draft(body)
+    except SegmintError as exc:
+        return JSONResponse({"errors": [], "invalid": str(exc)})
+    return JSONResponse({"errors": [e.as_dict(t) for e in check_kakao(c)], "invalid": None})
+
+
+@router.post("/ui/campaigns/preview", dependencies=[Depends(require_csrf)])
+async def preview_fragment(request: Request, user_id: str = Query(..., min_length=1, max_length=512),
+                           state: AppState = Depends(get_state), _user: User = Depends(current_user)) -> JSONResponse:
+    """A draft's preview for one user (as the campaign API's) plus, for KakaoTalk, the NHN Cloud request each
+    variant would send and the composer's inline checks."""
+    from segmint.campaigns.preview import preview_user
+
+    t = translator(request_lang(request))
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    try:
+        c = _draft(body)
+        out = await run_in_threadpool(preview_user, state.workspace, c, user_id)
+    except SegmintError as exc:
+        return JSONResponse({"message": exc.message, "where": exc.where}, status_code=exc.status_code)
+    for v in out["variants"]:
+        msg = v.get("message")
+        v["request"] = vendor_request(v["channel"], msg, user_id=user_id, campaign_id=c.id) if msg else None
+    out["errors"] = [e.as_dict(t) for e in check_kakao(c)]
+    return JSONResponse(jsonable_encoder(out))
