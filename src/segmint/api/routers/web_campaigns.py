@@ -316,6 +316,10 @@ async def check_fragment(request: Request, _user: User = Depends(current_user)) 
         body = await request.json()
     except ValueError:
         body = None
+    if isinstance(body, dict):  # fields the KakaoTalk checks do not read may still be empty while composing
+        sender = body.get("sender") if isinstance(body.get("sender"), dict) else {}
+        body = {**body, "target": body.get("target") or ["-"],
+                "sender": {**sender, "name": sender.get("name") or "-", "contact": sender.get("contact") or "-"}}
     try:
         c = _draft(body)
     except SegmintError as exc:

