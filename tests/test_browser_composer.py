@@ -138,3 +138,44 @@ def test_friendtalk_fields_in_english(served, browser) -> None:  # type: ignore[
     assert unlabelled(page) == [] and errors == []
     shot(page, "61-composer-friendtalk-en", full=True)
     ctx.close()
+
+
+def test_goal_conditions_with_the_builders_filter_rows(served, browser) -> None:  # type: ignore[no-untyped-def]
+    server, _facts = served
+    ctx, page, errors = korean_page(browser)
+    _sign_in(page, server)
+    page.get_by_label("캠페인 ID").fill("goal-filters")
+    page.get_by_label("정보성").check()
+    page.get_by_label("채널", exact=True).select_option("outbox")
+    page.get_by_label("대상 세그먼트 (하나 이상에 속한 고객)").select_option(["여성"])
+    page.get_by_label("목표 이벤트").fill("order_completed")
+    page.get_by_label("목표 이벤트").dispatch_event("change")
+    # the segment builder's row: + property filter, property (taxonomy / arrived), operator, value
+    page.locator("#goal-addfilter").click()
+    expect(page.locator("#goal-f0-prop")).to_be_focused()
+    page.keyboard.type("revenue")
+    page.locator("#goal-f0-op").select_option("gte")
+    expect(page.locator("#goal-f0-op")).to_be_focused()
+    page.locator("#goal-f0-value").fill("50000")
+    page.locator("#goal-addfilter").click()
+    page.locator("#goal-f1-prop").fill("coupon_id")
+    page.locator("#goal-f1-op").select_option("exists")
+    expect(page.locator("#goal-f1-value")).to_have_count(0)  # exists takes no value
+    assert unlabelled(page) == []
+    shot(page, "62-composer-goal-filters", full=True)
+    page.get_by_role("button", name="저장 (초안)").click()
+    expect(page.locator("#saved-note")).to_be_visible()
+    goal = server.admin("/api/campaigns/goal-filters")["definition"]["goal"]
+    assert goal["event"] == "order_completed" and goal["where"] == [
+        {"path": ["revenue"], "op": "gte", "value": {"kind": "value", "value": 50000}, "value2": None},
+        {"path": ["coupon_id"], "op": "exists", "value": None, "value2": None}]
+    # the campaign opens again with its conditions, and removing one is one click
+    page.goto(server.url + "/campaigns/new?from=goal-filters")
+    expect(page.locator("#composer")).to_have_attribute("data-ready", "1")
+    expect(page.locator("#goal-f0-prop")).to_have_value("revenue")
+    expect(page.locator("#goal-f0-value")).to_have_value("50000")
+    expect(page.locator("#goal-f1-op")).to_have_value("exists")
+    page.locator("#goal-f1-remove").click()
+    expect(page.locator("#goal-f1-prop")).to_have_count(0)
+    assert errors == []
+    ctx.close()

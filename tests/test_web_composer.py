@@ -166,3 +166,28 @@ def test_composer_offers_kakao_channels_by_name(shop) -> None:  # type: ignore[n
     assert texts["template_code"] == "템플릿 코드" and 'id="c-channel-err"' in page
     english = client.get("/campaigns/new", cookies={"lang": "en"}).text
     assert '<option value="outbox">Outbox (written to files, for testing)</option>' in english
+
+
+def test_goal_filters_with_operators_reach_the_report(shop) -> None:  # type: ignore[no-untyped-def]
+    from segmint.campaigns import repo
+    from segmint.campaigns.model import parse_campaign
+    from segmint.campaigns.plan import plan_occurrence
+
+    client, ws, csrf = shop
+    where = [{"path": ["revenue"], "op": "gte", "value": {"kind": "value", "value": 50000}},
+             {"path": ["coupon_id"], "op": "exists"}]
+    body = {"id": "goal-ops", "purpose": "informational", "target": ["남성"], "channels": ["outbox"], "holdout": 0.5,
+            "variants": [{"key": "A", "messages": {"outbox": {"text": "hi"}}}],
+            "goal": {"event": "order_completed", "where": where, "window": "3d"}}
+    c = parse_campaign(body)
+    repo.save_campaign(ws.appdb, c)
+    plan_occurrence(ws, c, "once", now=datetime(2026, 3, 2, 3, 0))  # noon in Seoul: no quiet hour applies
+    report = client.get("/api/campaigns/goal-ops/report").json()
+    assert [(f["path"], f["op"]) for f in report["goal"]["where"]] == [(["revenue"], "gte"), (["coupon_id"], "exists")]
+    page = client.get("/campaigns/goal-ops/report").text
+    assert re.search(r'<code id="goal">order_completed where revenue &gt;= 50000, coupon_id exists</code>', page)
+    # a filter the segment model refuses is refused with where it is
+    bad = copy.deepcopy(body)
+    bad["goal"]["where"] = [{"path": ["revenue"], "op": "between", "value": {"kind": "value", "value": 1}}]
+    resp = _post(client, csrf, "/ui/campaigns/dry-run", bad)
+    assert resp.status_code == 400 and "goal.where" in resp.text and "between needs two values" in resp.text

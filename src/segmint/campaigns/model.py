@@ -121,10 +121,13 @@ Schedule = Annotated[OnceSchedule | RecurringSchedule | TriggeredSchedule, Field
 
 
 class Goal(_Model):
-    """The conversion a campaign is measured by: an event (with property equals filters) within a window."""
+    """The conversion a campaign is measured by: an event with property filters within a window.
+
+    `where` is a mapping of property equals value, or a list of the segment model's property filters
+    (`{path: [..], op: gte, value: {kind: value, value: 50000}}`: any operator, as the segment builder writes)."""
 
     event: str = Field(min_length=1, max_length=256)
-    where: dict[str, Any] = Field(default_factory=dict)
+    where: dict[str, Any] | list[dict[str, Any]] = Field(default_factory=dict)
     window: timedelta = timedelta(days=3)
     revenue_property: str | None = "revenue"
 
@@ -132,6 +135,20 @@ class Goal(_Model):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return _duration_or_iso(value)
+
+    @field_validator("where")
+    @classmethod
+    def _filters(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            from segmint.segments.model import PropertyFilter
+
+            for i, f in enumerate(value):
+                try:
+                    PropertyFilter.model_validate(f)
+                except ValidationError as exc:
+                    err = exc.errors()[0]
+                    raise ValueError(f"filter {i + 1}: {str(err['msg']).removeprefix('Value error, ')}") from None
+        return value
 
 
 class Message(_Model):

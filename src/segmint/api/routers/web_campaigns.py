@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -125,7 +126,12 @@ def composer_page(request: Request, state: AppState = Depends(get_state),
     except SegmintError:
         tax = None
     names = {e: (tax.events[e].display_name or "") if tax and e in tax.events else "" for e in events}
-    context = {"segments": [s.name for s in saved.list_segments(ws.appdb)], "channels": CHANNELS, "quiet": quiet,
+    from segmint.api.routers.web_segments import builder_data
+
+    picked = builder_data(state, request_lang(request))  # the segment builder's pickers, for the goal's filters
+    filter_data = orjson.dumps({"events": picked["events"], "i18n": picked["i18n"]}).decode().replace("<", "\\u003c")
+    context = {"filter_data": filter_data,
+               "segments": [s.name for s in saved.list_segments(ws.appdb)], "channels": CHANNELS, "quiet": quiet,
                "users": users, "events": events or ["order_completed"], "event_names": names, "prefill": prefill,
                "policy_defaults": policy, "zone": ws.config.timezone, "zones": ZONES}
     return render(request, "campaign_new.html", context)
@@ -209,8 +215,21 @@ def report_view(report: dict[str, Any], t: Any) -> dict[str, Any]:
             "suppressed_total": sum(r["suppressed"] for r in overall), "goal": report["goal"],
             "pending": sum(r["pending"] for r in overall),
             "window": window_text(report["goal"]["window_seconds"]),
-            "where": ", ".join(f"{'.'.join(f.get('path') or [])} {f.get('op')} {f.get('value')}"
-                               for f in report["goal"]["where"] if isinstance(f, dict))}
+            "where": goal_where_text(report["goal"]["where"])}
+
+
+def goal_where_text(filters: list[Any]) -> str:
+    """A goal's property filters in the segment language (`revenue >= 50000, coupon_id exists`)."""
+    from segmint.segments import model as m
+    from segmint.segments.dsl import to_text
+
+    if not filters:
+        return ""
+    try:
+        parsed = [m.PropertyFilter.model_validate(f) for f in filters]
+        return to_text(m.Performed(event="x", where=parsed)).split(" where ", 1)[1]
+    except (ValueError, IndexError):
+        return ", ".join(str(f) for f in filters)
 
 
 @router.get("/campaigns/{campaign_id}/report", response_class=HTMLResponse)

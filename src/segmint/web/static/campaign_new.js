@@ -1,7 +1,8 @@
 // Campaign composer: builds the campaign definition from the form, previews it for a real user through
 // POST /api/campaigns/preview (rendered message + guardrail checks), saves it (POST /api/campaigns) and sends
 // it (POST /api/campaigns/ID/send). The API checks roles and CSRF; this script only sends the header.
-"use strict";
+import { makeFilters } from "./filters.js";
+
 (() => {
   const $ = (id) => document.getElementById(id);
   const T = JSON.parse($("composer-text").textContent);
@@ -208,6 +209,32 @@
   }
   function changedKakao() { clearTimeout(checkTimer); checkTimer = setTimeout(runChecks, 350); }
 
+  // ---- goal conditions: the segment builder's property filter rows (filters.js) on the goal event
+  const FD = JSON.parse($("filter-data").textContent);
+  const goal = { where: [] };
+  let goalFocus = null;
+  const ft = (key, vars = {}) => {
+    let text = FD.i18n["b." + key] ?? key;
+    for (const [k, v] of Object.entries(vars)) text = text.replace("{" + k + "}", v);
+    return text;
+  };
+  const goalFilters = makeFilters({ events: FD.events, t: ft, focus: (id) => { goalFocus = id; },
+    changed: (structural) => {
+      if (structural) renderGoal();
+      schedulePreviewLater();
+      scheduleDryRunLater();
+    } });
+  function renderGoal() {
+    const event = $("c-goal-event").value.trim();
+    $("goal-filters").replaceChildren(goalFilters.filtersEl(goal, "goal", [], event));
+    if (goalFocus && $(goalFocus)) $(goalFocus).focus();
+    goalFocus = null;
+  }
+  // complete rows only: a row without a property is still being written
+  const goalWhere = () => goal.where.filter((f) => f.path.length && f.path.every((x) => x !== ""));
+  const schedulePreviewLater = () => schedulePreview();
+  const scheduleDryRunLater = () => scheduleDryRun();
+
   const defaultsBox = $("policy-defaults");
   let basePolicy = defaultsBox ? JSON.parse(defaultsBox.textContent) : {};
   let storedMessages = {};  // variant key -> channel -> message of the campaign being edited
@@ -267,7 +294,8 @@
       target: selected("c-target"), exclude: selected("c-exclude"), channels, variants,
       ...(cap > 0 ? { audience_cap: Math.floor(cap) } : {}),
       holdout: (Number($("c-holdout").value) || 0) / 100,
-      goal: { event: $("c-goal-event").value.trim() || "order_completed", window: `${Number($("c-goal-window").value) || 3}d` },
+      goal: { event: $("c-goal-event").value.trim() || "order_completed", window: `${Number($("c-goal-window").value) || 3}d`,
+        ...(goalWhere().length ? { where: goalWhere() } : {}) },
       schedule,
       sender: { name: $("c-sender-name").value.trim(), contact: $("c-sender-contact").value.trim(), opt_out: $("c-opt-out").value.trim() },
       policy: { ...basePolicy, quiet_hours: qh },
@@ -480,6 +508,9 @@
     $("c-holdout").value = String(Math.round((c.holdout || 0) * 1000) / 10);
     if (c.goal) {
       $("c-goal-event").value = c.goal.event;
+      const where = c.goal.where || [];
+      goal.where = Array.isArray(where) ? where
+        : Object.entries(where).map(([k, v]) => ({ path: [k], op: "eq", value: { kind: "value", value: v } }));
       const days = /^P(\d+)D$/.exec(String(c.goal.window || ""));
       $("c-goal-window").value = days ? days[1] : "3";
     }
@@ -528,6 +559,8 @@
   }
   syncWhen();
   syncSender();
+  renderGoal();
+  $("c-goal-event").addEventListener("change", () => { renderGoal(); });
   if (prefill) runChecks();
   $("composer").dataset.ready = "1";
 })();
