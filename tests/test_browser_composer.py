@@ -89,7 +89,8 @@ def test_alimtalk_fields_inline_checks_and_request_preview(served, browser) -> N
     page.get_by_label("값 (Liquid)").fill("{{ user.name }}")
     page.get_by_role("button", name="버튼 추가").click()
     page.locator("#v0-kakao-btn0-name").fill("주문 확인")
-    expect(page.locator('p.field-err[data-check="button_wl"]')).to_have_text("웹 링크 버튼에는 모바일 URL이 필요합니다.")
+    expect(page.locator('p.field-err[data-check="button_wl"]')).to_have_text(
+        "웹 링크 버튼에는 모바일 URL이 필요합니다.")
     page.get_by_label("모바일 URL").fill("https://shop.kr/m/orders")
     expect(page.locator("p.field-err[data-check]")).to_have_count(0)
     assert unlabelled(page) == []

@@ -80,7 +80,8 @@ def test_alimtalk_checks_refuse_advertising_and_a_missing_template_code(shop) ->
     data = bad["variants"][0]["messages"]["kakao"]["data"]
     data["template_code"] = "  "
     data["template_parameters"] = {"고객명": "{{ user.name ", "": "x"}
-    data["buttons"] = [{"type": "WL", "name": "", "linkMo": "shop.kr"}, {"type": "AL", "name": "열네 글자를 훌쩍 넘는 아주 긴 버튼 이름"},
+    data["buttons"] = [{"type": "WL", "name": "", "linkMo": "shop.kr"},
+                       {"type": "AL", "name": "열네 글자를 훌쩍 넘는 아주 긴 버튼 이름"},
                        {"type": "BK", "name": "봇"}]
     assert _codes(_post(client, csrf, "/ui/campaigns/check", bad)) == [
         ("template_code", "A", "template_code", None),
