@@ -192,3 +192,59 @@ def test_goal_filters_with_operators_reach_the_report(shop) -> None:  # type: ig
     bad["goal"]["where"] = [{"path": ["revenue"], "op": "between", "value": {"kind": "value", "value": 1}}]
     resp = _post(client, csrf, "/ui/campaigns/dry-run", bad)
     assert resp.status_code == 400 and "goal.where" in resp.text and "between needs two values" in resp.text
+
+
+FIXED = datetime(2030, 1, 7, 3, 0)  # 12:00 in Seoul: no quiet hour or night rule whatever the wall clock says
+
+
+def test_dry_run_recheck_equals_what_the_planner_and_due_check_write(shop) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from segmint.campaigns import repo
+    from segmint.campaigns.ledger import ledger_rows
+    from segmint.campaigns.plan import prepare_due, scan_triggers
+    from segmint.store.base import WriteBatch
+    from segmint.store.schema import events_to_arrow
+    from segmint.web.campaign_dryrun import dry_run
+
+    client, ws, csrf = shop
+    people = ws.store.query("SELECT user_id, json_extract_string(traits, '$.gender') AS g FROM profiles "
+                            "ORDER BY user_id LIMIT 40").to_pylist()
+    women = [p["user_id"] for p in people if p["g"] == "F"]
+    men = [p["user_id"] for p in people if p["g"] == "M"]
+    assert len(women) >= 6 and len(men) >= 3
+    t0 = FIXED - timedelta(hours=2)
+    items = [(u, "coupon_issued", t0, {"kind": "welcome"}) for u in women + men]
+    items += [(women[0], "coupon_issued", t0, {"kind": "other"})]  # the trigger's `where` leaves it out
+    items += [(u, "order_completed", t0 + timedelta(minutes=30), {"revenue": 1000}) for u in women[:3]]
+    items += [(women[3], "order_completed", t0 - timedelta(minutes=30), {"revenue": 1000})]  # before: no cancel
+    recs = [{"message_id": f"rc{i}-{u}-{e}", "type": "track", "event": e, "user_id": u, "ts": ts,
+             "received_at": FIXED - timedelta(minutes=5), "properties": props, "source": "test"}
+            for i, (u, e, ts, props) in enumerate(items)]
+    ws.store.write(WriteBatch(events=events_to_arrow(recs)))
+    body = {"id": "coupon-nudge", "purpose": "informational", "target": ["여성"], "channels": ["outbox"],
+            "policy": {"quiet_hours": {"enabled": False}, "frequency_caps": []},
+            "schedule": {"type": "triggered", "event": "coupon_issued", "where": {"kind": "welcome"}, "delay": "1h",
+                         "cancel_on": ["order_completed"]},
+            "variants": [{"key": "A", "messages": {"outbox": {"text": "쿠폰을 쓰세요"}}}]}
+    sc, _ = repo.save_campaign(ws.appdb, body, status="active")
+    dry = dry_run(ws, sc.campaign, now=FIXED)["recheck"]
+    # the real planner: the trigger scan writes scheduled rows, the due-row check decides them at send time
+    n, _cursor = scan_triggers(ws, sc.campaign, (FIXED - timedelta(minutes=6)).isoformat(), now=FIXED)
+    assert n == len(women) + len(men) and prepare_due(ws, sc.campaign, now=FIXED) == n
+    rows = ledger_rows(ws.appdb, "coupon-nudge")
+    wrote = {"recheck_failed": sum(r["reason"] == "recheck_failed" for r in rows),
+             "cancelled": sum(r["reason"] == "cancelled" for r in rows)}
+    assert wrote == {"recheck_failed": len(men), "cancelled": 3}  # the figures are the ones we set up
+    assert dry == {"since": (FIXED - timedelta(days=1)).isoformat(), "pending": n, **wrote,
+                   "passed": n - len(men) - 3}
+    assert sum(r["status"] == "queued" for r in rows) == dry["passed"]
+    # the composer shows them (planned at the real time: the re-check does not depend on the hour, and these
+    # triggers lie after any "now - 1 day" before 2030): the re-check table and the two guardrail rows
+    html = _post(client, csrf, "/ui/campaigns/dry-run", body).text
+    table = re.search(r'<table class="grid narrow" id="dry-recheck"[^>]*>', html).group(0)
+    assert f'data-pending="{n}"' in table and f'data-recheck-failed="{len(men)}"' in table
+    assert 'data-cancelled="3"' in table and "발송 시점 재확인 (지금 보낸다면)" in html
+    stops = {code: int(v) for code, v in re.findall(
+        r'<tr data-rail="(\w+)"[^>]*>.*?<td class="num stops">([\d,]+)</td>', html, re.S)}
+    assert stops["recheck_failed"] == len(men) and stops["cancelled"] == 3

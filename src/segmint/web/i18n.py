@@ -744,12 +744,11 @@ _COMPOSER: dict[str, dict[str, str]] = {
         "kakao.err_friendtalk_text": "친구톡 본문을 적으세요.",
         "kakao.err_friendtalk_long": "친구톡 본문은 {max}자까지입니다 (지금 {n}자).",
         "goal.filters": "조건 (선택)", "goal.filters_hint": "목표 이벤트의 속성 조건. 예: 결제 금액 ≥ 50000",
-        "rail.recheck_now": "지금 발송한다면: 재확인에서 빠질 사람",
         "dry.recheck_title": "발송 시점 재확인 (지금 보낸다면)",
         "dry.recheck_hint": "예약된 발송은 보낼 때 대상 세그먼트에 아직 있는지, "
                             "취소 이벤트를 하지 않았는지 다시 확인합니다. "
                             "각 사람의 가장 최근 트리거 이벤트를 기준으로 지금 확인한 결과입니다.",
-        "dry.recheck_pending": "트리거 후 대기 중", "dry.recheck_would_send": "보냄",
+        "dry.recheck_pending": "최근 트리거한 고객", "dry.recheck_would_send": "재확인 통과 (가드레일로)",
         "dry.recheck_no_longer": "대상에서 빠짐", "dry.recheck_cancelled": "취소 이벤트로 취소",
         "dry.recheck_none": "트리거 이벤트를 한 사람이 없습니다.",
     },
@@ -794,12 +793,11 @@ _COMPOSER: dict[str, dict[str, str]] = {
         "kakao.err_friendtalk_long": "A FriendTalk text holds at most {max} characters (now {n}).",
         "goal.filters": "Conditions (optional)",
         "goal.filters_hint": "Property conditions on the goal event, e.g. revenue ≥ 50000",
-        "rail.recheck_now": "If sent now: dropped by the re-check",
         "dry.recheck_title": "Send-time re-check (if sent now)",
         "dry.recheck_hint": "A scheduled send checks again at send time that the user is still in the target "
                             "and did no "
                             "cancel event. Checked now, from each user's latest trigger event.",
-        "dry.recheck_pending": "triggered, waiting", "dry.recheck_would_send": "sent",
+        "dry.recheck_pending": "recently triggered", "dry.recheck_would_send": "pass on to the guardrails",
         "dry.recheck_no_longer": "no longer in the target", "dry.recheck_cancelled": "cancelled by a cancel event",
         "dry.recheck_none": "Nobody did the trigger event.",
     },

@@ -289,9 +289,12 @@ def guardrail_rows(c: Campaign, result: dict[str, Any], t: Any) -> list[dict[str
         rows.append(("recheck_failed", c.schedule.recheck and bool(c.target), t("rail.recheck")))
         rows.append(("cancelled", bool(c.schedule.cancel_on),
                      t("rail.cancel_on") + ": " + (", ".join(c.schedule.cancel_on) or "-")))
+    recheck = result.get("recheck") or {}  # the send-time re-check, simulated on recent triggers
     out = []
     for code, on, text in rows:
         stopped = reasons.get(code, 0) + (reasons.get("template_error", 0) if code == "missing_variable" else 0)
+        if code in ("recheck_failed", "cancelled"):
+            stopped += recheck.get(code, 0)
         out.append({"code": code, "on": bool(on), "text": text, "suppressed": stopped,
                     "delayed": delayed.get(code, 0)})
     return out
