@@ -248,3 +248,43 @@ def test_dry_run_recheck_equals_what_the_planner_and_due_check_write(shop) -> No
     stops = {code: int(v) for code, v in re.findall(
         r'<tr data-rail="(\w+)"[^>]*>.*?<td class="num stops">([\d,]+)</td>', html, re.S)}
     assert stops["recheck_failed"] == len(men) and stops["cancelled"] == 3
+
+
+def test_sparkline_keeps_the_latest_points_of_a_long_series() -> None:
+    from segmint.web.sparkline import sparkline
+
+    values = list(range(100, 190))  # 90 days, rising
+    svg = sparkline(values, label="90일", width=120)
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', svg.split(">")[0]))
+    points = re.search(r' points="([^"]+)"', svg).group(1).split()
+    # a 120 px line holds 60 points (one per 2 px): the latest 60 days stay, the oldest 30 are trimmed
+    assert attrs["data-points"] == "60" and len(points) == 60
+    assert (attrs["data-min"], attrs["data-max"], attrs["data-last"]) == ("130", "189", "189")
+    assert points[0] == "0.0,22.0" and points[-1] == "120.0,2.0"  # the kept range fills the box
+    short = sparkline([3, 1, 2], label="3일")
+    assert re.search(r'data-points="3"', short) and len(re.search(r' points="([^"]+)"', short).group(1).split()) == 3
+    assert 'data-points="0"' in sparkline([], label="없음")  # nothing recorded: an empty line, not a crash
+
+
+def test_trend_starts_where_live_recording_began(shop) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from segmint.store.base import WriteBatch
+    from segmint.store.schema import transitions_to_arrow
+
+    client, ws, _csrf = shop
+    saved.create_segment(ws.appdb, "최근 기록", 'trait gender = "M"')
+    began = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=5)  # 5 local days ago whatever the hour
+    rows = [{"id": f"live-{i}", "segment": "최근 기록", "version": 1, "user_id": f"x{i}", "ts": began,
+             "kind": "enter", "cause": "event", "recorded_at": began} for i in range(4)]
+    ws.store.write(WriteBatch(transitions=transitions_to_arrow(rows)))
+    day = lambda: datetime.now(UTC).astimezone(ws.config.zone).date()  # noqa: E731
+    start = began.replace(tzinfo=UTC).astimezone(ws.config.zone).date()
+    before = day()
+    svg = client.get("/ui/segments/trend", params={"name": "최근 기록"}).text
+    after = day()  # a local midnight between the two would allow either count
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', svg.split(">")[0]))
+    # no backfill: the line starts on the day recording began (5 days ago .. today), not 30 empty days
+    assert int(attrs["data-points"]) in {(before - start).days + 1, (after - start).days + 1}
+    assert (before - start).days == 5 or before != after
+    assert attrs["data-min"] == attrs["data-max"] == attrs["data-last"] == "4"
