@@ -710,6 +710,10 @@ for _lang, _table in _UI6.items():
 _COMPOSER: dict[str, dict[str, str]] = {
     "ko": {
         "chan.s_in_app": "인앱 메시지", "chan.s_outbox": "아웃박스 (파일로 저장, 시험용)",
+        "panel.members": "인원", "panel.entries": "가입", "panel.exits": "이탈",
+        "ptype.string": "문자열", "ptype.number": "숫자", "ptype.integer": "정수", "ptype.boolean": "참/거짓",
+        "ptype.datetime": "날짜·시간", "ptype.object": "객체", "ptype.array": "목록",
+        "win.d": "{n}일", "win.h": "{n}시간", "win.m": "{n}분", "win.s": "{n}초",
         "kakao.alimtalk": "카카오 알림톡 (정보성 템플릿)", "kakao.friendtalk": "카카오 친구톡 (광고)",
         "kakao.template_code": "템플릿 코드", "kakao.template_code_hint": "카카오 검수를 통과한 알림톡 템플릿의 코드",
         "kakao.params": "템플릿 변수",
@@ -754,6 +758,10 @@ _COMPOSER: dict[str, dict[str, str]] = {
     },
     "en": {
         "chan.s_in_app": "In-app message", "chan.s_outbox": "Outbox (written to files, for testing)",
+        "panel.members": "members", "panel.entries": "entries", "panel.exits": "exits",
+        "ptype.string": "string", "ptype.number": "number", "ptype.integer": "integer", "ptype.boolean": "boolean",
+        "ptype.datetime": "date-time", "ptype.object": "object", "ptype.array": "list",
+        "win.d": "{n}d", "win.h": "{n}h", "win.m": "{n}m", "win.s": "{n}s",
         "kakao.alimtalk": "KakaoTalk AlimTalk (informational template)",
         "kakao.friendtalk": "KakaoTalk FriendTalk (advertising)",
         "kakao.template_code": "Template code",

@@ -66,7 +66,7 @@ def schedule_text(c: Campaign, t: Any) -> str:
     sc = c.schedule
     if isinstance(sc, TriggeredSchedule):
         what = t("sched.on_entry") + " " + (sc.segment or "") if sc.event == "segment_entered" else sc.event
-        delay = window_text(sc.delay.total_seconds()) if sc.delay.total_seconds() else "0"
+        delay = window_text(sc.delay.total_seconds(), t) if sc.delay.total_seconds() else "0"
         return f"{t('sched.triggered_short')}: {what} +{delay}"
     if sc.type == "recurring":
         return f"cron {sc.cron} ({sc.timezone or t('sched.workspace_zone')})"
@@ -172,12 +172,13 @@ def uplift_cell(cmp: dict[str, Any] | None, t: Any) -> dict[str, Any]:
             "rpr_p": "" if rev.get("p_value") is None else f"{rev['p_value']:.3f}"}
 
 
-def window_text(seconds: float) -> str:
-    """An attribution window in seconds as 3d / 12h / 90m."""
+def window_text(seconds: float, t: Any = None) -> str:
+    """A duration in seconds as 3d / 12h / 90m, or in the page's language with `t` (3일 / 12시간 / 90분)."""
     for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+            n = int(seconds // size)
+            return t("win." + unit).format(n=n) if t else f"{n}{unit}"
+    return t("win.s").format(n=f"{seconds:g}") if t else f"{seconds:g}s"
 
 
 def report_view(report: dict[str, Any], t: Any) -> dict[str, Any]:
@@ -214,7 +215,7 @@ def report_view(report: dict[str, Any], t: Any) -> dict[str, Any]:
     return {"table": table, "chart": chart, "has_control": has_control, "multi_segment": len(segments) > 1,
             "suppressed_total": sum(r["suppressed"] for r in overall), "goal": report["goal"],
             "pending": sum(r["pending"] for r in overall),
-            "window": window_text(report["goal"]["window_seconds"]),
+            "window": window_text(report["goal"]["window_seconds"], t),
             "where": goal_where_text(report["goal"]["where"])}
 
 
@@ -263,7 +264,8 @@ def guardrail_rows(c: Campaign, result: dict[str, Any], t: Any) -> list[dict[str
     pol = c.policy
     reasons, delayed = result.get("reasons", {}), result.get("delayed", {})
     needs_consent = c.advertising or pol.informational_needs_consent
-    consent = ", ".join(f"{ch} → {pol.consent_traits[ch]}" for ch in c.channels if ch in pol.consent_traits)
+    consent = ", ".join(f"{t('chan.s_' + ch)} → {pol.consent_traits[ch]}" for ch in c.channels
+                        if ch in pol.consent_traits)
     ad_law = c.advertising and pol.korean_ad_law
     hhmm = (lambda v: v.strftime("%H:%M"))  # noqa: E731
     rows = [
@@ -272,7 +274,7 @@ def guardrail_rows(c: Campaign, result: dict[str, Any], t: Any) -> list[dict[str
         ("unsubscribed", True, t("rail.unsubscribed")),
         ("ad_law_alimtalk", ad_law and "kakao" in c.channels, t("rail.alimtalk")),
         ("frequency_cap", bool(pol.frequency_caps), t("rail.caps") + ": " + ", ".join(
-            f"{t('pol.all_channels') if f.channel == '*' else f.channel} {f.max}/{t('pol.per_' + f.per)}"
+            f"{t('pol.all_channels') if f.channel == '*' else t('chan.s_' + f.channel)} {f.max}/{t('pol.per_' + f.per)}"
             for f in pol.frequency_caps) or "-"),
         ("ad_law_night", ad_law, t("rail.night").format(start=hhmm(pol.night_start), end=hhmm(pol.night_end),
                                                         trait=pol.night_consent_trait)),
