@@ -65,6 +65,8 @@ def test_alimtalk_fields_inline_checks_and_request_preview(served, browser) -> N
     page.get_by_label("캠페인 ID").fill("order-notice")
     page.get_by_role("button", name="변형 삭제 B").click()
     page.get_by_label("대상 세그먼트 (하나 이상에 속한 고객)").select_option(["여성"])
+    # one saved segment: the multi-selects still show as lists, not a dropdown reading "0 selected"
+    assert page.locator("#c-exclude").evaluate("(e) => [e.size, e.offsetHeight > 30]") == [2, True]
     page.get_by_label("야간 방해금지 시간(21:00-08:00)에는 보내지 않음").uncheck()
     page.get_by_label("채널", exact=True).select_option("kakao")
     # advertising (the default purpose) + AlimTalk: refused next to the channel, with the reason

@@ -288,3 +288,13 @@ def test_trend_starts_where_live_recording_began(shop) -> None:  # type: ignore[
     assert int(attrs["data-points"]) in {(before - start).days + 1, (after - start).days + 1}
     assert (before - start).days == 5 or before != after
     assert attrs["data-min"] == attrs["data-max"] == attrs["data-last"] == "4"
+
+
+def test_policy_settings_name_channels_in_korean(shop) -> None:  # type: ignore[no-untyped-def]
+    client, _ws, _csrf = shop
+    page = client.get("/settings/policy").text
+    assert '<label for="consent-kakao_brand">동의 속성 · 카카오 친구톡 (NHN Cloud, 광고)</label>' in page
+    assert '<label for="consent-sms">동의 속성 · 문자 (NHN Cloud SMS)</label>' in page
+    assert '<option value="in_app">인앱 메시지</option>' in page  # frequency cap channels
+    english = client.get("/settings/policy", cookies={"lang": "en"}).text
+    assert '<label for="consent-kakao">Consent trait · Kakao AlimTalk (NHN Cloud)</label>' in english
