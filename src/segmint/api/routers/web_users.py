@@ -91,6 +91,7 @@ def _traits(ws: Any, raw: dict[str, Any]) -> list[dict[str, Any]]:
         spec = declared.get(name)
         group = "computed" if name in TRAITS else "declared" if spec is not None else "other"
         groups[group].append({"name": name, "label": (spec.display_name if spec else None) or "", "value": shown,
+                              "boolean": value if isinstance(value, bool) else None,  # shown as 예 / 아니오
                               "family": TRAITS[name][0] if name in TRAITS else ""})
     return [{"group": g, "traits": items} for g, items in groups.items() if items]
 
