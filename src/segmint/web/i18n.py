@@ -711,6 +711,7 @@ _COMPOSER: dict[str, dict[str, str]] = {
     "ko": {
         "chan.s_in_app": "인앱 메시지", "chan.s_outbox": "아웃박스 (파일로 저장, 시험용)",
         "panel.members": "인원", "panel.entries": "가입", "panel.exits": "이탈",
+        "chan.choice_starttls": "STARTTLS", "chan.choice_tls": "TLS (SSL)", "chan.choice_none": "암호화 안 함",
         "ptype.string": "문자열", "ptype.number": "숫자", "ptype.integer": "정수", "ptype.boolean": "참/거짓",
         "ptype.datetime": "날짜·시간", "ptype.object": "객체", "ptype.array": "목록",
         "win.d": "{n}일", "win.h": "{n}시간", "win.m": "{n}분", "win.s": "{n}초",
@@ -759,6 +760,7 @@ _COMPOSER: dict[str, dict[str, str]] = {
     "en": {
         "chan.s_in_app": "In-app message", "chan.s_outbox": "Outbox (written to files, for testing)",
         "panel.members": "members", "panel.entries": "entries", "panel.exits": "exits",
+        "chan.choice_starttls": "STARTTLS", "chan.choice_tls": "TLS (SSL)", "chan.choice_none": "no encryption",
         "ptype.string": "string", "ptype.number": "number", "ptype.integer": "integer", "ptype.boolean": "boolean",
         "ptype.datetime": "date-time", "ptype.object": "object", "ptype.array": "list",
         "win.d": "{n}d", "win.h": "{n}h", "win.m": "{n}m", "win.s": "{n}s",
