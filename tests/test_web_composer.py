@@ -187,6 +187,7 @@ def test_goal_filters_with_operators_reach_the_report(shop) -> None:  # type: ig
     assert [(f["path"], f["op"]) for f in report["goal"]["where"]] == [(["revenue"], "gte"), (["coupon_id"], "exists")]
     page = client.get("/campaigns/goal-ops/report").text
     assert re.search(r'<code id="goal">order_completed where revenue &gt;= 50000, coupon_id exists</code>', page)
+    assert '<span class="display-name" id="goal-label">주문 완료</span>' in page  # the taxonomy's name too
     # a filter the segment model refuses is refused with where it is
     bad = copy.deepcopy(body)
     bad["goal"]["where"] = [{"path": ["revenue"], "op": "between", "value": {"kind": "value", "value": 1}}]

@@ -219,6 +219,16 @@ def report_view(report: dict[str, Any], t: Any) -> dict[str, Any]:
             "where": goal_where_text(report["goal"]["where"])}
 
 
+def event_display_name(ws: Any, event: str) -> str:
+    """The taxonomy's display name of an event ("" when it has none or the taxonomy cannot be read)."""
+    try:
+        tax = workspace_taxonomy(ws)
+    except SegmintError:
+        return ""
+    spec = tax.events.get(event) if tax else None
+    return (spec.display_name or "") if spec else ""
+
+
 def goal_where_text(filters: list[Any]) -> str:
     """A goal's property filters in the segment language (`revenue >= 50000, coupon_id exists`)."""
     from segmint.segments import model as m
@@ -251,6 +261,8 @@ async def report_page(request: Request, campaign_id: str = CID, state: AppState 
         return render(request, "campaign_report.html",
                       {"c": sc, "view": None, "error": getattr(exc, "message", str(exc))})
     view = report_view(report, t) if report else None
+    if view:
+        view["goal_label"] = event_display_name(state.workspace, view["goal"]["event"])
     return render(request, "campaign_report.html", {"c": sc, "view": view, "error": "",
                                                     "report_api": f"/api/campaigns/{quote(campaign_id)}/report"})
 
