@@ -299,3 +299,21 @@ def test_policy_settings_name_channels_in_korean(shop) -> None:  # type: ignore[
     assert '<option value="in_app">인앱 메시지</option>' in page  # frequency cap channels
     english = client.get("/settings/policy", cookies={"lang": "en"}).text
     assert '<label for="consent-kakao">Consent trait · Kakao AlimTalk (NHN Cloud)</label>' in english
+
+
+def test_webhook_yes_no_setting_is_a_labelled_checkbox(shop) -> None:  # type: ignore[no-untyped-def]
+    import tomllib
+
+    client, ws, csrf = shop
+    page = client.get("/settings/channels").text
+    assert re.search(r'<label for="webhook-accepted_is_delivered">수신 서버가 받으면 도달로 기록 '
+                     r'<code>accepted_is_delivered</code></label>\s*<input type="checkbox" '
+                     r'id="webhook-accepted_is_delivered" name="accepted_is_delivered" value="true">', page)
+    form = {"csrf_token": csrf, "url": "https://hook.shop.kr/in", "secret": "hook-secret-1", "max_attempts": "5"}
+    assert client.post("/settings/channels/webhook", data={**form, "accepted_is_delivered": "true"}).status_code == 200
+    read = lambda: tomllib.loads((ws.path / "segmint.toml").read_text())["channels"]["webhook"]  # noqa: E731
+    assert read()["accepted_is_delivered"] is True
+    assert 'name="accepted_is_delivered" value="true" checked' in client.get("/settings/channels").text
+    assert client.post("/settings/channels/webhook", data=form).status_code == 200  # unticked: not sent
+    assert read()["accepted_is_delivered"] is False
+    client.post("/settings/channels/webhook", data={"csrf_token": csrf, "_action": "remove"})
