@@ -116,6 +116,20 @@ def test_every_page_speaks_one_language(served, browser, lang: str) -> None:  # 
         left = sorted({t for t in page.evaluate(TEXTS_JS) if t in foreign})
         if left:
             problems[f"{name}: other language"] = left
+        # nothing spills out of its panel or card (a wide table scrolls inside it), and no Korean word is
+        # broken between its syllables (a header read 가/장/두/드/러/진 one syllable per line)
+        spilled = page.evaluate("""() => [...document.querySelectorAll('.panel, .card')]
+          .filter((b) => b.getClientRects().length && b.scrollWidth > b.clientWidth + 1)
+          .map((b) => b.id || b.className)""")
+        tall = page.evaluate("""() => [...document.querySelectorAll('th, td, label, h2, h3')].filter((e) => {
+          if (!e.getClientRects().length) return false;
+          const words = e.textContent.trim().split(/\\s+/).filter((w) => /^[\\uac00-\\ud7a3]+$/.test(w));
+          const longest = Math.max(0, ...words.map((w) => w.length));
+          return longest > 1 && e.clientWidth > 0 &&
+            e.clientWidth < longest * parseFloat(getComputedStyle(e).fontSize) * 0.9;
+        }).map((e) => e.textContent.trim())""")
+        if spilled or tall:
+            problems[f"{name}: layout"] = {"spilled": spilled, "stacked headers": tall}
         if unlabelled(page):
             problems[f"{name}: unlabelled"] = unlabelled(page)
         shot(page, f"70-walk-{lang}-{name}", full=True)
