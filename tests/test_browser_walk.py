@@ -125,8 +125,9 @@ def test_every_page_speaks_one_language(served, browser, lang: str) -> None:  # 
           if (!e.getClientRects().length) return false;
           const words = e.textContent.trim().split(/\\s+/).filter((w) => /^[\\uac00-\\ud7a3]+$/.test(w));
           const longest = Math.max(0, ...words.map((w) => w.length));
-          return longest > 1 && e.clientWidth > 0 &&
-            e.clientWidth < longest * parseFloat(getComputedStyle(e).fontSize) * 0.9;
+          const st = getComputedStyle(e);
+          const inner = e.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight);
+          return longest > 1 && e.clientWidth > 0 && inner < longest * parseFloat(st.fontSize) * 0.9;
         }).map((e) => e.textContent.trim())""")
         if spilled or tall:
             problems[f"{name}: layout"] = {"spilled": spilled, "stacked headers": tall}
