@@ -317,3 +317,21 @@ def test_webhook_yes_no_setting_is_a_labelled_checkbox(shop) -> None:  # type: i
     assert client.post("/settings/channels/webhook", data=form).status_code == 200  # unticked: not sent
     assert read()["accepted_is_delivered"] is False
     client.post("/settings/channels/webhook", data={"csrf_token": csrf, "_action": "remove"})
+
+
+def test_segmints_own_events_have_names_in_both_languages(shop) -> None:  # type: ignore[no-untyped-def]
+    from segmint.store.base import WriteBatch
+    from segmint.store.schema import events_to_arrow
+
+    client, ws, _csrf = shop
+    uid, _traits = _woman(ws)
+    at = datetime(2026, 1, 5, 3, 0)
+    ws.store.write(WriteBatch(events=events_to_arrow([
+        {"message_id": "own-1", "type": "track", "event": "segment_exited", "user_id": uid, "ts": at,
+         "received_at": at, "properties": {"segment": "여성"}, "source": "segmint"}])))
+    home = client.get("/").text
+    assert '<tr><td><code>segment_exited</code></td><td class="display-name">세그먼트 이탈</td>' in home
+    events = client.get("/events").text
+    assert '<span class="display-name">세그먼트 이탈</span> <code>segment_exited</code>' in events
+    english = client.get("/events", cookies={"lang": "en"}).text
+    assert '<span class="display-name">Left a segment</span> <code>segment_exited</code>' in english

@@ -713,6 +713,11 @@ _COMPOSER: dict[str, dict[str, str]] = {
         "panel.members": "인원", "panel.entries": "가입", "panel.exits": "이탈",
         "chan.choice_starttls": "STARTTLS", "chan.choice_tls": "TLS (SSL)", "chan.choice_none": "암호화 안 함",
         "chanf.accepted_is_delivered": "수신 서버가 받으면 도달로 기록",
+        "evt.segment_entered": "세그먼트 진입", "evt.segment_exited": "세그먼트 이탈",
+        "evt.message_sent": "메시지 발송", "evt.message_delivered": "메시지 도달", "evt.message_bounced": "메시지 반송",
+        "evt.message_opened": "메시지 열람", "evt.message_clicked": "메시지 클릭",
+        "evt.message_unsubscribed": "수신 거부", "evt.$identify": "사용자 식별", "evt.$page": "웹 페이지 조회",
+        "evt.$screen": "앱 화면 조회",
         "ptype.string": "문자열", "ptype.number": "숫자", "ptype.integer": "정수", "ptype.boolean": "참/거짓",
         "ptype.datetime": "날짜·시간", "ptype.object": "객체", "ptype.array": "목록",
         "win.d": "{n}일", "win.h": "{n}시간", "win.m": "{n}분", "win.s": "{n}초",
@@ -763,6 +768,11 @@ _COMPOSER: dict[str, dict[str, str]] = {
         "panel.members": "members", "panel.entries": "entries", "panel.exits": "exits",
         "chan.choice_starttls": "STARTTLS", "chan.choice_tls": "TLS (SSL)", "chan.choice_none": "no encryption",
         "chanf.accepted_is_delivered": "the receiver accepting it counts as delivered",
+        "evt.segment_entered": "Entered a segment", "evt.segment_exited": "Left a segment",
+        "evt.message_sent": "Message sent", "evt.message_delivered": "Message delivered",
+        "evt.message_bounced": "Message bounced", "evt.message_opened": "Message opened",
+        "evt.message_clicked": "Message clicked", "evt.message_unsubscribed": "Unsubscribed",
+        "evt.$identify": "User identified", "evt.$page": "Web page viewed", "evt.$screen": "App screen viewed",
         "ptype.string": "string", "ptype.number": "number", "ptype.integer": "integer", "ptype.boolean": "boolean",
         "ptype.datetime": "date-time", "ptype.object": "object", "ptype.array": "list",
         "win.d": "{n}d", "win.h": "{n}h", "win.m": "{n}m", "win.s": "{n}s",
@@ -816,6 +826,16 @@ _COMPOSER: dict[str, dict[str, str]] = {
 }
 for _lang, _table in _COMPOSER.items():
     CATALOG[_lang].update(_table)
+
+def event_name(event: str, taxonomy_name: str | None, t: Callable[[str], str]) -> str:
+    """An event's display name: the taxonomy's, else segmint's own name for the events it writes itself
+    (segment_entered, message_sent, $identify ...) in the page's language, else ""."""
+    if taxonomy_name:
+        return taxonomy_name
+    key = "evt." + event
+    named = t(key)
+    return "" if named == key else named
+
 
 def js_catalog(lang: str) -> dict[str, str]:
     """The builder's texts (keys starting with `b.`) in a language, for the client script."""
