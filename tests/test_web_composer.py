@@ -335,3 +335,5 @@ def test_segmints_own_events_have_names_in_both_languages(shop) -> None:  # type
     assert '<span class="display-name">세그먼트 이탈</span> <code>segment_exited</code>' in events
     english = client.get("/events", cookies={"lang": "en"}).text
     assert '<span class="display-name">Left a segment</span> <code>segment_exited</code>' in english
+    user_page = client.get(f"/users/{uid}").text  # the profile's timeline names it too
+    assert '<strong class="display-name">세그먼트 이탈</strong> <code>segment_exited</code>' in user_page
