@@ -140,6 +140,21 @@ def test_friendtalk_fields_in_english(served, browser) -> None:  # type: ignore[
     expect(page.locator("#c-channel-err")).to_contain_text("FriendTalk is advertising")
     assert unlabelled(page) == [] and errors == []
     shot(page, "61-composer-friendtalk-en", full=True)
+    # an advertising FriendTalk with the default quiet hours (21:00-08:00): Kakao's 20:50 stop is a warning
+    # next to the channel, and saving still works
+    page.get_by_label("Advertising").check()
+    warn = page.locator('#c-channel-err span[data-check="friendtalk_night"]')
+    expect(warn).to_contain_text("between 20:50 and 08:00")
+    expect(page.locator('#c-channel-err [data-check="friendtalk_info"]')).to_have_count(0)
+    page.get_by_label("Campaign id").fill("ft-warn")
+    page.locator("#c-sender-name").fill("데모몰")
+    page.locator("#c-sender-contact").fill("02-123-4567")
+    page.locator("#v0-text").fill("겨울 세일")
+    page.locator("#v1-text").fill("봄 세일")
+    page.locator("#c-target").select_option(["여성"])
+    page.get_by_role("button", name="Save (draft)").click()
+    expect(page.locator("#saved-note")).to_be_visible()
+    expect(warn).to_be_visible()
     ctx.close()
 
 

@@ -95,7 +95,8 @@ def test_alimtalk_checks_refuse_advertising_and_a_missing_template_code(shop) ->
 
 def test_friendtalk_checks(shop) -> None:  # type: ignore[no-untyped-def]
     client, _ws, csrf = shop
-    ft = {"id": "ft", "purpose": "informational", "target": ["여성"], "channels": ["kakao_brand"],
+    night = {"quiet_hours": {"start": "20:30", "end": "08:00"}}  # covers Kakao's 20:50-08:00 FriendTalk stop
+    ft = {"id": "ft", "purpose": "informational", "target": ["여성"], "channels": ["kakao_brand"], "policy": night,
           "variants": [{"key": "A", "messages": {"kakao_brand": {"text": "", "data": {
               "image_url": "ftp://x/y.png", "buttons": [{"type": "WL", "name": "보기",
                                                           "linkMo": "https://shop.kr"}] * 6}}}}]}
@@ -109,6 +110,11 @@ def test_friendtalk_checks(shop) -> None:  # type: ignore[no-untyped-def]
     assert _codes(_post(client, csrf, "/ui/campaigns/check", ok)) == [("friendtalk_long", "A", "text", None)]
     msg["text"] = "겨울 세일"
     assert _codes(_post(client, csrf, "/ui/campaigns/check", ok)) == []
+    # the default quiet hours (21:00-08:00) leave 20:50-21:00 open: a warning that does not block saving
+    for quiet in ({"start": "21:00", "end": "08:00"}, {"enabled": False}, {"start": "09:00", "end": "18:00"}):
+        out = _post(client, csrf, "/ui/campaigns/check", {**ok, "policy": {"quiet_hours": quiet}}).json()["errors"]
+        assert [(e["code"], e["severity"]) for e in out] == [("friendtalk_night", "warn")], quiet
+        assert "20:50~08:00" in out[0]["message"]
 
 
 def test_alimtalk_preview_shows_the_request_nhn_cloud_would_get(shop) -> None:  # type: ignore[no-untyped-def]
@@ -150,7 +156,7 @@ def test_friendtalk_preview_request_is_advertising_with_image_and_buttons(shop) 
               "buttons": [{"type": "WL", "name": "세일 보기", "linkMo": "https://shop.kr/sale"}]}}}}]}
     out = _post(client, csrf, "/ui/campaigns/preview", ft, params={"user_id": uid}).json()
     (v,) = out["variants"]
-    assert v["outcome"] == "queued" and out["errors"] == [], out
+    assert v["outcome"] == "queued" and [e["code"] for e in out["errors"]] == ["friendtalk_night"], out
     (r,) = v["request"]["recipientList"]
     assert r["isAd"] is True and r["imageUrl"] == "https://shop.kr/w.png" and r["recipientNo"] == traits["phone"]
     assert r["content"] == f"(광고) {traits['name']}님 겨울 세일\n\n데모몰 02-123-4567\n무료수신거부 080-123-4567"

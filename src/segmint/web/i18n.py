@@ -753,6 +753,10 @@ _COMPOSER: dict[str, dict[str, str]] = {
         "kakao.err_button_al": "앱 링크 버튼에는 Android 또는 iOS 앱 스킴이 필요합니다.",
         "kakao.err_image_url": "이미지 URL은 http:// 또는 https://로 시작해야 합니다.",
         "kakao.err_friendtalk_text": "친구톡 본문을 적으세요.",
+        "kakao.err_friendtalk_night": "주의: 카카오는 20:50~08:00(한국 시간)에 친구톡을 보내지 않아 "
+                                      "이 시간의 메시지는 거부됩니다. "
+                                      "지금 방해금지 시간({hours})이 이 시간대를 다 덮지 않습니다. "
+                                      "설정 > 발송 정책 기본값에서 20:50~08:00을 포함하도록 바꾸세요.",
         "kakao.err_friendtalk_long": "친구톡 본문은 {max}자까지입니다 (지금 {n}자).",
         "goal.filters": "조건 (선택)", "goal.filters_hint": "목표 이벤트의 속성 조건. 예: 결제 금액 ≥ 50000",
         "dry.recheck_title": "발송 시점 재확인 (지금 보낸다면)",
@@ -812,6 +816,9 @@ _COMPOSER: dict[str, dict[str, str]] = {
         "kakao.err_button_al": "An app link button needs an Android or iOS app scheme.",
         "kakao.err_image_url": "The image URL must start with http:// or https://.",
         "kakao.err_friendtalk_text": "Write the FriendTalk text.",
+        "kakao.err_friendtalk_night": "Note: Kakao does not deliver FriendTalk between 20:50 and 08:00 (Korea "
+                                      "time); messages then are refused. The quiet hours ({hours}) do not cover "
+                                      "that window: widen them in Settings > Sending policy defaults.",
         "kakao.err_friendtalk_long": "A FriendTalk text holds at most {max} characters (now {n}).",
         "goal.filters": "Conditions (optional)",
         "goal.filters_hint": "Property conditions on the goal event, e.g. revenue ≥ 50000",

@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from datetime import time
 from typing import Any
 
 from segmint.campaigns.model import Campaign
 from segmint.campaigns.templates import compile_template
 from segmint.channels.base import OutboundMessage
-from segmint.channels.kakao_brand import MAX_BUTTONS, MAX_CONTENT, MAX_CONTENT_WITH_IMAGE, KakaoBrandChannel
+from segmint.channels.kakao_brand import (
+    MAX_BUTTONS,
+    MAX_CONTENT,
+    MAX_CONTENT_WITH_IMAGE,
+    NIGHT_END,
+    NIGHT_START,
+    KakaoBrandChannel,
+)
 from segmint.channels.nhn import NhnAlimtalkChannel
 from segmint.errors import SegmintError
 
@@ -38,6 +46,7 @@ class FieldError:
     channel: str | None = None
     index: int | None = None
     values: dict[str, Any] | None = None
+    severity: str = "error"  # error: the composer refuses to save; warn: shown, saving allowed
 
     def as_dict(self, t: Any) -> dict[str, Any]:
         """JSON for the composer, with the message in the page's language."""
@@ -79,6 +88,16 @@ def _button_errors(buttons: Any, variant: str, channel: str) -> list[FieldError]
     return out
 
 
+def quiet_covers(c: Campaign, start: time, end: time) -> bool:
+    """Whether the campaign's quiet hours (when on) hold the whole night window start-end (across midnight)."""
+    qh = c.policy.quiet_hours
+    if not qh.enabled:
+        return False
+    if qh.start > qh.end:  # across midnight, as the night window is
+        return qh.start <= start and qh.end >= end
+    return False
+
+
 def check_kakao(c: Campaign) -> list[FieldError]:
     """Every KakaoTalk problem of a campaign the composer shows next to its field (empty: nothing to fix)."""
     out: list[FieldError] = []
@@ -86,6 +105,11 @@ def check_kakao(c: Campaign) -> list[FieldError]:
         out.append(FieldError("alimtalk_ad", "channel", channel="kakao"))
     if "kakao_brand" in c.channels and not c.advertising:
         out.append(FieldError("friendtalk_info", "channel", channel="kakao_brand"))
+    if "kakao_brand" in c.channels and not quiet_covers(c, NIGHT_START, NIGHT_END):
+        qh = c.policy.quiet_hours
+        hours = f"{qh.start:%H:%M}-{qh.end:%H:%M}" if qh.enabled else "-"
+        out.append(FieldError("friendtalk_night", "channel", channel="kakao_brand", severity="warn",
+                              values={"hours": hours}))
     for v in c.variants:
         alim = v.messages.get("kakao")
         if alim is not None:

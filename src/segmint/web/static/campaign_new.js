@@ -166,7 +166,7 @@ import { makeFilters } from "./filters.js";
     form.querySelectorAll('[aria-invalid="true"]').forEach((n) => n.removeAttribute("aria-invalid"));
     const top = $("c-channel-err");
     top.hidden = true;
-    top.textContent = "";
+    top.replaceChildren();
   }
   function errorTarget(e) {
     if (e.field === "channel") return null;
@@ -184,19 +184,22 @@ import { makeFilters } from "./filters.js";
       if (!target) {
         const top = $("c-channel-err");
         top.hidden = false;
-        top.textContent = top.textContent ? `${top.textContent} ${e.message}` : e.message;
-        $("c-channel").setAttribute("aria-invalid", "true");
+        top.append(el("span", { "data-check": e.code, class: e.severity === "warn" ? "warn" : "", text: `${e.message} ` }));
+        if (e.severity !== "warn") $("c-channel").setAttribute("aria-invalid", "true");
         return;
       }
       const id = `${target.id || "err"}-err${n}`;
-      const note = el("p", { class: "field-err", id, role: "alert", "data-check": e.code, text: e.message });
-      target.setAttribute("aria-invalid", "true");
+      const warn = e.severity === "warn";
+      const note = el("p", { class: warn ? "field-err warn" : "field-err", id, role: warn ? "note" : "alert",
+        "data-check": e.code, text: e.message });
+      if (!warn) target.setAttribute("aria-invalid", "true");
       target.setAttribute("aria-describedby", `${target.getAttribute("aria-describedby") || ""} ${id}`.trim());
       (target.closest(".kakao-row > div") || target).after(note);
     });
-    form.dataset.checks = String(errors.length);
+    const blocking = errors.filter((e) => e.severity !== "warn").length;
+    form.dataset.checks = String(blocking);
     const pending = $("status").querySelector("[data-fix-first]");
-    if (!errors.length && pending) pending.remove();  // the "fix these first" note goes once nothing is left
+    if (!blocking && pending) pending.remove();  // the "fix these first" note goes once nothing is left
   }
   async function runChecks() {
     const mine = ++checkTicket;
@@ -391,7 +394,7 @@ import { makeFilters } from "./filters.js";
       $("c-trigger-event").focus();
       throw new Error(T.need_trigger);
     }
-    const problems = await runChecks();
+    const problems = (await runChecks()).filter((e) => e.severity !== "warn");  // warnings do not block
     if (problems.length) {
       const first = form.querySelector('[aria-invalid="true"]');
       if (first) first.focus();
