@@ -158,6 +158,9 @@ def test_build_a1_save_explain_profile(served, browser) -> None:  # type: ignore
     expect(page.locator('.panel-body[data-panel="growth"]')).to_have_attribute("data-backfilled", "true",
                                                                                timeout=120_000)
     expect(page.locator("#panel-growth canvas")).to_have_count(1)
+    legend = page.evaluate("() => echarts.getInstanceByDom(document.querySelector('#panel-growth .chart'))"
+                           ".getOption().series.map((s) => s.name)")
+    assert legend == ["인원", "가입", "이탈"]  # the chart's legend in Korean too (was members/entries/exits)
     days = server.admin("/api/segment-analysis/growth", segment=A1_NAME, days=30)["days"]
     assert sum(d["entries"] for d in days) > 0 and max(d["members"] for d in days) > 0
     count = int(page.locator("#member-count").inner_text().replace(",", ""))

@@ -30,7 +30,7 @@ def test_landing_page_shows_real_numbers_of_the_demo(tmp_path: Path) -> None:
     assert f'id="events">{summary["events"]:,}<' in html
     assert f'id="profiles">{summary["profiles"]:,}<' in html
     assert f"{str(summary['first_event'])[:16]} ~ {str(summary['last_event'])[:16]}" in html
-    assert "<td>상품 조회</td>" in html and "<td>주문 완료</td>" in html
+    assert '<td class="display-name">상품 조회</td>' in html and '<td class="display-name">주문 완료</td>' in html
     assert f'<td class="num">{counts["product_viewed"]:,}</td>' in html
     assert 'href="/docs"' in html
     # secrets never reach the page

@@ -68,7 +68,8 @@ def test_list_shows_campaigns_with_status_channel_targets_and_last_send(shop) ->
     html = client.get("/campaigns").text
     assert 'href="/campaigns" aria-current="page"' in html and 'id="new-campaign" href="/campaigns/new"' in html
     sent = re.search(r'<tr data-campaign="winter-ab">(.*?)</tr>', html, re.S).group(1)
-    assert "겨울 세일 A/B" in sent and 'data-status="active"' in sent and ">outbox<" in sent
+    assert "겨울 세일 A/B" in sent and 'data-status="active"' in sent
+    assert 'data-channel="outbox">아웃박스 (파일로 저장, 시험용)<' in sent  # the channel's name, not its code
     assert ">여성<" in sent and ">남성<" in sent and 'href="/campaigns/winter-ab/report"' in sent
     assert re.search(r'class="last-send">\d{4}-\d\d-\d\d \d\d:\d\d<', sent)
     draft = re.search(r'<tr data-campaign="draft-one">(.*?)</tr>', html, re.S).group(1)
@@ -84,7 +85,7 @@ def test_report_page_matches_the_report_api(shop) -> None:  # type: ignore[no-un
     assert api["rows"] == orjson.loads(orjson.dumps(report["rows"]))
     html = client.get("/campaigns/winter-ab/report").text
     assert 'id="funnel-chart"' in html and "/static/campaign_report.js" in html
-    assert '<code id="goal">order_completed</code>' in html and '<code id="goal-window">3d</code>' in html
+    assert '<code id="goal">order_completed</code>' in html and '<code id="goal-window">3일</code>' in html
     chart = orjson.loads(unescape(re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1)))
     assert chart["stages"] == ["대상", "제외", "발송", "도달", "오픈", "클릭", "전환"]
     totals = {r["variant"]: r for r in report["rows"] if r["segment"] is None}

@@ -52,8 +52,11 @@ def test_events_page_volume_violations_and_rejections(workspace: Workspace) -> N
         english = client.get("/events").text
     # display names, properties with types, events not in the taxonomy flagged
     assert '<span class="display-name">상품 조회</span> <code>product_viewed</code>' in html
-    assert "<td><code>price</code></td><td>가격</td><td>integer</td><td>아니오</td>" in html
-    assert "<td><code>product_id</code></td><td>상품 ID</td><td>string</td><td>예</td><td>상품 코드</td>" in html
+    # property types in the page's language (정수, not integer)
+    assert ('<td><code>price</code></td><td class="display-name">가격</td><td data-type="integer">정수</td>'
+            '<td>아니오</td>') in html
+    assert ('<td><code>product_id</code></td><td class="display-name">상품 ID</td><td data-type="string">문자열</td>'
+            '<td>예</td><td>상품 코드</td>') in html
     assert re.search(r"<code>coupon_used</code>\s*<span class=\"muted\">\(택소노미에 없음\)</span>", html)
     assert "건수 3 · 사용자 2" in html
     # violations and the rejected message with its reason

@@ -197,6 +197,9 @@ def test_user_profile_traits_timeline_segments(shop) -> None:  # type: ignore[no
     assert 'id="user-results"' in prefix and f'href="/users/{uid}"' in prefix
     html = client.get(f"/users/{uid}").text
     assert 'id="traits-declared"' in html and "성별" in html
+    # yes/no traits read 예 / 아니오 (the stored value stays in data-value), not true / false
+    consent = re.search(r'<td><code>consent_email</code>.*?<td data-value="(true|false)">(.*?)</td>', html, re.S)
+    assert consent and consent.group(2) == {"true": "예", "false": "아니오"}[consent.group(1)]
     seg_row = re.search(r'data-segment="쿠폰 미다운로드 활성 고객" data-member="(\w+)"', html)
     assert seg_row and seg_row.group(1) == "true"
     women = set(saved.segment_members(ws, "여성"))

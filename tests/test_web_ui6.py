@@ -87,7 +87,7 @@ def test_dry_run_counts_equal_what_planning_writes(shop) -> None:  # type: ignor
     assert on["no_consent"] == "1" and on["quiet_hours"] == "0" and on["ad_law_night"] == "1"
     assert on["audience_cap"] == "1" and on["ad_law_content"] == "1"
     text = _text(resp.text)
-    assert "수신 동의 필요: outbox → consent_email" in text and "최대 발송 인원 40명" in text
+    assert "수신 동의 필요: 아웃박스 (파일로 저장, 시험용) → consent_email" in text and "최대 발송 인원 40명" in text
     assert "모든 채널 3/일" in text
 
 
@@ -364,7 +364,7 @@ def test_campaign_list_names_each_schedule(shop) -> None:  # type: ignore[no-unt
                                         re.S).group(1)).strip())
     assert cell("s-cron") == "cron 0 10 * * 1 (워크스페이스 시간대)"
     assert cell("s-local") == "2030-01-02 10:00 고객 현지 시각"
-    assert cell("s-entry") == "트리거: 세그먼트 진입 VIP +2h"
+    assert cell("s-entry") == "트리거: 세그먼트 진입 VIP +2시간"  # units in Korean, not 2h
 
 
 def test_triggered_dry_run_renders_with_each_users_latest_trigger_event(shop) -> None:  # type: ignore[no-untyped-def]

@@ -96,11 +96,13 @@ class Goal:
         if not isinstance(event, str) or not event:
             raise InvalidInput("the goal needs an event name", where="goal.event")
         where = get("where") or []
-        if isinstance(where, Mapping):
-            try:
+        try:
+            if isinstance(where, Mapping):
                 where = [m.PropertyFilter(path=[str(k)], op="eq", value=m.Value(value=v)) for k, v in where.items()]
-            except ValueError as exc:
-                raise InvalidInput(f"goal filter: {exc}", where="goal.where") from None
+            else:  # the segment model's property filters, as JSON or as models
+                where = [f if isinstance(f, m.PropertyFilter) else m.PropertyFilter.model_validate(f) for f in where]
+        except ValueError as exc:
+            raise InvalidInput(f"goal filter: {exc}", where="goal.where") from None
         revenue = get("revenue_property", "revenue")
         return cls(event, list(where), parse_window(get("window") or timedelta(days=3)), revenue or None)
 

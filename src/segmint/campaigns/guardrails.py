@@ -52,7 +52,7 @@ REASONS = {
     "provider_failed": "the provider failed it",
     "uncertain": "worker died between the provider call and the record (settled by policy)",
 }
-ADDRESS_TRAITS = {"email": ("email",), "sms": ("phone",), "kakao": ("phone",),
+ADDRESS_TRAITS = {"email": ("email",), "sms": ("phone",), "kakao": ("phone",), "kakao_brand": ("phone",),
                   "push": ("push_token", "fcm_token")}
 COUNTED = ("queued", "sending", "sent", "delivered")
 
@@ -362,7 +362,8 @@ class Guardrails:
         footer = f"{s.name} {s.contact}\n{opt_out}"
         if channel in ("email", "push", "in_app", "webhook", "outbox") and not subject.startswith(prefix):
             subject = f"{prefix} {subject}".rstrip()
-        if channel in ("sms", "push", "in_app", "webhook", "outbox", "kakao") and not text.startswith(prefix):
+        if channel in ("sms", "push", "in_app", "webhook", "outbox", "kakao", "kakao_brand") and \
+                not text.startswith(prefix):
             text = f"{prefix} {text}"
         text = f"{text}\n\n{footer}"
         if body_html is not None:

@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from segmint.campaigns.assignment import HOLDOUT, Split
 from segmint.errors import InvalidInput
 
-CHANNELS = ("email", "webhook", "push", "sms", "kakao", "in_app", "outbox")
-Channel = Literal["email", "webhook", "push", "sms", "kakao", "in_app", "outbox"]
+CHANNELS = ("email", "webhook", "push", "sms", "kakao", "kakao_brand", "in_app", "outbox")
+# kakao = AlimTalk (informational template messages), kakao_brand = FriendTalk brand messages (advertising)
+Channel = Literal["email", "webhook", "push", "sms", "kakao", "kakao_brand", "in_app", "outbox"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|seconds?|m|min|minutes?|h|hours?|d|days?|w|weeks?)\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -120,10 +121,13 @@ Schedule = Annotated[OnceSchedule | RecurringSchedule | TriggeredSchedule, Field
 
 
 class Goal(_Model):
-    """The conversion a campaign is measured by: an event (with property equals filters) within a window."""
+    """The conversion a campaign is measured by: an event with property filters within a window.
+
+    `where` is a mapping of property equals value, or a list of the segment model's property filters
+    (`{path: [..], op: gte, value: {kind: value, value: 50000}}`: any operator, as the segment builder writes)."""
 
     event: str = Field(min_length=1, max_length=256)
-    where: dict[str, Any] = Field(default_factory=dict)
+    where: dict[str, Any] | list[dict[str, Any]] = Field(default_factory=dict)
     window: timedelta = timedelta(days=3)
     revenue_property: str | None = "revenue"
 
@@ -131,6 +135,20 @@ class Goal(_Model):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return _duration_or_iso(value)
+
+    @field_validator("where")
+    @classmethod
+    def _filters(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            from segmint.segments.model import PropertyFilter
+
+            for i, f in enumerate(value):
+                try:
+                    PropertyFilter.model_validate(f)
+                except ValidationError as exc:
+                    err = exc.errors()[0]
+                    raise ValueError(f"filter {i + 1}: {str(err['msg']).removeprefix('Value error, ')}") from None
+        return value
 
 
 class Message(_Model):
@@ -140,7 +158,9 @@ class Message(_Model):
     text: str = ""
     html: str | None = None
     to: str | None = None  # address template; default per channel (user.email, user.phone, user.push_token ...)
-    data: dict[str, Any] = Field(default_factory=dict)  # e.g. AlimTalk template_code / template_parameters
+    # kakao (AlimTalk): template_code, template_parameters (name -> Liquid), buttons;
+    # kakao_brand (FriendTalk): image_url, buttons ([{type WL|AL, name, linkMo, linkPc, schemeIos, schemeAndroid}])
+    data: dict[str, Any] = Field(default_factory=dict)
     links: dict[str, str] = Field(default_factory=dict)  # name -> URL, tracked as links.<name>
 
 
@@ -181,7 +201,8 @@ class Policy(_Model):
     """Guardrail settings; the defaults are the Korean advertising law (정보통신망법 제50조) profile."""
 
     consent_traits: dict[str, str] = Field(default_factory=lambda: {
-        "email": "consent_email", "push": "consent_push", "sms": "consent_sms", "kakao": "consent_sms"})
+        "email": "consent_email", "push": "consent_push", "sms": "consent_sms", "kakao": "consent_sms",
+        "kakao_brand": "consent_sms"})
     informational_needs_consent: bool = False
     night_consent_trait: str = "consent_night"
     korean_ad_law: bool = True

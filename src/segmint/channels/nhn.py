@@ -4,7 +4,8 @@
   with a title); advertising goes to `/sender/ad-sms` / `/sender/ad-mms` and must start with "(광고)"
   (Korean law; the adapter refuses rather than rewrites).
 - AlimTalk API v2.3: `POST /alimtalk/v2.3/appkeys/{appkey}/messages` with senderKey, templateCode
-  (from `message.data["template_code"]`) and templateParameter (`message.data["template_parameters"]`).
+  (from `message.data["template_code"]`), templateParameter (`message.data["template_parameters"]`) and
+  buttons (`message.data["buttons"]`: ordering, type WL/AL, name, linkMo/linkPc or schemeIos/schemeAndroid).
   AlimTalk is informational only: a message marked advertising is refused. The request carries
   `X-NC-API-IDEMPOTENCY-KEY` (NHN rejects a repeat of the same key within 10 minutes).
 
@@ -183,6 +184,22 @@ class NhnAlimtalkChannel:
         self.secret_key, self.sender_key = secret_key, sender_key
         self.client = httpx.Client(timeout=timeout)
 
+    def request(self, message: OutboundMessage) -> dict[str, Any]:
+        """The request body: template code, its variables and the buttons (`data.buttons`, as the template has them)."""
+        from segmint.channels.kakao_brand import _buttons
+
+        parameters = {str(k): str(v) for k, v in (message.data.get("template_parameters") or {}).items()}
+        recipient: dict[str, Any] = {"recipientNo": message.to, "templateParameter": parameters,
+                                     "recipientGroupingKey": message.message_id}
+        buttons = _buttons(message.data)
+        if buttons:
+            recipient["buttons"] = buttons
+        body: dict[str, Any] = {"senderKey": self.sender_key, "recipientList": [recipient],
+                                "templateCode": str(message.data.get("template_code") or "")}
+        if message.campaign_id:
+            body["senderGroupingKey"] = message.campaign_id
+        return body
+
     def send(self, message: OutboundMessage) -> DeliveryResult:
         """Send one template message; advertising content is refused before any call."""
         if message.advertising:
@@ -191,18 +208,12 @@ class NhnAlimtalkChannel:
             return DeliveryResult("refused", error=reason)
         if not message.to:
             return DeliveryResult("refused", error="no phone number")
-        template_code = message.data.get("template_code")
-        if not template_code:
+        if not message.data.get("template_code"):
             return DeliveryResult("refused", error="AlimTalk needs data.template_code (a Kakao-approved template)")
-        parameters = {str(k): str(v) for k, v in (message.data.get("template_parameters") or {}).items()}
-        body = {
-            "senderKey": self.sender_key,
-            "templateCode": str(template_code),
-            "recipientList": [{"recipientNo": message.to, "templateParameter": parameters,
-                               "recipientGroupingKey": message.message_id}],
-        }
-        if message.campaign_id:
-            body["senderGroupingKey"] = message.campaign_id
+        try:
+            body = self.request(message)
+        except ValueError as exc:
+            return DeliveryResult("refused", error=str(exc))
         try:
             response = self.client.post(self.url, json=body, headers=_headers(self.secret_key, message.message_id))
         except httpx.HTTPError as exc:

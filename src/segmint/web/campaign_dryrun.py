@@ -12,7 +12,7 @@ audiences are decided on a deterministic sample and scaled.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,7 @@ import orjson
 from segmint.campaigns.assignment import bucket
 from segmint.campaigns.guardrails import Recipient, zone_of
 from segmint.campaigns.model import Campaign, OnceSchedule, RecurringSchedule, TriggeredSchedule
-from segmint.campaigns.plan import guardrails_for, load_profiles, local_due, resolve_audience
+from segmint.campaigns.plan import _did_since, guardrails_for, load_profiles, local_due, resolve_audience
 
 SAMPLE = 10_000  # users decided one by one (about 0.13 ms CPU each); above this, counts are scaled from a sample
 
@@ -53,6 +53,8 @@ def dry_run(ws: Any, campaign: Campaign, *, now: datetime | None = None, sample:
     out: dict[str, Any] = {"campaign_id": campaign.id, "schedule": sched.type, "due_at": due.isoformat(),
                            "audience": 0, "decided": 0, "estimated": False, "statuses": {}, "reasons": {},
                            "delayed": {}, "per_variant": {}, "note": None}
+    if isinstance(sched, TriggeredSchedule):
+        out["recheck"] = send_time_recheck(ws, campaign, now)
     if isinstance(sched, TriggeredSchedule) and not campaign.target:
         out["note"] = "no_target"  # a trigger without a target: anyone firing it; no audience to count now
         return out
@@ -123,3 +125,63 @@ def last_events(store: Any, event: str, user_ids: list[str]) -> dict[str, dict[s
             parsed = {}
         out[str(uid)] = parsed if isinstance(parsed, dict) else {}
     return out
+
+
+RECHECK_MIN_LOOKBACK = timedelta(days=1)
+
+
+def pending_triggers(store: Any, sched: TriggeredSchedule, since: datetime) -> dict[str, datetime]:
+    """Each user's latest trigger event since `since` that the trigger's `segment` / `where` filters accept
+    (the events `plan.scan_triggers` turns into scheduled rows): user -> event time (naive UTC)."""
+    if store.dialect == "clickhouse":
+        table = store.query("SELECT user_id, ts, toString(properties) FROM events WHERE event = {e:String} AND "
+                            "ts > {s:DateTime64(6)} AND user_id IS NOT NULL", {"e": sched.event, "s": since})
+    else:
+        table = store.query("SELECT user_id, ts, CAST(properties AS VARCHAR) FROM events WHERE event = ? AND "
+                            "ts > ? AND user_id IS NOT NULL", [sched.event, since])
+    out: dict[str, datetime] = {}
+    for uid, ts, props in zip(*[table.column(i).to_pylist() for i in range(3)], strict=True):
+        try:
+            parsed = orjson.loads(props) if props else {}
+        except orjson.JSONDecodeError:
+            parsed = {}
+        parsed = parsed if isinstance(parsed, dict) else {}
+        if sched.segment is not None and parsed.get("segment") != sched.segment:
+            continue
+        if any(parsed.get(k) != v for k, v in sched.where.items()):
+            continue
+        if uid not in out or ts > out[uid]:
+            out[str(uid)] = ts
+    return out
+
+
+def send_time_recheck(ws: Any, campaign: Campaign, now: datetime, *,
+                      lookback: timedelta | None = None) -> dict[str, Any]:
+    """If every recent trigger's message went out now: how many would be dropped because the user is no longer
+    in the target (`recheck_failed`) or did a `cancel_on` event after the trigger (`cancelled`), as
+    `plan.prepare_due` decides them; the rest pass on to the guardrails."""
+    sched = campaign.schedule
+    assert isinstance(sched, TriggeredSchedule)
+    longest = sched.delay_max or sched.delay
+    since = now - (lookback if lookback is not None else max(longest, RECHECK_MIN_LOOKBACK))
+    triggers = pending_triggers(ws.store, sched, since)
+    users = sorted(triggers)
+    in_target: set[str] | None = None
+    if sched.recheck and campaign.target:
+        in_target = {u for u, _seg in resolve_audience(ws, campaign)}
+    elif campaign.exclude:
+        from segmint.segments.saved import segment_members
+
+        excluded = {u for name in campaign.exclude for u in segment_members(ws, name)}
+        in_target = {u for u in users if u not in excluded}
+    cancels = _did_since(ws.store, users, sched.cancel_on)
+    counts: Counter[str] = Counter()
+    for uid in users:
+        if in_target is not None and uid not in in_target:
+            counts["recheck_failed"] += 1
+        elif uid in cancels and cancels[uid] > triggers[uid]:
+            counts["cancelled"] += 1
+        else:
+            counts["passed"] += 1
+    return {"since": since.isoformat(), "pending": len(users), "recheck_failed": counts["recheck_failed"],
+            "cancelled": counts["cancelled"], "passed": counts["passed"]}

@@ -25,7 +25,7 @@ class FieldSpec:
     """One form field of a channel section."""
 
     name: str
-    kind: str  # text | number | select | password
+    kind: str  # text | number | select | password | checkbox
     required: bool
     default: Any
     choices: tuple[str, ...] = ()
@@ -58,6 +58,8 @@ def section_fields(config: ChannelsConfig, section: str) -> list[FieldSpec]:
             kind, choices = "select", tuple(str(a) for a in typing.get_args(ann))
         elif ann is int:
             kind = "number"
+        elif ann is bool:
+            kind = "checkbox"
         else:
             kind = "password" if name in SECRET_FIELDS else "text"
         value = getattr(current, name) if current is not None else None
@@ -80,6 +82,9 @@ def apply_section(ws: Any, section: str, form: dict[str, str]) -> None:
     data: dict[str, Any] = {}
     for f in fields:
         raw = (form.get(f.name) or "").strip()
+        if f.kind == "checkbox":  # an unticked box is not sent at all: it means false
+            data[f.name] = raw.lower() in ("true", "on", "1")
+            continue
         if f.kind == "password" and not raw and current is not None:
             raw = str(getattr(current, f.name) or "")
         if raw == "" and not f.required:

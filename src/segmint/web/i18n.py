@@ -706,6 +706,144 @@ _UI6: dict[str, dict[str, str]] = {
 for _lang, _table in _UI6.items():
     CATALOG[_lang].update(_table)
 
+# Composer: KakaoTalk AlimTalk / FriendTalk fields and their inline checks, goal filters, send-time re-check.
+_COMPOSER: dict[str, dict[str, str]] = {
+    "ko": {
+        "chan.s_in_app": "인앱 메시지", "chan.s_outbox": "아웃박스 (파일로 저장, 시험용)",
+        "panel.members": "인원", "panel.entries": "가입", "panel.exits": "이탈",
+        "chan.choice_starttls": "STARTTLS", "chan.choice_tls": "TLS (SSL)", "chan.choice_none": "암호화 안 함",
+        "chanf.accepted_is_delivered": "수신 서버가 받으면 도달로 기록",
+        "evt.segment_entered": "세그먼트 진입", "evt.segment_exited": "세그먼트 이탈",
+        "evt.message_sent": "메시지 발송", "evt.message_delivered": "메시지 도달", "evt.message_bounced": "메시지 반송",
+        "evt.message_opened": "메시지 열람", "evt.message_clicked": "메시지 클릭",
+        "evt.message_unsubscribed": "수신 거부", "evt.$identify": "사용자 식별", "evt.$page": "웹 페이지 조회",
+        "evt.$screen": "앱 화면 조회",
+        "ptype.string": "문자열", "ptype.number": "숫자", "ptype.integer": "정수", "ptype.boolean": "참/거짓",
+        "ptype.datetime": "날짜·시간", "ptype.object": "객체", "ptype.array": "목록",
+        "win.d": "{n}일", "win.h": "{n}시간", "win.m": "{n}분", "win.s": "{n}초",
+        "kakao.alimtalk": "카카오 알림톡 (정보성 템플릿)", "kakao.friendtalk": "카카오 친구톡 (광고)",
+        "kakao.template_code": "템플릿 코드", "kakao.template_code_hint": "카카오 검수를 통과한 알림톡 템플릿의 코드",
+        "kakao.params": "템플릿 변수",
+        "kakao.params_hint": "템플릿의 #{변수}마다 값을 Liquid로 적습니다. 예: {{ user.name }}",
+        "kakao.param_name": "변수 이름", "kakao.param_value": "값 (Liquid)", "kakao.add_param": "변수 추가",
+        "kakao.buttons": "버튼", "kakao.add_button": "버튼 추가", "kakao.button_type": "버튼 종류",
+        "kakao.button_WL": "웹 링크", "kakao.button_AL": "앱 링크", "kakao.button_name": "버튼 이름",
+        "kakao.link_mo": "모바일 URL", "kakao.link_pc": "PC URL", "kakao.scheme_android": "Android 앱 스킴",
+        "kakao.scheme_ios": "iOS 앱 스킴", "kakao.remove": "삭제", "kakao.image_url": "이미지 URL",
+        "kakao.image_hint": "이미지가 있으면 본문은 400자까지", "kakao.request": "NHN Cloud로 보내는 요청",
+        "kakao.not_sent_text": "알림톡 본문은 승인된 템플릿에서 만들어집니다. 위 텍스트는 보내지 않습니다.",
+        "kakao.fix_first": "고칠 항목이 있습니다. 빨간색 안내를 확인하세요.",
+        "kakao.err_alimtalk_ad": "알림톡은 정보성 메시지 전용이라 광고 캠페인에는 보낼 수 없습니다"
+                                 "(정보통신망법 제50조). "
+                                 "목적을 정보성으로 바꾸거나 친구톡(kakao_brand) 또는 (광고) 문자를 쓰세요.",
+        "kakao.err_friendtalk_info": "친구톡은 광고 메시지입니다(항상 (광고) 표시). "
+                                     "정보성 캠페인이면 알림톡(kakao)을 쓰세요.",
+        "kakao.err_template_code": "알림톡은 승인된 템플릿 코드가 있어야 보낼 수 있습니다.",
+        "kakao.err_params_map": "템플릿 변수는 이름과 값의 목록이어야 합니다.",
+        "kakao.err_param_name": "변수 이름을 적으세요.",
+        "kakao.err_param_liquid": "값의 Liquid 문법 오류: {error}",
+        "kakao.err_buttons_list": "버튼은 목록이어야 합니다.",
+        "kakao.err_buttons_max": "버튼은 {max}개까지 넣을 수 있습니다.",
+        "kakao.err_button_type": "버튼 종류 {type}은(는) 지원하지 않습니다 (웹 링크 WL, 앱 링크 AL).",
+        "kakao.err_button_name": "버튼 이름을 적으세요.",
+        "kakao.err_button_name_long": "버튼 이름은 {max}자까지입니다 (지금 {n}자).",
+        "kakao.err_button_url": "http:// 또는 https://로 시작하는 주소를 적으세요.",
+        "kakao.err_button_scheme": "앱 스킴은 myapp://path 형식이어야 합니다.",
+        "kakao.err_button_wl": "웹 링크 버튼에는 모바일 URL이 필요합니다.",
+        "kakao.err_button_al": "앱 링크 버튼에는 Android 또는 iOS 앱 스킴이 필요합니다.",
+        "kakao.err_image_url": "이미지 URL은 http:// 또는 https://로 시작해야 합니다.",
+        "kakao.err_friendtalk_text": "친구톡 본문을 적으세요.",
+        "kakao.err_friendtalk_night": "주의: 카카오는 20:50~08:00(한국 시간)에 친구톡을 보내지 않아 "
+                                      "이 시간의 메시지는 거부됩니다. "
+                                      "지금 방해금지 시간({hours})이 이 시간대를 다 덮지 않습니다. "
+                                      "설정 > 발송 정책 기본값에서 20:50~08:00을 포함하도록 바꾸세요.",
+        "kakao.err_friendtalk_long": "친구톡 본문은 {max}자까지입니다 (지금 {n}자).",
+        "goal.filters": "조건 (선택)", "goal.filters_hint": "목표 이벤트의 속성 조건. 예: 결제 금액 ≥ 50000",
+        "dry.recheck_title": "발송 시점 재확인 (지금 보낸다면)",
+        "dry.recheck_hint": "예약된 발송은 보낼 때 대상 세그먼트에 아직 있는지, "
+                            "취소 이벤트를 하지 않았는지 다시 확인합니다. "
+                            "각 사람의 가장 최근 트리거 이벤트를 기준으로 지금 확인한 결과입니다.",
+        "dry.recheck_pending": "최근 트리거한 고객", "dry.recheck_would_send": "재확인 통과 (가드레일로)",
+        "dry.recheck_no_longer": "대상에서 빠짐", "dry.recheck_cancelled": "취소 이벤트로 취소",
+        "dry.recheck_none": "트리거 이벤트를 한 사람이 없습니다.",
+    },
+    "en": {
+        "chan.s_in_app": "In-app message", "chan.s_outbox": "Outbox (written to files, for testing)",
+        "panel.members": "members", "panel.entries": "entries", "panel.exits": "exits",
+        "chan.choice_starttls": "STARTTLS", "chan.choice_tls": "TLS (SSL)", "chan.choice_none": "no encryption",
+        "chanf.accepted_is_delivered": "the receiver accepting it counts as delivered",
+        "evt.segment_entered": "Entered a segment", "evt.segment_exited": "Left a segment",
+        "evt.message_sent": "Message sent", "evt.message_delivered": "Message delivered",
+        "evt.message_bounced": "Message bounced", "evt.message_opened": "Message opened",
+        "evt.message_clicked": "Message clicked", "evt.message_unsubscribed": "Unsubscribed",
+        "evt.$identify": "User identified", "evt.$page": "Web page viewed", "evt.$screen": "App screen viewed",
+        "ptype.string": "string", "ptype.number": "number", "ptype.integer": "integer", "ptype.boolean": "boolean",
+        "ptype.datetime": "date-time", "ptype.object": "object", "ptype.array": "list",
+        "win.d": "{n}d", "win.h": "{n}h", "win.m": "{n}m", "win.s": "{n}s",
+        "kakao.alimtalk": "KakaoTalk AlimTalk (informational template)",
+        "kakao.friendtalk": "KakaoTalk FriendTalk (advertising)",
+        "kakao.template_code": "Template code",
+        "kakao.template_code_hint": "The code of a Kakao-approved AlimTalk template",
+        "kakao.params": "Template variables",
+        "kakao.params_hint": "A Liquid value for each #{variable} of the template, e.g. {{ user.name }}",
+        "kakao.param_name": "Variable name", "kakao.param_value": "Value (Liquid)", "kakao.add_param": "Add variable",
+        "kakao.buttons": "Buttons", "kakao.add_button": "Add button", "kakao.button_type": "Button type",
+        "kakao.button_WL": "Web link", "kakao.button_AL": "App link", "kakao.button_name": "Button name",
+        "kakao.link_mo": "Mobile URL", "kakao.link_pc": "PC URL", "kakao.scheme_android": "Android app scheme",
+        "kakao.scheme_ios": "iOS app scheme", "kakao.remove": "Remove", "kakao.image_url": "Image URL",
+        "kakao.image_hint": "With an image the text holds at most 400 characters",
+        "kakao.request": "Request sent to NHN Cloud",
+        "kakao.not_sent_text": "An AlimTalk's text comes from the approved template; the text above is not sent.",
+        "kakao.fix_first": "Some fields need fixing: see the red notes.",
+        "kakao.err_alimtalk_ad": "AlimTalk is for informational messages only and cannot carry an advertising campaign "
+                                 "(Korean ad law, art. 50). Make the campaign informational, "
+                                 "or use FriendTalk (kakao_brand) "
+                                 "or an SMS with (광고).",
+        "kakao.err_friendtalk_info": "FriendTalk is advertising (always labelled (광고)); "
+                                     "for an informational campaign use AlimTalk (kakao).",
+        "kakao.err_template_code": "AlimTalk needs the code of an approved template.",
+        "kakao.err_params_map": "Template variables must be a list of names and values.",
+        "kakao.err_param_name": "Name the variable.",
+        "kakao.err_param_liquid": "Liquid error in the value: {error}",
+        "kakao.err_buttons_list": "Buttons must be a list.",
+        "kakao.err_buttons_max": "At most {max} buttons.",
+        "kakao.err_button_type": "Button type {type} is not supported (web link WL, app link AL).",
+        "kakao.err_button_name": "Name the button.",
+        "kakao.err_button_name_long": "A button name holds at most {max} characters (now {n}).",
+        "kakao.err_button_url": "Write an address starting with http:// or https://.",
+        "kakao.err_button_scheme": "An app scheme looks like myapp://path.",
+        "kakao.err_button_wl": "A web link button needs a mobile URL.",
+        "kakao.err_button_al": "An app link button needs an Android or iOS app scheme.",
+        "kakao.err_image_url": "The image URL must start with http:// or https://.",
+        "kakao.err_friendtalk_text": "Write the FriendTalk text.",
+        "kakao.err_friendtalk_night": "Note: Kakao does not deliver FriendTalk between 20:50 and 08:00 (Korea "
+                                      "time); messages then are refused. The quiet hours ({hours}) do not cover "
+                                      "that window: widen them in Settings > Sending policy defaults.",
+        "kakao.err_friendtalk_long": "A FriendTalk text holds at most {max} characters (now {n}).",
+        "goal.filters": "Conditions (optional)",
+        "goal.filters_hint": "Property conditions on the goal event, e.g. revenue ≥ 50000",
+        "dry.recheck_title": "Send-time re-check (if sent now)",
+        "dry.recheck_hint": "A scheduled send checks again at send time that the user is still in the target "
+                            "and did no "
+                            "cancel event. Checked now, from each user's latest trigger event.",
+        "dry.recheck_pending": "recently triggered", "dry.recheck_would_send": "pass on to the guardrails",
+        "dry.recheck_no_longer": "no longer in the target", "dry.recheck_cancelled": "cancelled by a cancel event",
+        "dry.recheck_none": "Nobody did the trigger event.",
+    },
+}
+for _lang, _table in _COMPOSER.items():
+    CATALOG[_lang].update(_table)
+
+def event_name(event: str, taxonomy_name: str | None, t: Callable[[str], str]) -> str:
+    """An event's display name: the taxonomy's, else segmint's own name for the events it writes itself
+    (segment_entered, message_sent, $identify ...) in the page's language, else ""."""
+    if taxonomy_name:
+        return taxonomy_name
+    key = "evt." + event
+    named = t(key)
+    return "" if named == key else named
+
+
 def js_catalog(lang: str) -> dict[str, str]:
     """The builder's texts (keys starting with `b.`) in a language, for the client script."""
     table = {**CATALOG[DEFAULT], **CATALOG.get(lang, {})}

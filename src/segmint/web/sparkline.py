@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+PX_PER_POINT = 2  # a longer series is trimmed to its latest width / 2 points (finer steps cannot be seen)
+
 
 def sparkline(values: Sequence[int], *, label: str, width: int = 120, height: int = 24) -> str:
-    """An <svg role="img"> polyline of the values scaled to the box, with `label` as its accessible name."""
+    """An <svg role="img"> polyline of the values scaled to the box, with `label` as its accessible name; a series
+    longer than the box shows keeps its latest `width / PX_PER_POINT` values."""
+    keep = max(width // PX_PER_POINT, 2)
+    values = list(values)[-keep:]
     n = len(values)
     lo, hi = min(values, default=0), max(values, default=0)
     span = (hi - lo) or 1

@@ -13,6 +13,7 @@ from segmint.appdb.users import User
 from segmint.errors import SegmintError
 from segmint.taxonomy.runtime import workspace_taxonomy
 from segmint.web.activity import ingest_rate, recent_evaluations, recent_failures, recent_runs
+from segmint.web.i18n import event_name, request_lang, translator
 from segmint.web.render import current_user, render
 
 router = APIRouter(tags=["web"])
@@ -28,6 +29,7 @@ def landing(request: Request, state: AppState = Depends(get_state),
     """Headline figures, events per name, ingest stats, recent evaluations and sends, failures; no secrets."""
     ws = state.workspace
     store = ws.store
+    t = translator(request_lang(request))
     summary = store.summary()
     try:
         tax = workspace_taxonomy(ws)
@@ -39,7 +41,7 @@ def landing(request: Request, state: AppState = Depends(get_state),
         events.append(
             {
                 "event": c.event,
-                "display_name": (spec.display_name if spec else None) or "",
+                "display_name": event_name(c.event, spec.display_name if spec else None, t),
                 "count": c.count,
                 "users": c.users,
                 "first": _fmt_time(c.first),

@@ -10,8 +10,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +30,7 @@ from segmint.segments import saved
 from segmint.taxonomy.runtime import workspace_taxonomy
 from segmint.web.campaign_dryrun import dry_run
 from segmint.web.i18n import CATALOG, request_lang, translator
+from segmint.web.kakao_fields import check_kakao, vendor_request
 from segmint.web.policy_defaults import load_policy
 from segmint.web.render import current_user, render, require_csrf
 
@@ -63,7 +66,7 @@ def schedule_text(c: Campaign, t: Any) -> str:
     sc = c.schedule
     if isinstance(sc, TriggeredSchedule):
         what = t("sched.on_entry") + " " + (sc.segment or "") if sc.event == "segment_entered" else sc.event
-        delay = window_text(sc.delay.total_seconds()) if sc.delay.total_seconds() else "0"
+        delay = window_text(sc.delay.total_seconds(), t) if sc.delay.total_seconds() else "0"
         return f"{t('sched.triggered_short')}: {what} +{delay}"
     if sc.type == "recurring":
         return f"cron {sc.cron} ({sc.timezone or t('sched.workspace_zone')})"
@@ -123,7 +126,12 @@ def composer_page(request: Request, state: AppState = Depends(get_state),
     except SegmintError:
         tax = None
     names = {e: (tax.events[e].display_name or "") if tax and e in tax.events else "" for e in events}
-    context = {"segments": [s.name for s in saved.list_segments(ws.appdb)], "channels": CHANNELS, "quiet": quiet,
+    from segmint.api.routers.web_segments import builder_data
+
+    picked = builder_data(state, request_lang(request))  # the segment builder's pickers, for the goal's filters
+    filter_data = orjson.dumps({"events": picked["events"], "i18n": picked["i18n"]}).decode().replace("<", "\\u003c")
+    context = {"filter_data": filter_data,
+               "segments": [s.name for s in saved.list_segments(ws.appdb)], "channels": CHANNELS, "quiet": quiet,
                "users": users, "events": events or ["order_completed"], "event_names": names, "prefill": prefill,
                "policy_defaults": policy, "zone": ws.config.timezone, "zones": ZONES}
     return render(request, "campaign_new.html", context)
@@ -164,12 +172,13 @@ def uplift_cell(cmp: dict[str, Any] | None, t: Any) -> dict[str, Any]:
             "rpr_p": "" if rev.get("p_value") is None else f"{rev['p_value']:.3f}"}
 
 
-def window_text(seconds: float) -> str:
-    """An attribution window in seconds as 3d / 12h / 90m."""
+def window_text(seconds: float, t: Any = None) -> str:
+    """A duration in seconds as 3d / 12h / 90m, or in the page's language with `t` (3일 / 12시간 / 90분)."""
     for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+            n = int(seconds // size)
+            return t("win." + unit).format(n=n) if t else f"{n}{unit}"
+    return t("win.s").format(n=f"{seconds:g}") if t else f"{seconds:g}s"
 
 
 def report_view(report: dict[str, Any], t: Any) -> dict[str, Any]:
@@ -206,9 +215,32 @@ def report_view(report: dict[str, Any], t: Any) -> dict[str, Any]:
     return {"table": table, "chart": chart, "has_control": has_control, "multi_segment": len(segments) > 1,
             "suppressed_total": sum(r["suppressed"] for r in overall), "goal": report["goal"],
             "pending": sum(r["pending"] for r in overall),
-            "window": window_text(report["goal"]["window_seconds"]),
-            "where": ", ".join(f"{'.'.join(f.get('path') or [])} {f.get('op')} {f.get('value')}"
-                               for f in report["goal"]["where"] if isinstance(f, dict))}
+            "window": window_text(report["goal"]["window_seconds"], t),
+            "where": goal_where_text(report["goal"]["where"])}
+
+
+def event_display_name(ws: Any, event: str) -> str:
+    """The taxonomy's display name of an event ("" when it has none or the taxonomy cannot be read)."""
+    try:
+        tax = workspace_taxonomy(ws)
+    except SegmintError:
+        return ""
+    spec = tax.events.get(event) if tax else None
+    return (spec.display_name or "") if spec else ""
+
+
+def goal_where_text(filters: list[Any]) -> str:
+    """A goal's property filters in the segment language (`revenue >= 50000, coupon_id exists`)."""
+    from segmint.segments import model as m
+    from segmint.segments.dsl import to_text
+
+    if not filters:
+        return ""
+    try:
+        parsed = [m.PropertyFilter.model_validate(f) for f in filters]
+        return to_text(m.Performed(event="x", where=parsed)).split(" where ", 1)[1]
+    except (ValueError, IndexError):
+        return ", ".join(str(f) for f in filters)
 
 
 @router.get("/campaigns/{campaign_id}/report", response_class=HTMLResponse)
@@ -229,6 +261,8 @@ async def report_page(request: Request, campaign_id: str = CID, state: AppState 
         return render(request, "campaign_report.html",
                       {"c": sc, "view": None, "error": getattr(exc, "message", str(exc))})
     view = report_view(report, t) if report else None
+    if view:
+        view["goal_label"] = event_display_name(state.workspace, view["goal"]["event"])
     return render(request, "campaign_report.html", {"c": sc, "view": view, "error": "",
                                                     "report_api": f"/api/campaigns/{quote(campaign_id)}/report"})
 
@@ -242,7 +276,8 @@ def guardrail_rows(c: Campaign, result: dict[str, Any], t: Any) -> list[dict[str
     pol = c.policy
     reasons, delayed = result.get("reasons", {}), result.get("delayed", {})
     needs_consent = c.advertising or pol.informational_needs_consent
-    consent = ", ".join(f"{ch} → {pol.consent_traits[ch]}" for ch in c.channels if ch in pol.consent_traits)
+    consent = ", ".join(f"{t('chan.s_' + ch)} → {pol.consent_traits[ch]}" for ch in c.channels
+                        if ch in pol.consent_traits)
     ad_law = c.advertising and pol.korean_ad_law
     hhmm = (lambda v: v.strftime("%H:%M"))  # noqa: E731
     rows = [
@@ -251,7 +286,7 @@ def guardrail_rows(c: Campaign, result: dict[str, Any], t: Any) -> list[dict[str
         ("unsubscribed", True, t("rail.unsubscribed")),
         ("ad_law_alimtalk", ad_law and "kakao" in c.channels, t("rail.alimtalk")),
         ("frequency_cap", bool(pol.frequency_caps), t("rail.caps") + ": " + ", ".join(
-            f"{t('pol.all_channels') if f.channel == '*' else f.channel} {f.max}/{t('pol.per_' + f.per)}"
+            f"{t('pol.all_channels') if f.channel == '*' else t('chan.s_' + f.channel)} {f.max}/{t('pol.per_' + f.per)}"
             for f in pol.frequency_caps) or "-"),
         ("ad_law_night", ad_law, t("rail.night").format(start=hhmm(pol.night_start), end=hhmm(pol.night_end),
                                                         trait=pol.night_consent_trait)),
@@ -268,9 +303,12 @@ def guardrail_rows(c: Campaign, result: dict[str, Any], t: Any) -> list[dict[str
         rows.append(("recheck_failed", c.schedule.recheck and bool(c.target), t("rail.recheck")))
         rows.append(("cancelled", bool(c.schedule.cancel_on),
                      t("rail.cancel_on") + ": " + (", ".join(c.schedule.cancel_on) or "-")))
+    recheck = result.get("recheck") or {}  # the send-time re-check, simulated on recent triggers
     out = []
     for code, on, text in rows:
         stopped = reasons.get(code, 0) + (reasons.get("template_error", 0) if code == "missing_variable" else 0)
+        if code in ("recheck_failed", "cancelled"):
+            stopped += recheck.get(code, 0)
         out.append({"code": code, "on": bool(on), "text": text, "suppressed": stopped,
                     "delayed": delayed.get(code, 0)})
     return out
@@ -294,3 +332,56 @@ async def dry_run_fragment(request: Request, state: AppState = Depends(get_state
     return render(request, "campaign_dryrun.html", {
         "error": "", "r": result, "rails": guardrail_rows(c, result, t),
         "due": result["due_at"][:16].replace("T", " "), "holdout_name": t("camp.control"), "HOLDOUT": HOLDOUT})
+
+
+# ---------------------------------------------------------------- KakaoTalk fields (composer)
+
+
+def _draft(body: Any) -> Campaign:
+    if isinstance(body, dict) and not body.get("id"):
+        body = {**body, "id": "preview"}
+    return parse_campaign(body)
+
+
+@router.post("/ui/campaigns/check", dependencies=[Depends(require_csrf)])
+async def check_fragment(request: Request, _user: User = Depends(current_user)) -> JSONResponse:
+    """The composer's inline checks (JSON campaign in): KakaoTalk fields by variant, channel and row, each with
+    its message in the page's language; a definition the model refuses comes back as one `invalid` text."""
+    t = translator(request_lang(request))
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):  # fields the KakaoTalk checks do not read may still be empty while composing
+        sender = body.get("sender") if isinstance(body.get("sender"), dict) else {}
+        body = {**body, "target": body.get("target") or ["-"],
+                "sender": {**sender, "name": sender.get("name") or "-", "contact": sender.get("contact") or "-"}}
+    try:
+        c = _draft(body)
+    except SegmintError as exc:
+        return JSONResponse({"errors": [], "invalid": str(exc)})
+    return JSONResponse({"errors": [e.as_dict(t) for e in check_kakao(c)], "invalid": None})
+
+
+@router.post("/ui/campaigns/preview", dependencies=[Depends(require_csrf)])
+async def preview_fragment(request: Request, user_id: str = Query(..., min_length=1, max_length=512),
+                           state: AppState = Depends(get_state), _user: User = Depends(current_user)) -> JSONResponse:
+    """A draft's preview for one user (as the campaign API's) plus, for KakaoTalk, the NHN Cloud request each
+    variant would send and the composer's inline checks."""
+    from segmint.campaigns.preview import preview_user
+
+    t = translator(request_lang(request))
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    try:
+        c = _draft(body)
+        out = await run_in_threadpool(preview_user, state.workspace, c, user_id)
+    except SegmintError as exc:
+        return JSONResponse({"message": exc.message, "where": exc.where}, status_code=exc.status_code)
+    for v in out["variants"]:
+        msg = v.get("message")
+        v["request"] = vendor_request(v["channel"], msg, user_id=user_id, campaign_id=c.id) if msg else None
+    out["errors"] = [e.as_dict(t) for e in check_kakao(c)]
+    return JSONResponse(jsonable_encoder(out))

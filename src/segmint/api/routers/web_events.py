@@ -12,6 +12,7 @@ from segmint.api.deps import AppState, get_state
 from segmint.appdb.users import User
 from segmint.errors import SegmintError
 from segmint.taxonomy.runtime import workspace_taxonomy
+from segmint.web.i18n import event_name, request_lang, translator
 from segmint.web.render import current_user, render
 
 router = APIRouter(tags=["web"], include_in_schema=False)
@@ -27,6 +28,7 @@ def events_page(request: Request, state: AppState = Depends(get_state),
                 _user: User = Depends(current_user)) -> HTMLResponse:
     """Every event with its display name, figures, declared properties, chart, violations, rejections."""
     ws = state.workspace
+    t = translator(request_lang(request))
     try:
         tax = workspace_taxonomy(ws)
     except SegmintError:
@@ -36,7 +38,8 @@ def events_page(request: Request, state: AppState = Depends(get_state),
         spec = tax.events.get(c.event) if tax else None
         props = [{"name": n, "type": p.type, "required": p.required, "display_name": p.display_name or "",
                   "description": p.description} for n, p in (spec.properties.items() if spec else ())]
-        events.append({"event": c.event, "display_name": (spec.display_name if spec else None) or "",
+        shown = event_name(c.event, spec.display_name if spec else None, t)
+        events.append({"event": c.event, "display_name": shown,
                        "declared": spec is not None, "count": c.count, "users": c.users,
                        "first": _fmt(c.first), "last": _fmt(c.last), "properties": props})
     context = {

@@ -122,7 +122,7 @@ async def channels_save(request: Request, section: str, state: AppState = Depend
 
 # ---------------------------------------------------------------- campaign policy defaults
 
-CONSENT_CHANNELS = ("email", "push", "sms", "kakao")
+CONSENT_CHANNELS = ("email", "push", "sms", "kakao", "kakao_brand")
 
 
 def _policy_page(request: Request, state: AppState, *, status_code: int = 200, **extra: object) -> HTMLResponse:

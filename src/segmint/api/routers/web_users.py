@@ -18,6 +18,7 @@ from segmint.segments import saved
 from segmint.segments.reference import explain, load_user
 from segmint.taxonomy.runtime import workspace_taxonomy
 from segmint.traits import TRAITS
+from segmint.web.i18n import event_name, request_lang, translator
 from segmint.web.render import current_user, render
 
 router = APIRouter(tags=["web"], include_in_schema=False)
@@ -91,11 +92,12 @@ def _traits(ws: Any, raw: dict[str, Any]) -> list[dict[str, Any]]:
         spec = declared.get(name)
         group = "computed" if name in TRAITS else "declared" if spec is not None else "other"
         groups[group].append({"name": name, "label": (spec.display_name if spec else None) or "", "value": shown,
+                              "boolean": value if isinstance(value, bool) else None,  # shown as 예 / 아니오
                               "family": TRAITS[name][0] if name in TRAITS else ""})
     return [{"group": g, "traits": items} for g, items in groups.items() if items]
 
 
-def _timeline(ws: Any, user_id: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+def _timeline(ws: Any, user_id: str, labels: dict[str, str], t: Any) -> list[dict[str, Any]]:
     rows = ws.store.query("SELECT ts, event, type, properties FROM events WHERE user_id = ? "
                           "ORDER BY ts DESC, message_id DESC LIMIT ?", [user_id, TIMELINE]).to_pylist()
     out = []
@@ -104,7 +106,8 @@ def _timeline(ws: Any, user_id: str, labels: dict[str, str]) -> list[dict[str, A
             props = orjson.loads(r["properties"]) if r["properties"] else {}
         except orjson.JSONDecodeError:
             props = {}
-        out.append({"ts": _fmt(r["ts"]), "event": r["event"], "label": labels.get(r["event"], ""),
+        label = event_name(r["event"], labels.get(r["event"]), t)
+        out.append({"ts": _fmt(r["ts"]), "event": r["event"], "label": label,
                     "message": str(r["event"]).startswith("message_"),
                     "props": ", ".join(f"{k}={v}" for k, v in list(props.items())[:8])})
     return out
@@ -122,7 +125,7 @@ def user_page(request: Request, user_id: str, state: AppState = Depends(get_stat
         labels = {n: e.display_name or "" for n, e in tax.events.items()}
     except SegmintError:
         labels = {}
-    timeline = _timeline(ws, user_id, labels)
+    timeline = _timeline(ws, user_id, labels, translator(request_lang(request)))
     if not prof and not timeline:
         return render(request, "users.html", {"q": user_id, "found": [], "searched": True, "recent": []},
                       status_code=404)

@@ -1,7 +1,8 @@
 // Campaign composer: builds the campaign definition from the form, previews it for a real user through
 // POST /api/campaigns/preview (rendered message + guardrail checks), saves it (POST /api/campaigns) and sends
 // it (POST /api/campaigns/ID/send). The API checks roles and CSRF; this script only sends the header.
-"use strict";
+import { makeFilters } from "./filters.js";
+
 (() => {
   const $ = (id) => document.getElementById(id);
   const T = JSON.parse($("composer-text").textContent);
@@ -36,11 +37,206 @@
     remove.addEventListener("click", () => {
       if (box.children.length > 1) { fs.remove(); schedulePreview(); box.querySelector("input")?.focus(); }
     });
+    const kakaoBox = el("div", { class: "kakao-fields", id: `${p}-kakao` });
     fs.append(legend, ...field(`${p}-key`, T.variant, keyIn), ...field(`${p}-weight`, T.weight, weight),
-      ...field(`${p}-subject`, T.subject, subj), ...field(`${p}-text`, T.text, body), remove);
+      ...field(`${p}-subject`, T.subject, subj), ...field(`${p}-text`, T.text, body), kakaoBox, remove);
     box.append(fs);
+    kakao[i] = kakao[i] || {};
+    renderKakao(i);
     return keyIn;
   }
+
+  // ---- KakaoTalk fields per variant: AlimTalk (template code, variables, buttons), FriendTalk (image, buttons)
+  const KAKAO = ["kakao", "kakao_brand"];
+  const BUTTON_KEYS = { WL: ["linkMo", "linkPc"], AL: ["schemeAndroid", "schemeIos", "linkMo"] };
+  const kakao = {};  // variant index -> channel -> {template_code, params: [[name, value]], buttons: [...], image_url}
+  const chosenChannels = () => {
+    const ch = $("c-channel").value;
+    const fb = $("c-fallback").value;
+    return fb && fb !== ch ? [ch, fb] : [ch];
+  };
+  const kstate = (i, ch) => {
+    kakao[i] = kakao[i] || {};
+    kakao[i][ch] = kakao[i][ch] || { template_code: "", params: [], buttons: [], image_url: "" };
+    return kakao[i][ch];
+  };
+  const tagged = (node, chName, fieldName, index) => {
+    node.dataset.ch = chName;
+    node.dataset.field = fieldName;
+    if (index !== undefined) node.dataset.index = String(index);
+    return node;
+  };
+  function kInput(id, label, value, onInput, chName, fieldName, index, attrs = {}) {
+    const input = tagged(el("input", { type: "text", id, ...attrs }), chName, fieldName, index);
+    input.value = value || "";
+    input.addEventListener("input", () => onInput(input.value));
+    return el("div", {}, el("label", { for: id, text: label }), input);
+  }
+  function renderKakao(i) {
+    const holder = $(`v${i}-kakao`);
+    if (!holder) return;
+    const p = `v${i}`;
+    holder.replaceChildren();
+    chosenChannels().filter((ch) => KAKAO.includes(ch)).forEach((ch) => {
+      const st = kstate(i, ch);
+      const q = `${p}-${ch}`;
+      const fs = el("fieldset", { class: "kakao", "data-ch": ch },
+        el("legend", { text: ch === "kakao" ? T.alimtalk : T.friendtalk }));
+      if (ch === "kakao") {
+        fs.append(el("div", { class: "kakao-row" }, kInput(`${q}-template`, T.template_code, st.template_code,
+          (v) => { st.template_code = v; }, ch, "template_code", undefined, { maxlength: "64", "aria-describedby": `${q}-template-hint` })),
+        el("p", { class: "muted", id: `${q}-template-hint`, text: T.template_code_hint }));
+        fs.append(el("div", { class: "label-like" }, el("b", { text: T.params })), el("p", { class: "muted", text: T.params_hint }));
+        st.params.forEach((pair, j) => {
+          const rm = el("button", { type: "button", class: "link", id: `${q}-param${j}-remove`, text: T.kakao_remove,
+            "aria-label": `${T.kakao_remove} ${T.param_name} ${j + 1}` });
+          rm.addEventListener("click", () => { st.params.splice(j, 1); renderKakao(i); changedKakao(); $(`${q}-add-param`).focus(); });
+          fs.append(el("div", { class: "kakao-row param", "data-index": String(j) },
+            kInput(`${q}-param${j}-name`, T.param_name, pair[0], (v) => { pair[0] = v; }, ch, "param.name", j, { maxlength: "64" }),
+            kInput(`${q}-param${j}-value`, T.param_value, pair[1], (v) => { pair[1] = v; }, ch, "param.value", j, { maxlength: "1000" }),
+            rm));
+        });
+        const add = el("button", { type: "button", class: "secondary small", id: `${q}-add-param`, text: T.add_param });
+        add.addEventListener("click", () => {
+          st.params.push(["", ""]); renderKakao(i); $(`${q}-param${st.params.length - 1}-name`).focus();
+        });
+        fs.append(add);
+      } else {
+        fs.append(el("div", { class: "kakao-row" }, kInput(`${q}-image`, T.image_url, st.image_url,
+          (v) => { st.image_url = v; }, ch, "image_url", undefined, { maxlength: "1000", "aria-describedby": `${q}-image-hint` })),
+        el("p", { class: "muted", id: `${q}-image-hint`, text: T.image_hint }));
+      }
+      const btnHead = tagged(el("div", { class: "label-like" }, el("b", { text: T.buttons })), ch, "buttons");
+      fs.append(btnHead);
+      st.buttons.forEach((b, j) => {
+        const row = el("div", { class: "kakao-row button", "data-index": String(j) });
+        const typeSel = tagged(el("select", { id: `${q}-btn${j}-type` }), ch, "button.type", j);
+        ["WL", "AL"].forEach((k) => typeSel.append(el("option", { value: k, text: T["button_" + k] })));
+        typeSel.value = b.type || "WL";
+        typeSel.addEventListener("change", () => { b.type = typeSel.value; renderKakao(i); $(`${q}-btn${j}-type`).focus(); });
+        row.append(el("div", {}, el("label", { for: `${q}-btn${j}-type`, text: T.button_type }), typeSel),
+          kInput(`${q}-btn${j}-name`, T.button_name, b.name, (v) => { b.name = v; }, ch, "button.name", j, { maxlength: "28" }));
+        BUTTON_KEYS[b.type || "WL"].forEach((key) => row.append(kInput(`${q}-btn${j}-${key}`, T[key], b[key],
+          (v) => { b[key] = v; }, ch, `button.${key}`, j, { maxlength: "1000", inputmode: "url" })));
+        const rm = el("button", { type: "button", class: "link", id: `${q}-btn${j}-remove`, text: T.kakao_remove,
+          "aria-label": `${T.kakao_remove} ${T.buttons} ${j + 1}` });
+        rm.addEventListener("click", () => { st.buttons.splice(j, 1); renderKakao(i); changedKakao(); $(`${q}-add-button`).focus(); });
+        row.append(rm);
+        fs.append(row);
+      });
+      const addBtn = el("button", { type: "button", class: "secondary small", id: `${q}-add-button`, text: T.add_button });
+      addBtn.addEventListener("click", () => {
+        st.buttons.push({ type: "WL", name: "" }); renderKakao(i); $(`${q}-btn${st.buttons.length - 1}-name`).focus();
+      });
+      fs.append(addBtn);
+      holder.append(fs);
+    });
+  }
+  const renderAllKakao = () => box.querySelectorAll("fieldset.variant").forEach((fs) => renderKakao(Number(fs.dataset.variant)));
+  function kakaoData(i, ch, stored) {  // the message's data: stored keys the form does not edit are kept
+    if (!KAKAO.includes(ch)) return stored;
+    const st = kstate(i, ch);
+    const data = { ...stored };
+    ["template_code", "template_parameters", "image_url", "buttons"].forEach((k) => { delete data[k]; });
+    const buttons = st.buttons.map((b) => Object.fromEntries(Object.entries(b).filter(([, v]) => v !== "" && v !== undefined)));
+    if (buttons.length) data.buttons = buttons;
+    if (ch === "kakao") {
+      data.template_code = st.template_code.trim();
+      if (st.params.length) data.template_parameters = Object.fromEntries(st.params.map(([k, v]) => [k.trim(), v]));
+    } else if (st.image_url.trim()) data.image_url = st.image_url.trim();
+    return data;
+  }
+  function loadKakao(i, messages) {
+    KAKAO.forEach((ch) => {
+      const data = ((messages || {})[ch] || {}).data || {};
+      const st = kstate(i, ch);
+      st.template_code = data.template_code || "";
+      st.params = Object.entries(data.template_parameters || {}).map(([k, v]) => [k, String(v)]);
+      st.buttons = (data.buttons || []).map((b) => ({ ...b, type: b.type || "WL" }));
+      st.image_url = data.image_url || "";
+    });
+    renderKakao(i);
+  }
+
+  // ---- inline checks (POST /ui/campaigns/check): each problem next to its field
+  let checkTimer = null;
+  let checkTicket = 0;
+  function clearChecks() {
+    form.querySelectorAll("p.field-err[data-check]").forEach((n) => n.remove());
+    form.querySelectorAll('[aria-invalid="true"]').forEach((n) => n.removeAttribute("aria-invalid"));
+    const top = $("c-channel-err");
+    top.hidden = true;
+    top.replaceChildren();
+  }
+  function errorTarget(e) {
+    if (e.field === "channel") return null;
+    const fs = [...box.querySelectorAll("fieldset.variant")].find((f) => $(`v${f.dataset.variant}-key`).value.trim() === e.variant);
+    if (!fs) return null;
+    if (e.field === "text") return $(`v${fs.dataset.variant}-text`);
+    let sel = `[data-ch="${e.channel}"][data-field="${e.field}"]`;
+    if (e.index !== null && e.index !== undefined) sel += `[data-index="${e.index}"]`;
+    return fs.querySelector(sel);
+  }
+  function showChecks(errors) {
+    clearChecks();
+    errors.forEach((e, n) => {
+      const target = errorTarget(e);
+      if (!target) {
+        const top = $("c-channel-err");
+        top.hidden = false;
+        top.append(el("span", { "data-check": e.code, class: e.severity === "warn" ? "warn" : "", text: `${e.message} ` }));
+        if (e.severity !== "warn") $("c-channel").setAttribute("aria-invalid", "true");
+        return;
+      }
+      const id = `${target.id || "err"}-err${n}`;
+      const warn = e.severity === "warn";
+      const note = el("p", { class: warn ? "field-err warn" : "field-err", id, role: warn ? "note" : "alert",
+        "data-check": e.code, text: e.message });
+      if (!warn) target.setAttribute("aria-invalid", "true");
+      target.setAttribute("aria-describedby", `${target.getAttribute("aria-describedby") || ""} ${id}`.trim());
+      (target.closest(".kakao-row > div") || target).after(note);
+    });
+    const blocking = errors.filter((e) => e.severity !== "warn").length;
+    form.dataset.checks = String(blocking);
+    const pending = $("status").querySelector("[data-fix-first]");
+    if (!blocking && pending) pending.remove();  // the "fix these first" note goes once nothing is left
+  }
+  async function runChecks() {
+    const mine = ++checkTicket;
+    const def = definition();
+    try {
+      const data = await api("POST", "/ui/campaigns/check", def);
+      if (mine === checkTicket) { showChecks(data.errors || []); form.dataset.checked = String(mine); }
+      return data.errors || [];
+    } catch (err) { return []; }
+  }
+  function changedKakao() { clearTimeout(checkTimer); checkTimer = setTimeout(runChecks, 350); }
+
+  // ---- goal conditions: the segment builder's property filter rows (filters.js) on the goal event
+  const FD = JSON.parse($("filter-data").textContent);
+  const goal = { where: [] };
+  let goalFocus = null;
+  const ft = (key, vars = {}) => {
+    let text = FD.i18n["b." + key] ?? key;
+    for (const [k, v] of Object.entries(vars)) text = text.replace("{" + k + "}", v);
+    return text;
+  };
+  const goalFilters = makeFilters({ events: FD.events, t: ft, focus: (id) => { goalFocus = id; },
+    changed: (structural) => {
+      if (structural) renderGoal();
+      schedulePreviewLater();
+      scheduleDryRunLater();
+    } });
+  function renderGoal() {
+    const event = $("c-goal-event").value.trim();
+    $("goal-filters").replaceChildren(goalFilters.filtersEl(goal, "goal", [], event));
+    if (goalFocus && $(goalFocus)) $(goalFocus).focus();
+    goalFocus = null;
+  }
+  // complete rows only: a row without a property is still being written
+  const goalWhere = () => goal.where.filter((f) => f.path.length && f.path.every((x) => x !== ""));
+  const schedulePreviewLater = () => schedulePreview();
+  const scheduleDryRunLater = () => scheduleDryRun();
 
   const defaultsBox = $("policy-defaults");
   let basePolicy = defaultsBox ? JSON.parse(defaultsBox.textContent) : {};
@@ -86,7 +282,9 @@
       const messages = {};
       channels.forEach((ch) => {  // the same text on each channel; fields the form does not edit are kept
         const stored = (storedMessages[key] || {})[ch] || {};
-        messages[ch] = { ...stored, subject: $(`${p}-subject`).value, text: $(`${p}-text`).value };
+        const data = kakaoData(Number(fs.dataset.variant), ch, stored.data || {});
+        messages[ch] = { ...stored, subject: $(`${p}-subject`).value, text: $(`${p}-text`).value,
+          ...(Object.keys(data).length ? { data } : {}) };
       });
       return { key, weight: Number($(`${p}-weight`).value) || 1, messages };
     });
@@ -99,7 +297,8 @@
       target: selected("c-target"), exclude: selected("c-exclude"), channels, variants,
       ...(cap > 0 ? { audience_cap: Math.floor(cap) } : {}),
       holdout: (Number($("c-holdout").value) || 0) / 100,
-      goal: { event: $("c-goal-event").value.trim() || "order_completed", window: `${Number($("c-goal-window").value) || 3}d` },
+      goal: { event: $("c-goal-event").value.trim() || "order_completed", window: `${Number($("c-goal-window").value) || 3}d`,
+        ...(goalWhere().length ? { where: goalWhere() } : {}) },
       schedule,
       sender: { name: $("c-sender-name").value.trim(), contact: $("c-sender-contact").value.trim(), opt_out: $("c-opt-out").value.trim() },
       policy: { ...basePolicy, quiet_hours: qh },
@@ -127,7 +326,9 @@
   }
 
   function showError(target, err) {
-    target.replaceChildren(el("p", { class: "alert error", role: "alert", text: String(err.message || err) }));
+    const p = el("p", { class: "alert error", role: "alert", text: String(err.message || err) });
+    if (err.message === T.fix_first) p.dataset.fixFirst = "1";
+    target.replaceChildren(p);
   }
 
   function renderPreview(data) {
@@ -144,6 +345,11 @@
         if (v.message.subject) sec.append(el("p", { class: "preview-subject" }, el("b", { text: v.message.subject })));
         sec.append(el("pre", { class: "sql preview-text", text: v.message.text || "" }));
       }
+      if (v.request) {  // what the KakaoTalk adapter would POST to NHN Cloud for this user
+        if (v.channel === "kakao") sec.append(el("p", { class: "muted", text: T.not_sent_text }));
+        sec.append(el("div", { class: "muted", text: T.request }),
+          el("pre", { class: "sql vendor-request", "data-channel": v.channel, text: JSON.stringify(v.request, null, 2) }));
+      }
       const checks = el("ul", { class: "checks", "aria-label": T.checks });
       (v.checks || []).forEach((c) => {
         const extra = c.reason ? ` — ${c.reason}` : c.count !== undefined ? ` (${c.count})` : "";
@@ -154,6 +360,8 @@
     });
     out.replaceChildren(head, ...items);
     out.dataset.user = data.user_id;
+    out.dataset.ready = String(Number(out.dataset.ready || 0) + 1);
+    if (data.errors) showChecks(data.errors);
   }
 
   let timer = null;
@@ -165,7 +373,7 @@
     if (!def.id) def.id = "preview";
     const mine = ++ticket;
     try {
-      const data = await api("POST", `/api/campaigns/preview?user_id=${encodeURIComponent(user)}`, def);
+      const data = await api("POST", `/ui/campaigns/preview?user_id=${encodeURIComponent(user)}`, def);
       if (mine === ticket) renderPreview(data);
     } catch (err) {
       if (mine === ticket) showError($("preview"), err);
@@ -185,6 +393,12 @@
     if (when() === "trigger" && $("c-trigger-kind").value === "event" && !$("c-trigger-event").value.trim()) {
       $("c-trigger-event").focus();
       throw new Error(T.need_trigger);
+    }
+    const problems = (await runChecks()).filter((e) => e.severity !== "warn");  // warnings do not block
+    if (problems.length) {
+      const first = form.querySelector('[aria-invalid="true"]');
+      if (first) first.focus();
+      throw new Error(T.fix_first);
     }
     const def = definition();
     const url = status ? `/api/campaigns?status=${status}` : "/api/campaigns";
@@ -261,6 +475,11 @@
   };
   $("c-purpose-ad").addEventListener("change", syncSender);
   $("c-purpose-info").addEventListener("change", syncSender);
+  $("c-channel").addEventListener("change", () => { renderAllKakao(); changedKakao(); });
+  $("c-fallback").addEventListener("change", () => { renderAllKakao(); changedKakao(); });
+  form.querySelectorAll('input[name="purpose"]').forEach((r) => r.addEventListener("change", changedKakao));
+  box.addEventListener("input", (e) => { if (e.target.dataset.ch) changedKakao(); });
+  box.addEventListener("change", (e) => { if (e.target.dataset.ch) changedKakao(); });
   form.addEventListener("input", schedulePreview);
   form.addEventListener("change", schedulePreview);
   form.addEventListener("change", scheduleDryRun);
@@ -287,10 +506,14 @@
       const m = (v.messages || {})[channel] || {};
       addVariant(v.key, m.subject || "", m.text || "");
       $(`v${seq - 1}-weight`).value = String(v.weight ?? 1);
+      loadKakao(seq - 1, v.messages);
     });
     $("c-holdout").value = String(Math.round((c.holdout || 0) * 1000) / 10);
     if (c.goal) {
       $("c-goal-event").value = c.goal.event;
+      const where = c.goal.where || [];
+      goal.where = Array.isArray(where) ? where
+        : Object.entries(where).map(([k, v]) => ({ path: [k], op: "eq", value: { kind: "value", value: v } }));
       const days = /^P(\d+)D$/.exec(String(c.goal.window || ""));
       $("c-goal-window").value = days ? days[1] : "3";
     }
@@ -339,5 +562,8 @@
   }
   syncWhen();
   syncSender();
+  renderGoal();
+  $("c-goal-event").addEventListener("change", () => { renderGoal(); });
+  if (prefill) runChecks();
   $("composer").dataset.ready = "1";
 })();

@@ -33,9 +33,9 @@ function growthChart(el, data) {
     xAxis: { type: "category", data: days.map((d) => String(d).slice(5, 10)) },
     yAxis: { type: "value", minInterval: 1 },
     series: [
-      { name: "members", type: "line", data: pick("members") },
-      { name: "entries", type: "bar", data: pick("entries") },
-      { name: "exits", type: "bar", data: pick("exits") },
+      { name: L.members || "members", type: "line", data: pick("members") },
+      { name: L.entries || "entries", type: "bar", data: pick("entries") },
+      { name: L.exits || "exits", type: "bar", data: pick("exits") },
     ],
   });
   return true;
