@@ -93,6 +93,35 @@ def test_alimtalk_checks_refuse_advertising_and_a_missing_template_code(shop) ->
     assert _post(client, csrf, "/ui/campaigns/check", {"id": "x"}).json()["invalid"]
 
 
+def test_api_and_cli_refuse_what_the_composer_refuses(shop, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Saving through the REST API or `segmint campaign create` applies the same KakaoTalk checks."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from segmint.cli import app as cli_app
+
+    client, ws, csrf = shop
+    ad = {**copy.deepcopy(ALIM), "id": "alim-ad", "purpose": "advertising",
+          "sender": {"name": "데모몰", "contact": "02-123-4567"}}
+    resp = client.post("/api/campaigns", json=ad, headers={"X-CSRF-Token": csrf})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["where"] == "channels.kakao" and "AlimTalk is for informational" in resp.json()["message"]
+    no_code = copy.deepcopy(ALIM) | {"id": "alim-nocode"}
+    no_code["variants"][0]["messages"]["kakao"]["data"]["template_code"] = ""
+    resp = client.post("/api/campaigns", json=no_code, headers={"X-CSRF-Token": csrf})
+    assert resp.status_code == 400 and resp.json()["where"] == "variants.A.messages.kakao.template_code"
+    assert client.post("/api/campaigns", json=copy.deepcopy(ALIM) | {"id": "alim-ok"},
+                       headers={"X-CSRF-Token": csrf}).status_code == 200
+    f = tmp_path / "alim-ad.yaml"
+    f.write_text(yaml.safe_dump(ad, allow_unicode=True), encoding="utf-8")
+    out = CliRunner().invoke(cli_app, ["-w", str(ws.path), "campaign", "create", str(f)])
+    assert out.exit_code == 2 and f"{f}: channels.kakao" in out.output and "AlimTalk" in out.output
+    from segmint.campaigns import repo
+
+    assert {c.campaign.id for c in repo.list_campaigns(ws.appdb)} >= {"alim-ok"}
+    assert not {"alim-ad", "alim-nocode"} & {c.campaign.id for c in repo.list_campaigns(ws.appdb)}
+
+
 def test_friendtalk_checks(shop) -> None:  # type: ignore[no-untyped-def]
     client, _ws, csrf = shop
     night = {"quiet_hours": {"start": "20:30", "end": "08:00"}}  # covers Kakao's 20:50-08:00 FriendTalk stop

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from segmint.campaigns import repo
 from segmint.campaigns.ledger import ledger_rows
-from segmint.campaigns.model import read_campaign_file
+from segmint.campaigns.model import Campaign, read_campaign_file
 from segmint.cli.common import console, handle_errors, open_workspace, print_json, running_server, server_request
 from segmint.errors import InvalidInput
 
@@ -27,6 +27,18 @@ group = typer.Typer(help="Campaigns: define, preview, send; guardrails and the d
 _server = server_request  # the running server's admin API (cli/common.py)
 
 
+def _kakao_checked(campaign: Campaign, where: str) -> Campaign:
+    """The campaign, or an error at `where` for what the composer would refuse on KakaoTalk."""
+    from segmint.errors import InvalidInput
+    from segmint.web.kakao_fields import refuse_kakao_errors
+
+    try:
+        refuse_kakao_errors(campaign)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, where=f"{where}: {exc.where}") from None
+    return campaign
+
+
 @group.command("create")
 @handle_errors
 def create(ctx: typer.Context, file: Path = typer.Argument(..., help="Campaign YAML (or JSON) file."),
@@ -34,8 +46,8 @@ def create(ctx: typer.Context, file: Path = typer.Argument(..., help="Campaign Y
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Create a campaign from a YAML file, or save a new version of it."""
     ws = open_workspace(ctx)
-    sc, result = repo.save_campaign(ws.appdb, read_campaign_file(file), status="active" if activate else None,
-                                    where=str(file))
+    campaign = _kakao_checked(read_campaign_file(file), str(file))
+    sc, result = repo.save_campaign(ws.appdb, campaign, status="active" if activate else None, where=str(file))
     if as_json:
         print_json({**sc.to_dict(), "result": result})
     else:
@@ -47,6 +59,10 @@ def create(ctx: typer.Context, file: Path = typer.Argument(..., help="Campaign Y
 def apply(ctx: typer.Context, folder: Path = typer.Argument(..., help="Folder of campaign *.yaml files."),
           dry_run: bool = typer.Option(False, "--dry-run")) -> None:
     """Sync campaigns from a folder (campaigns as code); new ones are drafts."""
+    from segmint.campaigns.model import read_campaign_dir
+
+    for c in read_campaign_dir(folder):
+        _kakao_checked(c, f"{folder}/{c.id}")
     result = repo.apply_dir(open_workspace(ctx).appdb, folder, dry_run=dry_run)
     for cid, action in result.changes.items():
         console.print(f"{action}: {cid}", highlight=False)

@@ -167,3 +167,20 @@ def vendor_request(channel: str, payload: dict[str, Any], *, user_id: str, campa
         return None
     finally:
         adapter.client.close()
+
+
+def refuse_kakao_errors(c: Campaign, lang: str = "en") -> None:
+    """Raise InvalidInput for the first KakaoTalk error of a campaign (warnings pass): the API and the CLI refuse
+    to save what the composer refuses, e.g. an advertising AlimTalk or one without a template code."""
+    from segmint.errors import InvalidInput
+    from segmint.web.i18n import translator
+
+    errors = [e for e in check_kakao(c) if e.severity == "error"]
+    if errors:
+        e = errors[0]
+        where = ".".join(str(p) for p in ("variants", e.variant, "messages", e.channel, e.field) if p is not None) \
+            if e.variant else f"channels.{e.channel}"
+        if e.index is not None:
+            where += f"[{e.index}]"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise InvalidInput(e.as_dict(translator(lang))["message"] + more, where=where)

@@ -59,7 +59,11 @@ def list_all(status: str | None = Query(None), state: AppState = Depends(get_sta
 @router.post("", response_model=SavedOut)
 def save(campaign: Campaign, status: Literal["draft", "active", "paused", "archived"] | None = Query(None),
          state: AppState = Depends(get_state)) -> dict[str, Any]:
-    """Create a campaign, or update it when the id exists (a new version)."""
+    """Create a campaign, or update it when the id exists (a new version); KakaoTalk messages the law or the
+    vendor would refuse (advertising AlimTalk, no template code) are refused here with where and why."""
+    from segmint.web.kakao_fields import refuse_kakao_errors
+
+    refuse_kakao_errors(campaign)
     sc, result = repo.save_campaign(state.workspace.appdb, campaign, status=status)
     return {**_out(sc), "result": result}
 
