@@ -262,10 +262,12 @@ class ClickHouseEventStore(EventStore):
             if patch:
                 traits.update(loads(patch))
             merged.append(dumps(traits).decode())
-        table = cur.select(PROFILE_COLUMNS)
-        table = table.set_column(PROFILE_COLUMNS.index("traits"), "traits", pa.array(merged, pa.string()))
+        # new buffers for every column: chDB's Python() reader counts the memory of arrays chDB returned itself
+        # many times over (a 200,000-profile table hit its 21 GiB limit)
         ts = pa.timestamp("us")
-        table = table.cast(pa.schema([f.with_type(ts) if pa.types.is_timestamp(f.type) else f for f in table.schema]))
+        table = pa.table({c: pa.array(merged, pa.string()) if c == "traits" else
+                          pa.array(cur.column(c).to_pylist(), ts if pa.types.is_timestamp(cur.column(c).type)
+                                   else cur.column(c).type) for c in PROFILE_COLUMNS})
         self._exec("TRUNCATE TABLE profiles")
         self._insert("profiles", table)
 
