@@ -4,8 +4,8 @@ encoding it replaced, both in the same process on the same tables, alternating.
 
 Run: `PYTHONPATH=src python bench/traits_clickhouse.py --users 200000 --days 30 [--workspace DIR] [--reps 2]`
 (prints Markdown) or `python -m bench.run traits_clickhouse`. The shop is generated into DuckDB (kept with
---workspace), copied into a fresh chDB store, every SQL family is computed once on DuckDB (not timed), and
-then each method writes the same tables as a published run with its own run id. Timing: wall and CPU of
+--workspace), copied into a fresh chDB store, every SQL family is computed once on DuckDB and read back through chDB
+(as a compute on ClickHouse returns its tables; not timed), and then each method writes the same tables as a published run with its own run id. Timing: wall and CPU of
 the process (chDB runs in-process, so its threads count).
 """
 
@@ -42,6 +42,8 @@ ch = ClickHouseEventStore(tempfile.mkdtemp(prefix="segmint-bench-chtraits-"), da
 t = time.perf_counter(); ch.copy_from(duck); copy = time.perf_counter() - t
 tables = [compute_family(duck, cfg, f, as_of)[0] for f in FAMILIES if f != "predict"]
 tables = [t for t in tables if t.num_columns > 1]
+# as a compute on ClickHouse returns them: each table read back from chDB (many chunks), cast to DuckDB's types
+tables = [ch.query("SELECT * FROM Python(_t)" if (_t := t) is not None else "").cast(t.schema) for t in tables]
 out = {"copy": copy, "values": sum(t.num_rows * (t.num_columns - 1) for t in tables),
        "users": ch.query("SELECT count() AS n FROM profiles").column(0)[0].as_py(), "runs": []}
 run_id, last = 0, None

@@ -262,12 +262,12 @@ class ClickHouseEventStore(EventStore):
             if patch:
                 traits.update(loads(patch))
             merged.append(dumps(traits).decode())
-        # new buffers for every column: chDB's Python() reader counts the memory of arrays chDB returned itself
-        # many times over (a 200,000-profile table hit its 21 GiB limit)
+        # one chunk per column: chDB's Python() reader over-counts the memory of a many-chunk table chDB returned
+        # itself (25 chunks of 200,000 profiles hit its 21 GiB limit)
+        table = cur.select(PROFILE_COLUMNS).combine_chunks()
+        table = table.set_column(PROFILE_COLUMNS.index("traits"), "traits", pa.array(merged, pa.string()))
         ts = pa.timestamp("us")
-        table = pa.table({c: pa.array(merged, pa.string()) if c == "traits" else
-                          pa.array(cur.column(c).to_pylist(), ts if pa.types.is_timestamp(cur.column(c).type)
-                                   else cur.column(c).type) for c in PROFILE_COLUMNS})
+        table = table.cast(pa.schema([f.with_type(ts) if pa.types.is_timestamp(f.type) else f for f in table.schema]))
         self._exec("TRUNCATE TABLE profiles")
         self._insert("profiles", table)
 
@@ -564,6 +564,7 @@ def _json_ready(table: pa.Table, names: list[str]) -> tuple[pa.Table, list[str]]
     as an empty array), via a null-flag column."""
     import pyarrow.compute as pc
 
+    table = table.combine_chunks()  # one chunk per column (see _publish_traits: tables chDB returned)
     exprs = []
     for i, n in enumerate(names):
         col = table.column(n)
