@@ -4,9 +4,10 @@ encoding it replaced, both in the same process on the same tables, alternating.
 
 Run: `PYTHONPATH=src python bench/traits_clickhouse.py --users 200000 --days 30 [--workspace DIR] [--reps 2]`
 (prints Markdown) or `python -m bench.run traits_clickhouse`. The shop is generated into DuckDB (kept with
---workspace), copied into a fresh chDB store, every SQL family is computed once on DuckDB and read back through chDB
-(as a compute on ClickHouse returns its tables; not timed), and then each method writes the same tables as a published run with its own run id. Timing: wall and CPU of
-the process (chDB runs in-process, so its threads count).
+--workspace), copied into a fresh chDB store, every SQL family is computed once on DuckDB and read back
+through chDB (as a compute on ClickHouse returns its tables; not timed), and then each method writes the
+same tables as a published run with its own run id. Timing: wall and CPU of the process (chDB runs
+in-process, so its threads count).
 """
 
 from __future__ import annotations

@@ -21,11 +21,10 @@ from segmint.traits.catalog import FAMILIES, TRAITS
 from segmint.traits.clv import clv
 from segmint.traits.config import TraitConfig
 from segmint.traits.predict import is_prediction_trait
-from segmint.traits.sql import Query, missing_table, run_sql, trait_runs_table
+from segmint.traits.sql import TRAIT_DIALECTS, Query, missing_table, run_sql, trait_runs_table
 
 _RUN_LOCK = threading.RLock()  # one trait run at a time per process (API, CLI, scheduler): run ids, CPU
 PREDICT = "predict"
-TRAIT_DIALECTS = ("duckdb", "clickhouse")  # the engines trait queries have SQL for
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any
 
 from segmint.traits.catalog import FAMILIES
 from segmint.traits.config import Schedule, TraitConfig, load_trait_config
+from segmint.traits.sql import TRAIT_DIALECTS, missing_table, trait_runs_table
 
 log = logging.getLogger(__name__)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -51,8 +52,6 @@ def schedule_for(cfg: TraitConfig, family: str) -> Schedule:
 
 def last_attempts(store: Any) -> dict[str, dict[str, Any]]:
     """Per family (and `train`), the latest refresh attempt: a published compute as of its start, or a training."""
-    from segmint.traits.sql import missing_table, trait_runs_table
-
     out: dict[str, dict[str, Any]] = {}
     try:
         rows = store.query(f"SELECT run_id, started_at, status, families, kind, published FROM "
@@ -146,7 +145,7 @@ class TraitScheduler:
 
     def tick(self, now: datetime | None = None) -> float:
         """Run whatever is due now; returns the seconds to wait before the next check."""
-        if getattr(self.ws.store, "dialect", None) not in ("duckdb", "clickhouse"):  # no trait SQL for it
+        if getattr(self.ws.store, "dialect", None) not in TRAIT_DIALECTS:  # no trait SQL for this engine
             return 3600.0
         cfg = self._config()
         if cfg is None:

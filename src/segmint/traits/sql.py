@@ -19,6 +19,7 @@ from segmint.store.sqltext import json_path, quote_ident
 from segmint.traits.config import OPS, Rule
 
 _PLACEHOLDER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+TRAIT_DIALECTS = ("duckdb", "clickhouse")  # the engines trait queries have SQL for
 CH_SETTINGS = "SETTINGS join_use_nulls = 1, cast_keep_nullable = 1"
 # logical SQL types of trait queries -> ClickHouse (nullable: TRY_CAST gives NULL for bad values)
 CH_CAST = {"DOUBLE": "Float64", "VARCHAR": "String", "BIGINT": "Int64", "INTEGER": "Int32"}
