@@ -4,10 +4,9 @@ encoding it replaced, both in the same process on the same tables, alternating.
 
 Run: `PYTHONPATH=src python bench/traits_clickhouse.py --users 200000 --days 30 [--workspace DIR] [--reps 2]`
 (prints Markdown) or `python -m bench.run traits_clickhouse`. The shop is generated into DuckDB (kept with
---workspace), copied into a fresh chDB store, every SQL family is computed once on DuckDB and read back
-through chDB (as a compute on ClickHouse returns its tables; not timed), and then each method writes the
-same tables as a published run with its own run id. Timing: wall and CPU of the process (chDB runs
-in-process, so its threads count).
+--workspace), copied into a fresh chDB store, every SQL family is computed once on DuckDB (not timed),
+and then each method writes the same tables as a published run with its own run id. Timing: wall and CPU
+of the process (chDB runs in-process, so its threads count).
 """
 
 from __future__ import annotations
@@ -43,10 +42,9 @@ ch = ClickHouseEventStore(tempfile.mkdtemp(prefix="segmint-bench-chtraits-"), da
 t = time.perf_counter(); ch.copy_from(duck); copy = time.perf_counter() - t
 tables = [compute_family(duck, cfg, f, as_of)[0] for f in FAMILIES if f != "predict"]
 tables = [t for t in tables if t.num_columns > 1]
-# as a compute on ClickHouse returns them: each table read back from chDB (many chunks), cast to DuckDB's types
-tables = [ch.query("SELECT * FROM Python(_t)" if (_t := t) is not None else "").cast(t.schema) for t in tables]
 out = {"copy": copy, "values": sum(t.num_rows * (t.num_columns - 1) for t in tables),
        "users": ch.query("SELECT count() AS n FROM profiles").column(0)[0].as_py(), "runs": []}
+print("tables ready", file=sys.stderr, flush=True)
 run_id, last = 0, None
 for rep in range(reps):
     for method in ("row-by-row (before)", "bulk (after)"):
@@ -62,6 +60,7 @@ for rep in range(reps):
                 ch.query("SELECT user_id, traits FROM profiles").to_pylist()}  # 12 and 12.0: the same number
         same = None if not out["runs"] else prof == last
         last = prof
+        print(method, rep + 1, round(wall, 1), round(cpu, 1), file=sys.stderr, flush=True)
         out["runs"].append({"method": method, "rep": rep + 1, "wall": wall, "cpu": cpu, "rows": rows,
                             "same": same, "load": __import__("os").getloadavg()[0]})
 print(json.dumps(out))
