@@ -38,7 +38,8 @@ from bench.traits_clickhouse import rowwise_write_traits
 ws = Workspace(sys.argv[1]); as_of = datetime.fromisoformat(sys.argv[2]); reps = int(sys.argv[3])
 cfg = load_trait_config(ws.path)
 duck = ws.open_store_read_only()
-ch = ClickHouseEventStore(tempfile.mkdtemp(prefix="segmint-bench-chtraits-"), database="bench")
+chdb_dir = tempfile.mkdtemp(prefix="segmint-bench-chtraits-")
+ch = ClickHouseEventStore(chdb_dir, database="bench")
 t = time.perf_counter(); ch.copy_from(duck); copy = time.perf_counter() - t
 tables = [compute_family(duck, cfg, f, as_of)[0] for f in FAMILIES if f != "predict"]
 tables = [t for t in tables if t.num_columns > 1]
@@ -64,6 +65,7 @@ for rep in range(reps):
         out["runs"].append({"method": method, "rep": rep + 1, "wall": wall, "cpu": cpu, "rows": rows,
                             "same": same, "load": __import__("os").getloadavg()[0]})
 print(json.dumps(out))
+__import__("shutil").rmtree(chdb_dir, ignore_errors=True)
 """
 
 

@@ -253,12 +253,10 @@ class ClickHouseEventStore(EventStore):
                SETTINGS join_use_nulls = 1, output_format_json_escape_forward_slashes = 0""", {"r": run_id})
         if not cur.num_rows:
             return
-        loads, dumps = orjson.loads, orjson.dumps
+        loads, dumps, drop = orjson.loads, orjson.dumps, set(keys)
         merged = []
         for old, patch in zip(cur.column("traits").to_pylist(), cur.column("_patch").to_pylist(), strict=True):
-            traits = loads(old) if old else {}
-            for key in keys:
-                traits.pop(key, None)
+            traits = {k: v for k, v in loads(old).items() if k not in drop} if old else {}
             if patch:
                 traits.update(loads(patch))
             merged.append(dumps(traits).decode())
