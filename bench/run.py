@@ -22,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "import_parquet": "bench.import_parquet",
     "demo_gen": "bench.demo_gen",
     "traits": "bench.traits",
+    "traits_clickhouse": "bench.traits_clickhouse",
     "segment_analysis": "bench.segment_analysis",
     "campaign_send": "bench.campaign_send",
     "campaign_report": "bench.campaign_report",

@@ -186,3 +186,72 @@ def test_cli_traits_compute_and_show_on_a_clickhouse_workspace(tmp_path: Path) -
     assert t["rfm_frequency"] == 4 and t["rfm_monetary"] == 40000 and t["lifecycle_stage"] == "loyal"
     assert t["purchase_regularity"] == "regular" and t["preferred_channel"] == "email" and t["nps_score"] == 9
     assert t["purchase_overdue"] is False  # a boolean, not ClickHouse's 0/1
+
+
+def _trait_tables(as_of: datetime) -> list[pa.Table]:
+    """Hand-made trait tables with every value type a family returns (and the awkward ones: NaN, a null list,
+    times with and without a fraction of a second, text with quotes, slashes and Korean)."""
+    ts = pa.timestamp("us")
+    return [
+        pa.table({"user_id": ["a", "b", "c"],
+                  "score": pa.array([1.5, float("nan"), None], pa.float64()),
+                  "count": pa.array([3, 2**40, None], pa.int64()),
+                  "flag": pa.array([True, False, None]),
+                  "tier": pa.array(['say "hi"/bye', "골드", None]),
+                  "tops": pa.array([["a/b", "뷰티"], [], None], pa.list_(pa.string())),
+                  "when": pa.array([as_of, as_of + timedelta(seconds=1, microseconds=500_000), None], ts)}),
+        pa.table({"user_id": ["b", "d"], "stage": ["loyal", "new"]}),
+    ]
+
+
+def _stored(store: Any, run_id: int) -> tuple[dict, dict]:
+    """A run's history (user, name) -> (parsed value, as_of) and every profile's parsed traits."""
+    hist = store.query(f"SELECT user_id, name, CAST(value AS VARCHAR) AS value, as_of FROM computed_traits "
+                       f"WHERE run_id = {int(run_id)}").to_pylist()
+    prof = store.query("SELECT user_id, CAST(traits AS VARCHAR) AS traits FROM profiles").to_pylist()
+    return ({(h["user_id"], h["name"]): (orjson.loads(h["value"]), h["as_of"].replace(tzinfo=None)) for h in hist},
+            {p["user_id"]: orjson.loads(p["traits"]) for p in prof})
+
+
+def test_bulk_trait_writes_match_duckdb(tmp_path: Path) -> None:
+    """The same TraitWrites into DuckDB and chDB leave the same history rows and profiles: published runs
+    replace the run's keys (a value gone since the last run is removed, other traits are kept), a past as-of
+    run goes to the history only, and keep_runs drops old runs' history."""
+    from segmint.store.base import TraitWrite
+    from segmint.store.duckdb import DuckDBEventStore
+
+    duck = DuckDBEventStore(tmp_path / "duck.db")
+    ch = ClickHouseEventStore(process_chdb_path(), database="traits_bulk_write")
+    profiles = [ProfileUpdate(u, {"name": f"N{u}", "score": 99, "keep": {"x": [1, None]}}, NOW - timedelta(days=3))
+                for u in ("a", "b", "c", "d", "e")]
+    for store in (duck, ch):
+        store.write(WriteBatch(profiles=profiles))
+    past = NOW - timedelta(days=10, hours=3)
+    writes = [  # run 1 published now, run 2 as of a past time (history only), run 3 published: b lost its stage
+        (1, NOW, _trait_tables(NOW), True, None),
+        (2, past, _trait_tables(past), False, None),
+        (3, NOW, [_trait_tables(NOW)[0], pa.table({"user_id": ["d"], "stage": ["active"]})], True, 2),
+    ]
+    for run_id, as_of, tables, publish, keep in writes:
+        run = {"run_id": run_id, "started_at": NOW, "finished_at": NOW, "as_of": as_of, "families": ["x"],
+               "published": publish, "users": 4, "rows": 0, "status": "ok", "error": None, "notes": "{}",
+               "kind": "compute", "trigger": "manual"}
+        n_duck = duck.write_traits(TraitWrite(run, tables, publish=publish, keep_runs=keep))
+        n_ch = ch.write_traits(TraitWrite(run, tables, publish=publish, keep_runs=keep))
+        assert n_duck == n_ch == (13 if run_id < 3 else 12), run_id
+        hist_d, prof_d = _stored(duck, run_id)
+        hist_c, prof_c = _stored(ch, run_id)
+        assert hist_c == hist_d, run_id
+        assert prof_c == prof_d, run_id
+    assert hist_c[("a", "when")] == (str(NOW), NOW) and hist_c[("b", "when")][0] == f"{NOW + timedelta(seconds=1)}.5"
+    assert ("b", "score") not in hist_c and ("c", "tops") not in hist_c and hist_c[("b", "tops")][0] == []
+    assert prof_c["a"] == {"name": "Na", "keep": {"x": [1, None]}, "score": 1.5, "count": 3, "flag": True,
+                           "tier": 'say "hi"/bye', "tops": ["a/b", "뷰티"], "when": str(NOW)}
+    assert prof_c["b"] == {"name": "Nb", "keep": {"x": [1, None]}, "count": 2**40, "flag": False, "tier": "골드",
+                           "tops": [], "when": f"{NOW + timedelta(seconds=1)}.5"}  # NaN score, stale stage: gone
+    assert prof_c["d"] == {"name": "Nd", "keep": {"x": [1, None]}, "stage": "active"}
+    assert prof_c["e"] == {"name": "Ne", "keep": {"x": [1, None]}}
+    kept = {r["run_id"] for r in ch.query("SELECT DISTINCT run_id FROM computed_traits").to_pylist()}
+    assert kept == {2, 3} == {r["run_id"] for r in duck.query("SELECT DISTINCT run_id FROM computed_traits")
+                              .to_pylist()}
+    duck.close()

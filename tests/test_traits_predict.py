@@ -87,6 +87,32 @@ def test_cut_times_and_too_little_history() -> None:
         P.cut_times(NOW, NOW - timedelta(days=50), 30, cfg)
 
 
+def test_features_a_short_history_cannot_support_are_left_out(workspace: Workspace) -> None:
+    """Training cuts with 16 days of history (a 90-day shop, 30-day horizon) see 90-day counts, 30-vs-30-day
+    trends, tenure and totals truncated: those features are left out; 180-day shops keep everything."""
+    e = [_ev(u, "signed_up", -d) for u, d in (("a", 50), ("b", 20), ("c", 5))]
+    e += [_ev(u, "app_opened", -d) for u, d in (("a", 50), ("a", 10), ("a", 1), ("b", 20), ("b", 2), ("c", 5))]
+    workspace.store.write(WriteBatch(events=events_to_arrow(e)))
+    cfg = load_trait_config()
+    events = ["app_opened", "signed_up"]
+    once = P.once_per_user_events(workspace.store, cfg, T, events)
+    assert once == ["signed_up"]  # a sign-up count dates the user: a lifetime feature, not recent activity
+    cols = ["days_since_last_activity", "events_7d", "events_30d", "events_90d", "activity_trend", "churn_risk",
+            "tenure_days", "rfm_frequency", "clv_90d", "lifecycle_stage", "n30_app_opened", "n30_signed_up",
+            "visit_gap_ratio", "nps_score"]
+    keep, dropped = P.supported_features(cols, 16.0, cfg, events, once)
+    assert keep == ["days_since_last_activity", "events_7d", "events_30d", "n30_app_opened", "visit_gap_ratio",
+                    "nps_score"]
+    assert set(dropped) == set(cols) - set(keep)
+    assert dropped["events_90d"] == ("looks back 90 days; the earliest training cut has 16 days of history, "
+                                     "needs 45")
+    assert dropped["tenure_days"].startswith("looks back over the whole history")
+    assert P.supported_features(cols, 92.0, cfg, events, once) == (cols, {})
+    strict = load_trait_config(override={"predict": {"min_window_coverage": 1.0}})
+    assert P.supported_features(cols, 16.0, strict, events, once)[0] == ["days_since_last_activity", "events_7d",
+                                                                           "visit_gap_ratio", "nps_score"]
+
+
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo shop (2,000 users x 180 days) with every trait computed and churn / purchase models trained."""
@@ -116,7 +142,8 @@ def test_models_beat_the_recency_baseline_on_the_demo_shop(shop: Path) -> None:
         met = m["metrics"]
         # a clear margin: the demo's users differ in visit rate, and the model reads recency against it
         assert met["auc"] > met["baseline_auc"] + 0.02 and met["baseline_auc"] > 0.75, (m["name"], met)
-        assert m["warnings"] == []
+        assert m["warnings"] == [] and m["dropped_features"] == {}  # 92 days of history at the first cut
+        assert len(met["baseline_reliability"]) == 10
         assert set(met["baselines"]) == {"days_since_last_activity", "rfm_recency_days"}
         assert met["baseline_auc"] == max(b["auc"] for b in met["baselines"].values())
         assert met["brier"] < met["prevalence_brier"]  # better calibrated than always predicting the base rate

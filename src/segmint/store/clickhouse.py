@@ -202,48 +202,72 @@ class ClickHouseEventStore(EventStore):
     def write_traits(self, write: TraitWrite) -> int:
         """Record the run (newest row per run_id wins), append values to computed_traits, merge into profiles.
 
-        Values are encoded in Python (this engine is test-sized); chDB has no transactions, so the run record
-        is written last: a run whose record says ok has all its values."""
+        The history rows are made in ClickHouse from the Arrow tables (one INSERT ... SELECT per table, values
+        JSON-encoded by toJSONString); publishing rewrites profiles with one patch per user built from those
+        rows. chDB has no transactions, so the run record is written last: a run whose record says ok has
+        all its values."""
         with self._lock:
             for stmt in TRAIT_DDL:
                 self._exec(stmt)
             run, now = dict(write.run), _now()
-            hist: dict[str, list[Any]] = {"user_id": [], "name": [], "value": []}
-            patches: dict[str, dict[str, Any]] = {}
             for table in write.tables:
-                names = [n for n in table.column_names if n != "user_id"]
-                for row in table.to_pylist():
-                    patch = patches.setdefault(row["user_id"], {})
-                    for n in names:
-                        v = _trait_json_value(row[n])
-                        patch[n] = v
-                        if v is not None:
-                            hist["user_id"].append(row["user_id"])
-                            hist["name"].append(n)
-                            hist["value"].append(orjson.dumps(v).decode())
-            k = len(hist["user_id"])
-            self._insert("computed_traits", pa.table({
-                "run_id": pa.array([run["run_id"]] * k, pa.int64()), **{c: pa.array(v, pa.string())
-                                                                        for c, v in hist.items()},
-                "as_of": pa.array([run["as_of"]] * k, pa.timestamp("us")),
-                "computed_at": pa.array([now] * k, pa.timestamp("us"))}))
+                self._trait_history(table, run, now)
+            k = 0
+            if write.tables:
+                k = int(self._arrow("SELECT count() FROM computed_traits WHERE run_id = {r:Int64}",
+                                    {"r": run["run_id"]}).column(0)[0].as_py())
             if write.publish and write.tables:
-                keys = {n: None for t in write.tables for n in t.column_names if n != "user_id"}
-                current = self._profiles_for(None)
-                table = pa.Table.from_pylist(list(current.values())) if current else None
-                if table is not None:
-                    traits = [orjson.dumps(_merge_patch(orjson.loads(r["traits"] or "{}"),
-                                                        {**keys, **patches.get(u, {})})).decode()
-                              for u, r in current.items()]
-                    table = table.set_column(table.column_names.index("traits"), "traits", pa.array(traits))
-                    self._exec("TRUNCATE TABLE profiles")
-                    self._insert("profiles", table.select(PROFILE_COLUMNS))
+                keys = list(dict.fromkeys(n for t in write.tables for n in t.column_names if n != "user_id"))
+                self._publish_traits(run["run_id"], keys)
             if write.keep_runs:
                 self._exec("DELETE FROM computed_traits WHERE run_id <= {r:Int64}",
                            {"r": run["run_id"] - write.keep_runs})
             run["version"] = now
             self._insert("trait_runs", pa.Table.from_pylist([run]).cast(self._trait_run_schema(list(run))))
             return k
+
+    def _trait_history(self, table: pa.Table, run: dict[str, Any], now: datetime) -> None:
+        """Append one row per non-null value of a trait table to computed_traits, in one INSERT ... SELECT."""
+        names = [n for n in table.column_names if n != "user_id"]
+        if not names or not table.num_rows:
+            return
+        _segmint_traits, exprs = _json_ready(table, names)
+        params = {f"n{i}": n for i, n in enumerate(names)}
+        pairs = ", ".join(f"tuple({{n{i}:String}}, {e})" for i, e in enumerate(exprs))
+        self._exec(
+            f"""INSERT INTO computed_traits (run_id, user_id, name, value, as_of, computed_at)
+            SELECT {{r:Int64}}, user_id, kv.1, assumeNotNull(kv.2), {{a:{TS64}}}, {{t:{TS64}}}
+            FROM Python(_segmint_traits) ARRAY JOIN [{pairs}] AS kv
+            WHERE kv.2 IS NOT NULL AND kv.2 != 'null' {_JSON_SETTINGS}""",
+            {**{k: ch_param(v) for k, v in params.items()},
+             "r": run["run_id"], "a": ch_param(run["as_of"]), "t": ch_param(now)})
+
+    def _publish_traits(self, run_id: int, keys: list[str]) -> None:
+        """Merge a run's values into profiles.traits: every profile loses the run's keys, then gets its own
+        non-null values (RFC 7396 with null for a missing value, as DuckDB's json_merge_patch does)."""
+        cur = self._arrow(
+            """SELECT p.*, x.patch AS _patch FROM profiles p LEFT JOIN (
+                 SELECT user_id, concat('{', arrayStringConcat(groupArray(concat(toJSONString(name), ':', value)),
+                                                               ','), '}') AS patch
+                 FROM computed_traits WHERE run_id = {r:Int64} GROUP BY user_id) x ON x.user_id = p.user_id
+               SETTINGS join_use_nulls = 1, output_format_json_escape_forward_slashes = 0""", {"r": run_id})
+        if not cur.num_rows:
+            return
+        loads, dumps, drop = orjson.loads, orjson.dumps, set(keys)
+        merged = []
+        for old, patch in zip(cur.column("traits").to_pylist(), cur.column("_patch").to_pylist(), strict=True):
+            traits = {k: v for k, v in loads(old).items() if k not in drop} if old else {}
+            if patch:
+                traits.update(loads(patch))
+            merged.append(dumps(traits).decode())
+        # one chunk per column: chDB's Python() reader over-counts the memory of a many-chunk table chDB returned
+        # itself (25 chunks of 200,000 profiles hit its 21 GiB limit)
+        table = cur.select(PROFILE_COLUMNS).combine_chunks()
+        table = table.set_column(PROFILE_COLUMNS.index("traits"), "traits", pa.array(merged, pa.string()))
+        ts = pa.timestamp("us")
+        table = table.cast(pa.schema([f.with_type(ts) if pa.types.is_timestamp(f.type) else f for f in table.schema]))
+        self._exec("TRUNCATE TABLE profiles")
+        self._insert("profiles", table)
 
     @staticmethod
     def _trait_run_schema(cols: list[str]) -> pa.Schema:
@@ -527,16 +551,30 @@ def _merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def _trait_json_value(v: Any) -> Any:
-    """A trait value as JSON-able Python, written the way DuckDB's to_json writes it (NaN is null)."""
-    if isinstance(v, float) and v != v:
-        return None
-    if isinstance(v, datetime):  # DuckDB's text: no trailing zeros in the fraction of a second
-        text = str(v.replace(tzinfo=None))
-        return text.rstrip("0") if "." in text else text
-    if isinstance(v, list):
-        return [_trait_json_value(x) for x in v]
-    return v
+_JSON_SETTINGS = ("SETTINGS output_format_json_quote_64bit_integers = 0, output_format_json_quote_denormals = 0, "
+                  "output_format_json_escape_forward_slashes = 0")
+
+
+def _json_ready(table: pa.Table, names: list[str]) -> tuple[pa.Table, list[str]]:
+    """A trait table ready for ClickHouse to JSON-encode its values the way DuckDB's to_json does, and the
+    SQL expression of each trait's JSON text (NULL for a missing value): times become their text without
+    trailing zeros in the fraction of a second; a null list stays null (the Python() table function reads it
+    as an empty array), via a null-flag column."""
+    import pyarrow.compute as pc
+
+    table = table.combine_chunks()  # one chunk per column (see _publish_traits: tables chDB returned)
+    exprs = []
+    for i, n in enumerate(names):
+        col = table.column(n)
+        if pa.types.is_timestamp(col.type):
+            text = pc.replace_substring_regex(pc.cast(col.cast(pa.timestamp("us")), pa.string()), r"\.?0+$", "")
+            table = table.set_column(table.column_names.index(n), n, text)
+        if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+            table = table.append_column(f"_null{i}", pc.is_null(col))
+            exprs.append(f"if(_null{i}, NULL, toJSONString({quote_ident(n)}))")
+        else:
+            exprs.append(f"toJSONString({quote_ident(n)})")
+    return table, exprs
 
 
 def _typed_column(props: list[str | None], name: str, typ: str) -> pa.Array:

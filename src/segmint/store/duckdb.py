@@ -72,6 +72,17 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+
+def _nan_as_null(table: pa.Table) -> pa.Table:
+    """The table with NaN in its floating columns replaced by null."""
+    import pyarrow.compute as pc
+
+    for i, f in enumerate(table.schema):
+        if pa.types.is_floating(f.type) and table.column(i).num_chunks:
+            col = table.column(i)
+            table = table.set_column(i, f, pc.if_else(pc.is_nan(col), pa.scalar(None, f.type), col))
+    return table
+
 class DuckDBEventStore(EventStore):
     """EventStore on a DuckDB file; thread-safe through one lock around writes and cursors for reads."""
 
@@ -284,7 +295,7 @@ class DuckDBEventStore(EventStore):
         cols: list[tuple[str, str]] = []  # (alias, quoted trait name)
         for alias, table in zip(aliases, write.tables, strict=True):
             cols += [(alias, quote_ident(n)) for n in table.column_names if n != "user_id"]
-            con.register(alias, table)
+            con.register(alias, _nan_as_null(table))  # to_json(NaN) is `NaN`, not JSON: a NaN is no value
         try:
             rows = 0
             for alias, table in zip(aliases, write.tables, strict=True):

@@ -148,6 +148,7 @@ class PredictDef(_Model):
     num_leaves: int = Field(ge=2, le=1024)
     min_data_in_leaf: int = Field(ge=1)
     max_rows_per_cut: int = Field(ge=100)
+    min_window_coverage: float = Field(default=0.5, gt=0, le=1)
     seed: int = 7
 
 

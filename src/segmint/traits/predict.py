@@ -40,6 +40,17 @@ CATEGORICAL = ("lifecycle_stage", "churn_risk", "preferred_channel", "top_catego
 NOT_FEATURES = {"user_id", "rfm_segment", "top_categories", "last_active_at", "reactivated_at",
                 "next_purchase_expected_at", "rfm_r_score", "rfm_f_score", "rfm_m_score"}
 BASELINE_FEATURES = ("days_since_last_activity", "rfm_recency_days")
+# features whose value depends on all the history before the cut (they grow with it): a user's tenure, totals,
+# stages defined by long dormancy, CLV fitted on the whole history
+LIFETIME_FEATURES = {"tenure_days", "days_since_first_seen", "active_days_total", "active_day_share",
+                     "rfm_frequency", "rfm_monetary", "rfm_score", "rfm_tier", "revenue_total", "review_count",
+                     "lifecycle_stage", "clv_p_alive", "clv_purchases_90d", "clv_purchases_365d",
+                     "clv_avg_order_value", "clv_90d", "clv_365d", "clv_tier"}
+# counts over a fixed window before the cut: the days they look back
+WINDOW_FEATURES = {"events_7d": 7, "events_30d": 30, "active_days_30d": 30, "purchases_30d": 30,
+                   "messages_engaged_30d": 30, "messages_sent_30d": 30, "events_90d": 90, "active_days_90d": 90,
+                   "purchases_90d": 90}
+ONCE_PER_USER = 1.1  # a top event with at most this many events per user (sign-up, install) dates the user
 _NAME = re.compile(r"[^0-9a-z_]+")
 _TRAIT = re.compile(r"^(churn|purchase)_probability_(\d+)d$")
 
@@ -70,6 +81,52 @@ def top_events(store: EventStore, cfg: TraitConfig, as_of: datetime, k: int) -> 
     rows = q.run(f"""SELECT event, count(*) AS n FROM events WHERE user_id IS NOT NULL AND ts <= $as_of {not_excl}
                      GROUP BY event ORDER BY n DESC, event LIMIT {int(k)}""").to_pylist()
     return [r["event"] for r in rows]
+
+
+def once_per_user_events(store: EventStore, cfg: TraitConfig, as_of: datetime, events: list[str]) -> list[str]:
+    """Which of the events users do about once in their life (sign-up, install): their 30-day count says
+    "joined in the last 30 days", a lifetime feature, not a recent-activity one."""
+    if not events:
+        return []
+    q = Query(store, as_of)
+    rows = q.run(f"""SELECT event, count(*) AS n, count(DISTINCT user_id) AS users FROM events
+                     WHERE user_id IS NOT NULL AND ts <= $as_of AND event IN {q.names(events)}
+                     GROUP BY event""").to_pylist()
+    return sorted(r["event"] for r in rows if r["n"] <= ONCE_PER_USER * r["users"])
+
+
+def feature_lookback(cfg: TraitConfig, events: list[str], once: list[str]) -> dict[str, float | None]:
+    """Days of history before a cut each history-bound feature looks at (None: all of it)."""
+    w = cfg.churn.window_days
+    out: dict[str, float | None] = {**dict.fromkeys(LIFETIME_FEATURES), **WINDOW_FEATURES,
+                                    "visits_last_window": w, "visits_prev_window": 2 * w, "activity_trend": 2 * w,
+                                    "churn_risk": 2 * w}
+    for e, c in zip(events, _event_columns(events), strict=True):
+        out[c] = None if e in once else 30
+    return out
+
+
+def supported_features(columns: list[str], history_days: float, cfg: TraitConfig, events: list[str],
+                       once: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The features every training cut has the history for, and why the others are left out.
+
+    A feature looking back D days is used when the earliest training cut has at least D x
+    predict.min_window_coverage days of history; a lifetime feature when it has population_days x that.
+    Otherwise the training cuts see it truncated (a 30-vs-30-day trend with 16 days of history, tenure capped
+    at a month) while the holdout and the scoring see it whole, and the model learns relations that do not
+    hold there (on a 90-day shop: users dormant longer than any training user scored as safe)."""
+    cover = cfg.predict.min_window_coverage
+    lookback = feature_lookback(cfg, events, once)
+    keep, dropped = [], {}
+    for c in columns:
+        days = lookback.get(c, 0.0)
+        need = (cfg.predict.population_days if days is None else days) * cover
+        if history_days >= need:
+            keep.append(c)
+        else:
+            dropped[c] = (f"looks back {'over the whole history' if days is None else f'{days:g} days'}; the "
+                          f"earliest training cut has {history_days:.0f} days of history, needs {need:.0f}")
+    return keep, dropped
 
 
 def _event_columns(events: list[str]) -> list[str]:
@@ -316,6 +373,9 @@ def train_models(store: EventStore, cfg: TraitConfig, workspace_path: Path, hori
         labs.append(labels(store, cfg, t, horizon))
     frames = _as_categories(frames)
     history = (cuts[0] - span["lo"]).total_seconds() / 86400
+    once = once_per_user_events(store, cfg, holdout, events)
+    keep, dropped = supported_features(list(frames[0].columns), history, cfg, events, once)
+    frames = [f[keep] for f in frames]
     warn = []
     if history < 2 * horizon:
         warn.append(f"the earliest training cut has only {history:.0f} days of history (less than 2 x the "
@@ -327,6 +387,8 @@ def train_models(store: EventStore, cfg: TraitConfig, workspace_path: Path, hori
         t1 = time.perf_counter()
         ys = [labelled(f, lab, target) for f, lab in zip(frames, labs, strict=True)]
         rep = _train_one(cfg, workspace_path, target, horizon, frames, ys, cuts, holdout, events, warn)
+        rep.metadata["dropped_features"] = dropped
+        rep.metadata["history_days"] = history
         rep.metadata["seconds"] = {"features_all_cuts": feature_seconds, "fit_evaluate_refit": time.perf_counter() - t1}
         (rep.path / "metadata.json").write_bytes(orjson.dumps(rep.metadata, option=orjson.OPT_INDENT_2))
         reports.append(rep)
@@ -356,7 +418,7 @@ def _train_one(cfg: TraitConfig, workspace_path: Path, target: str, horizon: int
         sign = 1 if target == "churn" else -1
         b = fit(x_tr[[col]], y_tr, cfg, monotone=[sign])
         pb = predict_proba(b, x_ho[[col]])
-        baselines[col] = {"auc": auc(y, pb), "brier": brier(y, pb)}
+        baselines[col] = {"auc": auc(y, pb), "brier": brier(y, pb), "reliability": reliability(y, pb)}
     best = max(baselines, key=lambda k: baselines[k]["auc"])
     final = fit(pd.concat(frames), pd.concat(ys), cfg)  # refit on every cut, holdout included
     gain = final.feature_importance("gain")
@@ -386,6 +448,7 @@ def _train_one(cfg: TraitConfig, workspace_path: Path, target: str, horizon: int
         "params": {**_params(cfg, len(x_tr)), "rounds": cfg.predict.rounds},
         "metrics": {"auc": auc(y, p_ho), "brier": brier(y, p_ho), "baseline_auc": baselines[best]["auc"],
                     "baseline_brier": baselines[best]["brier"], "baseline_feature": best,
+                    "baseline_reliability": baselines[best]["reliability"],
                     "baselines": baselines, "prevalence_brier": brier(y, np.full(len(y), float(y_tr.mean()))),
                     "reliability": reliability(y, p_ho)},
         "feature_importance": importance,

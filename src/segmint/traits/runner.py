@@ -10,11 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 import pyarrow as pa
 
-from segmint.errors import InvalidInput, NotFound, SegmintError
+from segmint.errors import InvalidInput, NotFound
 from segmint.store.base import EventStore, TraitWrite
 from segmint.store.schema import to_utc_naive
 from segmint.traits import families as fam
@@ -22,7 +21,7 @@ from segmint.traits.catalog import FAMILIES, TRAITS
 from segmint.traits.clv import clv
 from segmint.traits.config import TraitConfig
 from segmint.traits.predict import is_prediction_trait
-from segmint.traits.sql import Query, run_sql
+from segmint.traits.sql import TRAIT_DIALECTS, Query, missing_table, run_sql, trait_runs_table
 
 _RUN_LOCK = threading.RLock()  # one trait run at a time per process (API, CLI, scheduler): run ids, CPU
 PREDICT = "predict"
@@ -52,15 +51,8 @@ def _now() -> datetime:
 
 def _require_trait_engine(store: EventStore) -> None:
     """Trait queries have DuckDB and ClickHouse forms (traits.sql); other engines are refused."""
-    if getattr(store, "dialect", None) not in ("duckdb", "clickhouse"):
+    if getattr(store, "dialect", None) not in TRAIT_DIALECTS:
         raise InvalidInput("computed traits need the DuckDB or ClickHouse event store", where="store")
-
-
-def _missing_table(exc: Exception) -> bool:
-    """Whether a query failed because the trait tables do not exist yet (no trait run so far)."""
-    if isinstance(exc, duckdb.CatalogException):
-        return True
-    return isinstance(exc, SegmintError) and "UNKNOWN_TABLE" in str(exc)
 
 
 def _run_rows(store: EventStore, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -68,7 +60,7 @@ def _run_rows(store: EventStore, sql: str, params: dict[str, Any]) -> list[dict[
     try:
         return run_sql(store, sql, params).to_pylist()
     except Exception as exc:
-        if _missing_table(exc):
+        if missing_table(exc):
             return []
         raise
 
@@ -224,8 +216,8 @@ def train(store: EventStore, cfg: TraitConfig, workspace_path: Path, *, horizon:
 
 def runs(store: EventStore, limit: int = 20) -> list[dict[str, Any]]:
     """Most recent trait runs (computes and trainings), newest first."""
-    final = " FINAL" if store.dialect == "clickhouse" else ""  # ClickHouse: the newest row per run_id
-    rows = _run_rows(store, f"SELECT * FROM trait_runs{final} ORDER BY run_id DESC LIMIT $limit", {"limit": limit})
+    rows = _run_rows(store, f"SELECT * FROM {trait_runs_table(store)} ORDER BY run_id DESC LIMIT $limit",
+                     {"limit": limit})
     for r in rows:
         r["notes"] = orjson.loads(r["notes"]) if r.get("notes") else {}
     return rows
@@ -243,7 +235,7 @@ def user_traits(store: EventStore, user_id: str) -> dict[str, Any]:
             "SELECT c.run_id, c.name, c.value, c.as_of FROM computed_traits c WHERE c.user_id = $u "
             "ORDER BY c.run_id DESC, c.name", {"u": user_id}).to_pylist()
     except Exception as exc:  # no trait run yet (store opened read-only, tables not created)
-        if not _missing_table(exc):
+        if not missing_table(exc):
             raise
         hist = []
     history = [{**h, "value": orjson.loads(h["value"])} for h in hist]

@@ -11,6 +11,7 @@ from typing import Any
 
 from segmint.traits.catalog import FAMILIES
 from segmint.traits.config import Schedule, TraitConfig, load_trait_config
+from segmint.traits.sql import TRAIT_DIALECTS, missing_table, trait_runs_table
 
 log = logging.getLogger(__name__)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -52,14 +53,16 @@ def schedule_for(cfg: TraitConfig, family: str) -> Schedule:
 def last_attempts(store: Any) -> dict[str, dict[str, Any]]:
     """Per family (and `train`), the latest refresh attempt: a published compute as of its start, or a training."""
     out: dict[str, dict[str, Any]] = {}
-    import duckdb
-
     try:
-        rows = store.query("SELECT run_id, started_at, status, families, kind, published FROM trait_runs "
-                           "ORDER BY run_id DESC LIMIT 1000").to_pylist()
-    except duckdb.CatalogException:  # no run yet
-        rows = []
+        rows = store.query(f"SELECT run_id, started_at, status, families, kind, published FROM "
+                           f"{trait_runs_table(store)} ORDER BY run_id DESC LIMIT 1000").to_pylist()
+    except Exception as exc:
+        if not missing_table(exc):
+            raise
+        rows = []  # no run yet
     for r in rows:
+        started = r["started_at"]  # ClickHouse gives aware UTC times, DuckDB naive UTC ones
+        r["started_at"] = started.astimezone(UTC).replace(tzinfo=None) if started.tzinfo else started
         keys = [TRAIN] if r["kind"] == TRAIN else (r["families"] or []) if r["published"] else []
         for k in keys:
             out.setdefault(k, r)
@@ -142,7 +145,7 @@ class TraitScheduler:
 
     def tick(self, now: datetime | None = None) -> float:
         """Run whatever is due now; returns the seconds to wait before the next check."""
-        if getattr(self.ws.store, "dialect", None) != "duckdb":
+        if getattr(self.ws.store, "dialect", None) not in TRAIT_DIALECTS:  # no trait SQL for this engine
             return 3600.0
         cfg = self._config()
         if cfg is None:

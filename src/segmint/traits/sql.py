@@ -19,9 +19,27 @@ from segmint.store.sqltext import json_path, quote_ident
 from segmint.traits.config import OPS, Rule
 
 _PLACEHOLDER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+TRAIT_DIALECTS = ("duckdb", "clickhouse")  # the engines trait queries have SQL for
 CH_SETTINGS = "SETTINGS join_use_nulls = 1, cast_keep_nullable = 1"
 # logical SQL types of trait queries -> ClickHouse (nullable: TRY_CAST gives NULL for bad values)
 CH_CAST = {"DOUBLE": "Float64", "VARCHAR": "String", "BIGINT": "Int64", "INTEGER": "Int32"}
+
+
+def missing_table(exc: BaseException) -> bool:
+    """Whether a query failed because the trait tables do not exist yet (no trait run so far), on either engine."""
+    import duckdb
+
+    from segmint.errors import SegmintError
+
+    if isinstance(exc, duckdb.CatalogException):
+        return True
+    return isinstance(exc, SegmintError) and "UNKNOWN_TABLE" in str(exc)
+
+
+def trait_runs_table(store: EventStore) -> str:
+    """`trait_runs` as a FROM clause: on ClickHouse with FINAL (the newest row per run_id of the
+    ReplacingMergeTree)."""
+    return "trait_runs FINAL" if getattr(store, "dialect", None) == "clickhouse" else "trait_runs"
 
 
 def ch_type(value: Any) -> str:
