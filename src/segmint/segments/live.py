@@ -11,6 +11,10 @@ One `LiveSegments` per server process owns the membership of every dynamic saved
   live thread applies the result; a change found there happened by time alone, and its exact instant is
   recovered with the reference evaluator (`live_times.candidate_times`), so the transition carries the time
   the as-of evaluation changed;
+- timers: for segments whose tree allows it, each user's next possible change by time alone is kept as a
+  timer (`live_timers`: computed in bulk SQL with every sweep and edit, per touched user on the per-user
+  path, exactly with `live_times.next_change` when one fires); due timers fire at the start of a step,
+  before the per-user path, and their users are re-evaluated as of the due time (cause `time`, that time);
 - edit: a new version (or a changed nested segment) is evaluated at once and the difference recorded with
   cause `edit`.
 
@@ -39,12 +43,13 @@ from sqlalchemy.orm import Session
 
 from segmint.appdb.segments import SegmentRow, SegmentVersionRow
 from segmint.config import LiveConfig
-from segmint.segments import live_log
+from segmint.segments import live_log, live_timers
 from segmint.segments import model as m
 from segmint.segments import reference as ref
 from segmint.segments.compile import UnsupportedInSQL
 from segmint.segments.live_sql import Template, users_query
-from segmint.segments.live_times import Footprint, candidate_times, footprint
+from segmint.segments.live_timers import DueQuery, Timers, dues_query
+from segmint.segments.live_times import Footprint, candidate_times, footprint, next_change
 from segmint.segments.saved import inline_segments, list_segments, static_members
 from segmint.store.base import EventStore, WriteBatch
 from segmint.store.schema import events_to_arrow, transitions_to_arrow
@@ -61,7 +66,10 @@ SUMMARY_FIELDS = ("users", "rows", "entered", "exited")
 REFERENCE_CHUNK = 2000  # users per query when a segment the SQL compiler cannot run is evaluated in bulk
 _PROBE_TIME = datetime(2000, 1, 1)
 PERF_FIELDS = ("steps", "step_s", "step_max_s", "query_s", "commit_s", "apply_s", "apply_max_s", "users",
-               "live_cpu_s", "sweeper_cpu_s", "predated")
+               "live_cpu_s", "sweeper_cpu_s", "predated", "timers_fired", "timer_changes", "timer_s",
+               "due_query_s", "due_query_cpu_s", "due_rows")
+MAX_CHAIN = 16  # instants one fired timer may replay in a row (a user due several times while the engine was down)
+FIRE_CHUNK = 5000  # timers fired per step at most (a long stop leaves many due at once)
 
 
 def _utc(ts: datetime) -> datetime:
@@ -122,6 +130,18 @@ class Tracked:
     templates: dict[str, Template] = field(default_factory=dict)  # by typed-columns key
 
     sql_error: str | None = None  # why the SQL compiler cannot run this tree (the reference evaluator does)
+    untimed: str | None = field(init=False)  # why this tree gets no next-change timers (None: it does)
+    due_queries: dict[str, DueQuery] = field(default_factory=dict)  # by typed-columns key
+
+    def __post_init__(self) -> None:
+        self.untimed = live_timers.uncovered(self.tree)
+
+    def due_query(self, typed: dict[str, str], workspace_tz: str) -> DueQuery:
+        """The bulk due query of this tree (built once per typed-column set)."""
+        key = repr(sorted(typed.items()))
+        if key not in self.due_queries:
+            self.due_queries[key] = live_timers.due_query(self.tree, typed=typed, workspace_tz=workspace_tz)
+        return self.due_queries[key]
 
     def query(self, store: EventStore, as_of: datetime, typed: dict[str, str]) -> tuple[str, dict[str, Any]]:
         """The members SQL and parameters as of a time (compiled once per typed-column set)."""
@@ -258,6 +278,7 @@ class _Bulk:
     state: dict[str, tuple[bool, datetime]] | None = None  # membership read from the store after the query
     # a sweep's changes dated on the sweeper thread, with the view they were computed from
     dated: tuple[list[Change], _View] | None = None
+    dues: dict[str, datetime] | None = None  # next-change timers as of as_of (segments with timers)
 
 
 class LiveSegments:
@@ -307,6 +328,8 @@ class LiveSegments:
         self._thread: threading.Thread | None = None
         self.started = False
         self.perf: dict[str, float] = dict.fromkeys(PERF_FIELDS, 0.0)  # cumulative figures (status, benchmark)
+        self.timers = Timers(appdb)
+        self._timers_flushed = 0.0
 
     # -- inputs ----------------------------------------------------------------------------------
     def notify(self, events: pa.Table) -> None:
@@ -377,6 +400,7 @@ class LiveSegments:
             old = self.tracked.get(s.name)
             if old is None or old.version != s.version or old.digest != digest:
                 self.tracked[s.name] = Tracked(s.name, s.version, tree, digest, footprint(tree))
+                self.timers.drop(s.name)  # the new definition's timers come with its edit evaluation
                 self._load_state(s.name)
                 self.checked.setdefault(s.name, {})
             if self.evaluated.get(s.name) != (s.version, digest):
@@ -385,6 +409,7 @@ class LiveSegments:
         versions = {n: t.version for n, t in self.tracked.items()} | self.frozen
         for gone in set(self.tracked) - seen:  # deleted, or made static: no longer kept live
             del self.tracked[gone]
+            self.timers.drop(gone)
             self.checked.pop(gone, None)
             self._due.pop(gone, None)
             self.evaluated.pop(gone, None)
@@ -451,7 +476,12 @@ class LiveSegments:
             if row is not None and row["version"] == t.version:
                 self.evaluated[name] = (t.version, t.digest)
                 self.swept_at[name] = row["as_of"]
+        if self.config.timers:  # those that fell due while stopped fire at the first step
+            self.timers.load({n: (t.version, t.digest) for n, t in self.tracked.items()
+                              if self._timed(t) and self.evaluated.get(n) == (t.version, t.digest)})
         wm = self.store.get_state(WATERMARK_KEY)
+        if self.config.timers:
+            self._recover_timers(now, datetime.fromisoformat(wm) - CATCH_UP_MARGIN if wm else None)
         if wm:
             self._watermark = self._watermark_saved = datetime.fromisoformat(wm)
             rows = self.store.query(
@@ -487,6 +517,7 @@ class LiveSegments:
             if drain:
                 self.step(self.clock(), sweep=False)
             self.flush_summary(self.clock())
+            self.timers.flush()
         except Exception:
             log.exception("live: final step failed")
 
@@ -516,7 +547,8 @@ class LiveSegments:
                     try:  # work that arrived during the last step has gathered long enough: no window
                         item, idle = self._inbox.get_nowait(), False
                     except queue.Empty:
-                        due_at = self._next_due_time()
+                        due_at = min((x for x in (self._next_due_time(), self.timers.next_due()) if x is not None),
+                                     default=None)
                         due = (due_at - self.clock()).total_seconds() if due_at else 1.0
                         item, idle = self._inbox.get(timeout=min(max(due, 0.0), 1.0)), True
                     self._inbox.put(item)
@@ -557,6 +589,7 @@ class LiveSegments:
                         result.swept.append(name)
             settled, self._settled = self._settled, []
             result.changes += settled
+            result.changes += self.fire_timers(now)  # before the per-user path: their due times come first
             result.users = len(self.pending)
             result.changes += self.process_pending(now)
             # bulk results after the per-user path: users whose events were stored before a result's as-of
@@ -608,6 +641,9 @@ class LiveSegments:
             if self._summary_since is not None and \
                     (now - self._summary_since).total_seconds() >= self.config.sweep_interval_seconds:
                 self.flush_summary(now)
+            if self.timers.dirty and (self._thread is None or mono - self._timers_flushed >= 1.0):
+                self._timers_flushed = mono
+                self.timers.flush()
         self.perf["steps"] += 1
         self._perf_add("step", time.perf_counter() - began)
         return result
@@ -698,7 +734,96 @@ class LiveSegments:
         self._perf_add("commit", time.perf_counter() - t0)
         if state:
             self._watermark_saved = wm
+        self._retime({n: us for n, us in todo.items() if self._timed(self.tracked[n])}, now)
         return changes
+
+    # -- timers ----------------------------------------------------------------------------------
+    def _timed(self, t: Tracked) -> bool:
+        return self.config.timers and t.untimed is None
+
+    def fire_timers(self, now: datetime) -> list[Change]:
+        """Fire the timers due by now: replay those users from the due time (or from their last recorded
+        evaluation, when later) to now with the reference evaluator, each change at its exact instant (cause
+        `time`, or `event` at one of their event times), and set their next timers."""
+        due = self.timers.pop_due(now, limit=FIRE_CHUNK)
+        if not due:
+            return []
+        began = time.perf_counter()
+        self.perf["timers_fired"] += len(due)
+        data = load_users(self.store, sorted({u for _, u, _ in due}), now)
+        changes: list[Change] = []
+        by_seg: dict[str, list[tuple[str, datetime]]] = {}
+        for seg, user, at in due:
+            by_seg.setdefault(seg, []).append((user, at))
+        for seg, items in by_seg.items():
+            t = self.tracked.get(seg)
+            if t is None or not self._timed(t) or self.evaluated.get(seg) != (t.version, t.digest):
+                continue  # edited or deleted meanwhile: its edit evaluation sets new timers
+            st, checked = self.state.setdefault(seg, {}), self.checked.get(seg, {})
+            dues: dict[str, datetime | None] = {}
+            for user, first in items:
+                events, profile = data[user]
+                member, last = st.get(user, (False, None))
+                seen = max((x for x in (last, checked.get(user)) if x is not None), default=None)
+                at: datetime | None = first
+                if seen is not None and seen >= first:  # evaluated since: the first change after that
+                    at = next_change(t.tree, t.fp, events, profile, seen, self.tz)
+                stamps = {e.ts for e in events}
+                for _ in range(MAX_CHAIN):
+                    if at is None or at > now:
+                        break
+                    now_in = ref.evaluate(t.tree, events, profile, at, workspace_tz=self.tz)
+                    if now_in != member:
+                        changes.append(self._change_at(seg, t.version, user, at, now_in,
+                                                       "event" if at in stamps else "time", st))
+                        member = now_in
+                    at = next_change(t.tree, t.fp, events, profile, at, self.tz, member)
+                dues[user] = at
+            self.timers.set(seg, t.version, t.digest, dues, now)
+        # check=True: a timer fired again after a restart (its new due time not flushed) records nothing twice
+        self.commit(changes, now)
+        self.perf["timer_changes"] += len(changes)
+        self.perf["timer_s"] += time.perf_counter() - began
+        return changes
+
+    def _recover_timers(self, now: datetime, since: datetime | None) -> None:
+        """At start: every timed segment's timers as of its last sweep (or the ingest catch-up start, when
+        earlier), kept where earlier than a stored one, so changes due while stopped fire at their instants
+        even for users whose latest timer was not flushed before a kill."""
+        typed = self.store.property_columns()
+        for name, t in self.tracked.items():
+            if not self._timed(t) or self.evaluated.get(name) != (t.version, t.digest):
+                continue
+            at = min((x for x in (self.swept_at.get(name), since) if x is not None), default=now)
+            try:
+                tab = self.store.query(*t.due_query(typed, self.tz).at(at))
+            except Exception:  # the first sweep recomputes them
+                log.exception("live: recovering the timers of %s failed", name)
+                continue
+            mine = self.timers.due.get(name, {})
+            dues = {u: d for u, d in zip(tab.column(0).to_pylist(), tab.column(1).to_pylist(), strict=True)
+                    if u not in mine or d < mine[u][0]}
+            self.timers.set(name, t.version, t.digest, dues, datetime.min)
+
+    def _retime(self, todo: dict[str, list[str]], now: datetime) -> None:
+        """New timers of users the per-user path just evaluated (one restricted due query for all segments)."""
+        if not todo:
+            return
+        try:
+            typed = self._typed()
+            names = list(todo)
+            sql, params = dues_query([("d" + self.tracked[n].digest[:12],
+                                       *self.tracked[n].due_query(typed, self.tz).at(now), todo[n]) for n in names])
+            found: dict[str, dict[str, datetime | None]] = {n: dict.fromkeys(todo[n]) for n in names}
+            for s, u, due in self.store.rows(sql, params):
+                found[names[s]][u] = due
+        except Exception:  # the timers stay as they were; the next sweep recomputes them
+            log.exception("live: computing the next-change timers of touched users failed")
+            return
+        for n, dues in found.items():
+            t = self.tracked[n]
+            if self.evaluated.get(n) == (t.version, t.digest):
+                self.timers.set(n, t.version, t.digest, dues, now)
 
     def _typed(self) -> dict[str, str]:
         """The store's typed property columns, re-read at most once a second (the taxonomy rarely adds one; a
@@ -762,6 +887,13 @@ class LiveSegments:
             # transitions other writers recorded (manual, backfill) count as membership; read here, off the
             # live thread, and merged with what the live thread recorded meanwhile when applied
             b.state = membership_state(self.store, name)
+            if self._timed(t):
+                w0, c0 = time.perf_counter(), time.thread_time()
+                tab = self.store.query(*t.due_query(typed, self.tz).at(now))
+                b.dues = dict(zip(tab.column(0).to_pylist(), tab.column(1).to_pylist(), strict=True))
+                self.perf["due_query_s"] += time.perf_counter() - w0
+                self.perf["due_query_cpu_s"] += time.thread_time() - c0
+                self.perf["due_rows"] += len(b.dues)
             if kind == "sweep":
                 self._predate(b, t)
         except Exception as exc:
@@ -839,6 +971,8 @@ class LiveSegments:
             live_log.fail(self.appdb, b.eval_id, self.clock(), elapsed(), f"{type(exc).__name__}: {exc}")
             return []
         self.evaluated[b.name] = (b.version, b.digest)
+        if b.dues is not None:
+            self.timers.replace(b.name, b.version, b.digest, b.dues, now)
         self.swept_at[b.name] = now
         self.checked[b.name] = {u: at for u, at in checked.items() if at > now}
         members = sum(1 for inn, _ in st.values() if inn)
@@ -992,7 +1126,8 @@ class LiveSegments:
                 except RuntimeError:  # dictionary changed size during iteration: read again
                     next_sweep = None
         return {"segments": len(self.tracked), "pending_users": len(self.pending), "mode": self.mode,
-                "next_sweep": next_sweep, "error": None if self.error is None else str(self.error),
+                "next_sweep": next_sweep, "timers": sum(len(d) for d in list(self.timers.due.values())),
+                "error": None if self.error is None else str(self.error),
                 "perf": {k: round(v, 3) for k, v in self.perf.items()}}
 
 
