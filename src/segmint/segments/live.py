@@ -547,8 +547,9 @@ class LiveSegments:
                     try:  # work that arrived during the last step has gathered long enough: no window
                         item, idle = self._inbox.get_nowait(), False
                     except queue.Empty:
-                        due_at = min((x for x in (self._next_due_time(), self.timers.next_due()) if x is not None),
-                                     default=None)
+                        timer = self.timers.next_due()  # due timers gather for the batch window too
+                        timer = timer + timedelta(seconds=window) if timer is not None else None
+                        due_at = min((x for x in (self._next_due_time(), timer) if x is not None), default=None)
                         due = (due_at - self.clock()).total_seconds() if due_at else 1.0
                         item, idle = self._inbox.get(timeout=min(max(due, 0.0), 1.0)), True
                     self._inbox.put(item)
