@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ WINDOW = 4  # seconds
 USERS = [f"t{i}" for i in range(20)]
 
 
-def _wait(what: str, check, timeout: float = 60.0) -> None:  # noqa: ANN001
+def _wait(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

@@ -547,8 +547,9 @@ class LiveSegments:
                     try:  # work that arrived during the last step has gathered long enough: no window
                         item, idle = self._inbox.get_nowait(), False
                     except queue.Empty:
-                        timer = self.timers.next_due()  # due timers gather for the batch window too
-                        timer = timer + timedelta(seconds=window) if timer is not None else None
+                        timer = self.timers.next_due()  # due timers gather a little: fewer, larger steps
+                        if timer is not None:
+                            timer += timedelta(milliseconds=self.config.timer_window_ms)
                         due_at = min((x for x in (self._next_due_time(), timer) if x is not None), default=None)
                         due = (due_at - self.clock()).total_seconds() if due_at else 1.0
                         item, idle = self._inbox.get(timeout=min(max(due, 0.0), 1.0)), True
@@ -1126,8 +1127,12 @@ class LiveSegments:
                     break
                 except RuntimeError:  # dictionary changed size during iteration: read again
                     next_sweep = None
+        try:  # read from another thread than the live one
+            timers: int | None = sum(len(d) for d in list(self.timers.due.values()))
+        except RuntimeError:
+            timers = None
         return {"segments": len(self.tracked), "pending_users": len(self.pending), "mode": self.mode,
-                "next_sweep": next_sweep, "timers": sum(len(d) for d in list(self.timers.due.values())),
+                "next_sweep": next_sweep, "timers": timers,
                 "error": None if self.error is None else str(self.error),
                 "perf": {k: round(v, 3) for k, v in self.perf.items()}}
 

@@ -221,12 +221,25 @@ class LiveTimerRow(Base):
     user_id: Mapped[str] = mapped_column(String, primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     digest: Mapped[str] = mapped_column(String(64))
-    due: Mapped[datetime] = mapped_column(DateTime, index=True)
+    due: Mapped[datetime] = mapped_column(DateTime)
 
 
 def ensure_table(engine: Engine) -> None:
     """Create the timers table when missing."""
     LiveTimerRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+
+
+def _insert(s: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert timer rows: on SQLite straight through the driver (SQLAlchemy's per-row parameter processing
+    cost ~20 µs a row, 2 s for 100k timers), with times in the text form its DateTime type reads back."""
+    con = s.connection()
+    if con.dialect.name != "sqlite":
+        con.execute(insert(LiveTimerRow.__table__), rows)
+        return
+    con.exec_driver_sql(
+        "INSERT INTO live_timers (segment, user_id, version, digest, due) VALUES (?, ?, ?, ?, ?)",
+        [(r["segment"], r["user_id"], r["version"], r["digest"], r["due"].strftime("%Y-%m-%d %H:%M:%S.%f"))
+         for r in rows])
 
 
 class Timers:
@@ -368,7 +381,7 @@ class Timers:
                 rows = [{"segment": seg, "user_id": u, "version": version, "digest": digest, "due": mine[u][0]}
                         for u in users if u in mine]
                 if rows:
-                    s.execute(insert(LiveTimerRow), rows)
+                    _insert(s, rows)
                     written += len(rows)
         self._reset = set()
         self._dirty = {}
