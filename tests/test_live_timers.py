@@ -290,3 +290,23 @@ def test_next_change_and_coverage():
     assert "calendar" in uncovered(parse("did app_open today"))
     assert "interval ratio" in uncovered(parse("since last purchase >= 2 * usual gap"))
     assert "nothing" in uncovered(parse("did purchase at least 2 times"))
+
+
+def test_a_sweep_leaves_users_whose_timer_fell_due_to_the_timer(workspace, clock):
+    ws = workspace
+    saved.create_segment(ws.appdb, SEG, "did app_opened in last 1 hour")
+    opened = T0 - timedelta(minutes=59)
+    send(ws, None, ("u1", "app_opened", opened), ("u2", "app_opened", opened))
+    live = _engine(ws, clock)
+    live.start(thread=False)
+    live.step(clock(), sweep=False)
+    live.timers.drop(SEG)  # u2 has no timer (say its per-user step failed): the sweep is its safety net
+    live.timers.set(SEG, 1, live.tracked[SEG].digest, {"u1": opened + timedelta(hours=1)}, clock())
+    swept = clock.advance(minutes=5)  # the sweep runs before the timer could fire (a busy engine)
+    b = live._bulk_query(SEG, "sweep", swept)
+    assert b is not None and [c.user_id for c in live._apply_bulk(b)] == ["u2"]
+    clock.advance(seconds=1)
+    res = live.step(clock(), sweep=False)
+    assert [(c.user_id, c.kind, c.cause, c.ts) for c in res.changes] == [
+        ("u1", "exit", "time", opened + timedelta(hours=1))]
+    check_consistent(ws, live, clock())

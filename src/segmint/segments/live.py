@@ -136,11 +136,17 @@ class Tracked:
     def __post_init__(self) -> None:
         self.untimed = live_timers.uncovered(self.tree)
 
-    def due_query(self, typed: dict[str, str], workspace_tz: str) -> DueQuery:
-        """The bulk due query of this tree (built once per typed-column set)."""
+    def due_query(self, typed: dict[str, str], workspace_tz: str) -> DueQuery | None:
+        """The bulk due query of this tree (built once per typed-column set); None, and the tree untimed from
+        then on, when it cannot be built (the sweep finds its time-driven changes)."""
         key = repr(sorted(typed.items()))
         if key not in self.due_queries:
-            self.due_queries[key] = live_timers.due_query(self.tree, typed=typed, workspace_tz=workspace_tz)
+            try:
+                self.due_queries[key] = live_timers.due_query(self.tree, typed=typed, workspace_tz=workspace_tz)
+            except Exception as exc:
+                log.exception("live: no timers for %s", self.name)
+                self.untimed = f"its due query cannot be built: {type(exc).__name__}: {exc}"
+                return None
         return self.due_queries[key]
 
     def query(self, store: EventStore, as_of: datetime, typed: dict[str, str]) -> tuple[str, dict[str, Any]]:
@@ -797,8 +803,11 @@ class LiveSegments:
             if not self._timed(t) or self.evaluated.get(name) != (t.version, t.digest):
                 continue
             at = min((x for x in (self.swept_at.get(name), since) if x is not None), default=now)
+            dq = t.due_query(typed, self.tz)
+            if dq is None:
+                continue
             try:
-                tab = self.store.query(*t.due_query(typed, self.tz).at(at))
+                tab = self.store.query(*dq.at(at))
             except Exception:  # the first sweep recomputes them
                 log.exception("live: recovering the timers of %s failed", name)
                 continue
@@ -811,13 +820,19 @@ class LiveSegments:
         """New timers of users the per-user path just evaluated (one restricted due query for all segments)."""
         if not todo:
             return
+        typed = self._typed()
+        queries = {n: q for n in todo if (q := self.tracked[n].due_query(typed, self.tz)) is not None}
+        names = list(queries)
+        if not names:
+            return
         try:
-            typed = self._typed()
-            names = list(todo)
-            sql, params = dues_query([("d" + self.tracked[n].digest[:12],
-                                       *self.tracked[n].due_query(typed, self.tz).at(now), todo[n]) for n in names])
+            sql, params = dues_query([("d" + self.tracked[n].digest[:12], *queries[n].at(now), todo[n])
+                                      for n in names])
             found: dict[str, dict[str, datetime | None]] = {n: dict.fromkeys(todo[n]) for n in names}
-            for s, u, due in self.store.rows(sql, params):
+            rows = getattr(self.store, "rows", None)
+            got = rows(sql, params) if rows is not None else \
+                [(r["s"], r["user_id"], r["due"]) for r in self.store.query(sql, params).to_pylist()]
+            for s, u, due in got:
                 found[names[s]][u] = due
         except Exception:  # the timers stay as they were; the next sweep recomputes them
             log.exception("live: computing the next-change timers of touched users failed")
@@ -889,13 +904,17 @@ class LiveSegments:
             # transitions other writers recorded (manual, backfill) count as membership; read here, off the
             # live thread, and merged with what the live thread recorded meanwhile when applied
             b.state = membership_state(self.store, name)
-            if self._timed(t):
+            dq = t.due_query(typed, self.tz) if self._timed(t) else None
+            if dq is not None:
                 w0, c0 = time.perf_counter(), time.thread_time()
-                tab = self.store.query(*t.due_query(typed, self.tz).at(now))
-                b.dues = dict(zip(tab.column(0).to_pylist(), tab.column(1).to_pylist(), strict=True))
+                try:  # without them the evaluation still counts: the timers stay as they were
+                    tab = self.store.query(*dq.at(now))
+                    b.dues = dict(zip(tab.column(0).to_pylist(), tab.column(1).to_pylist(), strict=True))
+                except Exception:
+                    log.exception("live: computing the next-change timers of %s failed", name)
                 self.perf["due_query_s"] += time.perf_counter() - w0
                 self.perf["due_query_cpu_s"] += time.thread_time() - c0
-                self.perf["due_rows"] += len(b.dues)
+                self.perf["due_rows"] += len(b.dues or ())
             if kind == "sweep":
                 self._predate(b, t)
         except Exception as exc:
@@ -919,6 +938,9 @@ class LiveSegments:
         now, st = b.as_of, view.state
         newer = {u for u, (_, ts) in st.items() if ts > now} | {u for u, at in view.checked.items() if at > now}
         cur = {u for u, (inn, _) in st.items() if inn}
+        if b.kind == "sweep":  # users whose timer fell due by then: it replays them exactly (a timer is never late)
+            due = self.timers.due.get(b.name, {})
+            newer |= {u for u in b.ids ^ cur if (d := due.get(u)) is not None and d[0] <= now}
         return {**dict.fromkeys(sorted(b.ids - cur - newer), True), **dict.fromkeys(sorted(cur - b.ids - newer), False)}
 
     @staticmethod

@@ -38,7 +38,7 @@ from sqlglot import exp
 
 from segmint.appdb.base import Base
 from segmint.segments import model as m
-from segmint.segments.compile import Compiler, Scope, _existence
+from segmint.segments.compile import Compiler, Scope, UnsupportedInSQL, _existence
 from segmint.segments.live_sql import U_EVENTS, U_PROFILES, USERS_PARAM, restricted
 from segmint.segments.live_times import _nodes, footprint
 
@@ -108,8 +108,12 @@ class _Builder:
         """The SQL of `event where filters` on alias e, None when a filter compares with a non-literal."""
         if any(not isinstance(v, _LITERALS) for f in where for v in (f.value, f.value2) if v is not None):
             return None
+        try:
+            sql = self.comp.matches("e", event, where, Scope()).sql("duckdb")
+        except UnsupportedInSQL:  # the event name alone: a superset, fine for the earliest-event bound
+            return None
         self.names.add(event)
-        return self.comp.matches("e", event, where, Scope()).sql("duckdb")
+        return sql
 
     def walk(self, c: Any) -> None:
         if isinstance(c, m.And | m.Or):
@@ -309,13 +313,15 @@ class Timers:
         self._compact()
 
     def replace(self, seg: str, version: int, digest: str, dues: dict[str, datetime], at: datetime) -> None:
-        """A bulk computation as of `at`: every user's timer, except users whose timer was set after `at`."""
+        """A bulk computation as of `at`: every user's timer, except users whose timer was set after `at` and
+        users whose timer fell due by `at` without firing yet (the bulk sees only changes after `at`; firing
+        replays them from their due time)."""
         if self.meta.get(seg) != (version, digest):
             self.drop(seg)
         old = self.due.get(seg, {})
-        gone = {u: None for u, (_, when) in old.items() if u not in dues and when <= at}
-        newer = {u for u, (_, when) in old.items() if when > at}
-        self.set(seg, version, digest, {**{u: d for u, d in dues.items() if u not in newer}, **gone}, at)
+        keep = {u for u, (due, when) in old.items() if when > at or due <= at}
+        gone = {u: None for u in old if u not in dues and u not in keep}
+        self.set(seg, version, digest, {**{u: d for u, d in dues.items() if u not in keep}, **gone}, at)
 
     def drop(self, seg: str) -> None:
         """Forget a segment's timers (edited or deleted); its rows go at the next flush."""
