@@ -256,6 +256,9 @@ class Timers:
         self._heap: list[tuple[datetime, str, str]] = []
         self._dirty: dict[str, set[str]] = {}  # segment -> users whose row must be rewritten
         self._reset: set[str] = set()  # segments whose rows must all be rewritten
+        # segment -> user -> when their timer was cleared (fired with no next change): a bulk computation
+        # older than that must not bring it back
+        self._cleared: dict[str, dict[str, datetime]] = {}
 
     def __len__(self) -> int:
         return sum(len(d) for d in self.due.values())
@@ -302,6 +305,8 @@ class Timers:
         for user, due in dues.items():
             cur = mine.get(user)
             if due is None:
+                if cur is None or cur[1] <= at:
+                    self._cleared.setdefault(seg, {})[user] = at
                 if cur is not None and cur[1] <= at:
                     del mine[user]
                     dirty.add(user)
@@ -320,11 +325,15 @@ class Timers:
             self.drop(seg)
         old = self.due.get(seg, {})
         keep = {u for u, (due, when) in old.items() if when > at or due <= at}
+        cleared = self._cleared.pop(seg, {})
+        keep |= {u for u, when in cleared.items() if when > at}
+        self._cleared[seg] = {u: when for u, when in cleared.items() if when > at}  # older ones are moot now
         gone = {u: None for u in old if u not in dues and u not in keep}
         self.set(seg, version, digest, {**{u: d for u, d in dues.items() if u not in keep}, **gone}, at)
 
     def drop(self, seg: str) -> None:
         """Forget a segment's timers (edited or deleted); its rows go at the next flush."""
+        self._cleared.pop(seg, None)
         if seg in self.due or seg in self.meta:
             self.due.pop(seg, None)
             self.meta.pop(seg, None)
