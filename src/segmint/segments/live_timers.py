@@ -21,8 +21,9 @@ Where due times come from:
 
 Due times are kept in memory (a heap) and in the app DB table `live_timers` (flushed about once a second):
 a restart fires the timers that fell due while it was down. Losing the last second of timer updates in a
-kill -9 loses nothing: transitions have deterministic ids (a timer that fires twice records once), the
-catch-up re-evaluates the users with unprocessed events and the first sweep recomputes every timer.
+kill -9 loses nothing: at start every timed segment's timers are also recomputed as of its last sweep (or
+the ingest catch-up start) and the earlier due time per user kept; a fired timer replays its user exactly
+from the due time, and transitions have deterministic ids (a timer that fires twice records once).
 """
 
 from __future__ import annotations
