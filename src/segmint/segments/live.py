@@ -69,7 +69,8 @@ PERF_FIELDS = ("steps", "step_s", "step_max_s", "query_s", "commit_s", "apply_s"
                "live_cpu_s", "sweeper_cpu_s", "predated", "timers_fired", "timer_changes", "timer_s",
                "due_query_s", "due_query_cpu_s", "due_rows")
 MAX_CHAIN = 16  # instants one fired timer may replay in a row (a user due several times while the engine was down)
-FIRE_CHUNK = 5000  # timers fired per step at most (a long stop leaves many due at once)
+FIRE_CHUNK = 200  # timers fired at once; a step fires chunks until FIRE_BUDGET_S, the rest waits for the next
+FIRE_BUDGET_S = 0.25  # so a burst of due timers never holds up the per-user path for long
 
 
 def _utc(ts: datetime) -> datetime:
@@ -225,11 +226,18 @@ def transitions(store: EventStore, segment: str, user: str | None = None, limit:
     return store.query(sql + " ORDER BY ts DESC, kind = 'enter' DESC, id DESC LIMIT $limit", params).to_pylist()
 
 
-def load_users(store: EventStore, users: list[str], as_of: datetime) -> dict[str, tuple[list[ref.Event], ref.Profile]]:
-    """Events (up to as_of) and profiles of some users, in two queries (one scan of events)."""
+def load_users(store: EventStore, users: list[str], as_of: datetime,
+               names: Iterable[str] | None = None) -> dict[str, tuple[list[ref.Event], ref.Profile]]:
+    """Events (up to as_of; only of these names when given) and profiles of some users, in two queries (one
+    scan of events)."""
+    params: dict[str, Any] = {"users": users, "as_of": as_of}
+    only = ""
+    if names is not None:
+        only = "AND event IN (SELECT unnest($names)) "
+        params["names"] = sorted(names)
     rows = store.query(
         "SELECT user_id, message_id, event, ts, properties FROM events WHERE user_id IN (SELECT unnest($users)) "
-        "AND ts <= $as_of ORDER BY user_id, ts, message_id", {"users": users, "as_of": as_of}).to_pylist()
+        f"AND ts <= $as_of {only}ORDER BY user_id, ts, message_id", params).to_pylist()
     evs: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         evs.setdefault(r["user_id"], []).append(r)
@@ -753,12 +761,28 @@ class LiveSegments:
         """Fire the timers due by now: replay those users from the due time (or from their last recorded
         evaluation, when later) to now with the reference evaluator, each change at its exact instant (cause
         `time`, or `event` at one of their event times), and set their next timers."""
-        due = self.timers.pop_due(now, limit=FIRE_CHUNK)
-        if not due:
-            return []
         began = time.perf_counter()
+        changes: list[Change] = []
+        while time.perf_counter() - began < FIRE_BUDGET_S:
+            due = self.timers.pop_due(now, limit=FIRE_CHUNK)
+            if not due:
+                break
+            mine = self._fire(due, now)
+            # committed per chunk: a user due again at once is replayed by a later chunk from the new state.
+            # check=True: a timer fired again after a restart (new due time not flushed) records nothing twice
+            self.commit(mine, now)
+            changes += mine
+        self.perf["timer_changes"] += len(changes)
+        self.perf["timer_s"] += time.perf_counter() - began
+        return changes
+
+    def _fire(self, due: list[tuple[str, str, datetime]], now: datetime) -> list[Change]:
+        """Replay some fired timers' users (see fire_timers); returns their changes, not yet committed."""
         self.perf["timers_fired"] += len(due)
-        data = load_users(self.store, sorted({u for _, u, _ in due}), now)
+        segs = {seg for seg, _, _ in due}
+        names = None if any(t.fp.profile for n in segs if (t := self.tracked.get(n)) is not None) else \
+            {e for n in segs if (t := self.tracked.get(n)) is not None for e in t.fp.events}
+        data = load_users(self.store, sorted({u for _, u, _ in due}), now, names)  # only the events they read
         changes: list[Change] = []
         by_seg: dict[str, list[tuple[str, datetime]]] = {}
         for seg, user, at in due:
@@ -788,10 +812,6 @@ class LiveSegments:
                     at = next_change(t.tree, t.fp, events, profile, at, self.tz, member)
                 dues[user] = at
             self.timers.set(seg, t.version, t.digest, dues, now)
-        # check=True: a timer fired again after a restart (its new due time not flushed) records nothing twice
-        self.commit(changes, now)
-        self.perf["timer_changes"] += len(changes)
-        self.perf["timer_s"] += time.perf_counter() - began
         return changes
 
     def _recover_timers(self, now: datetime, since: datetime | None) -> None:
