@@ -310,3 +310,23 @@ def test_a_sweep_leaves_users_whose_timer_fell_due_to_the_timer(workspace, clock
     assert [(c.user_id, c.kind, c.cause, c.ts) for c in res.changes] == [
         ("u1", "exit", "time", opened + timedelta(hours=1))]
     check_consistent(ws, live, clock())
+
+
+def test_a_burst_of_due_timers_fires_in_chunks_each_at_its_instant(workspace, clock):
+    ws = workspace
+    saved.create_segment(ws.appdb, SEG, "did app_opened in last 1 hour")
+    users = [f"u{i:03d}" for i in range(450)]  # more than one chunk of timers
+    send(ws, None, *[(u, "app_opened", T0 - timedelta(minutes=30, seconds=i)) for i, u in enumerate(users)])
+    live = _engine(ws, clock)
+    live.start(thread=False)
+    live.step(clock(), sweep=False)
+    clock.advance(hours=2)  # every window closed while the engine was busy elsewhere
+    for _ in range(50):  # the per-step budget may spread them over several steps
+        live.step(clock(), sweep=False)
+        if not live.members(SEG):
+            break
+    rows = {r["user_id"]: r for r in transitions(ws.store, SEG, limit=5000) if r["kind"] == "exit"}
+    assert len(rows) == len(users)
+    for i, u in enumerate(users):
+        assert (rows[u]["cause"], rows[u]["ts"]) == ("time", T0 + timedelta(minutes=30, seconds=-i)), u
+    check_consistent(ws, live, clock())
