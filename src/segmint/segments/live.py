@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from segmint.appdb.segments import SegmentRow, SegmentVersionRow
 from segmint.config import LiveConfig
-from segmint.segments import live_log, live_timers
+from segmint.segments import live_log, live_timers, live_times
 from segmint.segments import model as m
 from segmint.segments import reference as ref
 from segmint.segments.compile import UnsupportedInSQL
@@ -69,7 +69,7 @@ PERF_FIELDS = ("steps", "step_s", "step_max_s", "query_s", "commit_s", "apply_s"
                "live_cpu_s", "sweeper_cpu_s", "predated", "timers_fired", "timer_changes", "timer_s",
                "due_query_s", "due_query_cpu_s", "due_rows")
 MAX_CHAIN = 16  # instants one fired timer may replay in a row (a user due several times while the engine was down)
-FIRE_CHUNK = 200  # timers fired at once; a step fires chunks until FIRE_BUDGET_S, the rest waits for the next
+FIRE_CHUNK = 25  # timers fired at once; a step fires chunks until FIRE_BUDGET_S, the rest waits for the next
 FIRE_BUDGET_S = 0.25  # so a burst of due timers never holds up the per-user path for long
 
 
@@ -801,10 +801,11 @@ class LiveSegments:
                 if seen is not None and seen >= first:  # evaluated since: the first change after that
                     at = next_change(t.tree, t.fp, events, profile, seen, self.tz)
                 stamps = {e.ts for e in events}
+                member_at = live_times.member_at(t.tree, events, profile, self.tz)
                 for _ in range(MAX_CHAIN):
                     if at is None or at > now:
                         break
-                    now_in = ref.evaluate(t.tree, events, profile, at, workspace_tz=self.tz)
+                    now_in = member_at(at)
                     if now_in != member:
                         changes.append(self._change_at(seg, t.version, user, at, now_in,
                                                        "event" if at in stamps else "time", st))
