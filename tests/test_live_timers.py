@@ -302,7 +302,7 @@ def test_a_sweep_leaves_users_whose_timer_fell_due_to_the_timer(workspace, clock
     live.step(clock(), sweep=False)
     live.timers.drop(SEG)  # u2 has no timer (say its per-user step failed): the sweep is its safety net
     live.timers.set(SEG, 1, live.tracked[SEG].digest, {"u1": opened + timedelta(hours=1)}, clock())
-    swept = clock.advance(minutes=5)  # the sweep runs before the timer could fire (a busy engine)
+    swept = clock.advance(seconds=65)  # 5 s after the due time, the sweep runs before the timer could fire
     b = live._bulk_query(SEG, "sweep", swept)
     assert b is not None and [c.user_id for c in live._apply_bulk(b)] == ["u2"]
     clock.advance(seconds=1)

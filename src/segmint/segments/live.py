@@ -70,7 +70,9 @@ PERF_FIELDS = ("steps", "step_s", "step_max_s", "query_s", "commit_s", "apply_s"
                "due_query_s", "due_query_cpu_s", "due_rows")
 MAX_CHAIN = 16  # instants one fired timer may replay in a row (a user due several times while the engine was down)
 FIRE_CHUNK = 25  # timers fired at once; a step fires chunks until FIRE_BUDGET_S, the rest waits for the next
-FIRE_BUDGET_S = 0.25  # so a burst of due timers never holds up the per-user path for long
+FIRE_BUDGET_S = 0.25  # so a burst of due timers never holds up the per-user path for long ...
+FIRE_BUDGET_BUSY_S = 0.05  # ... and less while touched users are waiting
+SWEEP_DEFERS_S = 10.0  # a sweep leaves to the timers the users whose timer fell due this little before it
 
 
 def _utc(ts: datetime) -> datetime:
@@ -762,8 +764,9 @@ class LiveSegments:
         evaluation, when later) to now with the reference evaluator, each change at its exact instant (cause
         `time`, or `event` at one of their event times), and set their next timers."""
         began = time.perf_counter()
+        budget = FIRE_BUDGET_BUSY_S if self.pending else FIRE_BUDGET_S
         changes: list[Change] = []
-        while time.perf_counter() - began < FIRE_BUDGET_S:
+        while time.perf_counter() - began < budget:
             due = self.timers.pop_due(now, limit=FIRE_CHUNK)
             if not due:
                 break
@@ -959,9 +962,10 @@ class LiveSegments:
         now, st = b.as_of, view.state
         newer = {u for u, (_, ts) in st.items() if ts > now} | {u for u, at in view.checked.items() if at > now}
         cur = {u for u, (inn, _) in st.items() if inn}
-        if b.kind == "sweep":  # users whose timer fell due by then: it replays them exactly (a timer is never late)
-            due = self.timers.due.get(b.name, {})
-            newer |= {u for u in b.ids ^ cur if (d := due.get(u)) is not None and d[0] <= now}
+        if b.kind == "sweep":  # users whose timer fell due just before: it replays them exactly (never late);
+            # older overdue timers (an engine behind) are the sweep's, dated as sweeps date changes
+            due, since = self.timers.due.get(b.name, {}), now - timedelta(seconds=SWEEP_DEFERS_S)
+            newer |= {u for u in b.ids ^ cur if (d := due.get(u)) is not None and since < d[0] <= now}
         return {**dict.fromkeys(sorted(b.ids - cur - newer), True), **dict.fromkeys(sorted(cur - b.ids - newer), False)}
 
     @staticmethod
