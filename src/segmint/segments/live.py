@@ -71,7 +71,8 @@ PERF_FIELDS = ("steps", "step_s", "step_max_s", "query_s", "commit_s", "apply_s"
 MAX_CHAIN = 16  # instants one fired timer may replay in a row (a user due several times while the engine was down)
 FIRE_CHUNK = 25  # timers fired at once; a step fires chunks until FIRE_BUDGET_S, the rest waits for the next
 FIRE_BUDGET_S = 0.25  # so a burst of due timers never holds up the per-user path for long ...
-FIRE_BUDGET_BUSY_S = 0.05  # ... and less while touched users are waiting
+FIRE_BUDGET_BUSY_S = 0.05  # ... and less while touched users are waiting (in smaller chunks)
+FIRE_CHUNK_BUSY = 5
 SWEEP_DEFERS_S = 10.0  # a sweep leaves to the timers the users whose timer fell due this little before it
 
 
@@ -767,7 +768,7 @@ class LiveSegments:
         budget = FIRE_BUDGET_BUSY_S if self.pending else FIRE_BUDGET_S
         changes: list[Change] = []
         while time.perf_counter() - began < budget:
-            due = self.timers.pop_due(now, limit=FIRE_CHUNK)
+            due = self.timers.pop_due(now, limit=FIRE_CHUNK_BUSY if self.pending else FIRE_CHUNK)
             if not due:
                 break
             mine = self._fire(due, now)

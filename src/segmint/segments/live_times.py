@@ -124,7 +124,7 @@ def candidate_times(fp: Footprint, events: Iterable[Event], profile: Profile, lo
 
 
 FAR = datetime(9999, 1, 1)
-MAX_NEXT_CHECKS = 16  # evaluations per user before settling for a lower bound (the timer fires and looks again)
+MAX_NEXT_CHECKS = 8  # evaluations per user before settling for a lower bound (the timer fires and looks again)
 
 
 def next_change(tree: m.Condition, fp: Footprint, events: list[Event], profile: Profile, after: datetime,
