@@ -782,6 +782,15 @@ class LiveSegments:
             changes += mine
         # check=True: a timer fired again after a restart (new due time not flushed) records nothing twice
         self.commit(held, now)
+        # whatever the budget, users about to be evaluated by the per-user path are replayed first: it dates
+        # a flip at their newest event, which would misdate a window that closed before it
+        for _ in range(MAX_CHAIN):
+            due = self.timers.pop_users(set(self.pending), now)
+            if not due:
+                break
+            mine = self._fire(due, now)
+            self.commit(mine, now)
+            changes += mine
         self.perf["timer_changes"] += len(changes)
         self.perf["timer_s"] += time.perf_counter() - began
         return changes

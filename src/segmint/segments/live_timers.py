@@ -354,6 +354,18 @@ class Timers:
                 out.append((seg, user, due))
         return out
 
+    def pop_users(self, users: set[str], now: datetime) -> list[tuple[str, str, datetime]]:
+        """Remove and return these users' timers due at or before now, in every segment."""
+        out: list[tuple[str, str, datetime]] = []
+        for seg, mine in self.due.items():
+            for user in users & mine.keys():
+                due = mine[user][0]
+                if due <= now:
+                    del mine[user]
+                    self._dirty.setdefault(seg, set()).add(user)
+                    out.append((seg, user, due))
+        return sorted(out, key=lambda x: x[2])
+
     def next_due(self) -> datetime | None:
         """The earliest live timer (stale heap entries skipped)."""
         while self._heap:
