@@ -187,13 +187,13 @@ STEP_SIZES = (100, 500, 2000)  # events per step: one 50 ms tick at 2k events/s,
 
 
 def _step_costs(base: Path, ids: list[str], sizes: tuple[int, ...] = STEP_SIZES,
-                repeats: int = 5) -> list[dict[str, Any]]:
+                repeats: int = 5, timers: bool = True) -> list[dict[str, Any]]:
     """CPU of one per-user step of the live engine for batches of n events (median of `repeats`), nothing else
     running in the process: what the latency costs on a quiet machine, whatever the load here."""
     path = base.parent / "steps"
     shutil.copytree(base, path)
     ws = Workspace(path)
-    live = LiveSegments(ws.store, ws.appdb, config=LiveConfig(sweep_interval_seconds=3600),
+    live = LiveSegments(ws.store, ws.appdb, config=LiveConfig(sweep_interval_seconds=3600, timers=timers),
                         workspace_tz=ws.config.timezone)
     live.start(thread=False)
     live.step(wall_now())  # edit evaluations of every segment
@@ -221,7 +221,8 @@ def _step_costs(base: Path, ids: list[str], sizes: tuple[int, ...] = STEP_SIZES,
             query.append((after.get("query_s", 0) - before.get("query_s", 0)) * 1000)
             commit.append((after.get("commit_s", 0) - before.get("commit_s", 0)) * 1000)
         mid = sorted(range(repeats), key=lambda i: cpus[i])[repeats // 2]
-        out.append({"events": n, "users": users[mid], "changes": changes[mid], "cpu_ms": cpus[mid] * 1000,
+        out.append({"timers": "on" if timers else "off", "events": n, "users": users[mid], "changes": changes[mid],
+                    "cpu_ms": cpus[mid] * 1000,
                     "wall_ms": walls[mid] * 1000, "query_ms": query[mid], "commit_ms": commit[mid],
                     "load": os.getloadavg()[0]})
         print(out[-1], flush=True)
@@ -235,7 +236,7 @@ def _step_costs(base: Path, ids: list[str], sizes: tuple[int, ...] = STEP_SIZES,
 def run(users: int = 5_000, seconds: float = 40, rate: int = 2000, modes: tuple[str, ...] = MODES) -> str:
     """Run the modes and return the markdown section for docs/benchmarks.md."""
     base, ids, events, skipped, kept = _setup(users)
-    steps = _step_costs(base, ids)
+    steps = [r for flag in (False, True) for r in _step_costs(base, ids, timers=flag)]
     rows = []
     for mode in modes:
         rows.append(_run_mode(base, mode, ids, seconds, rate))
@@ -303,14 +304,17 @@ def run(users: int = 5_000, seconds: float = 40, rate: int = 2000, modes: tuple[
         "",
         "CPU of one per-user step (all 20 segments indexed by event name, touched users evaluated in one query, "
         "transitions committed), alone in the process, median of 5; the figure that decides the latency on a "
-        "quiet machine (a step must take less than the time it covers):",
+        "quiet machine (a step must take less than the time it covers). With next-change timers on (the "
+        "default), each step also runs the restricted due query for the touched users of the segments that "
+        "have timers and fires the timers due; `off` is the same step without them, measured in the same run:",
         "",
-        "| events in the step | users | transitions | process CPU ms | wall ms | of which query ms | commit ms "
-        "| load avg (1 min) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| timers | events in the step | users | transitions | process CPU ms | wall ms | of which query ms "
+        "| commit ms | load avg (1 min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in steps:
-        lines.append(f"| {r['events']:,} | {r['users']:,} | {r['changes']} | {r['cpu_ms']:.0f} | {r['wall_ms']:.0f} | "
+        lines.append(f"| {r['timers']} | {r['events']:,} | {r['users']:,} | {r['changes']} | {r['cpu_ms']:.0f} | "
+                     f"{r['wall_ms']:.0f} | "
                      f"{r['query_ms']:.0f} | {r['commit_ms']:.0f} | {r['load']:.1f} |")
     lines.append("")
     return "\n".join(lines)

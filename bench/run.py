@@ -28,6 +28,7 @@ REGISTRY: dict[str, str] = {
     "campaign_report": "bench.campaign_report",
     "segments": "bench.segments",
     "live": "bench.live",
+    "live_timers": "bench.live_timers",
 }
 
 

@@ -52,6 +52,8 @@ class LiveConfig(BaseModel):
     sweep_interval_seconds: float = Field(60.0, gt=0)
     batch_window_ms: int = Field(50, ge=0)  # gather users touched this long before evaluating them
     per_user: Literal["sql", "reference"] = "sql"  # how touched users are evaluated (docs/live-segments.md)
+    timers: bool = True  # per-member next-change timers fire time-driven changes within ~1 s (else: sweeps)
+    timer_window_ms: int = Field(200, ge=0)  # due timers gather this long before an idle engine fires them
     stale_after_intervals: int = Field(3, ge=1)  # health: no successful evaluation in this many sweeps
     size_change_factor: float = Field(2.0, gt=1)  # health: exploding / collapsing vs the previous evaluation
     min_size_change: int = Field(10, ge=0)  # ... and at least this many members more or fewer

@@ -11,6 +11,10 @@ One `LiveSegments` per server process owns the membership of every dynamic saved
   live thread applies the result; a change found there happened by time alone, and its exact instant is
   recovered with the reference evaluator (`live_times.candidate_times`), so the transition carries the time
   the as-of evaluation changed;
+- timers: for segments whose tree allows it, each user's next possible change by time alone is kept as a
+  timer (`live_timers`: computed in bulk SQL with every sweep and edit, per touched user on the per-user
+  path, exactly with `live_times.next_change` when one fires); due timers fire at the start of a step,
+  before the per-user path, and their users are re-evaluated as of the due time (cause `time`, that time);
 - edit: a new version (or a changed nested segment) is evaluated at once and the difference recorded with
   cause `edit`.
 
@@ -39,12 +43,13 @@ from sqlalchemy.orm import Session
 
 from segmint.appdb.segments import SegmentRow, SegmentVersionRow
 from segmint.config import LiveConfig
-from segmint.segments import live_log
+from segmint.segments import live_log, live_timers, live_times
 from segmint.segments import model as m
 from segmint.segments import reference as ref
 from segmint.segments.compile import UnsupportedInSQL
 from segmint.segments.live_sql import Template, users_query
-from segmint.segments.live_times import Footprint, candidate_times, footprint
+from segmint.segments.live_timers import DueQuery, Timers, dues_query
+from segmint.segments.live_times import Footprint, candidate_times, footprint, next_change
 from segmint.segments.saved import inline_segments, list_segments, static_members
 from segmint.store.base import EventStore, WriteBatch
 from segmint.store.schema import events_to_arrow, transitions_to_arrow
@@ -61,7 +66,14 @@ SUMMARY_FIELDS = ("users", "rows", "entered", "exited")
 REFERENCE_CHUNK = 2000  # users per query when a segment the SQL compiler cannot run is evaluated in bulk
 _PROBE_TIME = datetime(2000, 1, 1)
 PERF_FIELDS = ("steps", "step_s", "step_max_s", "query_s", "commit_s", "apply_s", "apply_max_s", "users",
-               "live_cpu_s", "sweeper_cpu_s", "predated")
+               "live_cpu_s", "sweeper_cpu_s", "predated", "timers_fired", "timer_changes", "timer_s",
+               "due_query_s", "due_query_cpu_s", "due_rows")
+MAX_CHAIN = 16  # instants one fired timer may replay in a row (a user due several times while the engine was down)
+FIRE_CHUNK = 50  # timers fired at once; a step fires chunks until FIRE_BUDGET_S, the rest waits for the next
+FIRE_BUDGET_S = 0.25  # so a burst of due timers never holds up the per-user path for long ...
+FIRE_BUDGET_BUSY_S = 0.05  # ... and less while touched users are waiting (in smaller chunks)
+FIRE_CHUNK_BUSY = 5
+SWEEP_DEFERS_S = 10.0  # a sweep leaves to the timers the users whose timer fell due this little before it
 
 
 def _utc(ts: datetime) -> datetime:
@@ -122,6 +134,24 @@ class Tracked:
     templates: dict[str, Template] = field(default_factory=dict)  # by typed-columns key
 
     sql_error: str | None = None  # why the SQL compiler cannot run this tree (the reference evaluator does)
+    untimed: str | None = field(init=False)  # why this tree gets no next-change timers (None: it does)
+    due_queries: dict[str, DueQuery] = field(default_factory=dict)  # by typed-columns key
+
+    def __post_init__(self) -> None:
+        self.untimed = live_timers.uncovered(self.tree)
+
+    def due_query(self, typed: dict[str, str], workspace_tz: str) -> DueQuery | None:
+        """The bulk due query of this tree (built once per typed-column set); None, and the tree untimed from
+        then on, when it cannot be built (the sweep finds its time-driven changes)."""
+        key = repr(sorted(typed.items()))
+        if key not in self.due_queries:
+            try:
+                self.due_queries[key] = live_timers.due_query(self.tree, typed=typed, workspace_tz=workspace_tz)
+            except Exception as exc:
+                log.exception("live: no timers for %s", self.name)
+                self.untimed = f"its due query cannot be built: {type(exc).__name__}: {exc}"
+                return None
+        return self.due_queries[key]
 
     def query(self, store: EventStore, as_of: datetime, typed: dict[str, str]) -> tuple[str, dict[str, Any]]:
         """The members SQL and parameters as of a time (compiled once per typed-column set)."""
@@ -199,11 +229,18 @@ def transitions(store: EventStore, segment: str, user: str | None = None, limit:
     return store.query(sql + " ORDER BY ts DESC, kind = 'enter' DESC, id DESC LIMIT $limit", params).to_pylist()
 
 
-def load_users(store: EventStore, users: list[str], as_of: datetime) -> dict[str, tuple[list[ref.Event], ref.Profile]]:
-    """Events (up to as_of) and profiles of some users, in two queries (one scan of events)."""
+def load_users(store: EventStore, users: list[str], as_of: datetime,
+               names: Iterable[str] | None = None) -> dict[str, tuple[list[ref.Event], ref.Profile]]:
+    """Events (up to as_of; only of these names when given) and profiles of some users, in two queries (one
+    scan of events)."""
+    params: dict[str, Any] = {"users": users, "as_of": as_of}
+    only = ""
+    if names is not None:
+        only = "AND event IN (SELECT unnest($names)) "
+        params["names"] = sorted(names)
     rows = store.query(
         "SELECT user_id, message_id, event, ts, properties FROM events WHERE user_id IN (SELECT unnest($users)) "
-        "AND ts <= $as_of ORDER BY user_id, ts, message_id", {"users": users, "as_of": as_of}).to_pylist()
+        f"AND ts <= $as_of {only}ORDER BY user_id, ts, message_id", params).to_pylist()
     evs: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         evs.setdefault(r["user_id"], []).append(r)
@@ -258,6 +295,7 @@ class _Bulk:
     state: dict[str, tuple[bool, datetime]] | None = None  # membership read from the store after the query
     # a sweep's changes dated on the sweeper thread, with the view they were computed from
     dated: tuple[list[Change], _View] | None = None
+    dues: dict[str, datetime] | None = None  # next-change timers as of as_of (segments with timers)
 
 
 class LiveSegments:
@@ -307,6 +345,8 @@ class LiveSegments:
         self._thread: threading.Thread | None = None
         self.started = False
         self.perf: dict[str, float] = dict.fromkeys(PERF_FIELDS, 0.0)  # cumulative figures (status, benchmark)
+        self.timers = Timers(appdb)
+        self._timers_flushed = 0.0
 
     # -- inputs ----------------------------------------------------------------------------------
     def notify(self, events: pa.Table) -> None:
@@ -377,6 +417,7 @@ class LiveSegments:
             old = self.tracked.get(s.name)
             if old is None or old.version != s.version or old.digest != digest:
                 self.tracked[s.name] = Tracked(s.name, s.version, tree, digest, footprint(tree))
+                self.timers.drop(s.name)  # the new definition's timers come with its edit evaluation
                 self._load_state(s.name)
                 self.checked.setdefault(s.name, {})
             if self.evaluated.get(s.name) != (s.version, digest):
@@ -385,6 +426,7 @@ class LiveSegments:
         versions = {n: t.version for n, t in self.tracked.items()} | self.frozen
         for gone in set(self.tracked) - seen:  # deleted, or made static: no longer kept live
             del self.tracked[gone]
+            self.timers.drop(gone)
             self.checked.pop(gone, None)
             self._due.pop(gone, None)
             self.evaluated.pop(gone, None)
@@ -451,7 +493,12 @@ class LiveSegments:
             if row is not None and row["version"] == t.version:
                 self.evaluated[name] = (t.version, t.digest)
                 self.swept_at[name] = row["as_of"]
+        if self.config.timers:  # those that fell due while stopped fire at the first step
+            self.timers.load({n: (t.version, t.digest) for n, t in self.tracked.items()
+                              if self._timed(t) and self.evaluated.get(n) == (t.version, t.digest)})
         wm = self.store.get_state(WATERMARK_KEY)
+        if self.config.timers:
+            self._recover_timers(now, datetime.fromisoformat(wm) - CATCH_UP_MARGIN if wm else None)
         if wm:
             self._watermark = self._watermark_saved = datetime.fromisoformat(wm)
             rows = self.store.query(
@@ -487,6 +534,7 @@ class LiveSegments:
             if drain:
                 self.step(self.clock(), sweep=False)
             self.flush_summary(self.clock())
+            self.timers.flush()
         except Exception:
             log.exception("live: final step failed")
 
@@ -516,7 +564,10 @@ class LiveSegments:
                     try:  # work that arrived during the last step has gathered long enough: no window
                         item, idle = self._inbox.get_nowait(), False
                     except queue.Empty:
-                        due_at = self._next_due_time()
+                        timer = self.timers.next_due()  # due timers gather a little: fewer, larger steps
+                        if timer is not None:
+                            timer += timedelta(milliseconds=self.config.timer_window_ms)
+                        due_at = min((x for x in (self._next_due_time(), timer) if x is not None), default=None)
                         due = (due_at - self.clock()).total_seconds() if due_at else 1.0
                         item, idle = self._inbox.get(timeout=min(max(due, 0.0), 1.0)), True
                     self._inbox.put(item)
@@ -557,6 +608,7 @@ class LiveSegments:
                         result.swept.append(name)
             settled, self._settled = self._settled, []
             result.changes += settled
+            result.changes += self.fire_timers(now)  # before the per-user path: their due times come first
             result.users = len(self.pending)
             result.changes += self.process_pending(now)
             # bulk results after the per-user path: users whose events were stored before a result's as-of
@@ -608,6 +660,9 @@ class LiveSegments:
             if self._summary_since is not None and \
                     (now - self._summary_since).total_seconds() >= self.config.sweep_interval_seconds:
                 self.flush_summary(now)
+            if self.timers.dirty and (self._thread is None or mono - self._timers_flushed >= 1.0):
+                self._timers_flushed = mono
+                self.timers.flush()
         self.perf["steps"] += 1
         self._perf_add("step", time.perf_counter() - began)
         return result
@@ -698,7 +753,135 @@ class LiveSegments:
         self._perf_add("commit", time.perf_counter() - t0)
         if state:
             self._watermark_saved = wm
+        self._retime({n: us for n, us in todo.items() if self._timed(self.tracked[n])}, now)
         return changes
+
+    # -- timers ----------------------------------------------------------------------------------
+    def _timed(self, t: Tracked) -> bool:
+        return self.config.timers and t.untimed is None
+
+    def fire_timers(self, now: datetime) -> list[Change]:
+        """Fire the timers due by now: replay those users from the due time (or from their last recorded
+        evaluation, when later) to now with the reference evaluator, each change at its exact instant (cause
+        `time`, or `event` at one of their event times), and set their next timers."""
+        began = time.perf_counter()
+        budget = FIRE_BUDGET_BUSY_S if self.pending else FIRE_BUDGET_S
+        changes: list[Change] = []
+        held: list[Change] = []  # not committed yet
+        done: set[tuple[str, str]] = set()
+        while time.perf_counter() - began < budget:
+            due = self.timers.pop_due(now, limit=FIRE_CHUNK_BUSY if self.pending else FIRE_CHUNK)
+            if not due:
+                break
+            if done.intersection((seg, u) for seg, u, _ in due):  # due again at once: replay from the new state
+                self.commit(held, now)
+                held, done = [], set()
+            done.update((seg, u) for seg, u, _ in due)
+            mine = self._fire(due, now)
+            held += mine
+            changes += mine
+        # check=True: a timer fired again after a restart (new due time not flushed) records nothing twice
+        self.commit(held, now)
+        # at the first step (a restart's catch-up: windows that closed while stopped), whatever the budget,
+        # users about to be evaluated by the per-user path are replayed first: it dates a flip at their newest
+        # event, which would misdate a window that closed before it. (Every step would stall a busy engine.)
+        for _ in range(MAX_CHAIN if self.perf["steps"] == 0 else 0):
+            due = self.timers.pop_users(set(self.pending), now)
+            if not due:
+                break
+            mine = self._fire(due, now)
+            self.commit(mine, now)
+            changes += mine
+        self.perf["timer_changes"] += len(changes)
+        self.perf["timer_s"] += time.perf_counter() - began
+        return changes
+
+    def _fire(self, due: list[tuple[str, str, datetime]], now: datetime) -> list[Change]:
+        """Replay some fired timers' users (see fire_timers); returns their changes, not yet committed."""
+        self.perf["timers_fired"] += len(due)
+        segs = {seg for seg, _, _ in due}
+        names = None if any(t.fp.profile for n in segs if (t := self.tracked.get(n)) is not None) else \
+            {e for n in segs if (t := self.tracked.get(n)) is not None for e in t.fp.events}
+        data = load_users(self.store, sorted({u for _, u, _ in due}), now, names)  # only the events they read
+        changes: list[Change] = []
+        by_seg: dict[str, list[tuple[str, datetime]]] = {}
+        for seg, user, at in due:
+            by_seg.setdefault(seg, []).append((user, at))
+        for seg, items in by_seg.items():
+            t = self.tracked.get(seg)
+            if t is None or not self._timed(t) or self.evaluated.get(seg) != (t.version, t.digest):
+                continue  # edited or deleted meanwhile: its edit evaluation sets new timers
+            st, checked = self.state.setdefault(seg, {}), self.checked.get(seg, {})
+            dues: dict[str, datetime | None] = {}
+            for user, first in items:
+                events, profile = data[user]
+                member, last = st.get(user, (False, None))
+                seen = max((x for x in (last, checked.get(user)) if x is not None), default=None)
+                at: datetime | None = first
+                if seen is not None and seen >= first:  # evaluated since: the first change after that
+                    at = next_change(t.tree, t.fp, events, profile, seen, self.tz)
+                stamps = {e.ts for e in events}
+                member_at = live_times.member_at(t.tree, events, profile, self.tz)
+                for _ in range(MAX_CHAIN):
+                    if at is None or at > now:
+                        break
+                    now_in = member_at(at)
+                    if now_in != member:
+                        changes.append(self._change_at(seg, t.version, user, at, now_in,
+                                                       "event" if at in stamps else "time", st))
+                        member = now_in
+                    at = next_change(t.tree, t.fp, events, profile, at, self.tz, member)
+                dues[user] = at
+            self.timers.set(seg, t.version, t.digest, dues, now)
+        return changes
+
+    def _recover_timers(self, now: datetime, since: datetime | None) -> None:
+        """At start: every timed segment's timers as of its last sweep (or the ingest catch-up start, when
+        earlier), kept where earlier than a stored one, so changes due while stopped fire at their instants
+        even for users whose latest timer was not flushed before a kill."""
+        typed = self.store.property_columns()
+        for name, t in self.tracked.items():
+            if not self._timed(t) or self.evaluated.get(name) != (t.version, t.digest):
+                continue
+            at = min((x for x in (self.swept_at.get(name), since) if x is not None), default=now)
+            dq = t.due_query(typed, self.tz)
+            if dq is None:
+                continue
+            try:
+                tab = self.store.query(*dq.at(at))
+            except Exception:  # the first sweep recomputes them
+                log.exception("live: recovering the timers of %s failed", name)
+                continue
+            mine = self.timers.due.get(name, {})
+            dues = {u: d for u, d in zip(tab.column(0).to_pylist(), tab.column(1).to_pylist(), strict=True)
+                    if u not in mine or d < mine[u][0]}
+            self.timers.set(name, t.version, t.digest, dues, datetime.min)
+
+    def _retime(self, todo: dict[str, list[str]], now: datetime) -> None:
+        """New timers of users the per-user path just evaluated (one restricted due query for all segments)."""
+        if not todo:
+            return
+        typed = self._typed()
+        queries = {n: q for n in todo if (q := self.tracked[n].due_query(typed, self.tz)) is not None}
+        names = list(queries)
+        if not names:
+            return
+        try:
+            sql, params = dues_query([("d" + self.tracked[n].digest[:12], *queries[n].at(now), todo[n])
+                                      for n in names])
+            found: dict[str, dict[str, datetime | None]] = {n: dict.fromkeys(todo[n]) for n in names}
+            rows = getattr(self.store, "rows", None)
+            got = rows(sql, params) if rows is not None else \
+                [(r["s"], r["user_id"], r["due"]) for r in self.store.query(sql, params).to_pylist()]
+            for s, u, due in got:
+                found[names[s]][u] = due
+        except Exception:  # the timers stay as they were; the next sweep recomputes them
+            log.exception("live: computing the next-change timers of touched users failed")
+            return
+        for n, dues in found.items():
+            t = self.tracked[n]
+            if self.evaluated.get(n) == (t.version, t.digest):
+                self.timers.set(n, t.version, t.digest, dues, now)
 
     def _typed(self) -> dict[str, str]:
         """The store's typed property columns, re-read at most once a second (the taxonomy rarely adds one; a
@@ -762,6 +945,17 @@ class LiveSegments:
             # transitions other writers recorded (manual, backfill) count as membership; read here, off the
             # live thread, and merged with what the live thread recorded meanwhile when applied
             b.state = membership_state(self.store, name)
+            dq = t.due_query(typed, self.tz) if self._timed(t) else None
+            if dq is not None:
+                w0, c0 = time.perf_counter(), time.thread_time()
+                try:  # without them the evaluation still counts: the timers stay as they were
+                    tab = self.store.query(*dq.at(now))
+                    b.dues = dict(zip(tab.column(0).to_pylist(), tab.column(1).to_pylist(), strict=True))
+                except Exception:
+                    log.exception("live: computing the next-change timers of %s failed", name)
+                self.perf["due_query_s"] += time.perf_counter() - w0
+                self.perf["due_query_cpu_s"] += time.thread_time() - c0
+                self.perf["due_rows"] += len(b.dues or ())
             if kind == "sweep":
                 self._predate(b, t)
         except Exception as exc:
@@ -785,6 +979,10 @@ class LiveSegments:
         now, st = b.as_of, view.state
         newer = {u for u, (_, ts) in st.items() if ts > now} | {u for u, at in view.checked.items() if at > now}
         cur = {u for u, (inn, _) in st.items() if inn}
+        if b.kind == "sweep":  # users whose timer fell due just before: it replays them exactly (never late);
+            # older overdue timers (an engine behind) are the sweep's, dated as sweeps date changes
+            due, since = self.timers.due.get(b.name, {}), now - timedelta(seconds=SWEEP_DEFERS_S)
+            newer |= {u for u in b.ids ^ cur if (d := due.get(u)) is not None and since < d[0] <= now}
         return {**dict.fromkeys(sorted(b.ids - cur - newer), True), **dict.fromkeys(sorted(cur - b.ids - newer), False)}
 
     @staticmethod
@@ -839,6 +1037,8 @@ class LiveSegments:
             live_log.fail(self.appdb, b.eval_id, self.clock(), elapsed(), f"{type(exc).__name__}: {exc}")
             return []
         self.evaluated[b.name] = (b.version, b.digest)
+        if b.dues is not None:
+            self.timers.replace(b.name, b.version, b.digest, b.dues, now)
         self.swept_at[b.name] = now
         self.checked[b.name] = {u: at for u, at in checked.items() if at > now}
         members = sum(1 for inn, _ in st.values() if inn)
@@ -991,8 +1191,13 @@ class LiveSegments:
                     break
                 except RuntimeError:  # dictionary changed size during iteration: read again
                     next_sweep = None
+        try:  # read from another thread than the live one
+            timers: int | None = sum(len(d) for d in list(self.timers.due.values()))
+        except RuntimeError:
+            timers = None
         return {"segments": len(self.tracked), "pending_users": len(self.pending), "mode": self.mode,
-                "next_sweep": next_sweep, "error": None if self.error is None else str(self.error),
+                "next_sweep": next_sweep, "timers": timers,
+                "error": None if self.error is None else str(self.error),
                 "perf": {k: round(v, 3) for k, v in self.perf.items()}}
 
 

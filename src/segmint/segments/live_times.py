@@ -8,7 +8,8 @@ exact time of a change found by a sweep can be recovered with the reference eval
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel
 
 from segmint.segments import model as m
-from segmint.segments.reference import Event, Profile, as_datetime
+from segmint.segments.reference import Context, Evaluator, Event, Profile, as_datetime
 
 EVENT_FIELDS = ("event", "sent_event", "response_event")
 MAX_CANDIDATES = 20_000
@@ -120,3 +121,38 @@ def candidate_times(fp: Footprint, events: Iterable[Event], profile: Profile, lo
         for zone in _zones(profile, workspace_tz):
             out.update(_midnights(lo, hi, zone))
     return sorted(out)[:MAX_CANDIDATES]
+
+
+FAR = datetime(9999, 1, 1)
+MAX_NEXT_CHECKS = 8  # evaluations per user before settling for a lower bound (the timer fires and looks again)
+
+
+def next_change(tree: m.Condition, fp: Footprint, events: list[Event], profile: Profile, after: datetime,
+                workspace_tz: str, member: bool | None = None) -> datetime | None:
+    """The first instant after `after` at which this user's membership changes by time alone (no new event),
+    None when it never does. Past MAX_NEXT_CHECKS candidate instants, the next unchecked one is returned: a
+    lower bound, so a timer set there fires, finds nothing and looks further. Trees with calendar windows
+    or an interval ratio are not covered (see live_timers.uncovered)."""
+    at = member_at(tree, events, profile, workspace_tz)
+    state = at(after) if member is None else member
+    read = events if fp.profile else [e for e in events if e.event in fp.events]  # only these move the result
+    for i, t in enumerate(candidate_times(fp, read, profile, after, FAR, workspace_tz)):
+        if i >= MAX_NEXT_CHECKS:
+            return t
+        if at(t) != state:
+            return t
+    return None
+
+
+def member_at(tree: m.Condition, events: list[Event], profile: Profile,
+              workspace_tz: str) -> Callable[[datetime], bool]:
+    """The reference evaluation of one user as of any time, for events already in `Event.key` order (as
+    `to_events` of rows ordered by ts, message id gives them): cut by bisection instead of normalizing and
+    sorting the events again at every instant asked."""
+    stamps = [e.ts for e in events]
+
+    def at(t: datetime) -> bool:
+        ctx = Context(events[:bisect_right(stamps, t)], profile, t, workspace_tz)
+        return Evaluator(ctx).explain(tree).result
+
+    return at
