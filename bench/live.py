@@ -121,7 +121,9 @@ def _run_mode(base: Path, mode: str, ids: list[str], seconds: float, rate: int) 
                     done.setdefault(u, t)
         ingestor.on_stored.append(stored)
     else:
-        cfg = LiveConfig(sweep_interval_seconds=30, per_user=mode.split()[-1])  # type: ignore[arg-type]
+        per_user, _, flag = mode.removeprefix("live ").partition(" ")  # "live sql", "live sql timers"
+        cfg = LiveConfig(sweep_interval_seconds=30, per_user=per_user,  # type: ignore[arg-type]
+                         timers=flag == "timers")
         live = LiveSegments(ws.store, ws.appdb, config=cfg, workspace_tz=ws.config.timezone)
 
         def recorded(changes: list[Any], t: float) -> None:
@@ -180,7 +182,7 @@ def _run_mode(base: Path, mode: str, ids: list[str], seconds: float, rate: int) 
             "cpu": cpu, "cpu_wall": time.monotonic() - wall0, "sent": sent, "load": load, "perf": perf}
 
 
-MODES = ("ingest only", "live sql", "live reference")
+MODES = ("ingest only", "live sql", "live sql timers", "live reference")
 
 
 STEP_SIZES = (100, 500, 2000)  # events per step: one 50 ms tick at 2k events/s, 250 ms, 1 s
@@ -304,9 +306,10 @@ def run(users: int = 5_000, seconds: float = 40, rate: int = 2000, modes: tuple[
         "",
         "CPU of one per-user step (all 20 segments indexed by event name, touched users evaluated in one query, "
         "transitions committed), alone in the process, median of 5; the figure that decides the latency on a "
-        "quiet machine (a step must take less than the time it covers). With next-change timers on (the "
-        "default), each step also runs the restricted due query for the touched users of the segments that "
-        "have timers and fires the timers due; `off` is the same step without them, measured in the same run:",
+        "quiet machine (a step must take less than the time it covers). With next-change timers on (`[live] "
+        "timers = true`, off by default), each step also runs the restricted due query for the touched "
+        "users of the segments that have timers and fires the timers due; `off` is the same step without "
+        "them, measured in the same run:",
         "",
         "| timers | events in the step | users | transitions | process CPU ms | wall ms | of which query ms "
         "| commit ms | load avg (1 min) |",

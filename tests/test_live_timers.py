@@ -24,8 +24,8 @@ SEG = "recent_openers"
 
 
 def _engine(ws, clock: Clock) -> LiveSegments:
-    return LiveSegments(ws.store, ws.appdb, config=LiveConfig(sweep_interval_seconds=60), workspace_tz="Asia/Seoul",
-                        clock=clock)
+    return LiveSegments(ws.store, ws.appdb, config=LiveConfig(sweep_interval_seconds=60, timers=True),
+                        workspace_tz="Asia/Seoul", clock=clock)
 
 
 def _stored_timers(ws, segment: str) -> dict[str, tuple[int, object]]:

@@ -35,6 +35,8 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
 
 def test_kill_9_with_pending_timers_fires_them_once_at_the_exact_instant(tmp_path: Path) -> None:
     ws = Workspace.init(tmp_path / "ws")
+    ws.config.live.timers = True  # off by default (docs/live-segments.md)
+    ws.save()
     key = create_key(ws.appdb).secret
     saved.create_segment(ws.appdb, "just_opened", f"did app_open in last {WINDOW} seconds")
     token = ws.config.admin_token

@@ -67,12 +67,15 @@ REFERENCE_CHUNK = 2000  # users per query when a segment the SQL compiler cannot
 _PROBE_TIME = datetime(2000, 1, 1)
 PERF_FIELDS = ("steps", "step_s", "step_max_s", "query_s", "commit_s", "apply_s", "apply_max_s", "users",
                "live_cpu_s", "sweeper_cpu_s", "predated", "timers_fired", "timer_changes", "timer_s",
-               "due_query_s", "due_query_cpu_s", "due_rows")
+               "due_query_s", "due_query_cpu_s", "due_rows", "retime_s")
 MAX_CHAIN = 16  # instants one fired timer may replay in a row (a user due several times while the engine was down)
 FIRE_CHUNK = 50  # timers fired at once; a step fires chunks until FIRE_BUDGET_S, the rest waits for the next
 FIRE_BUDGET_S = 0.25  # so a burst of due timers never holds up the per-user path for long ...
 FIRE_BUDGET_BUSY_S = 0.05  # ... and less while touched users are waiting (in smaller chunks)
 FIRE_CHUNK_BUSY = 5
+RETIME_EVERY_S = 2.0  # while events keep arriving, touched users' timers are recomputed at most this often, in one
+# query for all of them (a due time is at least a window away from the event that set it, so this only delays
+# timers of windows shorter than this); when the inbox is empty they are recomputed at once
 SWEEP_DEFERS_S = 10.0  # a sweep leaves to the timers the users whose timer fell due this little before it
 
 
@@ -315,6 +318,8 @@ class LiveSegments:
         self.swept_at: dict[str, datetime] = {}
         self.checked: dict[str, dict[str, datetime]] = {}  # per-user evaluations since the segment's last sweep
         self.pending: dict[str, set[str]] = {}  # user -> names of their new events, waiting for a step
+        self._retime_todo: dict[str, set[str]] = {}  # segment -> users whose timers wait to be recomputed
+        self._retimed_at = 0.0
         self.pending_ts: dict[str, set[datetime]] = {}  # user -> times of those events
         self.on_recorded: list[Callable[[list[Change], float], None]] = []  # (changes, monotonic commit time)
         self.error: BaseException | None = None
@@ -753,7 +758,15 @@ class LiveSegments:
         self._perf_add("commit", time.perf_counter() - t0)
         if state:
             self._watermark_saved = wm
-        self._retime({n: us for n, us in todo.items() if self._timed(self.tracked[n])}, now)
+        for n, us in todo.items():
+            if self._timed(self.tracked[n]):
+                self._retime_todo.setdefault(n, set()).update(us)
+        mono = time.monotonic()
+        if self._retime_todo and (self._inbox.empty() or mono - self._retimed_at >= RETIME_EVERY_S):
+            todo_now, self._retime_todo, self._retimed_at = self._retime_todo, {}, mono
+            t0 = time.perf_counter()
+            self._retime({n: sorted(us) for n, us in todo_now.items()}, now)
+            self._perf_add("retime", time.perf_counter() - t0)
         return changes
 
     # -- timers ----------------------------------------------------------------------------------
