@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh workspace per test."""
+"""Shared fixtures: a fresh workspace per test, a served workspace, headless Chromium per browser-test module."""
 
 from __future__ import annotations
 
@@ -32,3 +32,11 @@ def served(tmp_path: Path):
     server.key = key  # type: ignore[attr-defined]
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless (no browser downloads), one per browser-test module."""
+    from browser_util import launch
+
+    yield from launch()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright import sync_api as playwright_api
 
-from browser_util import launch, shot
+from browser_util import shot
 from segmint.appdb.users import create_user
 from segmint.demo.generate import DemoSpec
 from segmint.demo.load import build_demo
@@ -32,12 +32,6 @@ def served_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
     server = Server(ws.path, facts["token"]).start()
     yield server, facts
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Debian's Chromium, headless (no browser downloads)."""
-    yield from launch()
 
 
 def test_marketer_journey_in_korean_and_english(served_demo, browser) -> None:  # type: ignore[no-untyped-def]

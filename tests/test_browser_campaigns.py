@@ -15,7 +15,7 @@ import orjson
 import pytest
 from playwright import sync_api as playwright_api
 
-from browser_util import korean_page, launch, shot, unlabelled
+from browser_util import korean_page, shot, unlabelled
 from segmint.appdb.users import create_user
 from segmint.campaigns.links import LinkMaker
 from segmint.demo.generate import DemoSpec
@@ -51,12 +51,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, d
     server = Server(path, token).start()
     yield server, facts
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Debian's Chromium, headless."""
-    yield from launch()
 
 
 def settled(server: Server, campaign_id: str, timeout: float = 120.0) -> dict[str, int]:

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from playwright import sync_api as playwright_api
 
-from browser_util import korean_page, launch, shot, unlabelled
+from browser_util import korean_page, shot, unlabelled
 from segmint.appdb.users import create_user
 from segmint.demo.generate import DemoSpec
 from segmint.demo.load import build_demo
@@ -41,12 +41,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, d
     server = Server(path, token).start()
     yield server, facts
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Debian's Chromium, headless."""
-    yield from launch()
 
 
 def _sign_in(page: Any, server: Server, lang: str = "ko") -> None:

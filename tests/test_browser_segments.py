@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright import sync_api as playwright_api
 
-from browser_util import korean_page, launch, shot, unlabelled
+from browser_util import korean_page, shot, unlabelled
 from segmint.appdb.users import create_user
 from segmint.demo.generate import DemoSpec
 from segmint.demo.load import build_demo
@@ -67,12 +67,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, d
     server = Server(path, token).start()
     yield server, facts
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Debian's Chromium, headless."""
-    yield from launch()
 
 
 def sign_in(page, server: Server, email: str, password: str) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from playwright import sync_api as playwright_api
 
-from browser_util import korean_page, launch, shot, unlabelled
+from browser_util import korean_page, shot, unlabelled
 from segmint.appdb.users import create_user
 from segmint.campaigns import repo
 from segmint.campaigns.plan import plan_occurrence
@@ -80,12 +80,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, d
     server = Server(path, token).start()
     yield server, {"user": uid}
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Debian's Chromium, headless."""
-    yield from launch()
 
 
 PAGES = [("home", "/"), ("events", "/events"), ("segments", "/segments"), ("segment", "/segments/" + quote("여성")),

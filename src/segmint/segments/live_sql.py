@@ -90,15 +90,17 @@ def restricted(sql: str, prefix: str) -> str:
     return sqlglot.parse_one(sql, read="duckdb").transform(swap).sql(dialect="duckdb")
 
 
-def users_query(parts: list[tuple[str, str, dict[str, Any], list[str]]]) -> tuple[str, dict[str, Any]]:
+def users_query(parts: list[tuple[str, str, dict[str, Any], list[str]]], *,
+                extra: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
     """One query evaluating several members queries (key, sql, params, users) each over its own users: rows
-    (s, user_id), s = the part's position. The touched users' rows (`$live_users`, the union of the parts'
-    users) are read from the store once. The key (stable per segment version) prefixes a part's parameters,
-    so the rewritten text of each part is cached across steps."""
+    (s, user_id, *extra columns of the parts), s = the part's position. The touched users' rows (`$live_users`,
+    the union of the parts' users) are read from the store once. The key (stable per segment version) prefixes
+    a part's parameters, so the rewritten text of each part is cached across steps."""
     selects, params = [], {}
     everyone: set[str] = set()
     for i, (key, sql, p, users) in enumerate(parts):
-        selects.append(f"SELECT {i} AS s, q{i}.user_id FROM ({restricted(sql, f'{key}_')}) AS q{i}")
+        cols = "".join(f", q{i}.{c}" for c in extra)
+        selects.append(f"SELECT {i} AS s, q{i}.user_id{cols} FROM ({restricted(sql, f'{key}_')}) AS q{i}")
         params.update({f"{key}_{k}": v for k, v in p.items()})
         params[f"{key}_{USERS_PARAM}"] = users
         everyone.update(users)

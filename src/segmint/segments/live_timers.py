@@ -40,7 +40,7 @@ from sqlglot import exp
 from segmint.appdb.base import Base
 from segmint.segments import model as m
 from segmint.segments.compile import Compiler, Scope, UnsupportedInSQL, _existence
-from segmint.segments.live_sql import U_EVENTS, U_PROFILES, USERS_PARAM, restricted
+from segmint.segments.live_sql import users_query
 from segmint.segments.live_times import _nodes, footprint
 
 _LITERALS = (m.Value, m.ValueList, m.DateTimeValue)
@@ -200,19 +200,8 @@ def due_query(tree: m.Condition, *, typed: dict[str, str] | None = None, workspa
 
 def dues_query(parts: list[tuple[str, str, dict[str, Any], list[str]]]) -> tuple[str, dict[str, Any]]:
     """Several due queries (key, sql, params, users), each over its own users, in one query: rows (s, user_id,
-    due), s = the part's position; the users' rows are read once (as `live_sql.users_query` does)."""
-    selects, params = [], {}
-    everyone: set[str] = set()
-    for i, (key, sql, p, users) in enumerate(parts):
-        selects.append(f"SELECT {i} AS s, q{i}.user_id, q{i}.due FROM ({restricted(sql, f'{key}_')}) AS q{i}")
-        params.update({f"{key}_{k}": v for k, v in p.items()})
-        params[f"{key}_{USERS_PARAM}"] = users
-        everyone.update(users)
-    params["live_users"] = sorted(everyone)
-    sql = (f"WITH {U_EVENTS} AS MATERIALIZED (SELECT * FROM events WHERE user_id IN (SELECT unnest($live_users))), "
-           f"{U_PROFILES} AS MATERIALIZED (SELECT * FROM profiles WHERE user_id IN (SELECT unnest($live_users))) "
-           + " UNION ALL ".join(selects))
-    return sql, params
+    due), s = the part's position (`live_sql.users_query` with the due column)."""
+    return users_query(parts, extra=("due",))
 
 
 # ---------------------------------------------------------------- durable timers

@@ -314,16 +314,21 @@ def guardrail_rows(c: Campaign, result: dict[str, Any], t: Any) -> list[dict[str
     return out
 
 
+async def _json_body(request: Request) -> Any:
+    """The request's JSON body, or None when it is not JSON (the campaign model then says what is missing)."""
+    try:
+        return await request.json()
+    except ValueError:
+        return None
+
+
 @router.post("/ui/campaigns/dry-run", response_class=HTMLResponse, dependencies=[Depends(require_csrf)])
 async def dry_run_fragment(request: Request, state: AppState = Depends(get_state),
                            _user: User = Depends(current_user)) -> HTMLResponse:
     """The composer's dry run (JSON campaign in, HTML out): audience, outcomes, and per guardrail how many it
     would suppress or delay, from the campaign library's audience and guardrails; nothing is written."""
     t = translator(request_lang(request))
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
+    body = await _json_body(request)
     try:
         c = parse_campaign(body)
         result = await run_in_threadpool(dry_run, state.workspace, c)
@@ -348,10 +353,7 @@ async def check_fragment(request: Request, _user: User = Depends(current_user)) 
     """The composer's inline checks (JSON campaign in): KakaoTalk fields by variant, channel and row, each with
     its message in the page's language; a definition the model refuses comes back as one `invalid` text."""
     t = translator(request_lang(request))
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
+    body = await _json_body(request)
     if isinstance(body, dict):  # fields the KakaoTalk checks do not read may still be empty while composing
         sender = body.get("sender") if isinstance(body.get("sender"), dict) else {}
         body = {**body, "target": body.get("target") or ["-"],
@@ -371,10 +373,7 @@ async def preview_fragment(request: Request, user_id: str = Query(..., min_lengt
     from segmint.campaigns.preview import preview_user
 
     t = translator(request_lang(request))
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
+    body = await _json_body(request)
     try:
         c = _draft(body)
         out = await run_in_threadpool(preview_user, state.workspace, c, user_id)
